@@ -1,0 +1,245 @@
+"""Reading and writing model files: the only place onnxopt touches the filesystem for models.
+
+Loading refuses anything that is not a well-formed ONNX model with a specific error. Saving is
+atomic (temporary files in the target folder, then rename, data file before model file), keeps
+weights out of memory where it can, and switches to external data when the model would pass
+protobuf's 2 GB limit.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Optional, Union
+
+from .errors import InvalidModelError, ModelLoadError, UsageError
+
+# Protobuf cannot serialize a message of 2 GiB or more; leave room for the graph itself.
+_INLINE_LIMIT = 2**31 - 2**26
+# Tensors at least this big go to the data file when saving with external data.
+_EXTERNAL_MIN_BYTES = 1024
+
+
+def _parse(data: bytes, what: str):
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if not data:
+        raise ModelLoadError(f"{what}: empty file, not an ONNX model")
+    m = onnx.ModelProto()
+    try:
+        m.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise ModelLoadError(f"{what}: not an ONNX model (protobuf parse failed: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+    return m
+
+
+def read_model_proto(path: str):
+    """Read a ModelProto from a file without loading external data."""
+    if not os.path.exists(path):
+        raise ModelLoadError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ModelLoadError(f"{path}: is a directory, not a model file")
+    size = os.path.getsize(path)
+    if size >= 2**31:
+        raise ModelLoadError(f"{path}: {size / 2**30:.1f} GB in one protobuf is over the 2 GB "
+                             "limit; store the weights as external data")
+    with open(path, "rb") as f:
+        data = f.read()
+    return _parse(data, path)
+
+
+def check_header(proto, what: str) -> None:
+    """Refuse models whose header no runtime accepts (IR version, opset imports, node domains)."""
+    import onnx
+
+    if not proto.HasField("graph"):
+        raise ModelLoadError(f"{what}: not an ONNX model (no graph)")
+    if proto.ir_version <= 0:
+        raise ModelLoadError(f"{what}: not an ONNX model (no ir_version)")
+    if proto.ir_version > onnx.IR_VERSION:
+        raise InvalidModelError(f"{what}: IR version {proto.ir_version} is newer than this onnx "
+                                f"package supports ({onnx.IR_VERSION})")
+    if proto.ir_version >= 3 and not len(proto.opset_import):
+        raise InvalidModelError(f"{what}: the model imports no opset")
+    imported = {o.domain or "" for o in proto.opset_import}
+    if "ai.onnx" in imported:
+        imported.add("")
+    local = {(f.domain, f.name) for f in proto.functions}
+    for f in proto.functions:
+        imported.add(f.domain)
+    seen: set = set()
+    _check_nodes(proto.graph, imported, local, seen, what, 0)
+
+
+_MAX_DEPTH = 64
+
+
+def _check_nodes(g, imported: set, local: set, seen: set, what: str, depth: int) -> None:
+    from onnx import defs
+
+    if depth > _MAX_DEPTH:
+        raise InvalidModelError(f"{what}: subgraphs are nested more than {_MAX_DEPTH} deep")
+    for n in g.node:
+        dom = n.domain or ""
+        if dom == "ai.onnx":
+            dom = ""
+        key = (dom, n.op_type)
+        if key not in seen:
+            if dom not in imported:
+                raise InvalidModelError(
+                    f"{what}: node {n.name or n.op_type!r} uses domain {dom!r}, which the model "
+                    "does not import")
+            if dom == "" and (n.domain, n.op_type) not in local and not defs.has(n.op_type, ""):
+                raise InvalidModelError(
+                    f"{what}: node {n.name or n.op_type!r} uses {n.op_type!r}, which is not an "
+                    "ONNX operator")
+            seen.add(key)
+        for a in n.attribute:
+            if a.HasField("g"):
+                _check_nodes(a.g, imported, local, seen, what, depth + 1)
+            for sub in a.graphs:
+                _check_nodes(sub, imported, local, seen, what, depth + 1)
+
+
+def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[str] = None):
+    """Load a model file, bytes, or ModelProto into the IR (external data is memory-mapped).
+
+    Raises :class:`~onnxopt.errors.ModelLoadError` for unreadable input and
+    :class:`~onnxopt.errors.InvalidModelError` for malformed models.
+    """
+    from .ir.lift import lift_model
+
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        proto = read_model_proto(path)
+        what = path
+        base_dir = base_dir or os.path.dirname(os.path.abspath(path))
+    elif isinstance(source, (bytes, bytearray)):
+        proto = _parse(bytes(source), "<bytes>")
+        what = "<bytes>"
+    elif hasattr(source, "SerializeToString") and hasattr(source, "graph"):
+        proto = source
+        what = "<ModelProto>"
+    else:
+        raise UsageError(f"cannot load a model from {type(source).__name__}")
+    check_header(proto, what)
+    try:
+        return lift_model(proto, base_dir)
+    except RecursionError as e:
+        raise InvalidModelError(f"{what}: the model is nested too deeply to read") from e
+
+
+def _tensor_bytes(model) -> int:
+    total = 0
+    for g in model.graphs():
+        for v in g.initializers:
+            total += v.const_value.nbytes or 0
+    return total
+
+
+class _ExternalWriter:
+    """Streams tensor data into one data file and hands out protos that point at it."""
+
+    def __init__(self, f, location: str):
+        self.f = f
+        self.location = location
+        self.offset = 0
+
+    def __call__(self, tensor, name: str):
+        import onnx
+
+        nbytes = tensor.nbytes
+        if nbytes is None or nbytes < _EXTERNAL_MIN_BYTES:
+            p = tensor.to_proto(name)
+            if p.data_location == onnx.TensorProto.EXTERNAL:  # small but external: inline it
+                from onnx import numpy_helper
+
+                p = numpy_helper.from_array(tensor.numpy(), name)
+            return p
+        # Align each tensor so the data file can be memory-mapped efficiently.
+        pad = (-self.offset) % 64
+        if pad:
+            self.f.write(b"\0" * pad)
+            self.offset += pad
+        start = self.offset
+        ref = tensor.external
+        if ref is not None and tensor._array is None or isinstance(tensor._array, __import__(
+                "numpy").memmap):
+            with open(ref.path, "rb") as src:
+                src.seek(ref.offset)
+                left = ref.length
+                while left:
+                    chunk = src.read(min(left, 1 << 24))
+                    if not chunk:
+                        break
+                    self.f.write(chunk)
+                    left -= len(chunk)
+            length = ref.length
+        else:
+            data = tensor.raw_bytes()
+            self.f.write(data)
+            length = len(data)
+        self.offset += length
+        p = onnx.TensorProto()
+        p.name = name
+        p.data_type = tensor.dtype
+        p.dims.extend(tensor.dims)
+        p.data_location = onnx.TensorProto.EXTERNAL
+        for k, v in (("location", self.location), ("offset", str(start)),
+                     ("length", str(length))):
+            e = p.external_data.add()
+            e.key, e.value = k, v
+        return p
+
+
+def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None) -> None:
+    """Write a model atomically. ``external``: None decides (over 2 GB or already external).
+
+    With external data the weights go to ``<file name>.data`` beside the model; both files are
+    written to temporaries in the target folder and renamed into place, data first.
+    """
+    from .ir.lower import lower_model
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{path}: the output folder does not exist")
+    if external is None:
+        external = _tensor_bytes(model) >= _INLINE_LIMIT or any(
+            v.const_value.is_external for g in model.graphs() for v in g.initializers)
+    tmp_files: list[str] = []
+    try:
+        data_final = None
+        if external:
+            location = os.path.basename(path) + ".data"
+            data_final = os.path.join(folder, location)
+            fd, data_tmp = tempfile.mkstemp(dir=folder, prefix=".onnxopt-", suffix=".data.tmp")
+            tmp_files.append(data_tmp)
+            with os.fdopen(fd, "wb") as f:
+                proto = lower_model(model, _ExternalWriter(f, location))
+                f.flush()
+                os.fsync(f.fileno())
+        else:
+            proto = lower_model(model)
+        data = proto.SerializeToString()
+        fd, model_tmp = tempfile.mkstemp(dir=folder, prefix=".onnxopt-", suffix=".onnx.tmp")
+        tmp_files.append(model_tmp)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if data_final is not None:
+            os.replace(tmp_files[0], data_final)
+        os.replace(model_tmp, path)
+        tmp_files.clear()
+    finally:
+        for t in tmp_files:
+            try:
+                os.unlink(t)
+            except OSError:
+                pass
+
+
+__all__ = ["load", "save", "read_model_proto", "check_header"]

@@ -1,0 +1,248 @@
+"""Constant tensors: dtype and dims known without decoding, data decoded only when asked.
+
+A tensor is backed by one of: the ``TensorProto`` it was lifted from (kept as is, so lowering an
+unchanged tensor writes the same proto back), a region of an external data file (memory-mapped on
+first access, after the path has been checked to stay inside the model's folder), or a numpy array
+that a pass produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..errors import ExternalDataError
+from .types import dtype_name, np_dtype
+
+# Data types whose numpy holder is wider than the stored element (sub-byte ints, float4).
+_PACKED = {21: 0.5, 22: 0.5, 23: 0.5, 25: 0.25, 26: 0.25}
+
+
+@dataclass(frozen=True)
+class ExternalRef:
+    """Where an external tensor's bytes are: a checked absolute path, offset and length."""
+
+    path: str
+    offset: int
+    length: int
+    location: str
+
+
+def resolve_external(base_dir: str, location: str, offset: int, length: Optional[int],
+                     tensor_name: str) -> ExternalRef:
+    """Check an external data location and return where its bytes are.
+
+    Refused: absolute paths, paths that leave ``base_dir`` (``..`` or through a symlink), missing
+    files, and regions past the end of the file.
+    """
+    if not location or os.path.isabs(location) or location.startswith(("/", "\\")):
+        raise ExternalDataError(
+            f"tensor {tensor_name!r}: external data location {location!r} is absolute")
+    base_real = os.path.realpath(base_dir)
+    joined = os.path.normpath(os.path.join(base_real, location))
+    if joined != base_real and not joined.startswith(base_real + os.sep):
+        raise ExternalDataError(
+            f"tensor {tensor_name!r}: external data location {location!r} escapes the model folder")
+    real = os.path.realpath(joined)
+    if real != joined:
+        raise ExternalDataError(
+            f"tensor {tensor_name!r}: external data location {location!r} goes through a symlink")
+    if not os.path.isfile(real):
+        raise ExternalDataError(
+            f"tensor {tensor_name!r}: external data file {location!r} not found")
+    size = os.path.getsize(real)
+    if length is None:
+        length = size - offset
+    if offset < 0 or length < 0 or offset + length > size:
+        raise ExternalDataError(
+            f"tensor {tensor_name!r}: external data region [{offset}, {offset + length}) is past "
+            f"the end of {location!r} ({size} bytes)")
+    return ExternalRef(real, offset, length, location)
+
+
+class Tensor:
+    """A constant tensor. Create with :meth:`from_proto` (lift) or :meth:`from_numpy` (passes)."""
+
+    __slots__ = ("name", "dtype", "dims", "_proto", "_array", "_external", "doc_string")
+
+    def __init__(self, name: str, dtype: int, dims: tuple[int, ...]):
+        self.name = name
+        self.dtype = dtype
+        self.dims = tuple(dims)
+        self._proto = None
+        self._array: Optional[np.ndarray] = None
+        self._external: Optional[ExternalRef] = None
+        self.doc_string = ""
+
+    @classmethod
+    def from_proto(cls, proto, base_dir: Optional[str] = None) -> "Tensor":
+        """Wrap a TensorProto without decoding it; external data is checked but not read."""
+        t = cls(proto.name, proto.data_type, tuple(proto.dims))
+        t._proto = proto
+        if proto.data_location == 1:  # EXTERNAL
+            info = {e.key: e.value for e in proto.external_data}
+            if base_dir is None:
+                raise ExternalDataError(
+                    f"tensor {proto.name!r} has external data but the model was not loaded from a "
+                    "file; pass a path or load the data first")
+            t._external = resolve_external(
+                base_dir, info.get("location", ""), int(info.get("offset", 0) or 0),
+                int(info["length"]) if info.get("length") else None, proto.name)
+            expected = t.nbytes
+            if expected is not None and t._external.length < expected:
+                raise ExternalDataError(
+                    f"tensor {proto.name!r}: external data holds {t._external.length} bytes, "
+                    f"dims {list(t.dims)} of {dtype_name(t.dtype)} need {expected}")
+        return t
+
+    @classmethod
+    def from_numpy(cls, array: np.ndarray, name: str = "", dtype: Optional[int] = None) -> "Tensor":
+        """Wrap a numpy array (a pass's result). ``dtype`` overrides for bfloat16/float8 holders."""
+        from .types import from_np_dtype
+
+        array = np.asarray(array)
+        t = cls(name, dtype if dtype is not None else from_np_dtype(array.dtype), array.shape)
+        t._array = array
+        return t
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        n = 1
+        for d in self.dims:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> Optional[int]:
+        """Bytes of the raw little-endian data (None for strings)."""
+        if self.dtype == 8:
+            return None
+        if self.dtype in _PACKED:
+            return int(np.ceil(self.size * _PACKED[self.dtype]))
+        return self.size * np.dtype(np_dtype(self.dtype)).itemsize
+
+    @property
+    def is_external(self) -> bool:
+        """True when the data lives in an external file."""
+        return self._external is not None
+
+    @property
+    def external(self) -> Optional[ExternalRef]:
+        """The checked external reference, if any."""
+        return self._external
+
+    @property
+    def proto(self):
+        """The TensorProto this tensor was lifted from (None for pass-made tensors)."""
+        return self._proto
+
+    def numpy(self) -> np.ndarray:
+        """Decode to numpy (memory-mapped, read-only, for external data)."""
+        if self._array is not None:
+            return self._array
+        if self._external is not None:
+            arr = self._map_external()
+        else:
+            from onnx import numpy_helper
+
+            arr = numpy_helper.to_array(self._proto)
+        self._array = arr
+        return arr
+
+    def _map_external(self) -> np.ndarray:
+        ref = self._external
+        if self.dtype == 8 or self.dtype in _PACKED:
+            from onnx import numpy_helper
+
+            with open(ref.path, "rb") as f:
+                f.seek(ref.offset)
+                data = f.read(ref.length)
+            import onnx
+
+            p = onnx.TensorProto()
+            p.CopyFrom(self._proto)
+            del p.external_data[:]
+            p.data_location = 0
+            p.raw_data = data
+            return numpy_helper.to_array(p)
+        dt = np.dtype(np_dtype(self.dtype)).newbyteorder("<")
+        if self.size == 0:
+            return np.zeros(self.dims, dtype=dt)
+        mm = np.memmap(ref.path, dtype=dt, mode="r", offset=ref.offset, shape=(self.size,))
+        return mm.reshape(self.dims)
+
+    def raw_bytes(self) -> bytes:
+        """The data as little-endian bytes (for identity comparison and digests)."""
+        if self._proto is not None and self._external is None and self._proto.HasField("raw_data"):
+            return self._proto.raw_data
+        arr = self.numpy()
+        if arr.dtype == object:
+            return b"\0".join(x if isinstance(x, bytes) else str(x).encode() for x in arr.flat)
+        return np.ascontiguousarray(arr).tobytes()
+
+    def digest(self) -> str:
+        """A short sha256 of dtype, dims and data, for golden text and deduplication."""
+        h = hashlib.sha256()
+        h.update(f"{self.dtype}:{self.dims}:".encode())
+        if self._external is not None:
+            with open(self._external.path, "rb") as f:
+                f.seek(self._external.offset)
+                left = self._external.length
+                while left > 0:
+                    chunk = f.read(min(left, 1 << 24))
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    left -= len(chunk)
+        else:
+            h.update(self.raw_bytes())
+        return h.hexdigest()[:16]
+
+    def to_proto(self, name: Optional[str] = None):
+        """A TensorProto for lowering; the original proto itself when nothing changed."""
+        name = self.name if name is None else name
+        if self._proto is not None and self._external is None:
+            if self._proto.name == name:
+                return self._proto
+            import onnx
+
+            p = onnx.TensorProto()
+            p.CopyFrom(self._proto)
+            p.name = name
+            return p
+        if self._external is not None and self._array is None or (
+                self._external is not None and isinstance(self._array, np.memmap)):
+            return self._external_proto(name)
+        from onnx import numpy_helper
+
+        arr = self.numpy()
+        p = numpy_helper.from_array(arr, name)
+        if p.data_type != self.dtype:
+            # numpy holders of bfloat16/float8/int4 need onnx's own packing.
+            from onnx import helper
+
+            p = helper.make_tensor(name, self.dtype, self.dims, arr.flatten().tolist())
+        if self.doc_string:
+            p.doc_string = self.doc_string
+        return p
+
+    def _external_proto(self, name: str):
+        """A proto that still points at the original external file (relative to its folder)."""
+        import onnx
+
+        p = onnx.TensorProto()
+        p.CopyFrom(self._proto)
+        p.name = name
+        return p
+
+    def __repr__(self) -> str:
+        where = "external" if self._external else ("array" if self._proto is None else "proto")
+        return f"Tensor({self.name!r}, {dtype_name(self.dtype)}{list(self.dims)}, {where})"
+
+
+__all__ = ["Tensor", "ExternalRef", "resolve_external"]
