@@ -1,0 +1,17 @@
+"""Passes: the protocol, the registry, pipelines, the manager, and the built-in passes.
+
+The stable plugin API is: :class:`Pass`, :class:`GraphPass`, :class:`PassResult`,
+:class:`PassContext`, :class:`Analysis`, :class:`Rewrite`, :func:`register`, :class:`PassManager`,
+:func:`parse_pipeline`. Built-in passes are imported on demand by the registry.
+"""
+
+from .base import ALL, Analysis, GraphPass, Pass, PassContext, PassResult, Rewrite
+from .manager import PassManager, PassRecord, PipelineReport
+from .pipeline import format_pipeline, parse_pipeline
+from .registry import all_entries, create, get, load_plugin_file, register
+
+__all__ = [
+    "ALL", "Analysis", "GraphPass", "Pass", "PassContext", "PassResult", "Rewrite", "register",
+    "PassManager", "PassRecord", "PipelineReport", "parse_pipeline", "format_pipeline",
+    "all_entries", "create", "get", "load_plugin_file",
+]

@@ -1,0 +1,177 @@
+"""The pass protocol: a pass has a CLI name, a one-line summary, and ``run(model, ctx)``.
+
+Most passes are written per graph: subclass :class:`GraphPass` and implement ``run_on_graph``;
+the base class applies it to the main graph, every subgraph and every function body. A pass
+returns a :class:`PassResult` saying whether it changed the IR (``modified=False`` means the IR is
+byte-for-byte the same; the manager can check that), its statistics counters, the rewrites it made
+(rule name and the nodes it replaced, for bisection), and the analyses it kept valid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Optional
+
+from ..errors import UsageError
+from ..ir import Graph, Model
+
+log = logging.getLogger("onnxopt")
+
+ALL = frozenset({"*"})
+
+
+@dataclass
+class Rewrite:
+    """One rewrite a pass made: the rule's name and the nodes it replaced (names or op types)."""
+
+    rule: str
+    replaced: tuple[str, ...] = ()
+
+
+@dataclass
+class PassResult:
+    """What a pass did. ``preserved``: analysis names still valid (``ALL`` for every one)."""
+
+    modified: bool = False
+    stats: Counter = field(default_factory=Counter)
+    rewrites: list[Rewrite] = field(default_factory=list)
+    preserved: frozenset = frozenset()
+
+    def merge(self, other: "PassResult") -> None:
+        """Fold another result (of one graph) into this one."""
+        self.modified |= other.modified
+        self.stats.update(other.stats)
+        self.rewrites.extend(other.rewrites)
+
+
+class Analysis:
+    """A cached computation over the model that passes request through the context.
+
+    An analysis never changes what the model computes; it may annotate values (types, shapes).
+    """
+
+    name: ClassVar[str] = ""
+
+    def compute(self, model: Model, ctx: "PassContext") -> Any:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+class PassContext:
+    """What a running pass can reach: the model, cached analyses, options, and a logger."""
+
+    def __init__(self, model: Model, verbose: int = 0, options: Optional[dict] = None):
+        self.model = model
+        self.verbose = verbose
+        self.options: dict[str, Any] = dict(options or {})
+        self._analyses: dict[str, Any] = {}
+        self.notes: list[str] = []  # messages for the user (verbose output, reports)
+
+    def analysis(self, kind: type[Analysis]) -> Any:
+        """The result of an analysis, computed once and kept until a pass invalidates it."""
+        key = kind.name
+        if key not in self._analyses:
+            self._analyses[key] = kind().compute(self.model, self)
+        return self._analyses[key]
+
+    def invalidate(self, preserved: frozenset) -> None:
+        """Drop cached analyses not named in ``preserved``."""
+        if "*" in preserved:
+            return
+        for k in list(self._analyses):
+            if k not in preserved:
+                del self._analyses[k]
+
+    def note(self, message: str) -> None:
+        """Record a message for the user (shown with -v, collected in reports)."""
+        self.notes.append(message)
+        log.info(message)
+
+
+class Pass:
+    """Base of every pass. Subclasses set ``name`` and ``summary`` and implement ``run``.
+
+    ``options`` maps each accepted option to its default; a pipeline's ``name{opt=value}`` sets
+    them, an unknown option is a usage error.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **opts: Any):
+        unknown = set(opts) - set(self.options)
+        if unknown:
+            raise UsageError(f"pass {self.name!r} has no option {sorted(unknown)[0]!r} "
+                             f"(options: {', '.join(sorted(self.options)) or 'none'})")
+        self.opts = {**self.options, **opts}
+
+    def run(self, model: Model, ctx: PassContext) -> PassResult:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<pass {self.name}>"
+
+
+class GraphPass(Pass):
+    """A pass written for one graph, applied to every graph of the model (subgraphs included).
+
+    Subgraphs are visited before the graph that holds them, so a rewrite in an outer graph sees
+    its bodies already processed.
+    """
+
+    def run(self, model: Model, ctx: PassContext) -> PassResult:
+        result = PassResult()
+        for g in _post_order(model):
+            result.merge(self.run_on_graph(g, ctx))
+        if not result.modified:
+            result.preserved = ALL
+        return result
+
+    def run_on_graph(self, graph: Graph, ctx: PassContext) -> PassResult:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _post_order(model: Model) -> list[Graph]:
+    out: list[Graph] = []
+
+    def visit(g: Graph) -> None:
+        for n in list(g.nodes):
+            for sub in n.subgraphs():
+                visit(sub)
+        out.append(g)
+
+    for f in model.functions.values():
+        visit(f.graph)
+    visit(model.graph)
+    return out
+
+
+class FunctionPass(Pass):
+    """A pass given as a plain function ``fn(model, ctx) -> PassResult | bool``."""
+
+    fn: ClassVar[Callable] = staticmethod(lambda model, ctx: PassResult())
+
+    def run(self, model: Model, ctx: PassContext) -> PassResult:
+        out = type(self).fn(model, ctx)
+        if isinstance(out, PassResult):
+            return out
+        return PassResult(modified=bool(out), preserved=frozenset() if out else ALL)
+
+
+def count_ops(model: Model) -> Counter:
+    """Op-type counts over the main graph and its subgraphs."""
+    c: Counter = Counter()
+    for n in model.graph.all_nodes():
+        c[f"{n.domain}.{n.op_type}" if n.domain else n.op_type] += 1
+    return c
+
+
+def iter_graphs(model: Model) -> Iterable[Graph]:
+    """Every graph of the model, subgraphs before their parents."""
+    return _post_order(model)
+
+
+__all__ = ["Pass", "GraphPass", "FunctionPass", "PassResult", "PassContext", "Analysis",
+           "Rewrite", "ALL", "count_ops", "iter_graphs"]

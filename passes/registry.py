@@ -1,0 +1,169 @@
+"""The pass registry: CLI names to pass classes, each with the origin it came from.
+
+Built-in passes live in modules named after their CLI name (``fold`` in ``passes/fold/``, ``dce`` in
+``passes/dce.py``) and register with :func:`register` when imported; :data:`BUILTIN_MODULES` lists
+them so they can be imported on demand. Plugins come from the entry-point group
+``onnxopt.passes`` (entry name = CLI name, value = the pass class) and from ``--plugin file.py``.
+A name registered twice is an error naming both origins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+from ..errors import UsageError
+from .base import Pass
+
+ENTRY_POINT_GROUP = "onnxopt.passes"
+
+# CLI name -> module under onnxopt.passes. Imported lazily: `--help` must not pay for them.
+BUILTIN_MODULES: dict[str, str] = {
+    "dce": "dce",
+    "identity": "identity",
+    "cse": "cse",
+}
+
+
+@dataclass
+class Entry:
+    """A registered pass: its class and where it came from."""
+
+    name: str
+    cls: type
+    origin: str
+
+    @property
+    def summary(self) -> str:
+        """The pass's one-line summary."""
+        return getattr(self.cls, "summary", "") or (self.cls.__doc__ or "").strip().split("\n")[0]
+
+
+_entries: dict[str, Entry] = {}
+_origin_stack: list[str] = []
+_loaded_builtins = False
+_loaded_entry_points = False
+
+
+@contextmanager
+def _origin(origin: str) -> Iterator[None]:
+    _origin_stack.append(origin)
+    try:
+        yield
+    finally:
+        _origin_stack.pop()
+
+
+def _add(name: str, cls: type, origin: str) -> None:
+    old = _entries.get(name)
+    if old is not None:
+        if old.cls is cls:
+            return
+        raise UsageError(f"two passes are named {name!r}: one from {old.origin}, one from {origin}")
+    _entries[name] = Entry(name, cls, origin)
+
+
+def register(cls: Optional[type] = None, *, name: Optional[str] = None):
+    """Class decorator: make a pass nameable on the command line (``name`` defaults to cls.name)."""
+
+    def deco(c: type) -> type:
+        if not (isinstance(c, type) and issubclass(c, Pass)):
+            raise UsageError(f"{c!r} is not a Pass subclass")
+        pname = name or c.name
+        if not pname:
+            raise UsageError(f"pass class {c.__name__} has no name")
+        origin = _origin_stack[-1] if _origin_stack else f"module {c.__module__}"
+        _add(pname, c, origin)
+        return c
+
+    return deco(cls) if cls is not None else deco
+
+
+def _load_builtins() -> None:
+    global _loaded_builtins
+    if _loaded_builtins:
+        return
+    _loaded_builtins = True
+    for mod in BUILTIN_MODULES.values():
+        with _origin(f"built-in onnxopt.passes.{mod}"):
+            importlib.import_module(f"onnxopt.passes.{mod}")
+
+
+def _load_entry_points() -> None:
+    global _loaded_entry_points
+    if _loaded_entry_points:
+        return
+    _loaded_entry_points = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        origin = f"entry point {ep.value!r} of {dist.name if dist else 'an installed package'}"
+        try:
+            with _origin(origin):
+                obj = ep.load()
+        except Exception as e:  # a broken plugin must not take the tool down
+            raise UsageError(f"plugin {ep.name!r} ({origin}) failed to load: "
+                             f"{type(e).__name__}: {e}") from e
+        if isinstance(obj, type) and issubclass(obj, Pass):
+            _add(ep.name, obj, origin)
+
+
+def load_plugin_file(path: str) -> list[str]:
+    """Import a plugin file; the passes it registers are returned by name."""
+    if not os.path.isfile(path):
+        raise UsageError(f"plugin {path}: no such file")
+    before = set(_entries)
+    mod_name = "onnxopt_plugin_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"plugin {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        with _origin(f"plugin file {path}"):
+            spec.loader.exec_module(module)
+    except UsageError:
+        raise
+    except Exception as e:
+        raise UsageError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from e
+    return sorted(set(_entries) - before)
+
+
+def get(name: str) -> Entry:
+    """The entry for a CLI name (built-ins and entry points are loaded on first call)."""
+    _load_builtins()
+    if name not in _entries:
+        _load_entry_points()
+    if name not in _entries and "." in name:
+        base = name.split(".", 1)[0]
+        if base in _entries:
+            return _entries[base]
+    if name not in _entries:
+        raise UsageError(f"unknown pass {name!r} (see --list-passes)")
+    return _entries[name]
+
+
+def all_entries() -> list[Entry]:
+    """Every registered pass, built-ins and plugins, sorted by name."""
+    _load_builtins()
+    _load_entry_points()
+    return sorted(_entries.values(), key=lambda e: e.name)
+
+
+def create(name: str, options: Optional[dict] = None) -> Pass:
+    """Instantiate a pass by CLI name; ``fuse.RULE`` style names pass the suffix as ``only``."""
+    entry = get(name)
+    opts = dict(options or {})
+    if entry.name != name:  # "fuse.conv_bn" -> fuse{only=conv_bn}
+        opts.setdefault("only", name.split(".", 1)[1])
+    return entry.cls(**opts)
+
+
+__all__ = ["register", "get", "create", "all_entries", "load_plugin_file", "Entry",
+           "BUILTIN_MODULES", "ENTRY_POINT_GROUP"]
