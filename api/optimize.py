@@ -1,0 +1,263 @@
+"""``optimize()``: load, run a pipeline, verify against the original, bisect on failure.
+
+Verification compares the lowered result with the original *file* (or proto), so it checks lift
+and lower as well as the passes. When outputs diverge, the executed pass list is bisected by
+replaying prefixes on a fresh copy of the original; when the culprit pass supports
+``max_rewrites`` the rewrites inside it are bisected too, naming the rule and the nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence, Union
+
+from .errors import UsageError, VerificationError
+
+
+@dataclass
+class ModelStats:
+    """Size facts about a model, before or after optimization."""
+
+    nodes: int
+    nodes_without_constants: int
+    initializers: int
+    ops: Counter
+    file_bytes: Optional[int] = None
+
+
+@dataclass
+class Culprit:
+    """Where bisection found the first divergence."""
+
+    pass_spec: str
+    index: int  # position in the executed pass list (0-based)
+    rule: Optional[str] = None
+    replaced: tuple = ()
+    rewrite_index: Optional[int] = None
+
+    def __str__(self) -> str:
+        s = f"pass {self.pass_spec!r} (execution #{self.index + 1})"
+        if self.rule:
+            s += f", rewrite #{self.rewrite_index} by rule {self.rule!r}"
+            if self.replaced:
+                s += f" replacing {', '.join(map(str, self.replaced[:4]))}"
+        return s
+
+
+@dataclass
+class OptimizeResult:
+    """What ``optimize`` did: the model, per-pass records, verification and bisection."""
+
+    model: Any
+    report: Any
+    before: ModelStats
+    after: ModelStats
+    verification: Any = None  # onnxopt.verify.VerifyReport, None when verification is off
+    culprit: Optional[Culprit] = None
+    pipeline: str = ""
+    notes: list = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool:
+        """True when verification ran and the outputs matched."""
+        return self.verification is not None and self.verification.status == "ok"
+
+
+def model_stats(model, file_bytes: Optional[int] = None) -> ModelStats:
+    """Node, initializer and op counts of an IR model (subgraphs included)."""
+    from .passes.base import count_ops
+
+    ops = count_ops(model)
+    n = sum(ops.values())
+    inits = sum(len(g.initializers) for g in model.graphs())
+    return ModelStats(n, n - ops.get("Constant", 0), inits, ops, file_bytes)
+
+
+def _has_external(model) -> bool:
+    return any(v.const_value.is_external for g in model.graphs() for v in g.initializers)
+
+
+class _Lowered:
+    """The optimized model in a form onnxruntime can load: bytes, or a temp file with data."""
+
+    def __init__(self, model):
+        from .ir import lower_model
+
+        self.tmpdir = None
+        if _has_external(model):
+            from .io import save
+
+            self.tmpdir = tempfile.mkdtemp(prefix="onnxopt-verify-")
+            self.ref: Any = os.path.join(self.tmpdir, "model.onnx")
+            save(model, self.ref, external=True)
+        else:
+            self.ref = lower_model(model).SerializeToString()
+
+    def close(self) -> None:
+        if self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def _apply_input_shapes(model, input_shapes: dict) -> None:
+    from .ir import Shape, TensorType
+
+    by_name = {v.name: v for v in model.graph.inputs}
+    for name, dims in input_shapes.items():
+        v = by_name.get(name)
+        if v is None:
+            raise UsageError(f"--input-shape: the model has no input {name!r} "
+                             f"(inputs: {', '.join(by_name)})")
+        old = v.type
+        if not isinstance(old, TensorType):
+            raise UsageError(f"--input-shape: input {name!r} is not a tensor")
+        if old.shape is not None and len(old.shape) != len(dims):
+            raise UsageError(f"--input-shape: input {name!r} has rank {len(old.shape)}, "
+                             f"got {len(dims)} dims")
+        v.type = TensorType(old.dtype, Shape(dims))
+
+
+def _load_original(source):
+    """(IR model, reference onnxruntime can load, file size) for the caller's input."""
+    from .io import load, read_model_proto
+
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        model = load(path)
+        ref: Any = path if _has_external(model) else read_model_proto(path).SerializeToString()
+        return model, ref, os.path.getsize(path)
+    from .ir import Model
+
+    if isinstance(source, Model):
+        from .ir import lower_model
+
+        lowered = _Lowered(source)
+        if lowered.tmpdir:
+            return source, lowered.ref, None
+        return load(lowered.ref), lowered.ref, len(lowered.ref)
+    model = load(source)
+    if hasattr(source, "SerializeToString"):
+        data = source.SerializeToString()
+    else:
+        data = bytes(source)
+    return model, data, len(data)
+
+
+def _fresh(source_ref, base_dir):
+    from .io import load
+
+    if isinstance(source_ref, str):
+        return load(source_ref)
+    return load(source_ref, base_dir=base_dir)
+
+
+def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[str, Sequence] = "default",
+             verify: bool = True, *, verify_options: Any = None, verify_each: bool = False,
+             check_modified: bool = False, print_ir_after: Sequence[str] = (),
+             print_fn: Callable[[str], None] = print, plugins: Sequence[str] = (),
+             progress: Optional[Callable[[str, int, int], None]] = None, bisect: bool = True,
+             target_opset: Optional[int] = None, input_shapes: Optional[dict] = None,
+             reproducer_dir: Optional[str] = None, raise_on_failure: bool = True,
+             verbose: int = 0) -> OptimizeResult:
+    """Optimize a model (path, bytes, ModelProto or IR Model) with a pipeline.
+
+    ``passes`` is pipeline text (``"fold,fuse"``, ``"default"``) or parsed items. With ``verify``
+    (the default) the result is run against the original in onnxruntime; on divergence the
+    pipeline is bisected and :class:`~onnxopt.errors.VerificationError` is raised (with the
+    result attached as ``.result``) unless ``raise_on_failure`` is False. The input is never
+    modified; nothing is written (use :func:`onnxopt.save`).
+    """
+    from .passes import PassManager, load_plugin_file
+    from .passes.pipeline import PassSpec, parse_pipeline
+
+    for p in plugins:
+        load_plugin_file(p)
+    items = parse_pipeline(passes) if isinstance(passes, str) else list(passes)
+    if target_opset is not None:
+        items = [PassSpec("upgrade", {"opset": int(target_opset)})] + items
+    model, original_ref, size = _load_original(model_or_path)
+    base_dir = model.base_dir
+    if input_shapes:
+        _apply_input_shapes(model, input_shapes)
+    before = model_stats(model, size)
+    pm = PassManager(items, verify_each=verify_each, check_modified=check_modified,
+                     print_ir_after=tuple(print_ir_after), print_fn=print_fn,
+                     reproducer_dir=reproducer_dir, verbose=verbose, progress=progress)
+    report = pm.run(model)
+    result = OptimizeResult(model, report, before, model_stats(model), pipeline=pm.text,
+                            notes=list(report.notes))
+    if not verify:
+        return result
+    from .verify import VerifyOptions
+    from .verify import verify as run_verify
+
+    vopts = verify_options or VerifyOptions()
+    if input_shapes and not vopts.input_shapes:
+        vopts.input_shapes = dict(input_shapes)
+    lowered = _Lowered(model)
+    try:
+        result.verification = run_verify(original_ref, lowered.ref, vopts)
+    finally:
+        lowered.close()
+    if result.verification.status == "failed":
+        if bisect and report.records:
+            result.culprit = _bisect(items, report, original_ref, base_dir, vopts, input_shapes)
+        if raise_on_failure:
+            msg = f"verification failed: {result.verification.reason}"
+            if result.culprit:
+                msg += f"; first divergence after {result.culprit}"
+            err = VerificationError(msg)
+            err.result = result  # type: ignore[attr-defined]
+            raise err
+    return result
+
+
+def _run_prefix(items, k: int, original_ref, base_dir, vopts, input_shapes,
+                last_options: Optional[dict] = None):
+    from .passes import PassManager
+    from .verify import verify as run_verify
+
+    model = _fresh(original_ref, base_dir)
+    if input_shapes:
+        _apply_input_shapes(model, input_shapes)
+    PassManager(items, limit=k, last_options=last_options).run(model)
+    lowered = _Lowered(model)
+    try:
+        return run_verify(original_ref, lowered.ref, vopts).status != "failed"
+    finally:
+        lowered.close()
+
+
+def _bisect(items, report, original_ref, base_dir, vopts, input_shapes) -> Optional[Culprit]:
+    """Smallest prefix of the executed passes whose result diverges."""
+    from .passes import registry
+
+    n = len(report.records)
+    lo, hi = 0, n  # prefix lo is good (0 = nothing ran), prefix hi is bad
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _run_prefix(items, mid, original_ref, base_dir, vopts, input_shapes):
+            lo = mid
+        else:
+            hi = mid
+    rec = report.records[hi - 1]
+    culprit = Culprit(rec.spec, hi - 1)
+    cls = registry.get(rec.name).cls
+    if "max_rewrites" in getattr(cls, "options", {}) and rec.rewrites:
+        rlo, rhi = 0, len(rec.rewrites)
+        while rhi - rlo > 1:
+            mid = (rlo + rhi) // 2
+            if _run_prefix(items, hi, original_ref, base_dir, vopts, input_shapes,
+                           {"max_rewrites": mid}):
+                rlo = mid
+            else:
+                rhi = mid
+        rw = rec.rewrites[rhi - 1]
+        culprit.rule, culprit.replaced, culprit.rewrite_index = rw.rule, rw.replaced, rhi
+    return culprit
+
+
+__all__ = ["optimize", "OptimizeResult", "ModelStats", "Culprit", "model_stats"]

@@ -1,0 +1,306 @@
+"""``onnxopt``: optimize a model, show it as text, or check it.
+
+    onnxopt IN [-o OUT] [-p PIPELINE | --preset NAME] [--list-passes] [--plugin FILE]
+               [--verify/--no-verify] [--input-shape NAME:DIMS] [--seed N] [-q | -v] ...
+    onnxopt show MODEL
+    onnxopt check [--target tensorrt] MODEL
+
+Exit codes: 0 success, 1 verification failed (or a check found blockers), 2 bad input or usage,
+3 an internal error (a bug in onnxopt: please report it).
+Errors are one line on stderr; ``--debug`` shows the traceback. Only argparse is imported before
+the arguments are parsed, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+
+EXIT_OK, EXIT_VERIFY, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other bad input
+        sys.stderr.write(f"onnxopt: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _optimize_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="onnxopt",
+        description="Optimize an ONNX model with a pipeline of passes, verified against the "
+                    "original in onnxruntime. Other commands: `onnxopt show MODEL`, "
+                    "`onnxopt check [--target tensorrt] MODEL`.",
+    )
+    p.add_argument("input", nargs="?", help="model to optimize (.onnx)")
+    p.add_argument("-o", "--output", help="where to write (default: IN with .opt.onnx)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-p", "--passes", help="pipeline, e.g. 'fold,fuse' or "
+                   "'fixpoint(fold,simplify,dce){max=8}'")
+    g.add_argument("--preset", help="a named pipeline (see --list-passes)")
+    p.add_argument("--list-passes", action="store_true", help="list passes, rules and presets")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                   help="load passes from a Python file (repeatable)")
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="compare with the original in onnxruntime (default: on)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS",
+                   help="fix an input's dims, e.g. x:1,3,224,224 (repeatable)")
+    p.add_argument("--inputs", metavar="NPZ", help="verification inputs (.npz keyed by input name)")
+    p.add_argument("--input-range", action="append", default=[], metavar="NAME:LO:HI",
+                   help="value range for a generated verification input (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed for generated inputs")
+    p.add_argument("--atol", type=float, help="absolute tolerance for float outputs")
+    p.add_argument("--rtol", type=float, help="relative tolerance for float outputs")
+    p.add_argument("--force", action="store_true",
+                   help="write the output even when verification fails")
+    p.add_argument("--target-opset", type=int, metavar="N",
+                   help="upgrade the model to opset N first (onnx's version converter)")
+    p.add_argument("--dynamic", action="append", default=[], metavar="SPEC",
+                   help="for -p dynamize: free input dims, e.g. input_ids:0=batch,1=seq or batch")
+    p.add_argument("--dynamize-values", action="store_true",
+                   help="for -p dynamize: also rewrite values that merely equal a freed size")
+    p.add_argument("--report", action="store_true", help="print the passes' detailed reports")
+    p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
+                   help="print the IR after each run of PASS ('*' for all)")
+    p.add_argument("--verify-each", action="store_true",
+                   help="check IR invariants after every pass and name the pass that breaks one")
+    p.add_argument("--reproducer", metavar="DIR",
+                   help="on a pass failure, write the model before it and the pipeline here")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    v = p.add_mutually_exclusive_group()
+    v.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    v.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    sys.stderr.write(f"onnxopt: error: {first}\n")
+    return code
+
+
+def _parse_input_shapes(specs: list[str]) -> dict:
+    from ..errors import UsageError
+
+    out = {}
+    for s in specs:
+        name, sep, dims = s.rpartition(":")
+        if not sep or not name:
+            raise UsageError(f"--input-shape {s!r}: expected NAME:D1,D2,...")
+        parsed = []
+        for d in dims.split(",") if dims else []:
+            d = d.strip()
+            parsed.append(int(d) if d.lstrip("-").isdigit() else d)
+        if any(isinstance(d, int) and d < 0 for d in parsed):
+            raise UsageError(f"--input-shape {s!r}: dims must be non-negative")
+        out[name] = parsed
+    return out
+
+
+def _parse_ranges(specs: list[str]) -> dict:
+    from ..errors import UsageError
+
+    out = {}
+    for s in specs:
+        parts = s.rsplit(":", 2)
+        try:
+            out[parts[0]] = (float(parts[1]), float(parts[2]))
+        except (IndexError, ValueError):
+            raise UsageError(f"--input-range {s!r}: expected NAME:LO:HI") from None
+    return out
+
+
+def _list_passes(args) -> int:
+    from ..passes import all_entries, load_plugin_file
+    from ..passes.presets import PRESETS, SUMMARIES
+
+    for p in args.plugin:
+        load_plugin_file(p)
+    rows = []
+    for e in all_entries():
+        rows.append((e.name, e.summary, e.origin))
+        rules = getattr(sys.modules.get(e.cls.__module__), "RULES", None)
+        if isinstance(rules, dict):
+            for rname, rsum in sorted(rules.items()):
+                rows.append((f"  {e.name}.{rname}", rsum, "rule"))
+    if args.json:
+        import json
+
+        print(json.dumps({"passes": [{"name": n.strip(), "summary": s, "origin": o}
+                                     for n, s, o in rows],
+                          "presets": [{"name": k, "pipeline": v, "summary": SUMMARIES.get(k, "")}
+                                      for k, v in PRESETS.items()]}, indent=2))
+        return EXIT_OK
+    width = max(len(r[0]) for r in rows) if rows else 10
+    print("passes:")
+    for name, summary, _origin in rows:
+        print(f"  {name:<{width}}  {summary}")
+    print("presets:")
+    for k, v in PRESETS.items():
+        print(f"  {k:<{width}}  {SUMMARIES.get(k, '')}: {v}")
+    return EXIT_OK
+
+
+def _default_output(path: str) -> str:
+    base = path[:-5] if path.endswith(".onnx") else path
+    return base + ".opt.onnx"
+
+
+def _run_optimize(args) -> int:
+    from ..errors import UsageError
+
+    if not args.input:
+        raise UsageError("no input model (see onnxopt --help)")
+    if not os.path.exists(args.input):
+        raise UsageError(f"{args.input}: no such file")
+    out = args.output or _default_output(args.input)
+    pipeline = args.passes or args.preset or "default"
+    if args.preset:
+        from ..passes.presets import PRESETS
+
+        if args.preset not in PRESETS:
+            raise UsageError(f"unknown preset {args.preset!r} (presets: {', '.join(PRESETS)})")
+    if os.path.isdir(out):
+        raise UsageError(f"{out}: is a directory")
+    from .. import optimize, save
+    from ..errors import VerificationError
+    from .report import Progress, print_summary, summary_dict
+
+    vopts = None
+    if args.verify:
+        from ..verify import VerifyOptions
+
+        vopts = VerifyOptions(seed=args.seed)
+        vopts.input_ranges = _parse_ranges(args.input_range)
+        if args.atol is not None:
+            vopts.atol_override = args.atol
+        if args.rtol is not None:
+            vopts.rtol_override = args.rtol
+        if args.inputs:
+            import numpy as np
+
+            try:
+                data = np.load(args.inputs)
+            except (OSError, ValueError) as e:
+                raise UsageError(f"--inputs {args.inputs}: cannot read ({e})") from None
+            vopts.feeds = [{k: data[k] for k in data.files}]
+    input_shapes = _parse_input_shapes(args.input_shape)
+    if args.dynamic or args.dynamize_values:
+        from ..passes.pipeline import parse_pipeline
+
+        items = parse_pipeline(pipeline)
+        _attach_dynamic(items, args.dynamic, args.dynamize_values)
+        pipeline = items
+    interactive = sys.stdout.isatty() and not args.quiet and not args.json
+    progress = Progress() if interactive else None
+    failed = None
+    try:
+        result = optimize(args.input, pipeline, verify=args.verify, verify_options=vopts,
+                          verify_each=args.verify_each, print_ir_after=args.print_ir_after,
+                          plugins=args.plugin, progress=progress, input_shapes=input_shapes,
+                          target_opset=args.target_opset, reproducer_dir=args.reproducer,
+                          verbose=args.verbose)
+    except VerificationError as e:
+        result = getattr(e, "result", None)
+        failed = e
+        if result is None:
+            raise
+    finally:
+        if progress:
+            progress.stop()
+    wrote = False
+    if failed is None or args.force:
+        save(result.model, out)
+        result.after.file_bytes = os.path.getsize(out)
+        wrote = True
+    if args.json:
+        import json
+
+        d = summary_dict(result, args.input, out if wrote else None)
+        print(json.dumps(d, indent=2, default=str))
+    elif not args.quiet:
+        print_summary(result, args.input, out if wrote else None, rich_ok=interactive,
+                      verbose=args.verbose, report=args.report)
+    if failed is not None:
+        return _fail(str(failed) + ("" if wrote else " (no output written; --force writes it)"),
+                     EXIT_VERIFY)
+    return EXIT_OK
+
+
+def _attach_dynamic(items, dynamic: list[str], values: bool) -> None:
+    from ..passes.pipeline import Group, PassSpec
+
+    found = False
+    for it in items:
+        if isinstance(it, Group):
+            _attach_dynamic(it.items, dynamic, values)
+        elif isinstance(it, PassSpec) and it.name == "dynamize":
+            if dynamic:
+                it.options["dynamic"] = ";".join(dynamic)
+            if values:
+                it.options["values"] = True
+            found = True
+    if not found and not any(isinstance(i, Group) for i in items):
+        from ..errors import UsageError
+
+        raise UsageError("--dynamic and --dynamize-values need the dynamize pass in the pipeline "
+                         "(-p dynamize)")
+
+
+def _run_show(argv: list[str]) -> int:
+    p = _Parser(prog="onnxopt show", description="Print a model in ONNX textual syntax.")
+    p.add_argument("model")
+    p.add_argument("--max-inline", type=int, default=16,
+                   help="print initializer data up to this many elements (default 16)")
+    p.add_argument("--debug", action="store_true")
+    args = p.parse_args(argv)
+    from .. import load
+    from ..ir import print_model
+
+    sys.stdout.write(print_model(load(args.model), max_inline=args.max_inline))
+    return EXIT_OK
+
+
+def _run_check(argv: list[str]) -> int:
+    from .check import run_check
+
+    return run_check(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point of the ``onnxopt`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        if argv and argv[0] == "show":
+            return _run_show(argv[1:])
+        if argv and argv[0] == "check":
+            return _run_check(argv[1:])
+        args = _optimize_parser().parse_args(argv)
+        if args.list_passes:
+            return _list_passes(args)
+        return _run_optimize(args)
+    except SystemExit as e:
+        return int(e.code or 0)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as e:  # the one place errors become exit codes
+        if debug:
+            raise
+        from ..errors import OnnxoptError
+
+        if isinstance(e, OnnxoptError):
+            return _fail(str(e), e.exit_code)
+        if isinstance(e, MemoryError):
+            return _fail("out of memory", EXIT_USAGE)
+        if isinstance(e, RecursionError):
+            return _fail("the model is nested too deeply", EXIT_USAGE)
+        return _fail(f"internal error: {type(e).__name__}: {e} (run with --debug for the "
+                     "traceback)", EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
