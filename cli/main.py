@@ -167,6 +167,9 @@ def _run_optimize(args) -> int:
         raise UsageError(f"{out}: is a directory")
     from .. import optimize, save
     from ..errors import VerificationError
+    from ..ir import gcpause
+
+    gcpause.FREEZE_AFTER = True  # one process, one model: never rescan the IR
     from .report import Progress, print_summary, summary_dict
 
     vopts = None

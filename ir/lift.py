@@ -12,7 +12,9 @@ import heapq
 from typing import Any, Optional
 
 from ..errors import InvalidModelError, ModelLoadError
+from .gcpause import paused_gc
 from .core import A_GRAPH, A_GRAPHS, Attr, Function, Graph, Model, Node, Value
+from .core import _ids as _uids
 from .shape import Shape, SymDim
 from .tensor import Tensor
 from .types import MapType, OptionalType, SequenceType, SparseTensorType, TensorType
@@ -141,33 +143,19 @@ class _Lifter:
                 v.meta["sparse_initializer"] = sp
                 scope[name] = v
                 g.sparse_initializers.append(v)
-        node_protos = self.ordered_nodes(gp if function is None else function, g.name, chain)
-        for np_ in node_protos:
-            ins = []
-            for x in np_.input:
-                if not x:
-                    ins.append(None)
-                    continue
-                v = None
-                for s in reversed(chain):
-                    v = s.get(x)
-                    if v is not None:
-                        break
-                ins.append(v)
-            attrs = [self.attr(a, chain) for a in np_.attribute]
-            outs = []
-            for o in np_.output:
-                v = Value(o)
-                if o:
-                    scope[o] = v
-                outs.append(v)
-            node = Node(np_.domain, np_.op_type, ins, attrs, outputs=outs, name=np_.name,
-                        overload=np_.overload)
-            if np_.doc_string:
-                node.doc_string = np_.doc_string
-            for p in np_.metadata_props:
-                node.metadata_props[p.key] = p.value
-            g.append(node)
+        src = gp if function is None else function
+        # Fast path: nodes in order (the norm). Any name not yet defined sends us to the careful
+        # path, which sorts or explains exactly what is wrong.
+        created: list[Node] = []
+        if not self.nodes(g, src.node, chain, created):
+            for n in created:
+                _undo_node(n)
+            g = self._reset(g)
+            for name in list(scope):
+                if scope[name].producer is not None:
+                    del scope[name]
+            ordered = self.ordered_nodes(src, g.name, chain)
+            self.nodes(g, ordered, chain, [])
         for vi in (gp.value_info if function is None else function.value_info):
             v = scope.get(vi.name)
             if v is not None and v.type is None:
@@ -190,6 +178,99 @@ class _Lifter:
                     v.type = declared if v.type is None or v.producer is not None else v.type
             outs.append(v)
         g.outputs = outs
+        return g
+
+    def nodes(self, g: Graph, protos, chain: list, created: list) -> bool:
+        """Lift node protos in the given order; False as soon as one reads an undefined name.
+
+        This loop is the hot path of loading: nodes and values are assembled field by field
+        (bypassing the public constructors' checks, which lift's own checks make redundant).
+        """
+        scope = chain[-1]
+        outer = chain[:-1][::-1]
+        attr = self.attr
+        new_node = Node.__new__
+        new_value = Value.__new__
+        link = g._nodes.append
+        uid = _uids
+        for np_ in protos:
+            node = new_node(Node)
+            ins = []
+            i = 0
+            for x in np_.input:
+                if not x:
+                    ins.append(None)
+                    i += 1
+                    continue
+                v = scope.get(x)
+                if v is None:
+                    for s in outer:
+                        v = s.get(x)
+                        if v is not None:
+                            break
+                    else:
+                        for j, w in enumerate(ins):
+                            if w is not None:
+                                w._uses.pop((node, j), None)
+                        return False
+                v._uses[(node, i)] = None
+                ins.append(v)
+                i += 1
+            outs = []
+            k = 0
+            for o in np_.output:
+                v = new_value(Value)
+                v.name = o
+                v.type = None
+                v.producer = node
+                v.index = k
+                v._uses = {}
+                v._outputs_of = []
+                v.graph = None
+                v._is_input = False
+                v.const_value = None
+                v.doc_string = ""
+                v.meta = {}
+                v._uid = next(uid)
+                k += 1
+                if o:
+                    if o in scope:
+                        for j, w in enumerate(ins):
+                            if w is not None:
+                                w._uses.pop((node, j), None)
+                        return False
+                    scope[o] = v
+                outs.append(v)
+            node.domain = np_.domain
+            node.op_type = np_.op_type
+            node.name = np_.name
+            node.overload = np_.overload
+            node.doc_string = np_.doc_string
+            node.metadata_props = {p.key: p.value for p in np_.metadata_props} \
+                if len(np_.metadata_props) else {}
+            node.meta = {}
+            node._uid = next(uid)
+            node._inputs = tuple(ins)
+            node._outputs = tuple(outs)
+            node.attributes = {}
+            if len(np_.attribute):
+                for a in np_.attribute:
+                    at = attr(a, chain)
+                    node.attributes[at.name] = at
+                    if at.type == A_GRAPH:
+                        at.value.parent_node = node
+                    elif at.type == A_GRAPHS:
+                        for sub in at.value:
+                            sub.parent_node = node
+            node.graph = g
+            link(node)
+            created.append(node)
+        return True
+
+    @staticmethod
+    def _reset(g: Graph) -> Graph:
+        for n in list(g.nodes):
+            g.detach(n)
         return g
 
     def ordered_nodes(self, gp, gname: str, chain: list) -> list:
@@ -269,6 +350,17 @@ class _Lifter:
         return f
 
 
+def _undo_node(n: Node) -> None:
+    """Drop the uses a half-lifted node made (it is about to be lifted again, in order)."""
+    for i, v in enumerate(n.inputs):
+        if v is not None:
+            v._uses.pop((n, i), None)
+    for sub in n.subgraphs():
+        sub._detach_captures()
+    for v in n.outputs:
+        v.producer = None
+
+
 def _label(n, i: int) -> str:
     return f"node {n.name!r} ({n.op_type} #{i})" if n.name else f"node {n.op_type} #{i}"
 
@@ -289,6 +381,11 @@ def lift_model(proto, base_dir: Optional[str] = None) -> Model:
         raise ModelLoadError("not an ONNX model: it has no graph")
     if proto.ir_version <= 0:
         raise ModelLoadError("not an ONNX model: ir_version is missing")
+    with paused_gc():
+        return _lift_model(proto, base_dir)
+
+
+def _lift_model(proto, base_dir: Optional[str]) -> Model:
     lifter = _Lifter(base_dir)
     functions = {}
     for fp in proto.functions:

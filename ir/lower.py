@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 import onnx
 
+from .gcpause import paused_gc
 from .core import A_GRAPH, A_GRAPHS, A_TENSOR, A_TENSORS, Attr, Function, Graph, Model, Value
 from .shape import SymDim
 from .tensor import Tensor
@@ -226,6 +227,11 @@ def lower_graph(graph: Graph, tensor_to_proto: Optional[TensorToProto] = None) -
 
 def lower_model(model: Model, tensor_to_proto: Optional[TensorToProto] = None) -> onnx.ModelProto:
     """Lower a model. ``tensor_to_proto(tensor, name)`` may redirect tensor data (external save)."""
+    with paused_gc():
+        return _lower_model(model, tensor_to_proto)
+
+
+def _lower_model(model: Model, tensor_to_proto: Optional[TensorToProto]) -> onnx.ModelProto:
     assign_names(model)
     low = _Lowerer(tensor_to_proto)
     mp = onnx.ModelProto()
