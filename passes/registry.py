@@ -47,6 +47,7 @@ class Entry:
 _entries: dict[str, Entry] = {}
 _origin_stack: list[str] = []
 _loaded_builtins = False
+_plugin_files: dict[str, list[str]] = {}
 _loaded_entry_points = False
 
 
@@ -118,6 +119,9 @@ def load_plugin_file(path: str) -> list[str]:
     """Import a plugin file; the passes it registers are returned by name."""
     if not os.path.isfile(path):
         raise UsageError(f"plugin {path}: no such file")
+    real = os.path.realpath(path)
+    if real in _plugin_files:  # loading the same file twice is not a name collision
+        return _plugin_files[real]
     before = set(_entries)
     mod_name = "onnxopt_plugin_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
     spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -132,7 +136,8 @@ def load_plugin_file(path: str) -> list[str]:
         raise
     except Exception as e:
         raise UsageError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from e
-    return sorted(set(_entries) - before)
+    _plugin_files[real] = sorted(set(_entries) - before)
+    return _plugin_files[real]
 
 
 def get(name: str) -> Entry:
