@@ -1,0 +1,169 @@
+"""The onnxopt command end to end: outputs, summaries, exit codes, and real models."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import onnx.parser
+import pytest
+
+from onnxopt.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "models"
+LIGHT = sorted(glob.glob(os.path.join(os.path.dirname(onnx.__file__),
+                                      "backend/test/data/light/*.onnx")))
+
+SMALL = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N,4] x) => (float[N,4] y) {
+    a = Identity (x)
+    b = Relu (a)
+    y = Relu (b)
+}
+"""
+
+WRONG_PLUGIN = """
+from onnxopt.passes import GraphPass, PassResult, register
+
+@register
+class MakeItWrong(GraphPass):
+    name = "cli:wrong"
+    summary = "turns Relu into Sigmoid (wrong on purpose)"
+
+    def run_on_graph(self, graph, ctx):
+        changed = False
+        for n in graph.nodes:
+            if n.op_type == "Relu":
+                n.op_type = "Sigmoid"
+                changed = True
+        return PassResult(modified=changed)
+"""
+
+
+@pytest.fixture
+def small(tmp_path) -> Path:
+    p = tmp_path / "small.onnx"
+    onnx.save(onnx.parser.parse_model(SMALL), str(p))
+    return p
+
+
+def test_default_output_name_summary_and_input_untouched(small, capsys):
+    before = small.read_bytes()
+    assert main([str(small)]) == 0
+    out = capsys.readouterr().out
+    assert "verification: ok" in out
+    assert "nodes:" in out and "op counts" in out
+    assert (small.parent / "small.opt.onnx").exists()
+    assert small.read_bytes() == before
+
+
+def test_json_summary(small, tmp_path, capsys):
+    assert main([str(small), "-o", str(tmp_path / "o.onnx"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["verification"]["status"] == "ok"
+    assert d["before"]["nodes"] == 3 and d["after"]["nodes"] <= 3
+    assert d["passes"] and {"pass", "runs", "seconds", "node_delta"} <= set(d["passes"][0])
+
+
+def test_verification_failure_exits_1_and_writes_nothing(small, tmp_path, capsys):
+    plugin = tmp_path / "wrong.py"
+    plugin.write_text(WRONG_PLUGIN)
+    out = tmp_path / "o.onnx"
+    code = main([str(small), "-o", str(out), "--plugin", str(plugin), "-p", "cli:wrong", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert not out.exists()
+    assert err.count("\n") == 1 and "first divergence after pass 'cli:wrong'" in err
+    assert main([str(small), "-o", str(out), "--plugin", str(plugin), "-p", "cli:wrong", "-q",
+                 "--force"]) == 1
+    assert out.exists()
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["{missing}"], "no such file"),
+    (["{bad}"], "not an ONNX model"),
+    (["{small}", "-p", "nope"], "unknown pass 'nope'"),
+    (["{small}", "-p", "dce{zzz=1}"], "no option 'zzz'"),
+    (["{small}", "-p", "fixpoint(dce"], "expected"),
+    (["{small}", "--preset", "nope"], "unknown preset"),
+    (["{small}", "--input-shape", "nope:1,4"], "no input 'nope'"),
+    (["{small}", "--bogus-flag"], "unrecognized arguments"),
+    ([], "no input model"),
+])
+def test_bad_input_and_usage_exit_2_with_one_line(small, tmp_path, capsys, args, fragment):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00\xffnot a model at all")
+    subst = {"missing": str(tmp_path / "missing.onnx"), "bad": str(bad), "small": str(small)}
+    argv = [subst.get(a.strip("{}"), a) for a in args] + ["-o", str(tmp_path / "out.onnx")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("onnxopt: error:") and err.count("\n") == 1, err
+    assert fragment in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_custom_op_model_is_not_verified_but_written(tmp_path, capsys):
+    m = onnx.parser.parse_model("""
+        <ir_version: 8, opset_import: ["" : 17, "my.custom" : 1]>
+        g (float[4] x) => (float[4] y) { a = Identity (x)  y = my.custom.Thing (a) }""")
+    p = tmp_path / "c.onnx"
+    onnx.save(m, str(p))
+    assert main([str(p), "-o", str(tmp_path / "o.onnx")]) == 0
+    assert "verification: not verified" in capsys.readouterr().out
+    assert (tmp_path / "o.onnx").exists()
+
+
+def test_print_ir_after_and_verbose(small, tmp_path, capsys):
+    assert main([str(small), "-o", str(tmp_path / "o.onnx"), "-p", "identity",
+                 "--print-ir-after", "identity", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "// IR after identity" in out and "Relu" in out
+
+
+def test_list_passes_names_builtins_and_presets(capsys):
+    assert main(["--list-passes"]) == 0
+    out = capsys.readouterr().out
+    for name in ("dce", "identity", "cse", "default"):
+        assert f"  {name} " in out
+
+
+def test_show_prints_textual_syntax(small, capsys):
+    assert main(["show", str(small)]) == 0
+    text = capsys.readouterr().out
+    onnx.parser.parse_model(text)
+    assert "y = Relu (b)" in text
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    code = ("import sys; from onnxopt.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('onnx', 'onnxruntime', 'sympy', 'numpy', 'onnxsim', 'torch')"
+            " if m in sys.modules]\nprint(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("path", LIGHT, ids=[os.path.basename(p) for p in LIGHT])
+def test_light_models_end_to_end(path, tmp_path, capsys):
+    out = tmp_path / "o.onnx"
+    assert main([path, "-o", str(out), "-q"]) == 0, capsys.readouterr().err
+    onnx.checker.check_model(onnx.load(str(out)))
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/models is not present")
+@pytest.mark.parametrize("name", sorted(p.name for p in SHARED.glob("*.onnx"))
+                         if SHARED.is_dir() else [])
+def test_shared_models_end_to_end(name, tmp_path, capsys):
+    out = tmp_path / "o.onnx"
+    assert main([str(SHARED / name), "-o", str(out), "--json"]) == 0, capsys.readouterr().err
+    d = json.loads(capsys.readouterr().out)
+    assert d["verification"]["status"] == "ok", d["verification"]
+    assert d["after"]["nodes"] <= d["before"]["nodes"]
