@@ -70,16 +70,6 @@ def assign_names(model: Model) -> None:
         _assign(f.graph, interface=False)
 
 
-def _defined(g: Graph):
-    yield from g.inputs
-    yield from g.initializers
-    yield from g.sparse_initializers
-    for n in g.nodes:
-        yield from n.outputs
-        for sub in n.subgraphs():
-            yield from _defined(sub)
-
-
 def _assign(root: Graph, interface: bool) -> None:
     used: dict[str, Value] = {}
     pending: list[Value] = []
@@ -87,19 +77,37 @@ def _assign(root: Graph, interface: bool) -> None:
         for v in list(root.inputs) + list(root.outputs):
             if v.name:
                 used.setdefault(v.name, v)
-    for v in _defined(root):
+
+    def claim(v: Value) -> None:
         name = v.name
         if name is None:
             pending.append(v)
-        elif name == "":
-            continue
-        elif used.setdefault(name, v) is not v:
+        elif name and used.setdefault(name, v) is not v:
             pending.append(v)
+
+    def walk(g: Graph) -> None:
+        for v in g._inputs:
+            claim(v)
+        for v in g._inits:
+            claim(v)
+        for v in g.sparse_initializers:
+            claim(v)
+        for n in g._nodes:
+            for v in n._outputs:
+                claim(v)
+            if n.attributes:
+                for a in n.attributes.values():
+                    if a.type == A_GRAPH:
+                        walk(a.value)
+                    elif a.type == A_GRAPHS:
+                        for sub in a.value:
+                            walk(sub)
+
+    walk(root)
     counter = 0
     for v in pending:
-        base = v.name or "_v"
         while True:
-            cand = f"{base}_{counter}" if v.name else f"_v{counter}"
+            cand = f"{v.name}_{counter}" if v.name else f"_v{counter}"
             counter += 1
             if cand not in used:
                 break
@@ -162,8 +170,8 @@ class _Lowerer:
                 np_.name = n.name
             if n.overload:
                 np_.overload = n.overload
-            np_.input.extend("" if v is None else v.name for v in n.inputs)
-            np_.output.extend(v.name for v in n.outputs)
+            np_.input.extend(["" if v is None else v.name for v in n._inputs])
+            np_.output.extend([v.name for v in n._outputs])
             if n.attributes:
                 np_.attribute.extend(self.attr(a) for a in n.attributes.values())
             if n.doc_string:
