@@ -3,7 +3,8 @@
 Instrumentation: per-pass wall time, node and initializer deltas, statistics counters, rewrites,
 print IR after named passes, verify the IR after every pass (naming the pass that broke it), check
 that a pass reporting ``modified=False`` left the IR untouched, and on failure a reproducer (the
-model just before the failing pass plus the pipeline text).
+model just before the failing pass plus the pipeline text). The IR of a plugin's pass (one not
+shipped with onnxopt) is always verified after it runs, and errors name the plugin's origin.
 """
 
 from __future__ import annotations
@@ -160,6 +161,9 @@ class PassManager:
 
     def _run_pass(self, spec: PassSpec, model: Model, ctx: PassContext, report, iteration) -> bool:
         p = self._instances[id(spec)]
+        entry = registry.get(spec.name)
+        # Plugins are checked always: their errors name where they came from.
+        whence = "" if entry.builtin else f" [{entry.origin}]"
         self._executed += 1
         if self.limit is not None and self._executed == self.limit and self.last_options:
             p = registry.create(spec.name, {**spec.options, **self.last_options})
@@ -183,24 +187,26 @@ class PassManager:
             self._reproduce(snapshot, spec)
             if isinstance(e, PassError):
                 raise
-            raise PassError(f"pass {spec.name!r} failed: {e}") from e
+            raise PassError(f"pass {spec.name!r} failed: {e}{whence}") from e
         except Exception as e:
             self._reproduce(snapshot, spec)
             where = traceback.extract_tb(e.__traceback__)[-1]
-            raise PassError(f"pass {spec.name!r} raised {type(e).__name__}: {e} "
-                            f"({os.path.basename(where.filename)}:{where.lineno})") from e
+            first = (str(e).strip().splitlines() or [""])[0]  # the error is one line
+            raise PassError(f"pass {spec.name!r} raised {type(e).__name__}: {first} "
+                            f"({os.path.basename(where.filename)}:{where.lineno}){whence}") from e
         seconds = time.perf_counter() - t
         if result.modified:
             ctx.invalidate(result.preserved)
         if before_fp is not None and not result.modified and fingerprint(model) != before_fp:
             self._reproduce(snapshot, spec)
-            raise PassError(f"pass {spec.name!r} reported no change but changed the IR")
-        if self.verify_each:
+            raise PassError(f"pass {spec.name!r} reported no change but changed the IR{whence}")
+        if self.verify_each or not entry.builtin:
             problems = check_model(model)
             if problems:
                 self._reproduce(snapshot, spec)
                 raise PassError(f"pass {spec.name!r} broke the IR: {problems[0]}"
-                                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+                                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                                + whence)
         rec = PassRecord(spec.name, str(spec), seconds, nodes_before, model.num_nodes(),
                          inits_before, _num_inits(model), result.modified, result.stats,
                          result.rewrites, iteration)
