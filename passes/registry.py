@@ -27,6 +27,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "dce": "dce",
     "identity": "identity",
     "cse": "cse",
+    "fold": "fold",
 }
 
 
