@@ -27,6 +27,8 @@ BUILTIN_MODULES: dict[str, str] = {
     "dce": "dce",
     "identity": "identity",
     "cse": "cse",
+    "fuse": "fuse",
+    "upgrade": "upgrade",
     "fold": "fold",
 }
 

@@ -1,0 +1,181 @@
+"""Scaled dot-product attention into the opset-23 ``Attention`` op.
+
+Matched: ``Softmax(mask(scale(Q @ Kt)), axis=-1) @ V`` where scale is ``/ c``, ``* c`` or absent,
+and mask is ``+ M`` (additive float mask), ``Where(C, -inf, s)`` / ``Where(C, s, -inf)`` (boolean
+mask) or absent. Q, Kt and V are all 4-D ([B, H, S, D], heads inferred from the shapes) or all 3-D
+(single head: ``q_num_heads = kv_num_heads = 1``), with batch and head dims provably equal (no
+broadcasting between them). Recovered: ``scale`` (always written explicitly), the mask (as
+``attn_mask``; a boolean one keeps True = attend), and ``is_causal=1`` when the boolean mask is
+provably ``tril(ones(Sq, Sk)) == 0``. K is Kt transposed back (a Transpose that the
+``transpose_transpose`` rule usually merges into Kt's own).
+
+onnxruntime requires the mask's last two dims to be exactly (Sq, Sk), while the spec allows
+broadcasting: a mask broadcast along Sq ([B, 1, 1, Sk], the usual padding mask) is expanded to
+[.., Sq, Sk] with an Expand whose shape comes from the mask itself when Sq == Sk (so CSE shares it
+between layers). A mask that also broadcasts along Sk, or a 3-D pattern with a rank-3 mask, is
+left alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from ..rewrite import Const, Match, Op, Or, Rule, attr_of, const_value
+from ._common import BOOL, FLOAT, FLOAT16, scalar
+
+_QK = Op("MatMul", "q", "kt", name="qk")
+_SCALED = Or(Op("Div", _QK, Const("sc"), name="scaled"),
+             Op("Mul", _QK, Const("sc"), commutative=True, name="scaled"), _QK)
+_MASKED = Or(Op("Add", _SCALED, "mask", commutative=True, name="masked"),
+             Op("Where", "cond", Const("neg"), _SCALED, name="masked"),
+             Op("Where", "cond", _SCALED, Const("neg"), name="masked"), _SCALED)
+
+
+def _causal(m: Match, cond, sq, sk) -> bool:
+    """True when ``cond`` is provably ``tril(ones(sq, sk)) == 0`` (True strictly above the
+    diagonal), possibly through a Cast to bool. Read-only."""
+    n = cond.producer
+    if n is not None and n.op_type == "Cast" and n.attr("to") == BOOL:
+        n = n.inputs[0].producer
+    if n is None or n.op_type != "Equal":
+        return False
+    a, z = n.inputs
+    if scalar(const_value(z)) != 0:
+        a, z = z, a
+    t = a.producer if scalar(const_value(z)) == 0 else None
+    if t is None or t.op_type != "Trilu" or int(attr_of(t, "upper", m.opset) or 0) != 0:
+        return False
+    if len(t.inputs) > 1 and t.inputs[1] is not None and scalar(const_value(t.inputs[1])) != 0:
+        return False
+    ones = t.inputs[0]
+    c = const_value(ones)
+    if c is not None:
+        dims = list(c.shape) if c.ndim == 2 and np.all(c != 0) else None
+    elif ones.producer is not None and ones.producer.op_type == "ConstantOfShape":
+        val = ones.producer.attr("value")
+        fill = None if val is None else scalar(val.numpy())
+        dims = m.shapes.sym_value(ones.producer.inputs[0]) if fill else None
+    else:
+        return False
+    return dims is not None and len(dims) == 2 and m.shapes.dims_equal(dims[0], sq) \
+        and m.shapes.dims_equal(dims[1], sk)
+
+
+class Attention(Rule):
+    """Softmax(Q @ Kt * scale [+ mask], axis=-1) @ V -> Attention (opset 23)."""
+
+    name = "attention"
+    summary = "scaled dot-product attention (Q@Kt, scale, mask, Softmax, @V) into Attention"
+    opset = 23
+    benefit = 10
+    pattern = Op("MatMul", Op("Softmax", _MASKED, name="sm"), "v", name="out")
+
+    def dims(self, m: Match):
+        """(rank, Sq, Sk) or a reason."""
+        shapes = [m.shape(k) for k in ("q", "kt", "v")]
+        if any(s is None for s in shapes):
+            return "ranks of Q, Kt or V unknown"
+        r = len(shapes[0])
+        if r not in (3, 4) or any(len(s) != r for s in shapes):
+            return "Q, Kt and V are not all 3-D or all 4-D"
+        q, kt, v = shapes
+        for i in range(r - 2):
+            if not (m.shapes.dims_equal(q[i], kt[i]) and m.shapes.dims_equal(q[i], v[i])):
+                return f"dim {i} of Q, Kt and V is not provably equal (broadcasting)"
+        return r, q[-2], kt[-1]
+
+    def mask_plan(self, m: Match, r: int, sq, sk):
+        """('none'|'causal'|'add'|'bool'|'notbool', expand) or a reason."""
+        if m.get("mask") is not None:
+            kind, val = "add", m["mask"]
+            if m.dtype("mask") != m.dtype("q"):
+                return "additive mask has another element type"
+        elif m.get("cond") is not None:
+            neg = scalar(m.const("neg"))
+            if neg is None or neg != -math.inf or m.const("neg").ndim > r:
+                return "Where does not select -inf"
+            if m.dtype("cond") != BOOL:
+                return "Where condition is not bool"
+            scores = m.get("scaled") or m["qk"]
+            masked_if_true = m.node("masked").inputs[2] is scores
+            if masked_if_true and _causal(m, m["cond"], sq, sk):
+                return "causal", False
+            kind, val = ("notbool" if masked_if_true else "bool"), m["cond"]
+        else:
+            return "none", False
+        ms = m.shape(val)
+        if ms is None or not 2 <= len(ms) <= (r if r == 4 else 2):
+            return f"mask rank {None if ms is None else len(ms)} unsupported"
+        scores = list(m.shape("q")[:-1]) + [sk]
+        for d, s in zip(reversed(ms), reversed(scores)):
+            if not (d == 1 or m.shapes.dims_equal(d, s)):
+                return f"mask dim {d} is neither 1 nor provably {s} (it would broadcast)"
+        if not m.shapes.dims_equal(ms[-1], sk):
+            return "mask broadcasts along the key axis"
+        return kind, not m.shapes.dims_equal(ms[-2], sq)
+
+    def plan(self, m: Match):
+        if m.dtype("q") not in (FLOAT, FLOAT16):
+            return "Q is not float or float16"
+        d = self.dims(m)
+        if isinstance(d, str):
+            return d
+        r, sq, sk = d
+        axis = int(m.attr("sm", "axis"))
+        if axis not in (-1, r - 1):
+            return f"Softmax axis {axis} is not the last"
+        scale = 1.0
+        if m.get("sc") is not None:
+            c = scalar(m.const("sc"))
+            if c is None or not math.isfinite(c) or c == 0 or m.const("sc").ndim > r:
+                return "scale is not a finite non-zero scalar"
+            scale = 1.0 / c if m.node("scaled").op_type == "Div" else c
+        mask = self.mask_plan(m, r, sq, sk)
+        if isinstance(mask, str):
+            return mask
+        return r, sq, sk, scale, mask
+
+    def check(self, m: Match) -> Optional[str]:
+        p = self.plan(m)
+        return p if isinstance(p, str) else None
+
+    def rewrite(self, m: Match, b):
+        r, sq, sk, scale, (kind, expand) = self.plan(m)
+        perm = [0, 1, 3, 2] if r == 4 else [0, 2, 1]
+        k = b.op("Transpose", [m["kt"]], {"perm": perm})
+        attrs = {"scale": float(np.float32(scale))}
+        if r == 3:
+            attrs.update(q_num_heads=1, kv_num_heads=1)
+        ins = [m["q"], k, m["v"]]
+        if kind == "causal":
+            attrs["is_causal"] = 1
+        elif kind != "none":
+            mask = m["mask"] if kind == "add" else m["cond"]
+            if kind == "notbool":
+                mask = b.op("Not", [mask])
+            if expand:
+                mask = self.expand(m, b, mask, sq, sk, r)
+            ins.append(mask)
+        return b.op("Attention", ins, attrs)
+
+    def expand(self, m: Match, b, mask, sq, sk, r: int):
+        """Expand a mask broadcast along Sq to [.., Sq, Sk] (onnxruntime needs it explicit)."""
+        rank = len(m.shape(m["mask"] if m.get("mask") is not None else m["cond"]))
+        head = b.const(np.ones(rank - 2, np.int64))
+        tail = b.const(np.ones(1, np.int64))
+        if type(sq) is int:
+            rows = b.const(np.array([sq], np.int64))
+        elif m.shapes.dims_equal(sq, sk):
+            rows = b.op("Shape", [mask], {"start": -1})
+        else:
+            rows = b.op("Shape", [m["q"]], {"start": r - 2, "end": r - 1})
+        shape = b.op("Concat", [head, rows, tail], {"axis": 0})
+        return b.op("Expand", [mask, shape])
+
+
+RULES = [Attention()]
+
+__all__ = ["RULES", "Attention"]

@@ -1,0 +1,238 @@
+"""Layout fusions: Transpose pairs, Transposes moved through elementwise ops where that removes
+some, Reshape/Flatten chains, Squeeze/Unsqueeze pairs. All exact (data is only moved)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..rewrite import Const, Match, Op, Opt, Rule
+from ._common import attrs_of, axes_of
+
+# Elementwise ops (numpy-style broadcasting, no axis attributes) that commute with a Transpose.
+UNARY = ("Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Cast", "Ceil", "Celu", "Cos",
+         "Cosh", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "Identity",
+         "IsInf", "IsNaN", "LeakyRelu", "Log", "Mish", "Neg", "Not", "Reciprocal", "Relu",
+         "Round", "Selu", "Sigmoid", "Sign", "Sin", "Sinh", "Softplus", "Softsign", "Sqrt", "Tan",
+         "Tanh", "ThresholdedRelu")
+BINARY = ("Add", "And", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "Div", "Equal", "Greater",
+          "GreaterOrEqual", "Less", "LessOrEqual", "Max", "Min", "Mod", "Mul", "Or", "Pow", "Sub",
+          "Xor")
+
+
+def _perm(m: Match, node: str, value: str) -> Optional[tuple[int, ...]]:
+    """A Transpose's perm; when absent, reversed dims (needs the input's rank)."""
+    p = m.attr(node, "perm")
+    if p is not None:
+        return tuple(int(i) for i in p)
+    r = m.rank(value)
+    return None if r is None else tuple(range(r - 1, -1, -1))
+
+
+def _compose(p1: tuple[int, ...], p2: tuple[int, ...]) -> tuple[int, ...]:
+    """Transpose(Transpose(x, p1), p2) == Transpose(x, result)."""
+    return tuple(p1[i] for i in p2)
+
+
+def _transpose(b, x, perm: tuple[int, ...]):
+    if perm == tuple(range(len(perm))):
+        return x
+    return b.op("Transpose", [x], {"perm": list(perm)})
+
+
+class TransposeTranspose(Rule):
+    """Transpose(Transpose(x, p1), p2): cancels to x when p1 then p2 is the identity, else one
+    Transpose with the composed perm."""
+
+    name = "transpose_transpose"
+    summary = "cancel or merge consecutive Transposes"
+    opset = 1
+    benefit = 2
+    pattern = Op("Transpose", Op("Transpose", "x", name="t1"), name="t2")
+
+    def check(self, m: Match) -> Optional[str]:
+        p1, p2 = _perm(m, "t1", "x"), _perm(m, "t2", "t1")
+        if p1 is None or p2 is None or len(p1) != len(p2):
+            return "a perm is absent and the rank is unknown"
+        return None
+
+    def rewrite(self, m: Match, b):
+        return _transpose(b, m["x"], _compose(_perm(m, "t1", "x"), _perm(m, "t2", "t1")))
+
+
+class TransposeBinary(Rule):
+    """E(Transpose(a, p), Transpose(b, p)) -> Transpose(E(a, b), p) for an elementwise binary E:
+    equal perms mean equal ranks, and broadcasting is per axis, so it commutes."""
+
+    name = "transpose_binary"
+    summary = "move two equal Transposes below an elementwise binary op (one Transpose left)"
+    opset = 1
+    benefit = 2
+    pattern = Op(BINARY, Op("Transpose", "a", name="ta"), Op("Transpose", "b", name="tb"),
+                 name="op")
+
+    def check(self, m: Match) -> Optional[str]:
+        pa, pb = m.attr("ta", "perm"), m.attr("tb", "perm")
+        if pa is None or pb is None:
+            return "a perm is absent"
+        if tuple(pa) != tuple(pb):
+            return f"perms differ ({tuple(pa)} vs {tuple(pb)})"
+        return None
+
+    def rewrite(self, m: Match, b):
+        op = m.node("op")
+        y = b.op(op.op_type, [m["a"], m["b"]], attrs_of(op), domain=op.domain)
+        return _transpose(b, y, tuple(int(i) for i in m.attr("ta", "perm")))
+
+
+class TransposeSandwich(Rule):
+    """Transpose(E(Transpose(x, p1), c...), p2) -> Transpose(E(x, c'), p1 then p2) (or no
+    Transpose when they cancel), E elementwise unary or binary with a constant operand; the
+    constant is transposed by p1's inverse (a scalar stays). Removes at least one Transpose."""
+
+    name = "transpose_elementwise"
+    summary = "move Transposes through elementwise ops so they cancel or merge"
+    opset = 1
+    benefit = 1
+    pattern = Op("Transpose", Op(UNARY + BINARY, Op("Transpose", "x", name="t1"),
+                                 Opt(Const("c")), name="op", commutative=True), name="t2")
+
+    def check(self, m: Match) -> Optional[str]:
+        op = m.node("op")
+        p1, p2 = _perm(m, "t1", "x"), _perm(m, "t2", "op")
+        if p1 is None or p2 is None or len(p1) != len(p2):
+            return "a perm is absent and the rank is unknown"
+        if (op.op_type in BINARY) != (m.get("c") is not None):
+            return "not an elementwise op with one transposed operand and a constant"
+        c = m.const("c")
+        if c is not None and c.ndim > len(p1):
+            return "constant has a higher rank (it would broadcast the rank up)"
+        return None
+
+    def rewrite(self, m: Match, b):
+        op = m.node("op")
+        p1, p2 = _perm(m, "t1", "x"), _perm(m, "t2", "op")
+        ins = [m["x"]]
+        if m.get("c") is not None:
+            c = m.const("c")
+            cv = m["c"]
+            if c.ndim > 0 and c.size > 1:
+                full = c.reshape((1,) * (len(p1) - c.ndim) + c.shape)
+                cv = b.const(np.ascontiguousarray(full.transpose(np.argsort(p1))))
+            ins = [m["x"], cv] if op.inputs[0] is m["t1"] else [cv, m["x"]]
+        y = b.op(op.op_type, ins, attrs_of(op), domain=op.domain)
+        return _transpose(b, y, _compose(p1, p2))
+
+
+_SHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+
+
+class ReshapeChain(Rule):
+    """Reshape(R(x), s) -> Reshape(x, s) where R only regroups elements (Reshape, Flatten,
+    Squeeze, Unsqueeze) and s is a constant without 0 entries (with allowzero=0 a 0 copies a dim
+    of R's output, which x does not have)."""
+
+    name = "reshape_chain"
+    summary = "collapse Reshape/Flatten/Squeeze/Unsqueeze followed by a Reshape"
+    opset = 5
+    benefit = 2
+    pattern = Op("Reshape", Op(_SHAPE_OPS, "x", Opt("s1"), name="inner"), Const("s2"),
+                 name="outer")
+
+    def check(self, m: Match) -> Optional[str]:
+        s2 = m.const("s2")
+        if not int(m.attr("outer", "allowzero") or 0) and np.any(s2 == 0):
+            return "target shape has a 0 entry (copies a dim of the intermediate)"
+        return None
+
+    def rewrite(self, m: Match, b):
+        outer = m.node("outer")
+        return b.op("Reshape", [m["x"], m["s2"]], attrs_of(outer), name=outer.name)
+
+
+class FlattenChain(Rule):
+    """Flatten(R(x), axis) -> Reshape(x, [P, -1]) where R only regroups elements and P, the
+    product of R's output dims before ``axis``, is known (P > 0)."""
+
+    name = "flatten_chain"
+    summary = "collapse Reshape/Flatten/Squeeze/Unsqueeze followed by a Flatten"
+    opset = 5
+    benefit = 2
+    pattern = Op("Flatten", Op(_SHAPE_OPS, "x", Opt("s1"), name="inner"), name="outer")
+
+    def lead(self, m: Match) -> Optional[int]:
+        axis = int(m.attr("outer", "axis") if m.attr("outer", "axis") is not None else 1)
+        inner = m.node("inner")
+        dims = None
+        s = m.shape("inner")
+        if s is not None:
+            dims = list(s)
+        elif inner.op_type == "Reshape" and m.const("s1") is not None:
+            s1 = [int(d) for d in m.const("s1").reshape(-1)]
+            dims = [d if d > 0 else None for d in s1]
+        if dims is None:
+            return None
+        if axis < 0:
+            axis += len(dims)
+        head = dims[:axis]
+        if not 0 <= axis <= len(dims) or any(type(d) is not int for d in head):
+            return None
+        return int(np.prod(head, dtype=np.int64)) if head else 1
+
+    def check(self, m: Match) -> Optional[str]:
+        p = self.lead(m)
+        if p is None or p <= 0:
+            return "the leading dims of the intermediate are not known"
+        return None
+
+    def rewrite(self, m: Match, b):
+        shape = b.const(np.array([self.lead(m), -1], dtype=np.int64))
+        return b.op("Reshape", [m["x"], shape], name=m.node("outer").name)
+
+
+class SqueezeUnsqueeze(Rule):
+    """Squeeze(Unsqueeze(x, A), A) and Unsqueeze(Squeeze(x, A), A) cancel to x (axes compared
+    after normalizing negatives; a Squeeze without axes needs x's shape)."""
+
+    name = "squeeze_unsqueeze"
+    summary = "cancel Squeeze/Unsqueeze pairs on the same axes"
+    opset = 1
+    benefit = 2
+    pattern = [Op("Squeeze", Op("Unsqueeze", "x", Opt("a1"), name="inner"), Opt("a2"),
+                  name="outer"),
+               Op("Unsqueeze", Op("Squeeze", "x", Opt("a1"), name="inner"), Opt("a2"),
+                  name="outer")]
+
+    def check(self, m: Match) -> Optional[str]:
+        a1, a2 = axes_of(m, "inner", "a1"), axes_of(m, "outer", "a2")
+        if a1 is None or a2 is None:
+            return "axes are not constant"
+        x_shape = m.shape("x")
+        sq_first = m.node("inner").op_type == "Squeeze"
+        if sq_first and not a1:  # squeeze every 1: needs the dims
+            if x_shape is None or any(type(d) is not int for d in x_shape):
+                return "Squeeze without axes on a value of unknown shape"
+            a1 = [i for i, d in enumerate(x_shape) if d == 1]
+        if not a1 or not a2:
+            return "axes are empty"
+        rank = None  # the rank both axis lists refer to
+        if x_shape is not None:
+            rank = len(x_shape) if sq_first else len(x_shape) + len(a1)
+        if any(a < 0 for a in a1 + a2) and rank is None:
+            return "negative axes and an unknown rank"
+        n1 = sorted(a + rank if a < 0 else a for a in a1) if rank is not None else sorted(a1)
+        n2 = sorted(a + rank if a < 0 else a for a in a2) if rank is not None else sorted(a2)
+        if n1 != n2:
+            return f"axes differ ({n1} vs {n2})"
+        return None
+
+    def rewrite(self, m: Match, b):
+        return m["x"]
+
+
+RULES = [TransposeTranspose(), TransposeBinary(), TransposeSandwich(), ReshapeChain(),
+         FlattenChain(), SqueezeUnsqueeze()]
+
+__all__ = ["RULES", "TransposeTranspose", "TransposeBinary", "TransposeSandwich", "ReshapeChain",
+           "FlattenChain", "SqueezeUnsqueeze"]
