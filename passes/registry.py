@@ -24,6 +24,7 @@ ENTRY_POINT_GROUP = "onnxopt.passes"
 
 # CLI name -> module under onnxopt.passes. Imported lazily: `--help` must not pay for them.
 BUILTIN_MODULES: dict[str, str] = {
+    "shapes": "shapes",
     "dce": "dce",
     "identity": "identity",
     "cse": "cse",
