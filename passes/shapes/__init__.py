@@ -1,0 +1,54 @@
+"""Symbolic shape inference (``-p shapes``), on sympy.
+
+Every value gets a dtype and a shape whose dims are ints, canonical sympy expressions over named
+positive-integer symbols (``batch``, ``2*seq``, ``floor(H/2 - 1/2) + 1``, ``past + seq``) or None
+(unknown); small integer tensors that compute shapes carry their elements symbolically in
+``value.meta["symval"]``. Symbols come from the inputs' ``dim_param``s; an unnamed input dim gets
+``unk_<input>_<axis>``; data-dependent dims get fresh symbols named after their node (``nz_<node>``
+for NonZero, ``uniq_``, ``nms_``, ``compress_``, ``loop_``, ``if_``...).
+
+Public API::
+
+    ShapeAnalysis                  ctx.analysis(ShapeAnalysis) -> ShapeInfo (annotates in place)
+    infer_shapes(model, ctx=None)  -> ShapeInfo (constraints, errors, unknown, hint_conflicts)
+    shape_of(value)                -> Shape | None
+    dims_equal(a, b)               -> True only when provably equal
+    sym_value(value)               -> tuple of int / SymDim / None, or None
+
+The ``shapes`` pass writes the result as value_info (``dim_param`` holds the expression text);
+``shapes{strip=true}`` removes inferred types from intermediate values. Contradicting shapes
+(a static broadcast mismatch, MatMul inner dims that differ) raise :class:`onnxopt.errors.ShapeError`
+naming the nodes, and the model is left unchanged.
+
+Shape functions cover every standard-domain op of onnx's node conformance cases (see
+:func:`covered`), and these com.microsoft ops: FusedConv, NhwcConv, FusedGemm, FusedMatMul,
+MatMulNBits, MatMulInteger16, MatMulIntegerToFloat, DynamicQuantizeMatMul, GemmFastGelu, Gelu,
+FastGelu, BiasGelu, QuickGelu, BiasAdd, BiasSplitGelu, BiasSoftmax, SkipLayerNormalization,
+SkipSimplifiedLayerNormalization, LayerNormalization, SimplifiedLayerNormalization,
+EmbedLayerNormalization, GroupNorm, SkipGroupNorm, Attention, MultiHeadAttention,
+GroupQueryAttention, RotaryEmbedding, QuantizeLinear, DequantizeLinear, QLinearAdd, QLinearMul,
+QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax, QLinearConcat, QLinearAveragePool,
+QLinearGlobalAveragePool, Trilu, Inverse. Other ops with an onnx schema fall back to onnx's own
+per-node inference (static facts only); the rest leave their outputs unknown (reported with -v).
+
+sympy is imported only when an expression needs algebra: ``import onnxopt.passes.shapes`` does
+not import it.
+"""
+
+from .analysis import ShapeAnalysis, infer_shapes, shape_of, sym_value
+from .annotate import ShapesPass
+from .context import Constraint, ShapeInfo, ShapeIssue, Unknown
+from .dims import dims_equal
+
+
+def covered(domain: str = "") -> list:
+    """Op types of ``domain`` with a shape function here."""
+    from .infer import load_ops
+    from .table import covered as _covered
+
+    load_ops()
+    return _covered(domain)
+
+
+__all__ = ["ShapeAnalysis", "ShapeInfo", "ShapesPass", "Constraint", "ShapeIssue", "Unknown",
+           "infer_shapes", "shape_of", "dims_equal", "sym_value", "covered"]

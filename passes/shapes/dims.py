@@ -1,0 +1,373 @@
+"""Dim algebra on top of :mod:`onnxopt.ir.shape`.
+
+A dim is an ``int``, a :class:`~onnxopt.ir.shape.SymDim` or ``None`` (unknown). Every function here
+takes and returns dims, propagates ``None``, and stays in plain Python for ints and lone symbols;
+sympy is imported only when an expression really needs algebra. Results are canonical: a symbolic
+result is ``SymDim.from_expr(expr)`` of sympy's auto-simplified expression, so ``seq*4/4`` is
+``seq`` and the dim's text is one spelling per value. Symbols are positive integers (see
+:func:`onnxopt.ir.shape.symbol`), which lets ``floor``/``Max``/``Min`` simplify.
+
+Ceil division is written ``floor((a + b - 1)/b)``: sympy prints ``ceiling`` for ``ceil``, which the
+IR's dim parser does not read back.
+
+Comparisons are three-valued where it matters: :func:`eq` is True only when provably equal,
+:func:`ne` only when provably different, :func:`le` returns None when it cannot decide.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional
+
+from ...ir.shape import Dim, SymDim, symbol
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_sympy = None
+
+
+def sp():
+    """The sympy module, imported on first use."""
+    global _sympy
+    if _sympy is None:
+        import sympy
+
+        _sympy = sympy
+    return _sympy
+
+
+def is_lone(d) -> bool:
+    """True for a SymDim that is one plain named symbol (no sympy needed to reason about it)."""
+    return isinstance(d, SymDim) and bool(_IDENT.match(d.text))
+
+
+def sym(name: str) -> SymDim:
+    """A SymDim for one named symbol (a positive integer)."""
+    if _IDENT.match(name):
+        return SymDim(name)
+    return SymDim(name, symbol(name))
+
+
+def expr(d):
+    """The sympy expression of an int or SymDim."""
+    if type(d) is int:
+        return sp().Integer(d)
+    if isinstance(d, SymDim):
+        return d.expr
+    if isinstance(d, bool):
+        return sp().Integer(int(d))
+    raise TypeError(f"not a dim: {d!r}")
+
+
+_from: dict = {}
+
+
+def from_expr(e) -> Dim:
+    """A canonical dim from a sympy expression: an int when constant, else a SymDim."""
+    if e.is_Integer:
+        return int(e)
+    r = _from.get(e)
+    if r is None:
+        r = SymDim.from_expr(e)
+        _from[e] = r
+    return r
+
+
+_cache: dict = {}
+
+
+def _binop(op: str, a, b, fn):
+    key = (op, a, b)
+    r = _cache.get(key)
+    if r is None and key not in _cache:
+        try:
+            r = from_expr(fn(expr(a), expr(b)))
+        except (TypeError, ValueError, ZeroDivisionError, AttributeError):
+            r = None
+        _cache[key] = r
+    return r
+
+
+def _known(*ds) -> bool:
+    return all(d is not None for d in ds)
+
+
+def add(a: Dim, b: Dim) -> Dim:
+    """a + b."""
+    if a is None or b is None:
+        return None
+    if type(a) is int:
+        if type(b) is int:
+            return a + b
+        if a == 0:
+            return b
+    elif type(b) is int and b == 0:
+        return a
+    return _binop("+", a, b, lambda x, y: x + y)
+
+
+def sub(a: Dim, b: Dim) -> Dim:
+    """a - b."""
+    if a is None or b is None:
+        return None
+    if type(a) is int and type(b) is int:
+        return a - b
+    if type(b) is int and b == 0:
+        return a
+    if a == b:
+        return 0
+    return _binop("-", a, b, lambda x, y: x - y)
+
+
+def mul(a: Dim, b: Dim) -> Dim:
+    """a * b."""
+    if a is None or b is None:
+        if (type(a) is int and a == 0) or (type(b) is int and b == 0):
+            return 0
+        return None
+    if type(a) is int:
+        if type(b) is int:
+            return a * b
+        if a == 1:
+            return b
+        if a == 0:
+            return 0
+    elif type(b) is int:
+        if b == 1:
+            return a
+        if b == 0:
+            return 0
+    return _binop("*", a, b, lambda x, y: x * y)
+
+
+def neg(a: Dim) -> Dim:
+    """-a."""
+    if a is None:
+        return None
+    if type(a) is int:
+        return -a
+    return from_expr(-expr(a))
+
+
+def floordiv(a: Dim, b: Dim) -> Dim:
+    """floor(a / b)."""
+    if a is None or b is None:
+        return None
+    if type(b) is int:
+        if b == 0:
+            return None
+        if type(a) is int:
+            return a // b
+        if b == 1:
+            return a
+    if a == b:
+        return 1
+    return _binop("//", a, b, lambda x, y: sp().floor(x / y))
+
+
+def ceildiv(a: Dim, b: Dim) -> Dim:
+    """ceil(a / b), written floor((a + b - 1) / b) for a positive b."""
+    if a is None or b is None:
+        return None
+    if type(b) is int:
+        if b == 0:
+            return None
+        if type(a) is int:
+            return -(-a // b)
+        if b == 1:
+            return a
+        if b < 0:
+            return neg(floordiv(a, -b))
+    if a == b:
+        return 1
+    if type(b) is not int and le(1, b) is not True:
+        return None
+    return _binop("ceil", a, b, lambda x, y: sp().floor((x + y - 1) / y))
+
+
+def truediv(a: Dim, b: Dim) -> Dim:
+    """a / b when the division is known to be exact (reshape's -1): ``seq*64/8`` is ``8*seq``."""
+    if a is None or b is None:
+        return None
+    if type(a) is int and type(b) is int:
+        if b == 0 or a % b:
+            return None
+        return a // b
+    if type(b) is int and b == 1:
+        return a
+    if a == b:
+        return 1
+    return _binop("/", a, b, lambda x, y: x / y)
+
+
+def mod(a: Dim, b: Dim) -> Dim:
+    """a mod b with the sign of b (Python's ``%``)."""
+    if a is None or b is None:
+        return None
+    if type(a) is int and type(b) is int:
+        return a % b if b else None
+    if type(b) is int and b == 1:
+        return 0
+    return _binop("%", a, b, lambda x, y: sp().Mod(x, y))
+
+
+def dmax(a: Dim, b: Dim) -> Dim:
+    """max(a, b)."""
+    if a is None or b is None:
+        return None
+    if type(a) is int and type(b) is int:
+        return a if a >= b else b
+    if a == b:
+        return a
+    return _binop("max", a, b, lambda x, y: sp().Max(x, y))
+
+
+def dmin(a: Dim, b: Dim) -> Dim:
+    """min(a, b)."""
+    if a is None or b is None:
+        return None
+    if type(a) is int and type(b) is int:
+        return a if a <= b else b
+    if a == b:
+        return a
+    return _binop("min", a, b, lambda x, y: sp().Min(x, y))
+
+
+def prod(ds: Iterable[Dim]) -> Dim:
+    """The product of dims (None when any is unknown and none is 0)."""
+    out: Dim = 1
+    for d in ds:
+        out = mul(out, d)
+    return out
+
+
+def fsum(ds: Iterable[Dim]) -> Dim:
+    """The sum of dims."""
+    out: Dim = 0
+    for d in ds:
+        out = add(out, d)
+    return out
+
+
+# -- comparisons -----------------------------------------------------------------------------
+
+_eq_cache: dict = {}
+
+
+def eq(a: Dim, b: Dim) -> bool:
+    """True only when a and b are provably equal."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    ta, tb = type(a) is int, type(b) is int
+    if ta and tb:
+        return False
+    if (ta or is_lone(a)) and (tb or is_lone(b)):
+        return False
+    key = (a, b)
+    r = _eq_cache.get(key)
+    if r is None:
+        try:
+            d = expr(a) - expr(b)
+            r = d == 0 or sp().expand(d) == 0
+        except (TypeError, ValueError):
+            r = False
+        _eq_cache[key] = r
+    return r
+
+
+def dims_equal(a: Dim, b: Dim) -> bool:
+    """True only when two dims are provably equal (``seq`` and ``seq*4/4`` are; ``seq`` and
+    ``16`` are not, nor is an unknown dim equal to anything)."""
+    return eq(a, b)
+
+
+_sign_cache: dict = {}
+
+
+def _nonneg(e) -> Optional[bool]:
+    r = _sign_cache.get(e, 0)
+    if r == 0:
+        try:
+            r = e.is_nonnegative
+        except (TypeError, ValueError, RecursionError):
+            r = None
+        _sign_cache[e] = r
+    return r
+
+
+def le(a: Dim, b: Dim) -> Optional[bool]:
+    """a <= b: True or False when provable, else None."""
+    if a is None or b is None:
+        return None
+    if type(a) is int and type(b) is int:
+        return a <= b
+    if a == b:
+        return True
+    return _nonneg(expr(b) - expr(a))
+
+
+def lt(a: Dim, b: Dim) -> Optional[bool]:
+    """a < b: True or False when provable, else None."""
+    r = le(b, a)
+    return None if r is None else not r
+
+
+def nonneg(a: Dim) -> Optional[bool]:
+    """a >= 0, three-valued."""
+    return le(0, a)
+
+
+def ne(a: Dim, b: Dim) -> bool:
+    """True only when a and b are provably different."""
+    if a is None or b is None:
+        return False
+    if type(a) is int and type(b) is int:
+        return a != b
+    if a == b:
+        return False
+    lt_ = lt(a, b)
+    if lt_ is True:
+        return True
+    gt_ = lt(b, a)
+    return gt_ is True
+
+
+def free_symbols(d: Dim) -> frozenset:
+    """Names of the symbols a dim depends on."""
+    if d is None or type(d) is int:
+        return frozenset()
+    if is_lone(d):
+        return frozenset((d.text,))
+    return frozenset(s.name for s in d.expr.free_symbols)
+
+
+def evaluate(d: Dim, binding: dict):
+    """The value of a dim at a binding ``{symbol name: int}`` (None when a symbol is unbound)."""
+    if d is None:
+        return None
+    if type(d) is int:
+        return d
+    if is_lone(d):
+        return binding.get(d.text)
+    e = d.expr
+    subs = {}
+    for s in e.free_symbols:
+        if s.name not in binding:
+            return None
+        subs[s] = sp().Integer(binding[s.name])
+    v = e.xreplace(subs)
+    if not v.is_number:
+        return None
+    if v.is_Integer:
+        return int(v)
+    try:
+        f = float(v)  # not an integer: a wrong dim, returned so that the caller sees it
+    except (TypeError, ValueError):
+        return None
+    return int(f) if f == int(f) else f
+
+
+__all__ = ["sp", "is_lone", "sym", "expr", "from_expr", "add", "sub", "mul", "neg", "floordiv",
+           "ceildiv", "truediv", "mod", "dmax", "dmin", "prod", "fsum", "eq", "dims_equal", "le",
+           "lt", "nonneg", "ne", "free_symbols", "evaluate"]

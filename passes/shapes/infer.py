@@ -1,0 +1,527 @@
+"""The inference driver: one walk over every graph in topological order.
+
+Each node is visited once (Loop bodies at most twice, to generalize loop-carried dims), so the cost
+is linear in the graph; dim algebra is memoized in :mod:`.dims`. Results are computed into
+dictionaries first and written to the IR at the end (:meth:`Inference.commit`):
+
+- graph inputs: the declared type is the truth; an unnamed unknown dim gets a fresh symbol
+  ``unk_<input>_<axis>`` (the declared type is kept in ``value.meta["shapes_declared_type"]``);
+- node outputs: what the graph proves wins; a declared (value_info / output) shape only fills dims
+  the graph leaves unknown, and a disagreement is recorded in ``ShapeInfo.hint_conflicts``;
+- function bodies are inferred per call site (cached by the call's input types and values) and
+  annotated with what all call sites agree on.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Optional
+
+import numpy as np
+
+from ...ir import Model, Node, SequenceType, OptionalType, Shape, SymDim, TensorType, Value
+from ...ir.types import Type
+from . import dims as D
+from .context import (
+    INTS,
+    MAX_VALS,
+    Constraint,
+    NodeCtx,
+    ShapeInfo,
+    ShapeIssue,
+    Unknown,
+    Unresolved,
+    node_label,
+    obj_array,
+    vals_from_numpy,
+)
+from .table import lookup
+
+_SAN = re.compile(r"[^A-Za-z0-9_]+")
+_NAMED = re.compile(r"[A-Za-z_]")
+STRICT = False  # tests set this: a failing shape function raises instead of leaving outputs unknown
+
+
+def _sanitize(s: str) -> str:
+    s = _SAN.sub("_", s).strip("_")
+    if not s or s[0].isdigit():
+        s = "v" + s
+    return s[:48]
+
+
+def _precise(t) -> bool:
+    return isinstance(t, TensorType) and t.shape is not None and all(d is not None for d in t.shape)
+
+
+def _clean(t):
+    """A type that lowering can write (no dtype-0 tensors inside)."""
+    if isinstance(t, TensorType):
+        return t if t.dtype else None
+    if isinstance(t, SequenceType):
+        return SequenceType(_clean(t.elem))
+    if isinstance(t, OptionalType):
+        e = _clean(t.elem)
+        return OptionalType(e) if e is not None else None
+    return t
+
+
+def join_types(a, b):
+    """The most precise type both ``a`` and ``b`` satisfy (dims that differ become unknown)."""
+    if a is None or b is None:
+        return None
+    if a == b:
+        return a
+    if isinstance(a, TensorType) and isinstance(b, TensorType):
+        dt = a.dtype if a.dtype == b.dtype else 0
+        if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
+            return TensorType(dt, None)
+        return TensorType(dt, Shape([x if D.eq(x, y) else None for x, y in zip(a.shape, b.shape)]))
+    if isinstance(a, SequenceType) and isinstance(b, SequenceType):
+        return SequenceType(join_types(a.elem, b.elem))
+    if isinstance(a, OptionalType) and isinstance(b, OptionalType):
+        return OptionalType(join_types(a.elem, b.elem))
+    return None
+
+
+class _Root:
+    """State shared by the main inference and every function-call frame."""
+
+    def __init__(self, model: Model, info: ShapeInfo, verbose: int, notes: Optional[list]):
+        self.model = model
+        self.info = info
+        self.verbose = verbose
+        self.notes = notes
+        self.names: set[str] = set()
+        self.frames: dict = {}  # function key -> list of frames (one per distinct call)
+        self.call_cache: dict = {}
+        self.depth = 0
+        self.err_keys: set = set()
+        self.con_keys: set = set()
+        self.unknown_ops: dict = {}
+
+
+class Inference:
+    """One frame of inference: the main graph (with its subgraphs), or one function call."""
+
+    def __init__(self, model: Model, info: ShapeInfo, root: Optional[_Root] = None,
+                 verbose: int = 0, notes: Optional[list] = None):
+        self.model = model
+        self.info = info
+        self.root = root or _Root(model, info, verbose, notes)
+        self.types: dict[Value, Optional[Type]] = {}
+        self.vals: dict[Value, np.ndarray] = {}
+        self.seqs: dict[Value, list] = {}
+        self.used_fresh = False
+
+    # -- what shape functions call -------------------------------------------------------------
+    def type_of(self, v: Value):
+        """The inferred type of a value (its declared type when not visited)."""
+        t = self.types.get(v, _MISSING)
+        if t is _MISSING:
+            return v.type
+        return t
+
+    def vals_of(self, v: Value) -> Optional[np.ndarray]:
+        """Element values of a small tensor, when known."""
+        return self.vals.get(v)
+
+    def seq_items_of(self, v: Value) -> Optional[list]:
+        """The element types of a sequence whose length is known."""
+        return self.seqs.get(v)
+
+    def set_seq_items(self, v: Value, items: list) -> None:
+        """Record the element types of a sequence of known length."""
+        self.seqs[v] = items
+
+    def set_out(self, v: Value, t, vals: Optional[np.ndarray]) -> None:
+        """Record an output's inferred type, merged with its declared type (a hint)."""
+        t = self._merge(t, v.type, v)
+        self.types[v] = t
+        if vals is not None and not isinstance(vals, np.ndarray):
+            vals = obj_array([vals], ())
+        if vals is not None and isinstance(t, TensorType) and t.shape is not None:
+            shape = t.shape
+            if all(type(d) is int for d in shape):
+                n = int(np.prod(shape)) if shape else 1
+                if n == vals.size and n <= MAX_VALS:
+                    self.vals[v] = vals.reshape(tuple(shape))
+                    return
+        self.vals.pop(v, None)
+
+    def fresh(self, kind: str, node: Optional[Node], hint: str = "") -> SymDim:
+        """A fresh symbol ``<kind>_<node>`` (numbered when taken)."""
+        base = f"{kind}_{_sanitize(hint or (node.name if node is not None and node.name else (node.op_type if node is not None else 'v')))}"
+        name = base
+        i = 1
+        names = self.root.names
+        while name in names:
+            name = f"{base}_{i}"
+            i += 1
+        names.add(name)
+        self.info.symbols[name] = (f"data-dependent, from {node_label(node)}" if node is not None
+                                   else "fresh")
+        self.used_fresh = True
+        return D.sym(name)
+
+    def constraint(self, a, b, kind: str, node: Optional[Node], why: str) -> None:
+        """Record a fact the graph proves (deduplicated)."""
+        key = (a, b, kind) if str(a) <= str(b) else (b, a, kind)
+        if key in self.root.con_keys:
+            return
+        self.root.con_keys.add(key)
+        self.info.constraints.append(Constraint(a, b, kind, node, why))
+
+    def error(self, node: Optional[Node], message: str) -> None:
+        """Record a contradiction naming the node (deduplicated)."""
+        key = (id(node), message)
+        if key in self.root.err_keys:
+            return
+        self.root.err_keys.add(key)
+        self.info.errors.append(ShapeIssue(node, message))
+
+    # -- merging with declarations ---------------------------------------------------------------
+    def _merge(self, inferred, declared, v: Value):
+        if declared is None:
+            return inferred
+        if inferred is None:
+            return declared
+        if not (isinstance(inferred, TensorType) and isinstance(declared, TensorType)):
+            return inferred
+        dt = inferred.dtype or declared.dtype
+        if inferred.dtype and declared.dtype and inferred.dtype != declared.dtype:
+            self._conflict(v, f"declared dtype {declared.dtype} but the graph computes "
+                              f"{inferred.dtype}")
+        si, sd = inferred.shape, declared.shape
+        if si is None:
+            return TensorType(dt, sd)
+        if sd is None:
+            return TensorType(dt, si) if dt != inferred.dtype else inferred
+        if len(si) != len(sd):
+            self._conflict(v, f"declared shape {sd} but the graph computes {si}")
+            return TensorType(dt, si)
+        out = []
+        changed = dt != inferred.dtype
+        bad = False
+        for a, b in zip(si, sd):
+            if a is None:
+                out.append(b)
+                changed |= b is not None
+            else:
+                out.append(a)
+                if b is not None and type(a) is int and type(b) is int and a != b:
+                    bad = True
+        if bad:
+            self._conflict(v, f"declared shape {sd} but the graph computes {si}")
+        return TensorType(dt, Shape(out)) if changed else inferred
+
+    def _conflict(self, v: Value, msg: str) -> None:
+        node = v.producer
+        self.info.hint_conflicts.append(ShapeIssue(node, f"value {v.name!r}: {msg}", v))
+
+    # -- graphs ----------------------------------------------------------------------------------
+    def main_inputs(self, g) -> None:
+        """Types of the main graph's inputs: declared, with fresh symbols for unnamed dims."""
+        for v in g.inputs:
+            if v.const_value is not None:
+                continue
+            t = v.type
+            if isinstance(t, TensorType) and t.shape is not None:
+                t = self._name_dims(v, t)
+            self.types[v] = t
+
+    def _name_dims(self, v: Value, t: TensorType) -> TensorType:
+        dims = list(t.shape)
+        changed = False
+        for i, d in enumerate(dims):
+            if isinstance(d, SymDim):
+                if not _NAMED.search(d.text):
+                    d = None
+                else:
+                    self.root.names.add(d.text)
+                    self.info.symbols.setdefault(d.text, f"input {v.name!r} axis {i}")
+                    continue
+            if d is None:
+                name = f"unk_{_sanitize(v.name or 'input')}_{i}"
+                dims[i] = SymDim(name) if name not in self.root.names else self.fresh(
+                    "unk", None, f"{v.name}_{i}")
+                self.root.names.add(dims[i].text)
+                self.info.symbols[dims[i].text] = f"unnamed dim of input {v.name!r} axis {i}"
+                changed = True
+        return TensorType(t.dtype, Shape(dims)) if changed else t
+
+    def reserve_input_names(self, g) -> None:
+        """Reserve every named input dim, so fresh names never collide with them."""
+        for v in g.inputs:
+            t = v.type
+            if isinstance(t, TensorType) and t.shape is not None:
+                for d in t.shape:
+                    if isinstance(d, SymDim):
+                        self.root.names.add(d.text)
+
+    def initializers(self, g) -> None:
+        """Types and small values of a graph's initializers."""
+        for v in g.initializers:
+            t = v.const_value
+            self.types[v] = TensorType(t.dtype, Shape(t.dims))
+            if t.dtype != 8 and t.size <= MAX_VALS:
+                try:
+                    a = vals_from_numpy(t.numpy())
+                except Exception:  # undecodable tensor: values unknown, type still right
+                    a = None
+                if a is not None:
+                    self.vals[v] = a
+
+    def run_graph(self, g, opsets: dict, fattrs: Optional[dict]) -> None:
+        """Infer every node of ``g`` (inputs and initializers must be typed by the caller)."""
+        self.initializers(g)
+        for n in g.nodes:
+            self.node(n, opsets, fattrs)
+
+    def subgraph(self, g, input_types: list, input_vals: Optional[list], opsets: dict,
+                 fattrs: Optional[dict]) -> list:
+        """Infer a body graph whose inputs have ``input_types``; returns its output types."""
+        for i, v in enumerate(g.inputs):
+            t = input_types[i] if i < len(input_types) else None
+            self.types[v] = self._merge_input(t, v.type)
+            a = input_vals[i] if input_vals and i < len(input_vals) else None
+            if a is not None:
+                self.vals[v] = a
+            else:
+                self.vals.pop(v, None)
+        self.run_graph(g, opsets, fattrs)
+        return [self.type_of(v) for v in g.outputs]
+
+    @staticmethod
+    def _merge_input(derived, declared):
+        if derived is None:
+            return declared
+        if declared is None or not isinstance(derived, TensorType) \
+                or not isinstance(declared, TensorType):
+            return derived
+        if derived.shape is None:
+            return TensorType(derived.dtype or declared.dtype, declared.shape)
+        if declared.shape is None or len(declared.shape) != len(derived.shape):
+            return TensorType(derived.dtype or declared.dtype, derived.shape)
+        # Declared body-input dims fill what the outer graph leaves unknown (static ones only:
+        # a body's symbolic names are not the outer graph's).
+        return TensorType(derived.dtype or declared.dtype, Shape(
+            [a if a is not None else (b if type(b) is int else None)
+             for a, b in zip(derived.shape, declared.shape)]))
+
+    # -- nodes -----------------------------------------------------------------------------------
+    def node(self, n: Node, opsets: dict, fattrs: Optional[dict]) -> None:
+        """Infer one node's outputs."""
+        ctx = NodeCtx(n, self, opsets, fattrs)
+        domain = "" if n.domain == "ai.onnx" else n.domain
+        fn = lookup(domain, n.op_type) if domain == "" or (
+            (n.domain, n.op_type, n.overload) not in self.model.functions) else None
+        reason = ""
+        if fn is None:
+            f = self.model.functions.get((n.domain, n.op_type, n.overload))
+            if f is not None:
+                fn = lambda c: self.call_function(c, f)  # noqa: E731
+            else:
+                from .fallback import onnx_fallback
+
+                fn = onnx_fallback(domain, n.op_type, ctx)
+                if fn is None:
+                    reason = f"no shape function for {domain + '::' if domain else ''}{n.op_type}"
+                    self.root.unknown_ops[n.op_type] = self.root.unknown_ops.get(n.op_type, 0) + 1
+        if fn is not None:
+            try:
+                fn(ctx)
+            except Unresolved as e:
+                reason = f"attribute refers to function attribute {e} with no known value"
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as e:  # a shape function bug must not take the tool down
+                if STRICT:
+                    raise
+                reason = f"shape function failed: {type(e).__name__}: {e}"
+        for v in n.outputs:
+            if v not in self.types:
+                self.types[v] = v.type
+                self.vals.pop(v, None)
+        if reason or not all(_precise(self.types[v]) or not v.name or isinstance(
+                self.types[v], (SequenceType, OptionalType)) for v in n.outputs):
+            vs = tuple(v for v in n.outputs if v.name and not _precise(self.types[v]))
+            self.info.unknown.append(Unknown(n, reason or "outputs partly unknown", vs))
+
+    # -- functions -------------------------------------------------------------------------------
+    def call_function(self, ctx: NodeCtx, f) -> None:
+        """Infer a call of a model-local function by instantiating its body."""
+        root = self.root
+        if root.depth > 16:
+            return
+        fattrs: dict = {"__absent__": set()}
+        defaults = {a.name: a for a in f.attribute_defaults}
+        for name in list(f.attributes) + list(defaults):
+            if ctx.node.attributes.get(name) is not None:
+                fattrs[name] = ctx.attr(name)
+            elif name in defaults:
+                fattrs[name] = defaults[name].value
+            else:
+                fattrs["__absent__"].add(name)
+        body = f.graph
+        in_types = [ctx.type(i) for i in range(len(body.inputs))]
+        in_vals = [ctx.vals(i) for i in range(len(body.inputs))]
+        key = (f.key, tuple(in_types),
+               tuple(None if a is None else (a.shape, tuple(a.flat)) for a in in_vals),
+               tuple(sorted((k, repr(v)) for k, v in fattrs.items() if k != "__absent__")))
+        try:
+            hit = root.call_cache.get(key)
+        except TypeError:
+            hit, key = None, None
+        if hit is None:
+            frame = Inference(self.model, self.info, root)
+            opsets = dict(self.model.opset_imports)
+            opsets.update(f.opset_imports)
+            for v, t, a in zip(body.inputs, in_types, in_vals):
+                frame.types[v] = t
+                if a is not None:
+                    frame.vals[v] = a
+            root.depth += 1
+            try:
+                frame.run_graph(body, opsets, fattrs)
+            finally:
+                root.depth -= 1
+            hit = [(frame.type_of(v), frame.vals_of(v)) for v in body.outputs]
+            root.frames.setdefault(f.key, []).append(frame)
+            if key is not None and not frame.used_fresh:
+                root.call_cache[key] = hit
+        for i, (t, a) in enumerate(hit):
+            if i < len(ctx.node.outputs) and t is not None:
+                self.set_out(ctx.node.outputs[i], t, a)
+
+    # -- writing back ----------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Write inferred types (and symvals) into the IR."""
+        model = self.model
+        main_inputs = {v for v in model.graph.inputs}
+        for v, t in self.types.items():
+            if v in main_inputs:
+                if t is not None and t != v.type:
+                    v.meta.setdefault("shapes_declared_type", v.type)
+                    v.type = t
+            else:
+                _write(v, t)
+            _write_symval(v, self.types.get(v), self.vals.get(v))
+        for key, f in model.functions.items():
+            frames = self.root.frames.get(key)
+            if not frames:
+                continue
+            seen = {}
+            for fr in frames:
+                for v, t in fr.types.items():
+                    if v in seen:
+                        seen[v] = (join_types(seen[v][0], t), _same_vals(seen[v][1], fr.vals_of(v)))
+                    else:
+                        seen[v] = (t, fr.vals_of(v))
+            for v, (t, a) in seen.items():
+                if v.const_value is None:
+                    _write(v, t)
+                _write_symval(v, t, a)
+
+
+def _same_vals(a, b):
+    if a is None or b is None or a.shape != b.shape:
+        return None
+    return a if all(x == y for x, y in zip(a.flat, b.flat)) else None
+
+
+def _write(v: Value, t) -> None:
+    t = _clean(t)
+    if t is None:
+        return
+    old = v.type
+    if old == t:
+        return
+    if isinstance(old, TensorType) and isinstance(t, TensorType):
+        if old.dtype and not t.dtype:
+            return
+    v.type = t
+
+
+def _write_symval(v: Value, t, a) -> None:
+    if (a is not None and isinstance(t, TensorType) and t.dtype in (6, 7)
+            and t.shape is not None and len(t.shape) <= 1):
+        v.meta["symval"] = tuple(x if x is None or isinstance(x, SymDim) else int(x)
+                                 for x in a.flat)
+    elif "symval" in v.meta:
+        del v.meta["symval"]
+
+
+_MISSING = object()
+
+
+def _count(info: ShapeInfo, model: Model) -> None:
+    known = partial = unknown = 0
+    for g in model.graphs():
+        for n in g.nodes:
+            for v in n.outputs:
+                if not v.name:
+                    continue
+                t = v.type
+                if _precise(t):
+                    known += 1
+                elif isinstance(t, TensorType) and t.shape is not None:
+                    partial += 1
+                elif isinstance(t, (SequenceType, OptionalType)):
+                    known += 1
+                else:
+                    unknown += 1
+    info.stats.update(known=known, partial=partial, unknown=unknown)
+
+
+def load_ops() -> None:
+    """Import every module that registers shape functions."""
+    from . import (  # noqa: F401
+        ops_control,
+        ops_elementwise,
+        ops_ms,
+        ops_nn,
+        ops_reduce,
+        ops_tensor,
+    )
+
+
+def run_inference(model: Model, verbose: int = 0, notes: Optional[list] = None) -> ShapeInfo:
+    """Infer every value of ``model`` in place and return the :class:`ShapeInfo`."""
+    load_ops()
+
+    t0 = time.perf_counter()
+    info = ShapeInfo()
+    inf = Inference(model, info, verbose=verbose, notes=notes)
+    g = model.graph
+    inf.reserve_input_names(g)
+    inf.main_inputs(g)
+    inf.run_graph(g, dict(model.opset_imports), None)
+    # Functions nobody calls are still annotated from what their bodies alone prove.
+    for key, f in model.functions.items():
+        if key not in inf.root.frames:
+            frame = Inference(model, info, inf.root)
+            opsets = dict(model.opset_imports)
+            opsets.update(f.opset_imports)
+            for v in f.graph.inputs:
+                frame.types[v] = v.type
+            frame.run_graph(f.graph, opsets, {"__absent__": set()} if not f.attributes else None)
+            inf.root.frames[key] = [frame]
+    inf.commit()
+    last = {}
+    for u in info.unknown:  # a Loop body inferred twice reports its nodes once
+        last[id(u.node)] = u
+    info.unknown = list(last.values())
+    _count(info, model)
+    info.stats["unknown_ops"] = dict(inf.root.unknown_ops)
+    info.seconds = time.perf_counter() - t0
+    if notes is not None:
+        for op, k in sorted(inf.root.unknown_ops.items()):
+            notes.append(f"shapes: no shape function for {op} ({k} node{'s' if k > 1 else ''}); "
+                         "its outputs are left unknown")
+        for e in info.errors:
+            notes.append(f"shapes: {e}")
+    return info
+
+
+__all__ = ["Inference", "run_inference", "join_types", "STRICT"]
