@@ -526,6 +526,8 @@ class Graph:
                       and not new._outputs_of)
         if can_rename:
             new.name, old.name = old.name, None
+            if new.type is None:  # the output keeps its declared type
+                new.type = old.type
             carrier = new
         else:
             carrier = Value(old.name, old.type)

@@ -148,12 +148,14 @@ class _Lifter:
         # path, which sorts or explains exactly what is wrong.
         created: list[Node] = []
         if not self.nodes(g, src.node, chain, created):
+            for name in list(scope):  # forget everything but inputs and initializers
+                v = scope[name]
+                if not (v._is_input or v.const_value is not None
+                        or "sparse_initializer" in v.meta):
+                    del scope[name]
             for n in created:
                 _undo_node(n)
             g = self._reset(g)
-            for name in list(scope):
-                if scope[name].producer is not None:
-                    del scope[name]
             ordered = self.ordered_nodes(src, g.name, chain)
             self.nodes(g, ordered, chain, [])
         for vi in (gp.value_info if function is None else function.value_info):

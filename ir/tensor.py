@@ -181,8 +181,9 @@ class Tensor:
         if self._proto is not None and self._external is None and self._proto.HasField("raw_data"):
             return self._proto.raw_data
         arr = self.numpy()
-        if arr.dtype == object:
-            return b"\0".join(x if isinstance(x, bytes) else str(x).encode() for x in arr.flat)
+        if arr.dtype == object:  # length-prefixed, so element boundaries cannot collide
+            parts = [x if isinstance(x, bytes) else str(x).encode() for x in arr.flat]
+            return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
         return np.ascontiguousarray(arr).tobytes()
 
     def digest(self) -> str:

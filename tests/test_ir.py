@@ -175,3 +175,32 @@ def test_printer_output_parses_back():
     assert 'float["2*seq",4] x' in text
     again = onnx.parser.parse_model(text)
     assert ir.print_model(ir.lift_model(again)) == text
+
+
+def test_out_of_order_nodes_are_sorted_at_lift():
+    m = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y) <float[2] w = {1.0, 2.0}> {
+            a = Add (x, w)
+            r = Reshape (a, s)
+            s = Constant <value_ints: ints = [2]> ()
+            y = Relu (r)
+        }""")
+    assert [n.op_type for n in m.graph.nodes] == ["Add", "Constant", "Reshape", "Relu"]
+    assert ir.check_model(m) == []
+
+
+def test_redirected_output_keeps_its_declared_type():
+    m = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (int64[2] y) { t = Cast <to: int = 7> (x)  y = Identity (t) }""")
+    cast, ident = list(m.graph.nodes)
+    ident.outputs[0].replace_all_uses_with(cast.outputs[0], outputs=True)
+    m.graph.erase(ident)
+    assert m.graph.outputs[0].name == "y" and m.graph.outputs[0].dtype == 7
+
+
+def test_string_tensor_bytes_keep_element_boundaries():
+    a = ir.Tensor.from_numpy(np.array([b"a\0", b"b"], dtype=object), dtype=8)
+    b = ir.Tensor.from_numpy(np.array([b"a", b"\0b"], dtype=object), dtype=8)
+    assert a.raw_bytes() != b.raw_bytes()
