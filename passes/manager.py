@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from ..errors import OnnxoptError, PassError
 from ..ir import Model, check_model, print_model
+from ..ir.gcpause import paused_gc
 from . import registry
 from .base import PassContext, PassResult, Rewrite
 from .pipeline import Group, Item, PassSpec, format_pipeline, parse_pipeline
@@ -129,7 +130,9 @@ class PassManager:
         t0 = time.perf_counter()
         self._total = self.count_leaves()
         self._done = 0
-        self._run_items(self.items, model, ctx, report, None)
+        # Passes allocate in bursts; full-heap collections of a big IR find nothing to free.
+        with paused_gc():
+            self._run_items(self.items, model, ctx, report, None)
         report.seconds = time.perf_counter() - t0
         report.notes = ctx.notes
         return report
