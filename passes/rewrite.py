@@ -188,6 +188,18 @@ def attr_of(node: Node, name: str, opset: int) -> Any:
 # -- shapes -----------------------------------------------------------------------------------------
 
 
+def _types(model: Model) -> list:
+    """Every value's type and symbolic value, to see whether an analysis annotated the IR."""
+    out = []
+    for g in model.graphs():
+        for v in itertools.chain(g.inputs, g.initializers):
+            out.append((id(v), v.type, v.meta.get("symval")))
+        for n in g.nodes:
+            for v in n.outputs:
+                out.append((id(v), v.type, v.meta.get("symval")))
+    return out
+
+
 class Shapes:
     """Shape facts for patterns and checks, from symbolic shape inference when it is available
     (``onnxopt.passes.shapes``), else from the declared types. Every answer is a proof: an
@@ -197,13 +209,18 @@ class Shapes:
         self._shape_of: Optional[Callable] = None
         self._dims_equal: Optional[Callable] = None
         self._sym_value: Optional[Callable] = None
+        self.annotated = False  # computing the analysis changed some value's type
+        self.analysis_name = ""
         if not infer or ctx is None:
             return
         try:
             from .shapes import ShapeAnalysis, dims_equal, shape_of, sym_value
         except ImportError:
             return
+        before = _types(ctx.model)
         ctx.analysis(ShapeAnalysis)
+        self.annotated = _types(ctx.model) != before
+        self.analysis_name = ShapeAnalysis.name
         self._shape_of, self._dims_equal, self._sym_value = shape_of, dims_equal, sym_value
 
     def shape(self, v: Optional[Value]):
@@ -321,7 +338,7 @@ class _Miss:
         self.reason = ""
 
     def fail(self, depth: int, reason: str) -> None:
-        if depth >= self.depth:
+        if depth > self.depth:
             self.depth, self.reason = depth, reason
 
 
@@ -655,6 +672,7 @@ class Rewriter:
         self.tracer = tracer
         self.count = 0
         self.capped: list[str] = []
+        self.max_rounds = 8
 
     def run(self, model: Model, ctx: Optional[PassContext] = None,
             shapes: Optional[Shapes] = None) -> PassResult:
@@ -667,64 +685,90 @@ class Rewriter:
             result.merge(self.run_on_graph(g, opset, shapes))
         for msg in self.capped:
             ctx.note(msg)
-        result.preserved = ALL if not result.modified else frozenset()
+        if result.modified:
+            result.preserved = frozenset()
+        elif shapes.annotated:
+            # Shape inference wrote types into the IR: that is a change (the manager's
+            # fingerprint sees it), and the analysis itself stays valid.
+            result.modified = True
+            result.preserved = frozenset({shapes.analysis_name})
+        else:
+            result.preserved = ALL
         return result
 
     def _index(self, opset: int) -> dict:
-        index: dict[tuple[str, str], list[tuple[Rule, Op]]] = {}
+        """(domain, op type) -> [(rule, its patterns rooted at that op)], by decreasing benefit."""
+        index: dict[tuple[str, str], list[tuple[Rule, list[Op]]]] = {}
         for rule in sorted(self.rules, key=lambda r: -r.benefit):  # stable: keeps list order
             if opset < rule.opset:
                 continue
+            by_op: dict[tuple[str, str], list[Op]] = {}
             for p in rule.patterns():
                 for t in p.op_types:
-                    index.setdefault((p.domain, t), []).append((rule, p))
+                    by_op.setdefault((p.domain, t), []).append(p)
+            for key, pats in by_op.items():
+                index.setdefault(key, []).append((rule, pats))
         return index
 
     def run_on_graph(self, graph: Graph, opset: int, shapes: Shapes) -> PassResult:
-        """Run the worklist on one graph to a fixed point (or the rewrite budget)."""
+        """Run the worklist on one graph to a fixed point (or the rewrite budget).
+
+        A rewrite re-queues its neighbourhood (new nodes, users of the new values, producers
+        and users of the inputs). A pattern whose root lies further downstream than that can
+        only be enabled by a later rewrite, so after the worklist drains, another round seeds
+        it with every node; rounds stop when one rewrites nothing (usually the second)."""
         result = PassResult()
         index = self._index(opset)
         if not index:
             return result
-        work = _Worklist(graph, index)
-        for n in graph.nodes:
-            work.push(n)
         cap = 8 * len(graph.nodes) + 64  # a rule set that never settles is a bug: stop, report
         done = 0
-        while not self._exhausted():
-            node = work.pop()
-            if node is None:
-                break
-            if done >= cap:
-                self.capped.append(f"rewrite: graph {graph.name!r} still changing after {cap} "
-                                   "rewrites (rules undo each other?); stopped")
-                break
-            for rule, pat in index.get((_dom(node), node.op_type), ()):
-                m = self._try(rule, pat, node, opset, shapes)
-                if m is not None:
-                    self._apply(m, work, result)
-                    done += 1
+        for _ in range(self.max_rounds):
+            work = _Worklist(graph, index)
+            for n in graph.nodes:
+                work.push(n)
+            before = done
+            while not self._exhausted():
+                node = work.pop()
+                if node is None:
                     break
+                if done >= cap:
+                    self.capped.append(f"rewrite: graph {graph.name!r} still changing after "
+                                       f"{cap} rewrites (rules undo each other?); stopped")
+                    return result
+                for rule, pats in index.get((_dom(node), node.op_type), ()):
+                    m = self._try(rule, pats, node, opset, shapes)
+                    if m is not None:
+                        self._apply(m, work, result)
+                        done += 1
+                        break
+            if done == before or self._exhausted():
+                return result
+        self.capped.append(f"rewrite: graph {graph.name!r} still changing after "
+                           f"{self.max_rounds} rounds; stopped")
         return result
 
     def _exhausted(self) -> bool:
         return self.max_rewrites is not None and self.count >= self.max_rewrites
 
-    def _try(self, rule: Rule, pat: Op, node: Node, opset: int, shapes: Shapes) -> Optional[Match]:
+    def _try(self, rule: Rule, pats: list[Op], node: Node, opset: int,
+             shapes: Shapes) -> Optional[Match]:
+        """The first pattern of ``rule`` that matches at ``node`` and passes the check; else
+        None, after telling the tracer the deepest near-miss."""
         miss = _Miss()
-        m = match(rule, pat, node, opset, shapes, miss)
-        if m is None:
-            if self.tracer:
-                self.tracer(TraceEvent(self.prefix + rule.name, node, "match", miss.reason,
-                                       max(miss.depth, 0)))
-            return None
-        reason = rule.check(m)
-        if reason is not None:
-            if self.tracer:
-                self.tracer(TraceEvent(self.prefix + rule.name, node, "check", reason,
-                                       len(m.nodes)))
-            return None
-        return m
+        for pat in pats:
+            m = match(rule, pat, node, opset, shapes, miss)
+            if m is None:
+                continue
+            reason = rule.check(m)
+            if reason is None:
+                return m
+            miss.fail(len(m.nodes) + 100, reason)  # a refused check beats any structural miss
+        if self.tracer:
+            stage = "check" if miss.depth >= 100 else "match"
+            depth = miss.depth - 100 if miss.depth >= 100 else max(miss.depth, 0)
+            self.tracer(TraceEvent(self.prefix + rule.name, node, stage, miss.reason, depth))
+        return None
 
     def _apply(self, m: Match, work: _Worklist, result: PassResult) -> None:
         graph, root, name = m.graph, m.root, self.prefix + m.rule.name
@@ -740,7 +784,7 @@ class Rewriter:
         except BaseException:
             _rollback(b)
             raise
-        replaced = tuple(n.name or n.op_type for n in m.nodes)
+        replaced = tuple(_node_id(n) for n in m.nodes)
         inputs = _external_inputs(m.nodes)
         created = set(map(id, b.created))
         for old, nv in zip(root.outputs, new):
@@ -768,6 +812,15 @@ class Rewriter:
             work.push(v.producer)
             for user, _ in v.uses():
                 work.push(user)
+
+
+def _node_id(n: Node) -> str:
+    """A node's name, else its op type and first output's name (text-syntax models name no
+    nodes)."""
+    if n.name:
+        return n.name
+    out = n.outputs[0].name if n.outputs else None
+    return f"{n.op_type}({out})" if out else n.op_type
 
 
 def _graph_opset(model: Model, g: Graph) -> int:
@@ -888,9 +941,11 @@ class RewritePass(Pass):
 
 def apply_rules(model: Model, rules: Sequence[Rule], ctx: Optional[PassContext] = None, *,
                 prefix: str = "", max_rewrites: Optional[int] = None,
-                tracer: Optional[Tracer] = None) -> PassResult:
-    """Apply ``rules`` to every graph of ``model`` in place; returns the PassResult."""
-    return Rewriter(rules, prefix=prefix, max_rewrites=max_rewrites, tracer=tracer).run(model, ctx)
+                tracer: Optional[Tracer] = None, shapes: Optional[Shapes] = None) -> PassResult:
+    """Apply ``rules`` to every graph of ``model`` in place; returns the PassResult.
+    ``shapes=Shapes()`` answers shape constraints from declared types only (no inference)."""
+    return Rewriter(rules, prefix=prefix, max_rewrites=max_rewrites,
+                    tracer=tracer).run(model, ctx, shapes)
 
 
 __all__ = [

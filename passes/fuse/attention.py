@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..rewrite import Const, Match, Op, Or, Rule, attr_of, const_value
+from ..rewrite import Const, Match, Op, Opt, Or, Rule, attr_of, const_value
 from ._common import BOOL, FLOAT, FLOAT16, scalar
 
 _QK = Op("MatMul", "q", "kt", name="qk")
@@ -176,6 +176,63 @@ class Attention(Rule):
         return b.op("Expand", [mask, shape])
 
 
-RULES = [Attention()]
+def _split(x: str, shape: str, t: str) -> Op:
+    """Transpose(Reshape(x, shape), perm) (the head split of a [B, S, H*D] projection)."""
+    return Op("Transpose", Op("Reshape", x, shape, name=t + "_r"), name=t)
 
-__all__ = ["RULES", "Attention"]
+
+class AttentionHeads(Rule):
+    """Head split and merge folded into Attention's 3-D form: Reshape([B, S, H*D] -> [B, S, H,
+    D]) + Transpose(0, 2, 1, 3) on Q, K and V, and Transpose(0, 2, 1, 3) + Reshape back to
+    [B, S, H*Dv] on the output, become ``q_num_heads=H, kv_num_heads=Hk`` on an Attention that
+    reads and writes [B, S, hidden] directly. The mask and every other attribute are kept (the
+    mask is broadcast to [B, H, Sq, Sk] in both forms)."""
+
+    name = "attention_heads"
+    summary = "fold the Reshape/Transpose head split and merge around Attention into its 3-D form"
+    opset = 23
+    benefit = 10
+    pattern = Op("Reshape", Op("Transpose", Op("Attention", _split("q3", "qs", "tq"),
+                                               _split("k3", "ks", "tk"), _split("v3", "vs", "tv"),
+                                               Opt("mask"), name="att"), name="to"),
+                 "os", name="out")
+
+    def heads(self, m: Match, t: str, x: str):
+        """H when t is Transpose(0,2,1,3) of x reshaped [B, S, E] -> [B, S, H, D], else None."""
+        if tuple(m.attr(t, "perm") or ()) != (0, 2, 1, 3):
+            return None
+        src, dst = m.shape(x), m.shape(t + "_r")
+        if src is None or dst is None or len(src) != 3 or len(dst) != 4:
+            return None
+        if not all(m.shapes.dims_equal(src[i], dst[i]) for i in (0, 1)):
+            return None
+        return dst[2] if type(dst[2]) is int else None
+
+    def check(self, m: Match) -> Optional[str]:
+        att = m.node("att")
+        if len(att.outputs) > 1 and any(o.has_uses() for o in att.outputs[1:]):
+            return "Attention's cache outputs are used"
+        hq, hk, hv = (self.heads(m, t, x) for t, x in (("tq", "q3"), ("tk", "k3"), ("tv", "v3")))
+        if None in (hq, hk, hv) or hk != hv:
+            return "Q, K or V is not a [B, S, H*D] -> [B, H, S, D] head split"
+        if tuple(m.attr("to", "perm") or ()) != (0, 2, 1, 3):
+            return "output is not transposed back to [B, S, H, D]"
+        y, out = m.shape("to"), m.shape("out")
+        if y is None or out is None or len(y) != 4 or len(out) != 3:
+            return "output is not merged back to [B, S, H*D]"
+        if not all(m.shapes.dims_equal(y[i], out[i]) for i in (0, 1)):
+            return "output reshape does not keep [B, S]"
+        return None
+
+    def rewrite(self, m: Match, b):
+        att = m.node("att")
+        hq, hk = self.heads(m, "tq", "q3"), self.heads(m, "tk", "k3")
+        ins = [m["q3"], m["k3"], m["v3"]] + ([m["mask"]] if m.get("mask") is not None else [])
+        attrs = {k: a for k, a in att.attributes.items()}
+        attrs.update(q_num_heads=int(hq), kv_num_heads=int(hk))
+        return b.op("Attention", ins, attrs, name=att.name)
+
+
+RULES = [Attention(), AttentionHeads()]
+
+__all__ = ["RULES", "Attention", "AttentionHeads"]

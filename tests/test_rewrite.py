@@ -1,0 +1,388 @@
+"""The pattern-rewrite API: matching (commutative, constants, bound names, Or/Opt, attributes,
+dtypes, ranks, one-user), refusal reasons, the driver (worklist, max_rewrites, opset gating,
+rollback, graph outputs, dead inputs) and RewritePass."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from onnxopt.ir import check_model
+from onnxopt.passes import PassContext
+from onnxopt.passes.rewrite import (
+    Const, Match, Op, Opt, Or, RewritePass, Rule, Shapes, TraceEvent, Var, apply_rules,
+    const_value,
+)
+from onnxopt.testing import assert_equivalent, model_from_text, snapshot
+
+H17 = '<ir_version: 8, opset_import: ["" : 17]>'
+
+
+def ops(m) -> Counter:
+    return Counter(n.op_type for n in m.graph.all_nodes())
+
+
+def run(m, *rules, **kw):
+    res = apply_rules(m, list(rules), **kw)
+    assert check_model(m) == []
+    return res
+
+
+class AddRelu(Rule):
+    """Add(Relu(x), c) -> Sub(x, -c) (a toy rewrite that changes the op types)."""
+
+    name = "add_relu"
+    pattern = Op("Add", Op("Relu", "x", name="r"), Const("c"), commutative=True)
+
+    def rewrite(self, m: Match, b):
+        return b.op("Sub", [b.op("Relu", [m["x"]]), b.const(-m.const("c"))])
+
+
+class AddReluOrdered(AddRelu):
+    name = "add_relu_ordered"
+    pattern = Op("Add", Op("Relu", "x", name="r"), Const("c"))
+
+
+def test_commutative_matches_both_orders():
+    for body in ("y = Add (r, c)", "y = Add (c, r)"):
+        m = model_from_text(f"""{H17}
+            g (float[4] x) => (float[4] y) <float[4] c = {{1.0, 2.0, 3.0, 4.0}}> {{
+               r = Relu (x)
+               {body}
+            }}""")
+        before = snapshot(m)
+        assert run(m, AddRelu()).stats["add_relu"] == 1
+        assert ops(m) == Counter({"Relu": 1, "Sub": 1})
+        assert_equivalent(before, m)
+    m = model_from_text(f"""{H17}
+        g (float[4] x) => (float[4] y) <float[4] c = {{1.0, 2.0, 3.0, 4.0}}> {{
+           r = Relu (x)
+           y = Add (c, r)
+        }}""")
+    assert not run(m, AddReluOrdered()).rewrites
+
+
+def test_const_input_constraint():
+    # a graph input is not a constant, and neither is an initializer that is also an input
+    m = model_from_text(f"""{H17}
+        g (float[4] x, float[4] c) => (float[4] y) {{
+           r = Relu (x)
+           y = Add (r, c)
+        }}""")
+    assert not run(m, AddRelu()).rewrites
+    m = model_from_text(f"""{H17}
+        g (float[4] x) => (float[4] y) {{
+           c = Constant <value = float[4] {{1.0, 2.0, 3.0, 4.0}}> ()
+           r = Relu (x)
+           y = Add (r, c)
+        }}""")
+    assert run(m, AddRelu()).rewrites
+    assert "Constant" not in ops(m)  # the Constant only the match read is gone too
+
+
+def test_const_value_forms():
+    m = model_from_text(f"""{H17}
+        g (float[2] x) => (float[2] y) <float[2] w = {{1.0, 2.0}}> {{
+           a = Constant <value_float = 2.5> ()
+           b = Constant <value_ints = [1, 2]> ()
+           y = Add (x, w)
+        }}""")
+    vals = {n.outputs[0].name: const_value(n.outputs[0]) for n in m.graph.nodes}
+    assert vals["a"] == np.float32(2.5) and vals["b"].tolist() == [1, 2]
+    assert const_value(m.graph.initializers[0]).tolist() == [1.0, 2.0]
+    assert const_value(m.graph.inputs[0]) is None
+
+
+def test_one_user_constraint_and_private_false():
+    text = f"""{H17}
+        g (float[4] x) => (float[4] y, float[4] z) <float[4] c = {{1.0, 2.0, 3.0, 4.0}}> {{
+           r = Relu (x)
+           y = Add (r, c)
+           z = Neg (r)
+        }}"""
+    m = model_from_text(text)
+    seen: list[TraceEvent] = []
+    assert not run(m, AddRelu(), tracer=seen.append).rewrites
+    assert any("has another user, Neg" in e.reason for e in seen)
+
+    class Shared(AddRelu):
+        name = "shared"
+        pattern = Op("Add", Op("Relu", "x", name="r", private=False), Const("c"))
+
+    m = model_from_text(text)
+    before = snapshot(m)
+    assert run(m, Shared()).rewrites
+    assert ops(m) == Counter({"Relu": 2, "Sub": 1, "Neg": 1})  # the shared Relu stays
+    assert_equivalent(before, m)
+
+
+def test_graph_output_intermediate_is_not_private():
+    m = model_from_text(f"""{H17}
+        g (float[4] x) => (float[4] y, float[4] r) <float[4] c = {{1.0, 2.0, 3.0, 4.0}}> {{
+           r = Relu (x)
+           y = Add (r, c)
+        }}""")
+    assert not run(m, AddRelu()).rewrites
+
+
+class RefusingRule(AddRelu):
+    name = "refuser"
+
+    def check(self, m: Match) -> Optional[str]:
+        return "constant is not negative" if (m.const("c") >= 0).all() else None
+
+
+def test_refusal_reasons_reach_the_tracer():
+    m = model_from_text(f"""{H17}
+        g (float[4] x) => (float[4] y) <float[4] c = {{1.0, 2.0, 3.0, 4.0}}> {{
+           r = Relu (x)
+           y = Add (r, c)
+        }}""")
+    seen: list[TraceEvent] = []
+    assert not run(m, RefusingRule(), tracer=seen.append).rewrites
+    checks = [e for e in seen if e.stage == "check"]
+    assert checks and checks[0].reason == "constant is not negative"
+    assert str(checks[0]).startswith("rule refuser refused at Add")
+    # structural near-miss: explains which input did not match
+    m = model_from_text(f"""{H17}
+        g (float[4] x) => (float[4] y) <float[4] c = {{1.0, 2.0, 3.0, 4.0}}> {{
+           r = Sigmoid (x)
+           y = Add (r, c)
+        }}""")
+    seen.clear()
+    run(m, AddRelu(), tracer=seen.append)
+    assert any("comes from Sigmoid, not Relu" in e.reason for e in seen)
+
+
+class Squash(Rule):
+    """Relu(Relu(x)) -> Relu(x)."""
+
+    name = "squash"
+    pattern = Op("Relu", Op("Relu", "x", name="inner"))
+
+    def rewrite(self, m: Match, b):
+        return b.op("Relu", [m["x"]])
+
+
+def _relu_chain(n: int):
+    body = "\n".join(f"   t{i + 1} = Relu (t{i})" for i in range(n - 1))
+    return model_from_text(f"""{H17}
+        g (float[4] t0) => (float[4] t{n - 1}) {{
+        {body}
+        }}""")
+
+
+def test_worklist_collapses_chains_and_keeps_output_names():
+    m = _relu_chain(8)
+    before = snapshot(m)
+    res = run(m, Squash(), prefix="p.")
+    assert res.stats["p.squash"] == 6
+    assert ops(m) == Counter({"Relu": 1})
+    assert m.graph.outputs[0].name == "t7"
+    assert [r.rule for r in res.rewrites] == ["p.squash"] * 6
+    assert all(n.meta.get("tag") == "p.squash" for n in m.graph.nodes)
+    assert_equivalent(before, m)
+
+
+def test_max_rewrites_stops_after_n():
+    m = _relu_chain(8)
+    res = run(m, Squash(), max_rewrites=2)
+    assert len(res.rewrites) == 2 and ops(m)["Relu"] == 5
+    m = _relu_chain(8)
+    assert not run(m, Squash(), max_rewrites=0).rewrites
+
+
+def test_worklist_is_linear():
+    class Counting(Squash):
+        calls = 0
+
+        def check(self, m):
+            Counting.calls += 1
+            return None
+
+    n = 3000
+    m = _relu_chain(n)
+    t = time.perf_counter()
+    res = run(m, Counting())
+    assert res.stats["squash"] == n - 2
+    assert Counting.calls <= 2 * n  # each node examined a bounded number of times
+    assert time.perf_counter() - t < 10
+
+
+def test_bound_names_or_opt_and_attributes():
+    class NegSquare(Rule):
+        """Neg(x * x) or Neg(x ** 2) -> Neg(x) * x."""
+
+        name = "neg_square"
+        pattern = Op("Neg", Or(Op("Mul", "x", "x", name="sq"),
+                               Op("Pow", "x", Const("two"), name="sq")))
+
+        def check(self, m):
+            if m.get("two") is not None and m.const("two") != 2:
+                return "not a square"
+            return None
+
+        def rewrite(self, m, b):
+            return b.op("Mul", [b.op("Neg", [m["x"]]), m["x"]])
+
+    m = model_from_text(f"""{H17}
+        g (float[4] x, float[4] z) => (float[4] y, float[4] w, float[4] v, float[4] u) {{
+           two = Constant <value = float {{2.0}}> ()
+           three = Constant <value = float {{3.0}}> ()
+           a = Mul (x, z)
+           y = Neg (a)
+           b = Mul (x, x)
+           w = Neg (b)
+           c = Pow (x, two)
+           v = Neg (c)
+           d = Pow (x, three)
+           u = Neg (d)
+        }}""")
+    before = snapshot(m)
+    res = run(m, NegSquare())
+    # Mul(x, z) binds two different values to x; Pow(x, 3) is refused by the check
+    assert sorted(r.replaced for r in res.rewrites) == [("Neg(v)", "Pow(c)"), ("Neg(w)", "Mul(b)")]
+    assert_equivalent(before, m)
+
+    class SoftmaxLast(Rule):
+        name = "softmax_last"
+        pattern = Op("Exp", Op("Softmax", "x", attrs={"axis": -1}, name="s"), Opt(Var("n")))
+
+        def rewrite(self, m, b):
+            return b.op("Exp", [m["s"]])
+
+    # axis absent: the schema default at opset 17 is -1
+    for attr, fires in (("", True), ("<axis = -1>", True), ("<axis = 0>", False)):
+        m = model_from_text(f"""{H17}
+            g (float[2,3] x) => (float[2,3] y) {{
+               s = Softmax {attr} (x)
+               y = Exp (s)
+            }}""")
+        assert bool(run(m, SoftmaxLast()).rewrites) is fires
+
+
+def test_dtype_and_rank_constraints():
+    class Ranked(Rule):
+        name = "ranked"
+        pattern = Op("Relu", Var("x", rank=2, dtypes=[1]))
+
+        def rewrite(self, m, b):
+            return b.op("Clip", [m["x"], b.const(np.float32(0))])
+
+    for sig, fires in (("float[2,3] x", True), ("float[6] x", False), ("double[2,3] x", False),
+                       ("float x", False)):
+        ty = sig.split()[0].replace(" x", "")
+        m = model_from_text(f"""{H17}
+            g ({sig}) => ({ty} y) {{ y = Relu (x) }}""")
+        assert bool(run(m, Ranked()).rewrites) is fires, sig
+
+
+def test_opset_gating():
+    class Future(Squash):
+        name = "future"
+        opset = 99
+
+    m = _relu_chain(3)
+    seen: list = []
+    assert not run(m, Future(), tracer=seen.append).rewrites
+
+
+def test_rewrite_errors_roll_back():
+    class Broken(Squash):
+        name = "broken"
+
+        def rewrite(self, m, b):
+            b.op("Relu", [m["x"]])
+            b.const(np.zeros(3, np.float32))
+            raise ValueError("boom")
+
+    m = _relu_chain(3)
+    before = snapshot(m)
+    with pytest.raises(ValueError):
+        run(m, Broken(), shapes=Shapes())  # declared types only: the IR must stay byte-equal
+    assert snapshot(m) == before
+
+    class WrongType(Squash):
+        name = "wrong_type"
+
+        def rewrite(self, m, b):
+            y = b.op("Cast", [m["x"]], {"to": 11})
+            y.set_tensor_type(11, [4])  # a rule that types its output wrongly is caught
+            return y
+
+    m = _relu_chain(3)
+    with pytest.raises(RuntimeError, match="changed the element type"):
+        run(m, WrongType())
+
+
+def test_replacement_by_graph_input_keeps_output_name():
+    class Cancel(Rule):
+        name = "cancel"
+        pattern = Op("Neg", Op("Neg", "x", name="inner"))
+
+        def rewrite(self, m, b):
+            return m["x"]
+
+    m = model_from_text(f"""{H17}
+        g (float[4] x) => (float[4] y) {{
+           a = Neg (x)
+           y = Neg (a)
+        }}""")
+    before = snapshot(m)
+    assert run(m, Cancel()).rewrites
+    assert [v.name for v in m.graph.outputs] == ["y"]
+    assert_equivalent(before, m)
+
+
+def test_rules_apply_inside_subgraphs():
+    m = model_from_text(f"""{H17}
+        g (bool c, float[4] x) => (float[4] y) {{
+           y = If (c) <
+              then_branch = t () => (float[4] o) {{ a = Relu (x)  o = Relu (a) }},
+              else_branch = e () => (float[4] o2) {{ o2 = Neg (x) }}>
+        }}""")
+    before = snapshot(m)
+    assert run(m, Squash()).stats["squash"] == 1
+    assert_equivalent(before, m)
+
+
+class Doubler(RewritePass):
+    """A plugin-style pass built from rules."""
+
+    name = "test-squash"
+    rules = [Squash(), AddRelu()]
+
+
+def test_rewrite_pass_options():
+    m = _relu_chain(5)
+    res = Doubler().run(m, PassContext(m))
+    assert res.stats["test-squash.squash"] == 3
+    m = _relu_chain(5)
+    assert not Doubler(only="add_relu").run(m, PassContext(m)).rewrites
+    m = _relu_chain(5)
+    assert len(Doubler(max_rewrites=1).run(m, PassContext(m)).rewrites) == 1
+    from onnxopt.errors import UsageError
+
+    with pytest.raises(UsageError, match="no rule 'nope'"):
+        Doubler(only="nope").run(m, PassContext(m))
+
+
+def test_verbose_tracer_notes_near_misses():
+    m = model_from_text(f"""{H17}
+        g (float[4] x) => (float[4] y) <float[4] c = {{1.0, 2.0, 3.0, 4.0}}> {{
+           r = Relu (x)
+           y = Add (r, c)
+        }}""")
+
+    class P(RewritePass):
+        name = "test-refuser"
+        rules = [RefusingRule()]
+
+    ctx = PassContext(m, verbose=1)
+    P().run(m, ctx)
+    assert any("rule test-refuser.refuser refused at Add" in n and "not negative" in n
+               for n in ctx.notes)
