@@ -31,6 +31,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "fuse": "fuse",
     "upgrade": "upgrade",
     "fold": "fold",
+    "simplify": "simplify",
 }
 
 

@@ -410,8 +410,14 @@ def _constant_of_shape(node, inputs, opset):
 
 
 def _range_count(start, limit, delta) -> int:
+    if start.size != 1 or limit.size != 1 or delta.size != 1:
+        raise ValueError("Range takes scalars")
+    start, limit, delta = (x.reshape(-1)[0] for x in (start, limit, delta))
     if start.dtype.kind not in "iu":
-        raise Unsupported("floating-point Range (runtimes accumulate differently)")
+        d = float(delta)
+        if d == 0 or not np.isfinite([float(start), float(limit), d]).all():
+            raise ValueError("Range with a zero or non-finite operand")
+        return max(int(np.ceil((float(limit) - float(start)) / d)), 0)
     s, lim, d = int(start), int(limit), int(delta)
     if d == 0:
         raise ValueError("Range delta 0")
@@ -424,8 +430,10 @@ def _range(node, inputs, opset):
     _same_dtype(start, limit, delta)
     if start.size != 1 or limit.size != 1 or delta.size != 1:
         raise ValueError("Range takes scalars")
+    if start.dtype.kind not in "iu":
+        raise Unsupported("floating-point Range (runtimes accumulate differently)")
     n = _range_count(start, limit, delta)
-    out = int(start) + np.arange(n, dtype=np.int64) * int(delta)
+    out = int(start.reshape(-1)[0]) + np.arange(n, dtype=np.int64) * int(delta.reshape(-1)[0])
     return [out.astype(start.dtype)]
 
 
@@ -519,10 +527,10 @@ def _mod(node, inputs, opset):
     _same_dtype(a, b)
     fmod = node.attr("fmod", 0)
     if a.dtype.kind == "f":
-        if fmod != 1:
-            raise ValueError("Mod of floats requires fmod=1")
+        if fmod != 1 and a.dtype.itemsize < 4:
+            raise Unsupported("float16 Mod with fmod=0")
         with np.errstate(all="ignore"):
-            return [np.asarray(np.fmod(a, b), dtype=a.dtype)]
+            return [np.asarray(np.fmod(a, b) if fmod == 1 else np.mod(a, b), dtype=a.dtype)]
     _check_int_divisor(b)
     with np.errstate(all="ignore"):
         out = np.fmod(a, b) if fmod == 1 else np.mod(a, b)
@@ -662,7 +670,8 @@ def _dropout(node, inputs, opset):
     if opset < 7:
         if node.attr("is_test", 0) != 1:
             raise NeverFold("Dropout in training mode")
-    elif opset >= 12 and len(inputs) > 2 and inputs[2] is not None and bool(inputs[2].reshape(-1)[0]):
+    elif opset >= 12 and len(inputs) > 2 and inputs[2] is not None \
+            and bool(inputs[2].reshape(-1)[0]):
         raise NeverFold("Dropout in training mode")
     x = inputs[0]
     mask_dtype = x.dtype if opset < 10 else np.bool_

@@ -52,6 +52,8 @@ from ...ir.types import MapType, OptionalType, SequenceType, SparseTensorType
 from ..base import Pass, PassContext, PassResult
 from ..registry import register
 from . import evaluators as ev
+from .bounds import output_bound
+from .proven import request_shapes
 from .runtime import EVALUABLE_DOMAINS, ORT_DOMAINS, RegionModel, RuntimeFailed
 
 NEVER_FOLD = frozenset({
@@ -62,8 +64,35 @@ NEVER_FOLD = frozenset({
     "SequenceMap", "Optional", "OptionalGetElement", "OptionalHasElement", "ZipMap", "CastMap",
     "DictVectorizer",
 })
+# Ops where onnxruntime departs from the spec in some attribute combinations (align_corners
+# downsampling in Resize, the qk_matmul_output modes of Attention...): their runtime results are
+# checked against onnx's reference evaluator before they are trusted.
+CROSS_CHECK = frozenset({"Resize", "Upsample", "Attention", "GridSample", "RoiAlign", "AffineGrid",
+                         "CenterCropPad", "DeformConv", "Col2Im", "MaxUnpool"})
 _NON_TENSOR = (SequenceType, OptionalType, MapType, SparseTensorType)
 _INT_DTYPES = frozenset({6, 7})  # int32, int64: what shape tensors are made of
+
+
+def _agree(got: np.ndarray, want: np.ndarray) -> bool:
+    """Two evaluations of one node agree (floats within rounding of sums, others exactly)."""
+    if got.shape != want.shape:
+        return False
+    if got.dtype.kind == "f" and want.dtype.kind == "f":
+        scale = float(np.max(np.abs(want[np.isfinite(want)]), initial=0.0))
+        return bool(np.allclose(got, want, rtol=1e-3, atol=1e-4 * (1 + scale), equal_nan=True))
+    return bool(np.array_equal(got, want))
+
+
+def _live(v: Value) -> bool:
+    """False for an omitted optional output."""
+    return v.name != "" or v.has_uses()
+
+
+def _count(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= int(d)
+    return n
 
 
 class _Env:
@@ -83,14 +112,6 @@ class _Env:
         return v or 1
 
 
-def _shape_analysis():
-    try:
-        from ..shapes import ShapeAnalysis
-    except ImportError:
-        return None
-    return ShapeAnalysis
-
-
 @register
 class Fold(Pass):
     """Constant folding, shape arithmetic included; If with a constant condition is inlined."""
@@ -103,8 +124,10 @@ class Fold(Pass):
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         folder = _Folder(model, ctx, self.opts)
         folder.run()
-        return PassResult(modified=folder.modified, stats=folder.stats,
-                          preserved=frozenset() if folder.modified else frozenset({"*"}))
+        if folder.modified:  # rewrites: shapes may now be inferred further
+            return PassResult(True, folder.stats, preserved=frozenset())
+        # Only the analysis's annotations changed (or nothing): they stay valid.
+        return PassResult(folder.annotated, folder.stats, preserved=frozenset({"*"}))
 
 
 class _Folder:
@@ -120,6 +143,7 @@ class _Folder:
         self.stats: Counter = Counter()
         self.modified = False
         self.trusted = False  # value types come from shape inference (not declarations)
+        self.annotated = False  # requesting the analysis changed value types
         self.known: dict[Value, Tensor] = {}  # computed constants (not yet materialized)
         self.source: dict[Value, int] = {}  # elements of the constant leaves a value comes from
         self.folded: list[Node] = []  # evaluated nodes, producers before consumers
@@ -132,14 +156,9 @@ class _Folder:
     # -- driver ---------------------------------------------------------------------------------
     def run(self) -> None:
         m = self.model
-        kind = _shape_analysis() if self.use_shapes else None
-        if kind is not None:
-            try:
-                self.ctx.analysis(kind)
-                self.trusted = True
-            except Exception as e:  # a failing analysis must not stop folding
-                self.ctx.note(f"fold: shape inference failed ({type(e).__name__}: {e}); "
-                              "folding without proven shapes")
+        if self.use_shapes:
+            self.trusted, annotated = request_shapes(m, self.ctx)
+            self.annotated = annotated
         main = _Env(dict(m.opset_imports), m.ir_version)
         self.walk(m.graph, main)
         self.flush(main)
@@ -400,7 +419,7 @@ class _Folder:
                 self.stats["left.upstream"] += 1
                 continue
             insize = sum(consts[v].size if v in consts else sizes.get(v) or 0 for v in ins)
-            outs = [sizes.get(v) for v in n.outputs if v.name != "" or v.has_uses()]
+            outs = [sizes.get(v) for v in n.outputs if _live(v)]
             if insize > self.max_inputs:
                 reason = "input_budget"
             elif any(s is None for s in outs):
@@ -424,10 +443,35 @@ class _Folder:
                 results = None
         if results is not None:
             for n in region:
-                self.record(n, [results.get(v) for v in n.outputs], [])
+                if any(v is not None and self.const_of(v) is None for v in n.inputs):
+                    self.stats["left.upstream"] += 1
+                    continue
+                outs = [results.get(v) for v in n.outputs]
+                if n.op_type in CROSS_CHECK and not self.cross_check(n, outs, env):
+                    continue
+                self.record(n, outs, [])
             return
         for n in region:  # one by one: numpy, onnxruntime, then the reference evaluator
             self.eval_alone(n, env)
+
+    def cross_check(self, n: Node, outs: list, env: _Env) -> bool:
+        """For ops where onnxruntime is known to depart from the spec in some modes: fold only
+        when the reference evaluator computes the same thing."""
+        consts = {v: self.const_of(v) for v in n.inputs if v is not None}
+        try:
+            ref = RegionModel([n], consts, env.opsets, env.ir_version).run_reference()
+        except RuntimeFailed as e:
+            self.leave(n, "unchecked", f"cannot cross-check onnxruntime's result ({e})")
+            return False
+        for v, got in zip(n.outputs, outs):
+            want = ref.get(v)
+            if got is None or want is None:
+                continue
+            if not _agree(np.asarray(got), np.asarray(want)):
+                self.leave(n, "runtimes_disagree",
+                           "onnxruntime and the onnx reference evaluator disagree")
+                return False
+        return True
 
     def eval_alone(self, n: Node, env: _Env) -> None:
         tensors = [None if v is None else self.const_of(v) for v in n.inputs]
@@ -466,24 +510,48 @@ class _Folder:
         self.leave(n, "error", "; ".join(errors))
 
     def predict_sizes(self, batch: list[Node], consts: dict, env: _Env) -> dict[Value, int]:
-        """Element counts of the batch's outputs, known before evaluating."""
-        sizes: dict[Value, Optional[int]] = {}
-        unknown = False
+        """Element counts of the batch's outputs, known before evaluating: proven shapes, onnx
+        shape inference on the region, then the bounds of :mod:`.bounds`."""
+        shapes: dict[Value, Optional[tuple]] = {}
         for n in batch:
             for v in n.outputs:
                 shape = self.trusted_shape(v)
-                sizes[v] = shape.numel() if shape is not None else None
-                if sizes[v] is None and (v.name != "" or v.has_uses()):
-                    unknown = True
-        if unknown:
-            small = {v: t for v, t in consts.items()}
-            for v, dims in RegionModel(batch, small, env.opsets, env.ir_version) \
-                    .static_shapes().items():
-                if sizes.get(v) is None and dims is not None:
-                    n = 1
-                    for d in dims:
-                        n *= d
-                    sizes[v] = n
+                shapes[v] = tuple(shape) if shape is not None and shape.is_static() else None
+        if any(shapes[v] is None for n in batch for v in n.outputs if _live(v)):
+            inferred = RegionModel(batch, consts, env.opsets, env.ir_version).static_shapes()
+            for v, dims in inferred.items():
+                if shapes.get(v) is None:
+                    shapes[v] = dims
+        sizes: dict[Value, int] = {}
+        for n in batch:
+            in_shapes, in_sizes = [], []
+            for v in n.inputs:
+                t = consts.get(v) if v is not None else None
+                if v is None:
+                    in_shapes.append(())
+                    in_sizes.append(0)
+                elif t is not None:
+                    in_shapes.append(tuple(t.dims))
+                    in_sizes.append(t.size)
+                else:
+                    in_shapes.append(shapes.get(v))
+                    in_sizes.append(sizes.get(v, -1))
+            bound = None
+            key = (n.domain if n.domain != "ai.onnx" else "", n.op_type)
+            if key in ev.EVALUATORS and all(v is None or v in consts for v in n.inputs):
+                try:
+                    bound = ev.output_sizes(n, [None if v is None else consts[v].numpy()
+                                                for v in n.inputs], env.opset(n.domain))
+                except Exception:
+                    bound = None
+            for i, v in enumerate(n.outputs):
+                if shapes.get(v) is not None:
+                    sizes[v] = _count(shapes[v])
+                    continue
+                if bound is None and all(x >= 0 for x in in_sizes):
+                    bound = output_bound(n.op_type, in_shapes, in_sizes, len(n.outputs)) or []
+                if bound and i < len(bound):
+                    sizes[v] = bound[i]
         return sizes
 
     # -- If with a constant condition -----------------------------------------------------------

@@ -18,7 +18,7 @@ from ...ir.core import A_FLOAT, A_FLOATS, A_INT, A_INTS, A_STRING, A_STRINGS, A_
 
 # Domains a runtime here can evaluate (model-local functions and custom domains cannot).
 EVALUABLE_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft",
-                               "ai.onnx.preview.training"})
+                               "ai.onnx.preview.training", "ai.onnx.preview"})
 ORT_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 
 
@@ -107,8 +107,11 @@ class RegionModel:
         import onnx
 
         out: dict[Value, Optional[tuple[int, ...]]] = {v: None for v in self.outputs}
+        m = onnx.ModelProto()
+        m.CopyFrom(self.proto)
+        del m.graph.output[:]  # untyped outputs stay untyped; value_info gets the inferred types
         try:
-            inferred = onnx.shape_inference.infer_shapes(self.proto, data_prop=True)
+            inferred = onnx.shape_inference.infer_shapes(m, data_prop=True)
         except Exception:
             return out
         by_name = {vi.name: vi for vi in list(inferred.graph.value_info)
