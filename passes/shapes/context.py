@@ -82,11 +82,13 @@ class ShapeInfo:
     ``constraints``: facts the graph proved (e.g. ``seq == 16``); ``errors``: contradictions, each
     naming its node; ``unknown``: nodes with no shape function or with outputs left (partly)
     unknown; ``hint_conflicts``: declared value_info/output shapes that the graph disproves
-    (reported, never acted on); ``symbols``: every symbol introduced, name -> where it comes from.
+    (reported, never acted on); ``warnings``: contradictions inside If branches that may not run;
+    ``symbols``: every symbol introduced, name -> where it comes from.
     """
 
     constraints: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
     unknown: list = field(default_factory=list)
     hint_conflicts: list = field(default_factory=list)
     symbols: dict = field(default_factory=dict)

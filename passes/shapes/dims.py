@@ -72,6 +72,35 @@ def from_expr(e) -> Dim:
     return r
 
 
+_floor_cache: dict = {}
+
+
+def floor_expr(e):
+    """``floor(e)``, with nested floors flattened: ``floor((floor(x) + k)/n)`` is
+    ``floor((x + k)/n)`` for an integer-valued ``k`` and a positive integer ``n`` (so a chain of
+    stride-2 convolutions gives ``floor((H - 1)/4) + 1``, not floors of floors)."""
+    r = _floor_cache.get(e)
+    if r is not None:
+        return r
+    s = sp()
+    cur = e
+    for _ in range(8):
+        num, den = s.fraction(s.together(cur))
+        if not (den.is_Integer and den > 0):
+            break
+        terms = s.Add.make_args(s.expand(num))
+        floors = [t for t in terms if isinstance(t, s.floor)]
+        if len(floors) != 1:
+            break
+        rest = s.Add(*[t for t in terms if t is not floors[0]])
+        if rest.is_integer is not True:
+            break
+        cur = (floors[0].args[0] + rest) / den
+    r = s.floor(cur)
+    _floor_cache[e] = r
+    return r
+
+
 _cache: dict = {}
 
 
@@ -161,7 +190,7 @@ def floordiv(a: Dim, b: Dim) -> Dim:
             return a
     if a == b:
         return 1
-    return _binop("//", a, b, lambda x, y: sp().floor(x / y))
+    return _binop("//", a, b, lambda x, y: floor_expr(x / y))
 
 
 def ceildiv(a: Dim, b: Dim) -> Dim:
@@ -181,7 +210,7 @@ def ceildiv(a: Dim, b: Dim) -> Dim:
         return 1
     if type(b) is not int and le(1, b) is not True:
         return None
-    return _binop("ceil", a, b, lambda x, y: sp().floor((x + y - 1) / y))
+    return _binop("ceil", a, b, lambda x, y: floor_expr((x + y - 1) / y))
 
 
 def truediv(a: Dim, b: Dim) -> Dim:
@@ -369,5 +398,5 @@ def evaluate(d: Dim, binding: dict):
 
 
 __all__ = ["sp", "is_lone", "sym", "expr", "from_expr", "add", "sub", "mul", "neg", "floordiv",
-           "ceildiv", "truediv", "mod", "dmax", "dmin", "prod", "fsum", "eq", "dims_equal", "le",
+           "ceildiv", "floor_expr", "truediv", "mod", "dmax", "dmin", "prod", "fsum", "eq", "dims_equal", "le",
            "lt", "nonneg", "ne", "free_symbols", "evaluate"]

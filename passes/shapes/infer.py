@@ -14,6 +14,8 @@ dictionaries first and written to the IR at the end (:meth:`Inference.commit`):
 
 from __future__ import annotations
 
+import math
+import gc
 import re
 import time
 from typing import Optional
@@ -96,6 +98,7 @@ class _Root:
         self.frames: dict = {}  # function key -> list of frames (one per distinct call)
         self.call_cache: dict = {}
         self.depth = 0
+        self.speculative = 0  # > 0 inside an If branch that may not run
         self.err_keys: set = set()
         self.con_keys: set = set()
         self.unknown_ops: dict = {}
@@ -143,7 +146,7 @@ class Inference:
         if vals is not None and isinstance(t, TensorType) and t.shape is not None:
             shape = t.shape
             if all(type(d) is int for d in shape):
-                n = int(np.prod(shape)) if shape else 1
+                n = math.prod(shape)
                 if n == vals.size and n <= MAX_VALS:
                     self.vals[v] = vals.reshape(tuple(shape))
                     return
@@ -166,6 +169,8 @@ class Inference:
 
     def constraint(self, a, b, kind: str, node: Optional[Node], why: str) -> None:
         """Record a fact the graph proves (deduplicated)."""
+        if self.root.speculative:
+            return
         key = (a, b, kind) if str(a) <= str(b) else (b, a, kind)
         if key in self.root.con_keys:
             return
@@ -178,7 +183,11 @@ class Inference:
         if key in self.root.err_keys:
             return
         self.root.err_keys.add(key)
-        self.info.errors.append(ShapeIssue(node, message))
+        if self.root.speculative:
+            self.info.warnings.append(ShapeIssue(node, message + " (in an If branch that may "
+                                                                "not run)"))
+        else:
+            self.info.errors.append(ShapeIssue(node, message))
 
     # -- merging with declarations ---------------------------------------------------------------
     def _merge(self, inferred, declared, v: Value):
@@ -205,6 +214,8 @@ class Inference:
         bad = False
         for a, b in zip(si, sd):
             if a is None:
+                if b is not None and type(b) is not int and not self._trusted(b, v):
+                    b = None
                 out.append(b)
                 changed |= b is not None
             else:
@@ -214,6 +225,18 @@ class Inference:
         if bad:
             self._conflict(v, f"declared shape {sd} but the graph computes {si}")
         return TensorType(dt, Shape(out)) if changed else inferred
+
+    def _trusted(self, d, v: Value) -> bool:
+        """A declared symbolic dim is used only in the main graph and over input symbols."""
+        g = v.owning_graph()
+        if g is not self.model.graph:
+            return False
+        syms = self.info.symbols
+        try:
+            return all(s in syms and not syms[s].startswith("data-dependent")
+                       for s in D.free_symbols(d))
+        except Exception:  # an unparsable declaration
+            return False
 
     def _conflict(self, v: Value, msg: str) -> None:
         node = v.producer
@@ -228,6 +251,9 @@ class Inference:
             t = v.type
             if isinstance(t, TensorType) and t.shape is not None:
                 t = self._name_dims(v, t)
+            elif isinstance(t, (SequenceType, OptionalType)):
+                # Elements of one sequence may differ in size: their dim_params are no symbols.
+                t = _static_elems(t)
             self.types[v] = t
 
     def _name_dims(self, v: Value, t: TensorType) -> TensorType:
@@ -424,6 +450,18 @@ class Inference:
                 _write_symval(v, t, a)
 
 
+def _static_elems(t):
+    if isinstance(t, TensorType):
+        if t.shape is None:
+            return t
+        return TensorType(t.dtype, Shape([d if type(d) is int else None for d in t.shape]))
+    if isinstance(t, SequenceType):
+        return SequenceType(_static_elems(t.elem))
+    if isinstance(t, OptionalType):
+        return OptionalType(_static_elems(t.elem))
+    return t
+
+
 def _same_vals(a, b):
     if a is None or b is None or a.shape != b.shape:
         return None
@@ -491,6 +529,18 @@ def run_inference(model: Model, verbose: int = 0, notes: Optional[list] = None) 
     load_ops()
 
     t0 = time.perf_counter()
+    # The walk allocates many small objects and frees none: cyclic GC passes would only add
+    # time that grows with the graph.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(model, verbose, notes, t0)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(model: Model, verbose: int, notes: Optional[list], t0: float) -> ShapeInfo:
     info = ShapeInfo()
     inf = Inference(model, info, verbose=verbose, notes=notes)
     g = model.graph

@@ -55,8 +55,19 @@ def _if(n: NodeCtx) -> None:
     cond = n.scalar(0)
     inf = n.inf
     then_g, else_g = n.attr("then_branch"), n.attr("else_branch")
-    tt = inf.subgraph(then_g, [], None, n.opsets, n.fattrs)
-    et = inf.subgraph(else_g, [], None, n.opsets, n.fattrs)
+    known = cond is not None and not isinstance(cond, D.SymDim)
+    root = inf.root
+    for g, runs in ((then_g, known and bool(cond)), (else_g, known and not cond)):
+        # Contradictions in a branch that may not run are warnings, not errors.
+        root.speculative += 0 if runs else 1
+        try:
+            res = inf.subgraph(g, [], None, n.opsets, n.fattrs)
+        finally:
+            root.speculative -= 0 if runs else 1
+        if g is then_g:
+            tt = res
+        else:
+            et = res
     for i in range(n.n_out):
         tv = inf.vals_of(then_g.outputs[i]) if i < len(then_g.outputs) else None
         ev = inf.vals_of(else_g.outputs[i]) if i < len(else_g.outputs) else None

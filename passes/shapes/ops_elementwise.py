@@ -20,8 +20,8 @@ UNARY = (
     "CumSum", "CumProd", "Hardmax", "Softmax", "LogSoftmax", "LRN", "LpNormalization",
     "MeanVarianceNormalization", "Trilu", "ReverseSequence", "Scatter", "ScatterElements",
     "ScatterND", "TensorScatter", "Clip", "Not", "IsInf", "IsNaN", "Bernoulli",
-    "RandomUniformLike", "RandomNormalLike", "EyeLike", "Binarizer", "Scaler", "Normalizer",
-    "ImageScaler", "Crop", "Affine", "ScaledTanh", "ParametricSoftplus", "ThresholdedRelu",
+    "RandomUniformLike", "RandomNormalLike", "EyeLike", "ImageScaler", "Affine", "ScaledTanh",
+    "ParametricSoftplus",
 )
 
 _UNARY_VALS = {
@@ -47,14 +47,6 @@ def _unary(n: NodeCtx) -> None:
         return
     if op in ("Bernoulli", "RandomUniformLike", "RandomNormalLike", "EyeLike"):
         n.same_as(0, 0, n.attr("dtype") or n.dtype(0))
-        return
-    if op == "Binarizer" or op == "Normalizer":
-        n.same_as(0, 0, 1 if op == "Normalizer" else None)
-        return
-    if op == "Scaler":
-        n.same_as(0, 0, 1)
-        return
-    if op == "Crop":
         return
     t = n.type(0)
     if t is None:
@@ -165,6 +157,24 @@ def _cast(n: NodeCtx) -> None:
     if a is not None and src:
         vals = V.elementwise(lambda x: V.cast(x, src, dst), a)
     n.set(0, dst, n.shape(0), vals)
+
+
+@shape_fn("", "SwiGLU")
+def _swiglu(n: NodeCtx) -> None:
+    a, b = n.shape(0), n.shape(1)
+    dt = n.dtype(0)
+    if a is None or b is None:
+        n.set(0, dt, a if b is None else b)
+        return
+    if len(a) != len(b):
+        n.error(f"SwiGLU: inputs of ranks {len(a)} and {len(b)}")
+        return
+    n.set(0, dt, [n.require_equal(x, y, "SwiGLU inputs") for x, y in zip(a, b)])
+
+
+@shape_fn("ai.onnx.ml", "Binarizer")
+def _binarizer(n: NodeCtx) -> None:
+    n.same_as(0, 0)
 
 
 @shape_fn("", "Dropout")

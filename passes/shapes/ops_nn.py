@@ -307,7 +307,7 @@ def _scaled(d, scale: float):
     if type(d) is int:
         return int(np.floor(np.float32(d) * np.float32(scale)))
     sp = D.sp()
-    return D.from_expr(sp.floor(d.expr * sp.Rational(float(np.float32(scale)))))
+    return D.from_expr(D.floor_expr(d.expr * sp.Rational(float(np.float32(scale)))))
 
 
 @shape_fn("", "Resize", "Upsample")
@@ -451,6 +451,31 @@ def _attention(n: NodeCtx) -> None:
         n.set(3, dt, [B, qh, qs, total])
 
 
+@shape_fn("", "LinearAttention")
+def _linear_attention(n: NodeCtx) -> None:
+    q, v = n.shape(0), n.shape(2)
+    k = n.shape(1)
+    dt = n.dtype(0)
+    qh, kvh = n.attr("q_num_heads"), n.attr("kv_num_heads")
+    if q is None or v is None or len(q) != 3 or len(v) != 3 or not qh or not kvh:
+        return
+    dv = D.truediv(v[2], kvh)
+    n.set(0, dt, [q[0], q[1], D.mul(qh, dv)])
+    if n.has_out(1):
+        dk = D.truediv(k[2], kvh) if k is not None and len(k) == 3 else None
+        n.set(1, dt, [q[0], kvh, dk, dv])
+
+
+@shape_fn("", "CausalConvWithState")
+def _causal_conv(n: NodeCtx) -> None:
+    x, w = n.shape(0), n.shape(1)
+    dt = n.dtype(0)
+    n.set(0, dt, x)
+    if n.has_out(1):
+        km1 = D.sub(w[2], 1) if w is not None and len(w) == 3 else None
+        n.set(1, dt, None if x is None else [x[0], x[1], km1])
+
+
 @shape_fn("", "RotaryEmbedding")
 def _rotary(n: NodeCtx) -> None:
     n.same_as(0, 0)
@@ -522,12 +547,23 @@ def _dft(n: NodeCtx) -> None:
     if a is None or a == r - 1:
         n.error("DFT: bad axis")
         return
-    length = n.scalar(1) if n.has(1) else x[a]
-    if n.attr("onesided", 0) and not n.attr("inverse", 0):
-        length = D.add(D.floordiv(length, 2), 1) if length is not None else None
+    length = n.scalar(1) if n.has(1) else None
+    if isinstance(length, float):
+        length = int(length)
+    onesided, inverse = n.attr("onesided", 0), n.attr("inverse", 0)
+    last = 2
+    if onesided and inverse:  # IRFFT: a full real signal
+        if length is None and not n.has(1):
+            length = D.mul(D.sub(x[a], 1), 2)
+        last = 1
+    else:
+        if length is None and not n.has(1):
+            length = x[a]
+        if onesided:
+            length = D.add(D.floordiv(length, 2), 1) if length is not None else None
     out = list(x)
     out[a] = length
-    out[-1] = 2
+    out[-1] = last
     n.set(0, dt, out)
 
 

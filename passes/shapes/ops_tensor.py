@@ -20,7 +20,9 @@ from .common import broadcast, ints_arg, norm_axis
 from .context import INT64, MAX_VALS, NodeCtx, is_concrete, obj_array, vals_from_numpy
 from .table import shape_fn
 
-BIG = 2**31 - 1  # starts/ends at or past this mean "to the end" (INT32_MAX, INT64_MAX...)
+# Slice starts/ends at or past 10**9 mean "to the end" (INT32_MAX, INT64_MAX, 1e9 sentinels):
+# the one assumption here beyond positive dims is that no dim reaches 10**9.
+BIG = 10**9
 
 
 def _static(shape) -> bool:
@@ -30,7 +32,7 @@ def _static(shape) -> bool:
 def _reshape_vals(a: Optional[np.ndarray], shape) -> Optional[np.ndarray]:
     if a is None or not _static(shape):
         return None
-    n = int(np.prod(shape)) if shape else 1
+    n = math.prod(shape)
     if n != a.size:
         return None
     return a.reshape(tuple(shape))
@@ -117,7 +119,7 @@ def _constant_of_shape(n: NodeCtx) -> None:
             return
     vals = None
     if _static(dimsl) and fill is not None:
-        k = int(np.prod(dimsl)) if dimsl else 1
+        k = math.prod(dimsl)
         if k <= MAX_VALS:
             vals = obj_array([fill] * k, dimsl)
     n.set(0, dtype, dimsl, vals)

@@ -241,7 +241,7 @@ def floor(a, dtype: int):
         return None
     if not _sym(a):
         return _fl(math.floor(a), dtype) if math.isfinite(a) else a
-    r = D.from_expr(D.sp().floor(a.expr))
+    r = D.from_expr(D.floor_expr(a.expr))
     return _fl(r, dtype) if type(r) is int else r
 
 
@@ -254,7 +254,7 @@ def ceil(a, dtype: int):
     sp = D.sp()
     num, den = sp.fraction(sp.together(a.expr))
     if den.is_Integer and den > 0:
-        r = D.from_expr(sp.floor((num + den - 1) / den))
+        r = D.from_expr(D.floor_expr((num + den - 1) / den))
     else:
         return None
     return _fl(r, dtype) if type(r) is int else r
@@ -283,9 +283,9 @@ def cast(a, src: int, dst: int):
                 return a
             # float -> int truncates toward zero
             if D.nonneg(a) is True:
-                return D.from_expr(D.sp().floor(a.expr))
+                return D.from_expr(D.floor_expr(a.expr))
             if D.le(a, 0) is True:
-                return D.neg(D.from_expr(D.sp().floor(-a.expr)))
+                return D.neg(D.from_expr(D.floor_expr(-a.expr)))
             return None
         if dst in FLOATS:
             return a
@@ -391,7 +391,7 @@ def elementwise(fn: Callable, *arrays: Optional[np.ndarray]) -> Optional[np.ndar
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
         return None
-    n = int(np.prod(shape)) if shape else 1
+    n = math.prod(shape)
     if n > 64:
         return None
     bs = [np.broadcast_to(a, shape).ravel() for a in arrays]
