@@ -9,6 +9,10 @@ broadcasting between them). Recovered: ``scale`` (always written explicitly), th
 provably ``tril(ones(Sq, Sk)) == 0``. K is Kt transposed back (a Transpose that the
 ``transpose_transpose`` rule usually merges into Kt's own).
 
+One documented difference: a row whose every score is masked to -inf is NaN in the decomposed
+graph (softmax of all -inf) and 0 in onnxruntime's Attention. Every other row is exact up to
+rounding. A recovered causal mask never masks a whole row.
+
 onnxruntime requires the mask's last two dims to be exactly (Sq, Sk), while the spec allows
 broadcasting: a mask broadcast along Sq ([B, 1, 1, Sk], the usual padding mask) is expanded to
 [.., Sq, Sk] with an Expand whose shape comes from the mask itself when Sq == Sk (so CSE shares it

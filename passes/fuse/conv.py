@@ -77,6 +77,8 @@ class ConvBatchNorm(Rule):
         conv = m.node("conv")
         if conv.op_type == "Gemm" and int(m.attr(conv, "transA") or 0) not in (0, 1):
             return "Gemm has an unusual transA"
+        if conv.op_type != "Gemm" and (w.ndim < 3 or w.shape[0] % int(m.attr(conv, "group") or 1)):
+            return "weights do not fit the group count"
         mch = _out_channels(m, "conv", w)
         for k in ("gamma", "beta", "mean", "var"):
             if m.const(k).shape != (mch,):
@@ -119,6 +121,8 @@ class _ConvChannelOp(Rule):
         if reason:
             return reason
         w, c = m.const("w"), m.const("c")
+        if w.ndim < 3 or w.shape[0] % int(m.attr("conv", "group") or 1):
+            return "weights do not fit the group count"
         if c.dtype != w.dtype:
             return "constant and weights have different types"
         mch = _out_channels(m, "conv", w)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..rewrite import Const, Match, Op, Opt, Rule
+from ..rewrite import Const, Match, Op, Opt, Rule, const_value
 from ._common import attrs_of, axes_of
 
 # Elementwise ops (numpy-style broadcasting, no axis attributes) that commute with a Transpose.
@@ -86,43 +86,82 @@ class TransposeBinary(Rule):
         return _transpose(b, y, tuple(int(i) for i in m.attr("ta", "perm")))
 
 
+def _elementwise_chain(y, limit: int = 16):
+    """Walk up from ``y`` through single-use elementwise ops (unary, or binary with a constant
+    operand) to a Transpose. Returns (the Transpose node, ops top-down) or None. Read-only."""
+    chain = []
+    v = y
+    while len(chain) <= limit:
+        n = v.producer
+        if n is None or v.is_graph_output() or v.num_uses() != 1:
+            return None
+        if n.op_type == "Transpose" and not n.domain:
+            return (n, list(reversed(chain))) if chain else None
+        if n.domain or n.op_type not in UNARY + BINARY or len(n.outputs) != 1:
+            return None
+        ins = [i for i in n.inputs if i is not None]
+        varying = [i for i in ins if const_value(i) is None]
+        if len(ins) != (1 if n.op_type in UNARY else 2) or len(varying) != 1:
+            return None
+        chain.append(n)
+        v = varying[0]
+    return None
+
+
 class TransposeSandwich(Rule):
-    """Transpose(E(Transpose(x, p1), c...), p2) -> Transpose(E(x, c'), p1 then p2) (or no
-    Transpose when they cancel), E elementwise unary or binary with a constant operand; the
-    constant is transposed by p1's inverse (a scalar stays). Removes at least one Transpose."""
+    """Transpose(E_k(...E_1(Transpose(x, p1))...), p2) -> Transpose(E_k(...E_1(x)...), p1 then
+    p2), or no Transpose when they cancel. Each E is elementwise (unary, or binary with a
+    constant operand, which is transposed by p1's inverse; a scalar stays) and its output has no
+    other user. Removes at least one Transpose and never adds one."""
 
     name = "transpose_elementwise"
     summary = "move Transposes through elementwise ops so they cancel or merge"
     opset = 1
     benefit = 1
-    pattern = Op("Transpose", Op(UNARY + BINARY, Op("Transpose", "x", name="t1"),
-                                 Opt(Const("c")), name="op", commutative=True), name="t2")
+    pattern = Op("Transpose", "y", name="t2")
 
     def check(self, m: Match) -> Optional[str]:
-        op = m.node("op")
-        p1, p2 = _perm(m, "t1", "x"), _perm(m, "t2", "op")
+        found = _elementwise_chain(m["y"])
+        if found is None:
+            return "no Transpose above a chain of single-use elementwise ops"
+        t1, chain = found
+        p1 = _perm_of(t1, m)
+        p2 = _perm(m, "t2", "y")
         if p1 is None or p2 is None or len(p1) != len(p2):
             return "a perm is absent and the rank is unknown"
-        if (op.op_type in BINARY) != (m.get("c") is not None):
-            return "not an elementwise op with one transposed operand and a constant"
-        c = m.const("c")
-        if c is not None and c.ndim > len(p1):
-            return "constant has a higher rank (it would broadcast the rank up)"
+        for n in chain:
+            for i in n.inputs:
+                c = const_value(i)
+                if c is not None and c.ndim > len(p1):
+                    return "a constant has a higher rank (it would broadcast the rank up)"
         return None
 
     def rewrite(self, m: Match, b):
-        op = m.node("op")
-        p1, p2 = _perm(m, "t1", "x"), _perm(m, "t2", "op")
-        ins = [m["x"]]
-        if m.get("c") is not None:
-            c = m.const("c")
-            cv = m["c"]
-            if c.ndim > 0 and c.size > 1:
-                full = c.reshape((1,) * (len(p1) - c.ndim) + c.shape)
-                cv = b.const(np.ascontiguousarray(full.transpose(np.argsort(p1))))
-            ins = [m["x"], cv] if op.inputs[0] is m["t1"] else [cv, m["x"]]
-        y = b.op(op.op_type, ins, attrs_of(op), domain=op.domain)
-        return _transpose(b, y, _compose(p1, p2))
+        t1, chain = _elementwise_chain(m["y"])
+        p1, p2 = _perm_of(t1, m), _perm(m, "t2", "y")
+        inv = tuple(int(i) for i in np.argsort(p1))
+        cur, prev = t1.inputs[0], t1.outputs[0]
+        for n in chain:
+            ins = []
+            for i in n.inputs:
+                c = const_value(i)
+                if i is prev:
+                    ins.append(cur)
+                elif c is not None and c.size > 1:
+                    full = c.reshape((1,) * (len(p1) - c.ndim) + c.shape)
+                    ins.append(b.const(np.ascontiguousarray(full.transpose(inv))))
+                else:
+                    ins.append(i)
+            cur, prev = b.op(n.op_type, ins, attrs_of(n)), n.outputs[0]
+        return _transpose(b, cur, _compose(p1, p2))
+
+
+def _perm_of(t, m: Match) -> Optional[tuple[int, ...]]:
+    p = t.attr("perm")
+    if p is not None:
+        return tuple(int(i) for i in p)
+    r = m.rank(t.inputs[0])
+    return None if r is None else tuple(range(r - 1, -1, -1))
 
 
 _SHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
