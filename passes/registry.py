@@ -15,7 +15,7 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from ..errors import UsageError
 from .base import Pass
@@ -32,6 +32,10 @@ BUILTIN_MODULES: dict[str, str] = {
     "upgrade": "upgrade",
     "fold": "fold",
     "simplify": "simplify",
+    # Peers (other tools) as passes: `onnxsim`, and every onnxoptimizer pass as
+    # `onnxoptimizer:NAME` (a namespace filled on first use, see register_namespace).
+    "onnxsim": "peers",
+    "onnxoptimizer:*": "peers",
 }
 
 
@@ -44,6 +48,11 @@ class Entry:
     origin: str
 
     @property
+    def builtin(self) -> bool:
+        """True for passes shipped with onnxopt (built-ins and peers), False for plugins."""
+        return self.origin.startswith("built-in ")
+
+    @property
     def summary(self) -> str:
         """The pass's one-line summary."""
         return getattr(self.cls, "summary", "") or (self.cls.__doc__ or "").strip().split("\n")[0]
@@ -54,6 +63,10 @@ _origin_stack: list[str] = []
 _loaded_builtins = False
 _plugin_files: dict[str, list[str]] = {}
 _loaded_entry_points = False
+# Namespaces whose pass names are known only at run time ("onnxoptimizer" -> a function that
+# registers every `onnxoptimizer:NAME`), with the origin their passes get.
+_namespaces: dict[str, tuple[Callable[[], None], str]] = {}
+_loaded_namespaces: set[str] = set()
 
 
 @contextmanager
@@ -90,6 +103,23 @@ def register(cls: Optional[type] = None, *, name: Optional[str] = None):
     return deco(cls) if cls is not None else deco
 
 
+def register_namespace(prefix: str, loader: Callable[[], None]) -> None:
+    """Register ``loader``, which registers the passes named ``PREFIX:NAME``; it runs on the first
+    lookup of such a name and when every pass is listed, so a namespace that wraps another tool
+    imports that tool only when one of its passes is used or listed."""
+    origin = _origin_stack[-1] if _origin_stack else f"module {loader.__module__}"
+    _namespaces[prefix] = (loader, origin)
+
+
+def _load_namespace(prefix: str) -> None:
+    if prefix in _loaded_namespaces or prefix not in _namespaces:
+        return
+    loader, origin = _namespaces[prefix]
+    with _origin(origin):
+        loader()
+    _loaded_namespaces.add(prefix)
+
+
 def _load_builtins() -> None:
     global _loaded_builtins
     if _loaded_builtins:
@@ -121,12 +151,17 @@ def _load_entry_points() -> None:
 
 
 def load_plugin_file(path: str) -> list[str]:
-    """Import a plugin file; the passes it registers are returned by name."""
+    """Import a plugin file; the passes it registers are returned by name.
+
+    Built-ins and installed entry points are loaded first, so a file that reuses one of their
+    names is an error naming both instead of silently shadowing the other pass."""
     if not os.path.isfile(path):
         raise UsageError(f"plugin {path}: no such file")
     real = os.path.realpath(path)
     if real in _plugin_files:  # loading the same file twice is not a name collision
         return _plugin_files[real]
+    _load_builtins()
+    _load_entry_points()
     before = set(_entries)
     mod_name = "onnxopt_plugin_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
     spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -148,6 +183,8 @@ def load_plugin_file(path: str) -> list[str]:
 def get(name: str) -> Entry:
     """The entry for a CLI name (built-ins and entry points are loaded on first call)."""
     _load_builtins()
+    if name not in _entries and ":" in name:
+        _load_namespace(name.split(":", 1)[0])
     if name not in _entries:
         _load_entry_points()
     if name not in _entries and "." in name:
@@ -162,6 +199,11 @@ def get(name: str) -> Entry:
 def all_entries() -> list[Entry]:
     """Every registered pass, built-ins and plugins, sorted by name."""
     _load_builtins()
+    for prefix in list(_namespaces):
+        try:
+            _load_namespace(prefix)
+        except UsageError:  # the wrapped tool is not installed: its passes are not listed
+            pass
     _load_entry_points()
     return sorted(_entries.values(), key=lambda e: e.name)
 
@@ -175,5 +217,5 @@ def create(name: str, options: Optional[dict] = None) -> Pass:
     return entry.cls(**opts)
 
 
-__all__ = ["register", "get", "create", "all_entries", "load_plugin_file", "Entry",
-           "BUILTIN_MODULES", "ENTRY_POINT_GROUP"]
+__all__ = ["register", "register_namespace", "get", "create", "all_entries", "load_plugin_file",
+           "Entry", "BUILTIN_MODULES", "ENTRY_POINT_GROUP"]
