@@ -189,50 +189,92 @@ def attr_of(node: Node, name: str, opset: int) -> Any:
 
 
 def _types(model: Model) -> list:
-    """Every value's type and symbolic value, to see whether an analysis annotated the IR."""
+    """Every value with its type and symbolic value (to undo an analysis' annotations)."""
     out = []
     for g in model.graphs():
         for v in itertools.chain(g.inputs, g.initializers):
-            out.append((id(v), v.type, v.meta.get("symval")))
+            out.append((v, v.type, v.meta.get("symval", _UNBOUND)))
         for n in g.nodes:
             for v in n.outputs:
-                out.append((id(v), v.type, v.meta.get("symval")))
+                out.append((v, v.type, v.meta.get("symval", _UNBOUND)))
     return out
 
 
 class Shapes:
     """Shape facts for patterns and checks, from symbolic shape inference when it is available
     (``onnxopt.passes.shapes``), else from the declared types. Every answer is a proof: an
-    unknown shape or dim never satisfies a constraint."""
+    unknown shape or dim never satisfies a constraint.
+
+    Inference runs on the first question (a rule set that never asks costs nothing). It
+    annotates the IR; a pass that then rewrites nothing calls :meth:`undo` so the IR comes out
+    exactly as it came in."""
 
     def __init__(self, ctx: Optional[PassContext] = None, infer: bool = True):
+        self._ctx = ctx if infer else None
+        self._ready = self._ctx is None
         self._shape_of: Optional[Callable] = None
         self._dims_equal: Optional[Callable] = None
         self._sym_value: Optional[Callable] = None
-        self.annotated = False  # computing the analysis changed some value's type
-        self.analysis_name = ""
-        if not infer or ctx is None:
-            return
+        self._saved: Optional[list] = None  # types before this object ran the analysis
+        self._name = ""
+
+    def _load(self) -> None:
+        self._ready = True
+        ctx = self._ctx
         try:
             from .shapes import ShapeAnalysis, dims_equal, shape_of, sym_value
         except ImportError:
             return
-        before = _types(ctx.model)
+        saved = _types(ctx.model)
         ctx.analysis(ShapeAnalysis)
-        self.annotated = _types(ctx.model) != before
-        self.analysis_name = ShapeAnalysis.name
+        if any(v.type is not t or v.meta.get("symval", _UNBOUND) is not sv
+               for v, t, sv in saved):
+            self._saved, self._name = saved, ShapeAnalysis.name
         self._shape_of, self._dims_equal, self._sym_value = shape_of, dims_equal, sym_value
+
+    def undo(self) -> bool:
+        """Put back the types the analysis overwrote and drop it from the context's cache;
+        True when there was something to undo."""
+        if self._saved is None:
+            return False
+        for v, t, sv in self._saved:
+            v.type = t
+            if sv is _UNBOUND:
+                v.meta.pop("symval", None)
+            else:
+                v.meta["symval"] = sv
+        self._ctx._analyses.pop(self._name, None)  # the cached result no longer matches the IR
+        self._saved = None
+        return True
 
     def shape(self, v: Optional[Value]):
         """The Shape of ``v`` (dims int/SymDim/None), None when the rank is unknown."""
         if v is None:
             return None
+        if not self._ready:
+            self._load()
         if self._shape_of is not None:
             try:
                 return self._shape_of(v)
             except Exception:
                 return v.shape
         return v.shape
+
+    def dtype(self, v: Optional[Value]) -> Optional[int]:
+        """The element type of ``v`` (declared, from constant data, or inferred)."""
+        if v is None:
+            return None
+        if v.dtype:
+            return v.dtype
+        c = const_value(v)
+        if c is not None:
+            from ..ir import from_np_dtype
+
+            return from_np_dtype(c.dtype)
+        if not self._ready:
+            self._load()
+            return v.dtype
+        return None
 
     def rank(self, v: Optional[Value]) -> Optional[int]:
         """The rank of ``v``, None when unknown."""
@@ -243,6 +285,8 @@ class Shapes:
         """True only when two dims are provably equal."""
         if a is None or b is None:
             return False
+        if not self._ready:
+            self._load()
         if self._dims_equal is not None:
             return bool(self._dims_equal(a, b))
         return type(a) is type(b) and a == b
@@ -255,6 +299,8 @@ class Shapes:
         c = const_value(v)
         if c is not None and c.dtype.kind in "iu" and c.ndim <= 1:
             return [int(x) for x in c.reshape(-1)]
+        if not self._ready:
+            self._load()
         if self._sym_value is not None:
             try:
                 return self._sym_value(v)
@@ -315,17 +361,7 @@ class Match:
 
     def dtype(self, v: Union[Value, str, None]) -> Optional[int]:
         """Element type of a value or binding (constants answer from their data)."""
-        val = self._b.get(v) if isinstance(v, str) else v
-        if val is None:
-            return None
-        if val.dtype:
-            return val.dtype
-        c = const_value(val)
-        if c is not None:
-            from ..ir import from_np_dtype
-
-            return from_np_dtype(c.dtype)
-        return None
+        return self.shapes.dtype(self._b.get(v) if isinstance(v, str) else v)
 
 
 class _Miss:
@@ -389,13 +425,7 @@ class _Matcher:
 
     def value_constraints(self, v: Value, dtypes, rank) -> Optional[str]:
         if dtypes is not None:
-            dt = v.dtype
-            if dt is None:
-                c = const_value(v)
-                if c is not None:
-                    from ..ir import from_np_dtype
-
-                    dt = from_np_dtype(c.dtype)
+            dt = self.shapes.dtype(v)
             if dt not in dtypes:
                 return f"has element type {dt}, not one of {sorted(dtypes)}"
         if rank is not None:
@@ -687,12 +717,8 @@ class Rewriter:
             ctx.note(msg)
         if result.modified:
             result.preserved = frozenset()
-        elif shapes.annotated:
-            # Shape inference wrote types into the IR: that is a change (the manager's
-            # fingerprint sees it), and the analysis itself stays valid.
-            result.modified = True
-            result.preserved = frozenset({shapes.analysis_name})
         else:
+            shapes.undo()  # nothing rewritten: the IR leaves exactly as it came
             result.preserved = ALL
         return result
 
