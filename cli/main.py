@@ -124,8 +124,9 @@ def _list_passes(args) -> int:
         rows.append((e.name, e.summary, e.origin))
         rules = getattr(sys.modules.get(e.cls.__module__), "RULES", None)
         if isinstance(rules, dict):
-            for rname, rsum in sorted(rules.items()):
-                rows.append((f"  {e.name}.{rname}", rsum, "rule"))
+            for rname, rule in sorted(rules.items()):
+                if _rule_summary(rule):
+                    rows.append((f"  {e.name}.{rname}", _rule_summary(rule), "rule"))
     if args.json:
         import json
 
@@ -142,6 +143,14 @@ def _list_passes(args) -> int:
     for k, v in PRESETS.items():
         print(f"  {k:<{width}}  {SUMMARIES.get(k, '')}: {v}")
     return EXIT_OK
+
+
+def _rule_summary(rule) -> str:
+    """A rule's one-line summary, whether the table holds text, a rule object or a function."""
+    if isinstance(rule, str):
+        return rule
+    text = getattr(rule, "summary", None) or (getattr(rule, "__doc__", None) or "")
+    return text.strip().split("\n")[0]
 
 
 def _default_output(path: str) -> str:
@@ -290,6 +299,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         return int(e.code or 0)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:  # `onnxopt --list-passes | head`: the reader left, not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
     except Exception as e:  # the one place errors become exit codes
         if debug:
             raise
