@@ -107,7 +107,11 @@ def conv_out(n, ins, kernel, strides, dil, pads, auto, ceil_mode=False):
             out.append(D.add(D.floordiv(num, s), 1))
             continue
         o = D.add(D.ceildiv(num, s), 1)
-        # The last window must start inside the input or the left padding.
+        # The last window must start inside the input or the left padding. It always does when
+        # pe + s <= eff, since (o - 1) * s <= num + s - 1 = d + pb + pe - eff + s - 1.
+        if type(pe) is int and type(s) is int and type(eff) is int and pe + s <= eff:
+            out.append(o)
+            continue
         lim = D.add(D.floordiv(D.sub(D.add(d, pb), 1), s), 1)
         if type(o) is int and type(lim) is int:
             out.append(o - 1 if (o - 1) * s >= D.add(d, pb) else o)

@@ -332,6 +332,9 @@ def slice_dim(d, start, end, step):
     if step is None or start is None or end is None or type(step) is not int or step == 0:
         return None
     if step > 0:
+        to_end = (type(end) is int and end >= BIG) or end == d
+        if to_end and type(start) is int and start < 0:
+            return D.ceildiv(D.dmin(-start, d), step) if start > -BIG else D.ceildiv(d, step)
         s = _clamp_start(start, d, True)
         e = _clamp_start(end, d, True)
         if s is None or e is None:

@@ -137,11 +137,9 @@ def div(a, b, dtype: int):
                 return None
             q = abs(a) // abs(b)
             return wrap_int(q if (a >= 0) == (b > 0) else -q, dtype)
-        try:
-            return _fl(np.divide(_NP.get(dtype, np.float64)(a), _NP.get(dtype, np.float64)(b)),
-                       dtype)
-        except (FloatingPointError, ZeroDivisionError):
-            return None
+        t = _NP.get(dtype, np.float64)
+        with np.errstate(all="ignore"):
+            return _fl(np.divide(t(a), t(b)), dtype)
     if dtype in INTS:
         if D.nonneg(a) is True and D.lt(0, b) is True:
             return D.floordiv(a, b)

@@ -1,0 +1,429 @@
+"""Symbolic shape inference: small models in textual syntax with exact expected shapes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import onnx
+import pytest
+
+import onnxopt.passes.shapes.infer as shapes_infer
+from onnxopt.errors import ShapeError
+from onnxopt.ir import SymDim, lower_model, print_model
+from onnxopt.passes import PassContext
+from onnxopt.passes.shapes import (
+    ShapeAnalysis,
+    dims_equal,
+    infer_shapes,
+    shape_of,
+    sym_value,
+)
+from onnxopt.passes.shapes import dims as D
+from onnxopt.testing import model_from_text, run_passes
+
+HEAD = '<ir_version: 8, opset_import: ["" : 17]>\n'
+
+
+@pytest.fixture(autouse=True)
+def strict():
+    """A shape function that raises fails the test instead of leaving outputs unknown."""
+    shapes_infer.STRICT = True
+    yield
+    shapes_infer.STRICT = False
+
+
+def infer(text: str, head: str = HEAD):
+    m = model_from_text(head + text)
+    return m, infer_shapes(m)
+
+
+def values(m) -> dict:
+    out = {}
+    for g in m.graphs():
+        for v in g.inputs:
+            out[v.name] = v
+        for n in g.nodes:
+            for v in n.outputs:
+                out[v.name] = v
+    return out
+
+
+def shp(m, name: str) -> str:
+    s = shape_of(values(m)[name])
+    return "None" if s is None else str(s)
+
+
+# -- broadcasting ------------------------------------------------------------------------------
+
+
+def test_broadcast_symbolic_and_static():
+    m, info = infer("""g (float[batch,1,seq] a, float[seq] b, float[1,16] c, float[batch,seq] d,
+          float[seq,batch] e) => (float[] y, float[] z, float[] w) {
+        y = Add(a, b)
+        z = Mul(d, c)
+        w = Sub(d, e)
+    }""")
+    assert shp(m, "y") == "[batch,1,seq]"
+    # seq against 16: the output is 16 whatever seq is (16 or 1), and the fact is recorded.
+    assert shp(m, "z") == "[batch,16]"
+    assert any("seq == 16 or seq == 1" in str(c) for c in info.constraints)
+    # Two symbolic dims that are not provably equal: Max is exact for every valid binding.
+    assert shp(m, "w") == "[Max(batch, seq),Max(batch, seq)]"
+    assert not info.errors
+
+
+def test_broadcast_static_mismatch_is_an_error_naming_the_node():
+    m, info = infer("""g (float[2,3] a, float[4] b) => (float[] y) {
+        y = Add(a, b)
+    }""")
+    assert info.errors and "Add" in str(info.errors[0]) and "3 vs 4" in str(info.errors[0])
+
+
+# -- reshape and the Shape -> Gather -> Unsqueeze -> Concat -> Reshape chain ------------------------
+
+
+def test_reshape_zero_and_minus_one_with_symbols():
+    m, info = infer("""g (float[batch,seq,768] x) => (float[] y, float[] z, float[] w) {
+        t = Constant<value_ints=[0, 0, 12, -1]>()
+        y = Reshape(x, t)
+        u = Constant<value_ints=[-1, 64]>()
+        z = Reshape(x, u)
+        v = Constant<value_ints=[0, -1]>()
+        w = Reshape(x, v)
+    }""")
+    assert shp(m, "y") == "[batch,seq,12,64]"
+    assert shp(m, "z") == "[12*batch*seq,64]"
+    assert shp(m, "w") == "[batch,768*seq]"
+
+
+def test_shape_gather_unsqueeze_concat_reshape_chain():
+    m, info = infer("""g (float[batch,seq,768] x) => (float[] y) {
+        s = Shape(x)
+        i0 = Constant<value_int=0>()
+        i1 = Constant<value_int=1>()
+        b = Gather<axis=0>(s, i0)
+        q = Gather<axis=0>(s, i1)
+        ax = Constant<value_ints=[0]>()
+        bu = Unsqueeze(b, ax)
+        qu = Unsqueeze(q, ax)
+        c = Constant<value_ints=[12, 64]>()
+        t = Concat<axis=0>(bu, qu, c)
+        y = Reshape(x, t)
+    }""")
+    v = values(m)
+    assert sym_value(v["s"]) == (SymDim("batch"), SymDim("seq"), 768)
+    assert sym_value(v["b"]) == (SymDim("batch"),)
+    assert sym_value(v["t"]) == (SymDim("batch"), SymDim("seq"), 12, 64)
+    assert shp(m, "y") == "[batch,seq,12,64]"
+    assert info.stats["known"] == len(v) - 1  # every node output (x is an input)
+
+
+def test_shape_arithmetic_and_range():
+    m, info = infer("""g (float[batch,seq] x, float[batch,past] p) => (float[] y, int64[] r, bool[] e) {
+        s = Shape(x)
+        sp = Shape(p)
+        one = Constant<value_int=1>()
+        zero = Constant<value_int=0>()
+        two = Constant<value_int=2>()
+        n = Gather<axis=0>(s, one)
+        k = Gather<axis=0>(sp, one)
+        tot = Add(n, k)
+        half = Div(tot, two)
+        r = Range(zero, tot, one)
+        e = Equal(n, n)
+        st = Constant<value_ints=[0]>()
+        ax1 = Constant<value_ints=[1]>()
+        a0 = Constant<value_ints=[0]>()
+        hu = Unsqueeze(half, a0)
+        y = Slice(x, st, hu, ax1)
+    }""")
+    v = values(m)
+    assert sym_value(v["tot"]) == (SymDim("past + seq"),)
+    assert str(sym_value(v["half"])[0]) == "floor(past/2 + seq/2)"
+    assert shp(m, "r") == "[past + seq]"
+    assert sym_value(v["e"]) is None and v["e"].type.dtype == 9  # bool: kept internal
+
+
+def test_where_on_shape_tensors():
+    m, info = infer("""g (float[batch,seq] x) => (float[] y) {
+        s = Shape(x)
+        one = Constant<value_ints=[1, 1]>()
+        c = Equal(s, one)
+        neg = Constant<value_ints=[-1, -1]>()
+        t = Where(c, neg, s)
+        y = Reshape(x, t)
+    }""")
+    v = values(m)
+    # Equal(batch, 1) is undecided, so Where's elements are too: the rank is still known.
+    assert shp(m, "y") == "[?,?]"
+    m, info = infer("""g (float[batch,16] x) => (float[] y) {
+        s = Shape(x)
+        ones = Constant<value_ints=[0, 16]>()
+        c = Equal(s, ones)
+        neg = Constant<value_ints=[-1, 4]>()
+        t = Where(c, neg, s)
+        y = Reshape(x, t)
+    }""")
+    v = values(m)
+    assert sym_value(v["t"]) == (SymDim("batch"), 4)
+    assert shp(m, "y") == "[batch,4]"
+
+
+# -- convolution and pooling --------------------------------------------------------------------------
+
+
+def test_conv_and_pool_floor_expressions():
+    m, info = infer("""g (float[N,3,H,W] x, float[8,3,3,3] w, float[8,8,3,3] w2) => (float[] a, float[] b, float[] c,
+                                                                    float[] d) {
+        a = Conv<strides=[2,2], pads=[1,1,1,1]>(x, w)
+        b = Conv<strides=[2,2], pads=[1,1,1,1]>(a, w2)
+        c = MaxPool<kernel_shape=[3,3], strides=[2,2], ceil_mode=1>(x)
+        d = AveragePool<kernel_shape=[2,2], strides=[2,2], auto_pad="SAME_UPPER">(x)
+    }""")
+    assert shp(m, "a") == "[N,8,floor(H/2 - 1/2) + 1,floor(W/2 - 1/2) + 1]"
+    # Nested floors are flattened: floor(floor((H-1)/2)/2) is floor((H-1)/4).
+    assert shp(m, "b") == "[N,8,floor(H/4 - 1/4) + 1,floor(W/4 - 1/4) + 1]"
+    # ceil_mode: ceil((H-3)/2) + 1, clipped so that the last window starts inside the input.
+    assert shp(m, "c") == "[N,3,floor(H/2),floor(W/2)]"
+    assert shp(m, "d") == "[N,3,floor(H/2 + 1/2),floor(W/2 + 1/2)]"
+    assert "ceiling" not in print_model(m)
+
+
+def test_conv_static_exact():
+    m, info = infer("""g (float[1,3,7,7] x, float[4,3,3,3] w, float[3,2,3,3] wt) => (float[] a, float[] b, float[] c) {
+        a = Conv<strides=[2,2]>(x, w)
+        b = MaxPool<kernel_shape=[2,2], strides=[2,2], ceil_mode=1>(x)
+        c = ConvTranspose<strides=[2,2], pads=[1,1,1,1], output_padding=[1,1]>(x, wt)
+    }""")
+    assert shp(m, "a") == "[1,4,3,3]"
+    assert shp(m, "b") == "[1,3,4,4]"
+    assert shp(m, "c") == "[1,2,14,14]"
+
+
+# -- slice --------------------------------------------------------------------------------------------
+
+
+def test_slice_clamping_and_symbolic_ends():
+    m, info = infer("""g (float[seq,8] x, float[n] y) => (float[] a, float[] b, float[] c, float[] d) {
+        s3 = Constant<value_ints=[-3]>()
+        big = Constant<value_ints=[9223372036854775807]>()
+        a = Slice(x, s3, big)
+        z = Constant<value_ints=[0]>()
+        ny = Shape(y)
+        b = Slice(x, z, ny)
+        ax1 = Constant<value_ints=[1]>()
+        two = Constant<value_ints=[2]>()
+        hundred = Constant<value_ints=[100]>()
+        c = Slice(x, two, hundred, ax1)
+        st = Constant<value_ints=[-1]>()
+        en = Constant<value_ints=[-9223372036854775807]>()
+        d = Slice(x, st, en, z, st)
+    }""")
+    assert shp(m, "a") == "[Min(3, seq),8]"
+    assert shp(m, "b") == "[Min(n, seq),8]"
+    assert shp(m, "c") == "[seq,6]"
+    assert shp(m, "d") == "[seq,8]"
+
+
+# -- data-dependent and unnamed dims -------------------------------------------------------------------
+
+
+def test_fresh_symbols_for_unnamed_and_data_dependent_dims():
+    m, info = infer("""g (float[?,4] x) => (int64[] y, float[] z) {
+        y = NonZero<>(x)
+        z = Unique(x)
+    }""".replace("NonZero<>", "NonZero"))
+    v = values(m)
+    assert str(shape_of(v["x"])) == "[unk_x_0,4]"
+    nz = list(m.graph.nodes)[0].outputs[0]
+    s = shape_of(nz)
+    assert s[0] == 2 and isinstance(s[1], SymDim) and s[1].text.startswith("nz_")
+    assert s[1].text in info.symbols and "data-dependent" in info.symbols[s[1].text]
+    assert shape_of(v["z"])[0].text.startswith("uniq_")
+
+
+def test_canonical_dims():
+    seq = SymDim("seq")
+    assert D.truediv(D.mul(seq, 4), 4) == seq
+    assert dims_equal(SymDim("seq*4/4"), seq)
+    assert dims_equal(SymDim("2*(seq+1)"), SymDim("2*seq + 2"))
+    assert not dims_equal(seq, 16) and not dims_equal(seq, None) and not dims_equal(None, None)
+    assert D.ceildiv(SymDim("H"), 2) == SymDim("floor(H/2 + 1/2)")
+    assert D.evaluate(D.ceildiv(SymDim("H"), 2), {"H": 7}) == 4
+
+
+# -- contradictions ----------------------------------------------------------------------------------------
+
+
+def test_matmul_inner_dims_disagree_pass_reports_and_leaves_model():
+    text = HEAD + """g (float[2,3] a, float[4,5] b) => (float[] y) {
+        y = MatMul(a, b)
+    }"""
+    m = model_from_text(text)
+    before = print_model(m)
+    info = infer_shapes(model_from_text(text))
+    assert "3 != 4" in str(info.errors[0])
+    m2 = model_from_text(text)
+    with pytest.raises(Exception) as e:
+        run_passes(m2, "shapes")
+    msg = str(e.value)
+    assert "MatMul" in msg and "3 != 4" in msg and "\n" not in msg
+    assert print_model(m2) == before
+    with pytest.raises(ShapeError):
+        from onnxopt.passes.shapes import ShapesPass
+
+        ShapesPass().run(m2, PassContext(m2))
+    assert print_model(m2) == before
+
+
+def test_symbolic_inner_dim_is_a_constraint_not_an_error():
+    m, info = infer("""g (float[b,k] a, float[16,5] w) => (float[] y) {
+        y = MatMul(a, w)
+    }""")
+    assert not info.errors
+    assert shp(m, "y") == "[b,5]"
+    assert [str(c).split(" (")[0] for c in info.constraints] == ["k == 16"]
+
+
+def test_declared_shapes_are_hints():
+    m, info = infer("""g (float[b,4] x) => (float[1,7] y) {
+        y = Relu(x)
+    }""")
+    # The declaration is wrong: what the graph proves wins, the conflict is reported.
+    assert shp(m, "y") == "[b,4]"
+    assert info.hint_conflicts and "y" in str(info.hint_conflicts[0])
+    assert not info.errors
+
+
+def test_unknown_op_is_left_unknown_and_reported():
+    m, info = infer("""g (float[b,4] x) => (float[] y) {
+        y = foo.Bar(x)
+    }""", head='<ir_version: 8, opset_import: ["" : 17, "foo" : 1]>\n')
+    assert shp(m, "y") == "None"
+    assert any("no shape function for foo::Bar" in str(u) for u in info.unknown)
+
+
+# -- control flow and functions --------------------------------------------------------------------------
+
+
+def test_if_branches_join_with_fresh_symbols_and_loop_trip_count():
+    m, info = infer("""g (bool c, float[n] x) => (float[] y, int64[] w) {
+        y = If(c) <then_branch = t () => (float[n] a) { a = Identity(x) },
+                   else_branch = e () => (float[n] b) { k = Constant<value_ints=[2]>()
+                                                        b = Tile(x, k) }>
+        m = Constant<value_int=5>()
+        w = Loop(m, ) <body = body (int64 i, bool cin) => (bool[] cout, int64[] sq) {
+            cout = Identity(cin)
+            sq = Mul(i, i)
+        }>
+    }""")
+    v = values(m)
+    s = shape_of(v["y"])
+    assert len(s) == 1 and s[0].text.startswith("if_")
+    # The else branch proves b is [2*n] even though the branch declares [n]: a warning-free hint.
+    assert shp(m, "b") == "[2*n]"
+    assert shp(m, "w") == "[5]"
+
+
+def test_function_call_is_inferred_per_call_site():
+    m, info = infer("""g (float[b,8] x, float[3] y) => (float[] u, float[] v) {
+        u = local.Twice(x)
+        v = local.Twice(y)
+    }
+    <domain: "local", opset_import: ["" : 17]>
+    Twice (a) => (r) {
+        r = Concat<axis=0>(a, a)
+    }""", head='<ir_version: 8, opset_import: ["" : 17, "local" : 1]>\n')
+    assert shp(m, "u") == "[2*b,8]"
+    assert shp(m, "v") == "[6]"
+
+
+# -- the pass and the API -----------------------------------------------------------------------------------
+
+
+def test_pass_writes_value_info_with_expressions_and_strip_removes_them():
+    m = model_from_text(HEAD + """g (float[N,3,H,W] x, float[8,3,3,3] w) => (float[] y) {
+        c = Conv<strides=[2,2], pads=[1,1,1,1]>(x, w)
+        y = Relu(c)
+    }""")
+    run_passes(m, "shapes")
+    vi = {x.name: x for x in lower_model(m).graph.value_info}
+    dims = [d.dim_param or d.dim_value for d in vi["c"].type.tensor_type.shape.dim]
+    assert dims == ["N", 8, "floor(H/2 - 1/2) + 1", "floor(W/2 - 1/2) + 1"]
+    # Nothing changes on a second run.
+    rep = run_passes(m, "shapes")
+    assert not rep.records[0].modified
+    run_passes(m, "shapes{strip=true}")
+    assert not lower_model(m).graph.value_info
+    out = lower_model(m).graph.output[0]
+    assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim][:2] == ["N", 8]
+
+
+def test_strip_restores_unnamed_input_dims():
+    m = model_from_text(HEAD + """g (float[?,4] x) => (float[] y) { y = Relu(x) }""")
+    run_passes(m, "shapes")
+    assert str(shape_of(m.graph.inputs[0])) == "[unk_x_0,4]"
+    run_passes(m, "shapes{strip=true}")
+    assert str(shape_of(m.graph.inputs[0])) == "[?,4]"
+
+
+def test_analysis_through_the_context_is_cached():
+    m = model_from_text(HEAD + """g (float[b,4] x) => (float[] y) { y = Relu(x) }""")
+    ctx = PassContext(m)
+    info = ctx.analysis(ShapeAnalysis)
+    assert ctx.analysis(ShapeAnalysis) is info
+    assert infer_shapes(m, ctx) is info
+    assert str(shape_of(list(m.graph.nodes)[0].outputs[0])) == "[b,4]"
+
+
+def test_symbolic_dims_round_trip_through_onnxruntime():
+    """The annotated model loads in onnxruntime (value_info with expression dim_params)."""
+    import numpy as np
+
+    from onnxopt.testing import run_model
+
+    m = model_from_text(HEAD + """g (float[N,3,H,W] x, float[8,3,3,3] w) => (float[] y) {
+        c = Conv<strides=[2,2], pads=[1,1,1,1]>(x, w)
+        s = Shape(c)
+        k = Constant<value_ints=[0, -1]>()
+        y = Reshape(c, k)
+    }""")
+    run_passes(m, "shapes")
+    assert "8*(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1)" in str(shape_of(
+        m.graph.outputs[0])).replace(" ", " ")
+    x = np.zeros((2, 3, 9, 6), np.float32)
+    w = np.zeros((8, 3, 3, 3), np.float32)
+    (y,) = run_model(lower_model(m), {"x": x, "w": w})
+    got = D.evaluate(shape_of(m.graph.outputs[0])[1], {"N": 2, "H": 9, "W": 6})
+    assert y.shape == (2, got)
+
+
+def test_import_does_not_import_sympy():
+    code = ("import sys, onnxopt.passes.shapes as s; assert 'sympy' not in sys.modules; "
+            "from onnxopt.testing import model_from_text; "
+            "m = model_from_text('<ir_version: 8, opset_import: [\"\" : 17]> "
+            "g (float[b,4] x) => (float[] y) { y = Relu(x) }'); s.infer_shapes(m); "
+            "assert 'sympy' not in sys.modules, 'lone symbols need no sympy'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_resize_scales_and_sizes():
+    m, info = infer("""g (float[N,C,H,W] x) => (float[] a, float[] b) {
+        sc = Constant<value_floats=[1.0, 1.0, 2.0, 0.5]>()
+        a = Resize(x, , sc)
+        sz = Constant<value_ints=[1, 3, 32, 32]>()
+        b = Resize(x, , , sz)
+    }""")
+    assert shp(m, "a") == "[N,C,2*H,floor(W/2)]"
+    assert shp(m, "b") == "[1,3,32,32]"
+
+
+def test_onnx_checker_accepts_annotated_model():
+    m = model_from_text(HEAD + """g (float[b,s,8] x) => (float[] y) {
+        t = Transpose<perm=[0,2,1]>(x)
+        y = MatMul(x, t)
+    }""")
+    run_passes(m, "shapes")
+    onnx.checker.check_model(lower_model(m), full_check=True)
+    assert str(shape_of(m.graph.outputs[0])) == "[b,s,s]"
