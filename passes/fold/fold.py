@@ -53,7 +53,7 @@ from ..base import Pass, PassContext, PassResult
 from ..registry import register
 from . import evaluators as ev
 from .bounds import output_bound
-from .proven import request_shapes
+from .proven import SHAPES, request_shapes
 from .runtime import EVALUABLE_DOMAINS, ORT_DOMAINS, RegionModel, RuntimeFailed
 
 NEVER_FOLD = frozenset({
@@ -124,10 +124,12 @@ class Fold(Pass):
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         folder = _Folder(model, ctx, self.opts)
         folder.run()
-        if folder.modified:  # rewrites: shapes may now be inferred further
-            return PassResult(True, folder.stats, preserved=frozenset())
-        # Only the analysis's annotations changed (or nothing): they stay valid.
-        return PassResult(folder.annotated, folder.stats, preserved=frozenset({"*"}))
+        if folder.modified:
+            # Every value that stays computes what it did: the annotations remain facts.
+            return PassResult(True, folder.stats, preserved=frozenset({SHAPES}))
+        if folder.shapes is not None:
+            folder.shapes.undo()  # nothing rewritten: the IR leaves exactly as it came
+        return PassResult(False, folder.stats, preserved=frozenset({"*"}))
 
 
 class _Folder:
@@ -143,7 +145,7 @@ class _Folder:
         self.stats: Counter = Counter()
         self.modified = False
         self.trusted = False  # value types come from shape inference (not declarations)
-        self.annotated = False  # requesting the analysis changed value types
+        self.shapes = None  # the shape analysis handle, when it ran
         self.known: dict[Value, Tensor] = {}  # computed constants (not yet materialized)
         self.source: dict[Value, int] = {}  # elements of the constant leaves a value comes from
         self.folded: list[Node] = []  # evaluated nodes, producers before consumers
@@ -157,8 +159,8 @@ class _Folder:
     def run(self) -> None:
         m = self.model
         if self.use_shapes:
-            self.trusted, annotated = request_shapes(m, self.ctx)
-            self.annotated = annotated
+            self.shapes = request_shapes(m, self.ctx)
+            self.trusted = self.shapes is not None
         main = _Env(dict(m.opset_imports), m.ir_version)
         self.walk(m.graph, main)
         self.flush(main)
@@ -365,10 +367,46 @@ class _Folder:
                     return
         if not self.trusted:
             return
+        found = False
         for v in node.outputs:
             arr = self.symval_array(v)
             if arr is not None:
                 self.add_partial(v, arr)
+                found = True
+        if not found and op == "Reshape" and len(node.inputs) > 1 and node.inputs[1] is not None:
+            self.reshape_target(node, env)
+
+    def reshape_target(self, node: Node, env: _Env) -> None:
+        """A Reshape whose target is known in terms of its input's dims gets a constant target:
+        ``[batch, seq, 4, 16]`` for an input ``[batch, seq, 64]`` is ``[0, 0, 4, 16]`` (``0``
+        copies the input's dim, one ``-1`` takes the rest), and the Shape/Gather/Concat chain
+        that computed it becomes dead."""
+        from ..shapes import dims_equal
+
+        opset = self.opset_of(node, env)
+        target = node.inputs[1]
+        sv, shape = target.meta.get("symval"), self.trusted_shape(node.inputs[0])
+        if opset < 5 or sv is None or shape is None or target.dtype != 7 or \
+                self.const_of(target) is not None:
+            return
+        allowzero = opset >= 14 and node.attr("allowzero", 0) == 1
+        out: list[int] = []
+        for i, d in enumerate(sv):
+            if type(d) is int or isinstance(d, np.integer):
+                out.append(int(d))
+            elif d is None:
+                return
+            elif not allowzero and i < len(shape) and dims_equal(shape[i], d):
+                out.append(0)
+            else:
+                out.append(-1)
+        if out.count(-1) > 1 or (allowzero and 0 in out and -1 in out):
+            return
+        new = Builder(node.graph, before=node).const(np.array(out, dtype=np.int64))
+        new.meta["symval"] = tuple(out)
+        node.set_input(1, new)
+        self.modified = True
+        self.stats["reshape_target"] += 1
 
     def symval_array(self, v: Value) -> Optional[np.ndarray]:
         sv = v.meta.get("symval")

@@ -1,12 +1,12 @@
-"""Facts from symbolic shape inference, as fold and simplify use them.
+"""Facts from symbolic shape inference, as fold uses them.
 
 Types read from a file are declarations, not facts (a declared output shape can be wrong, and a
-rewrite that trusts it breaks the model). These passes therefore take shapes only from the shape
+rewrite that trusts it breaks the model). fold therefore takes shapes only from the shape
 analysis, from constants, or from the model's own inputs (whose shapes the runtime enforces).
 
-Requesting the analysis annotates every value's type in place, which changes the IR as surely as
-a rewrite does: :func:`request_shapes` says whether it did, so a pass that rewrote nothing still
-reports ``modified`` truthfully (and reports nothing the next time, when the types are the same).
+The analysis annotates every value's type in place. Like the rewrite driver, fold undoes those
+annotations when it rewrites nothing, so a pass that changed nothing leaves the IR exactly as it
+came in (:class:`onnxopt.passes.rewrite.Shapes` does the bookkeeping).
 """
 
 from __future__ import annotations
@@ -19,29 +19,26 @@ from ..base import PassContext
 SHAPES = "shapes"  # the analysis's cache name
 
 
-def _types(model: Model) -> list:
-    out = []
-    for g in model.graphs():
-        out.extend(v.type for v in g.inputs)
-        for n in g.nodes:
-            out.extend(v.type for v in n.outputs)
-    return out
-
-
-def request_shapes(model: Model, ctx: PassContext) -> tuple[bool, bool]:
-    """Run (or reuse) the shape analysis: ``(available, annotations_changed)``."""
+def request_shapes(model: Model, ctx: PassContext):
+    """Run (or reuse) the shape analysis: a ``Shapes`` handle (``undo()`` restores the declared
+    types), or None when shape inference is unavailable or failed."""
     try:
-        from ..shapes import ShapeAnalysis
+        from ..rewrite import Shapes
+        from ..shapes import ShapeAnalysis  # noqa: F401  (is shape inference installed?)
     except ImportError:
-        return False, False
-    before = _types(model)
+        return None
+    shapes = Shapes(ctx)
+    probe = next(iter(model.graph.outputs), None) or next(iter(model.graph.inputs), None)
+    if probe is None:
+        return None
     try:
-        ctx.analysis(ShapeAnalysis)
-    except Exception as e:  # a failing analysis must not stop the pass
-        ctx.note(f"shape inference failed ({type(e).__name__}: {e}); working without proven "
-                 "shapes")
-        return False, _types(model) != before
-    return True, _types(model) != before
+        shapes.shape(probe)  # runs the analysis
+    except Exception as e:  # a failing analysis must not stop folding
+        ctx.note(f"fold: shape inference failed ({type(e).__name__}: {e}); folding without "
+                 "proven shapes")
+        shapes.undo()
+        return None
+    return shapes
 
 
 def fact_shape(v: Value, model: Model, inferred: bool) -> Optional[Shape]:
