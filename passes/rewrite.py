@@ -5,9 +5,10 @@ A :class:`Rule` has three parts:
 - ``pattern``: what to look for, rooted at the op whose outputs get replaced. Built from
   :class:`Op` (op type(s) and domain, ``commutative`` to try both orders of the first two inputs,
   attribute and dtype constraints, ``rank`` answered by shape inference, ``private`` = "this
-  intermediate value has no user outside the match", the default for every non-root op), :class:`Var`
-  (any value; the same name twice means the same value), :class:`Const` (a value that must be a
-  constant: an initializer that is not a graph input, or a ``Constant`` node's output),
+  intermediate value has no user outside the match", the default for every non-root op),
+  :class:`Var` (any value; the same name twice means the same value), :class:`Const` (a value
+  that must be a constant: an initializer that is not a graph input, or a ``Constant`` node's
+  output),
   :class:`Opt` (an optional input: absent, or matching its pattern) and :class:`Or`
   (alternatives). A plain string is a ``Var``. A rule may list several patterns.
 - ``check(m)``: every precondition the pattern cannot say; returns a reason string to refuse
@@ -164,7 +165,7 @@ def schema_default(op_type: str, attr: str, opset: int, domain: str = "") -> Any
 
     try:
         schema = defs.get_schema(op_type, opset, domain)
-    except Exception:  # unknown op or domain: no defaults known
+    except defs.SchemaError:  # unknown op or domain: no defaults known
         return None
     a = schema.attributes.get(attr)
     if a is None or not a.default_value.name:
@@ -185,7 +186,7 @@ def attr_of(node: Node, name: str, opset: int) -> Any:
     return schema_default(node.op_type, name, opset, node.domain or "")
 
 
-# -- shapes -----------------------------------------------------------------------------------------
+# -- shapes ----------------------------------------------------------------------------------------
 
 
 def _types(model: Model) -> list:
@@ -254,10 +255,7 @@ class Shapes:
         if not self._ready:
             self._load()
         if self._shape_of is not None:
-            try:
-                return self._shape_of(v)
-            except Exception:
-                return v.shape
+            return self._shape_of(v)
         return v.shape
 
     def dtype(self, v: Optional[Value]) -> Optional[int]:
@@ -302,14 +300,11 @@ class Shapes:
         if not self._ready:
             self._load()
         if self._sym_value is not None:
-            try:
-                return self._sym_value(v)
-            except Exception:
-                return None
+            return self._sym_value(v)
         return v.meta.get("symval")
 
 
-# -- matching ---------------------------------------------------------------------------------------
+# -- matching --------------------------------------------------------------------------------------
 
 
 class Match:
@@ -585,7 +580,7 @@ def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
     return None
 
 
-# -- rules ------------------------------------------------------------------------------------------
+# -- rules -----------------------------------------------------------------------------------------
 
 
 class Rule:
@@ -932,7 +927,7 @@ def _erase_dead_inputs(values: Sequence[Value]) -> None:
             stack.extend(i for i in p.inputs if i is not None)
 
 
-# -- passes built from rules ------------------------------------------------------------------------
+# -- passes built from rules -----------------------------------------------------------------------
 
 
 class RewritePass(Pass):

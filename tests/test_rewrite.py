@@ -10,11 +10,20 @@ from typing import Optional
 
 import numpy as np
 import pytest
-
 from onnxopt.ir import check_model
 from onnxopt.passes import PassContext
 from onnxopt.passes.rewrite import (
-    Const, Match, Op, Opt, Or, RewritePass, Rule, Shapes, TraceEvent, Var, apply_rules,
+    Const,
+    Match,
+    Op,
+    Opt,
+    Or,
+    RewritePass,
+    Rule,
+    Shapes,
+    TraceEvent,
+    Var,
+    apply_rules,
     const_value,
 )
 from onnxopt.testing import assert_equivalent, model_from_text, snapshot

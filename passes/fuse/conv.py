@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from ..rewrite import Const, Match, Op, Opt, Rule, Var
-from ._common import FLOATS, attrs_of, channel_vector, scalar
+from ._common import attrs_of, channel_vector, scalar
 
 _CONVS = ("Conv", "ConvTranspose")
 
@@ -177,7 +177,7 @@ class ConvMul(_ConvChannelOp):
         return b.op(conv.op_type, ins, attrs_of(conv), name=conv.name)
 
 
-# -- Pad ----------------------------------------------------------------------------------------------
+# -- Pad -------------------------------------------------------------------------------------------
 
 _PAD = Op("Pad", "x", Opt("pads"), Opt("value"), Opt("axes"), name="pad")
 
@@ -257,7 +257,7 @@ class PadConv(Rule):
             return "weight rank unknown"
         if _pad_value(m) != 0.0:
             return "Pad value is not a constant 0"
-        merged, reason = _merged_pads(m, "conv", len(w))
+        _, reason = _merged_pads(m, "conv", len(w))
         return reason or None
 
     def rewrite(self, m: Match, b):

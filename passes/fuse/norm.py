@@ -159,7 +159,7 @@ class RMSNorm(_Norm):
     pattern = [p for p in _norm_patterns("x", "x", "ms_axes") if p.op_types != ("Add",)]
 
     def rewrite(self, m: Match, b):
-        axis, eps, scale, bias, dims = self.plan(m)
+        axis, eps, scale, _, dims = self.plan(m)
         return b.op("RMSNormalization", self.inputs(m, b, scale, None, dims),
                     {"axis": axis, "epsilon": eps})
 
