@@ -413,3 +413,15 @@ def test_nothing_to_fold_reports_no_rewrite():
     src = H17 + "g (float[2] x) => (float[2] y) { y = Relu (x) }"
     m, st, _ = fold(src)
     assert ops(m) == ["Relu"] and not st
+
+
+def test_overridable_input_defaults_do_not_feed_shape_folds():
+    # IR 3: the initializer `s` is also a graph input, so its data is only a default. Neither the
+    # Reshape target nor anything computed from it may become a constant.
+    src = """<ir_version: 3, opset_import: ["" : 9]>
+        g (float[2,6] x, int64[2] s) => (float[?,?] y) <int64[2] s = {3, 4}> {
+           y = Reshape (x, s)
+        }"""
+    m, st, _ = fold(src, feeds={"x": np.ones((2, 6), np.float32)})
+    assert m.graph.nodes.first().inputs[1].name == "s"
+    assert not st

@@ -146,6 +146,9 @@ class _Folder:
         self.modified = False
         self.trusted = False  # value types come from shape inference (not declarations)
         self.shapes = None  # the shape analysis handle, when it ran
+        self.overridable = any(v.const_value is not None for v in model.graph.inputs)
+        self.tainted: set[Value] = set()  # values computed from overridable inputs
+        self.taint_reads = 0
         self.known: dict[Value, Tensor] = {}  # computed constants (not yet materialized)
         self.source: dict[Value, int] = {}  # elements of the constant leaves a value comes from
         self.folded: list[Node] = []  # evaluated nodes, producers before consumers
@@ -205,19 +208,42 @@ class _Folder:
         return None
 
     # -- visiting -------------------------------------------------------------------------------
+    def tainted_inputs(self, node: Node) -> bool:
+        """True when the node reads a value computed from an overridable input (an IR < 4
+        initializer that is also a graph input: its data is only a default)."""
+        if not self.overridable:
+            return False
+        hit = any(v is not None and (v in self.tainted or (
+            v.is_graph_input() and v.const_value is not None)) for v in node.inputs)
+        if hit:
+            self.taint_reads += 1
+        return hit
+
     def visit(self, node: Node, env: _Env) -> None:
+        reads = self.taint_reads
+        if self.tainted_inputs(node):
+            self.tainted.update(node.outputs)
         if node.subgraphs():
-            if node.op_type == "If" and node.domain in ("", "ai.onnx"):
-                cond = node.inputs[0]
-                if cond in env.pending_values:
-                    self.flush(env)
-                t = self.const_of(cond) if cond is not None else None
-                if t is not None:
-                    self.inline_if(node, t, env)
-                    return
-            for sub in node.subgraphs():
-                self.walk(sub, env)
+            self.visit_control(node, env)
+            if self.taint_reads != reads:
+                self.tainted.update(node.outputs)
             return
+        self.visit_plain(node, env)
+
+    def visit_control(self, node: Node, env: _Env) -> None:
+        """An If with a constant condition is inlined; other bodies are folded in place."""
+        if node.op_type == "If" and node.domain in ("", "ai.onnx"):
+            cond = node.inputs[0]
+            if cond in env.pending_values:
+                self.flush(env)
+            t = self.const_of(cond) if cond is not None else None
+            if t is not None:
+                self.inline_if(node, t, env)
+                return
+        for sub in node.subgraphs():
+            self.walk(sub, env)
+
+    def visit_plain(self, node: Node, env: _Env) -> None:
         reason = self.refusal(node, env)
         if reason is not None:
             if reason != "not_candidate":
@@ -352,6 +378,8 @@ class _Folder:
     # -- partial knowledge ----------------------------------------------------------------------
     def partial_fold(self, node: Node, env: _Env) -> None:
         """Known outputs of a node whose inputs are not all constant (shapes, symvals)."""
+        if node.outputs and node.outputs[0] in self.tainted:
+            return  # shape inference may have read an overridable input's default
         op = node.op_type if node.domain in ("", "ai.onnx") else None
         if op in ("Shape", "Size") and node.inputs and node.inputs[0] is not None:
             shape = self.trusted_shape(node.inputs[0])
