@@ -632,17 +632,41 @@ class TraceEvent:
 Tracer = Callable[[TraceEvent], None]
 
 
-def verbose_tracer(ctx: PassContext, level: int) -> Optional[Tracer]:
-    """The tracer for ``-v``: check refusals and near-misses (a pattern matched at least two
-    nodes deep); with ``-vv`` every refusal and every rewrite."""
-    if level <= 0:
-        return None
+class NotApplicable(str):
+    """A check's answer meaning "this is not the pattern at all" rather than a near-miss, for
+    rules whose structure is checked in code (traced only with ``-vv``)."""
 
-    def trace(ev: TraceEvent) -> None:
-        if level >= 2 or ev.stage == "check" or (ev.stage == "match" and ev.depth >= 2):
-            ctx.note(str(ev))
 
-    return trace
+class VerboseTracer:
+    """The tracer for ``-v``: check refusals and near-misses (a pattern matched at least three
+    nodes deep), each (rule, node) once, and only for nodes no rule rewrote in the end; ``-vv``
+    adds every structural miss and every rewrite. Call :meth:`flush` when the pass is done."""
+
+    def __init__(self, ctx: PassContext, level: int):
+        self.ctx = ctx
+        self.level = level
+        self.events: dict[tuple[str, int], TraceEvent] = {}
+
+    def __call__(self, ev: TraceEvent) -> None:
+        if ev.stage == "applied":
+            if self.level >= 2:
+                self.events[(ev.rule, id(ev.node), len(self.events))] = ev
+            return
+        near = ev.stage == "check" or (ev.stage == "match" and ev.depth >= 3)
+        if self.level >= 2 or near:
+            self.events.setdefault((ev.rule, id(ev.node)), ev)
+
+    def flush(self) -> None:
+        """Write the collected events as notes (refusals at nodes still in the graph)."""
+        for ev in self.events.values():
+            if ev.stage == "applied" or ev.node.graph is not None:
+                self.ctx.note(str(ev))
+        self.events.clear()
+
+
+def verbose_tracer(ctx: PassContext, level: int) -> Optional[VerboseTracer]:
+    """The tracer for ``-v``/``-vv`` (None when not verbose); see :class:`VerboseTracer`."""
+    return VerboseTracer(ctx, level) if level > 0 else None
 
 
 class _Builder(Builder):
@@ -784,7 +808,10 @@ class Rewriter:
             reason = rule.check(m)
             if reason is None:
                 return m
-            miss.fail(len(m.nodes) + 100, reason)  # a refused check beats any structural miss
+            if isinstance(reason, NotApplicable):
+                miss.fail(len(m.nodes) - 1, reason)
+            else:
+                miss.fail(len(m.nodes) + 100, reason)  # a refused check beats structural misses
         if self.tracer:
             stage = "check" if miss.depth >= 100 else "match"
             depth = miss.depth - 100 if miss.depth >= 100 else max(miss.depth, 0)
@@ -955,9 +982,18 @@ class RewritePass(Pass):
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         limit = self.opts.get("max_rewrites")
         limit = None if limit is None or int(limit) < 0 else int(limit)
-        rw = Rewriter(self.selected_rules(model), prefix=f"{self.name}.", max_rewrites=limit,
-                      tracer=verbose_tracer(ctx, ctx.verbose))
-        return rw.run(model, ctx)
+        tracer = verbose_tracer(ctx, ctx.verbose)
+        rules = self.selected_rules(model)
+        opset = model.opset("") or 1
+        newer = [f"{r.name} (opset {r.opset})" for r in rules if r.opset > opset]
+        if tracer is not None and newer:
+            ctx.note(f"{self.name}: rules not run at opset {opset}: {', '.join(newer)}; "
+                     "--target-opset upgrades the model")
+        rw = Rewriter(rules, prefix=f"{self.name}.", max_rewrites=limit, tracer=tracer)
+        result = rw.run(model, ctx)
+        if tracer is not None:
+            tracer.flush()
+        return result
 
 
 def apply_rules(model: Model, rules: Sequence[Rule], ctx: Optional[PassContext] = None, *,
@@ -971,6 +1007,6 @@ def apply_rules(model: Model, rules: Sequence[Rule], ctx: Optional[PassContext] 
 
 __all__ = [
     "Pattern", "Var", "Const", "Opt", "Or", "Op", "Rule", "Match", "Shapes", "Rewriter",
-    "RewritePass", "TraceEvent", "Tracer", "apply_rules", "const_value", "attr_of",
+    "RewritePass", "TraceEvent", "Tracer", "NotApplicable", "VerboseTracer", "apply_rules", "const_value", "attr_of",
     "schema_default", "verbose_tracer", "match",
 ]

@@ -93,7 +93,8 @@ class ConvBatchNorm(Rule):
     def rewrite(self, m: Match, b):
         conv, bn = m.node("conv"), m.node("bn")
         w = m.const("w")
-        eps = float(m.attr(bn, "epsilon") or 1e-5)
+        eps = m.attr(bn, "epsilon")
+        eps = 1e-5 if eps is None else float(eps)
         s = m.const("gamma").astype(np.float64) / np.sqrt(m.const("var").astype(np.float64) + eps)
         t = m.const("beta").astype(np.float64) - m.const("mean").astype(np.float64) * s
         group = int(m.attr(conv, "group") or 1) if conv.op_type != "Gemm" else 1

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..rewrite import Const, Match, Op, Opt, Rule, const_value
+from ..rewrite import Const, Match, NotApplicable, Op, Opt, Rule, const_value
 from ._common import attrs_of, axes_of
 
 # Elementwise ops (numpy-style broadcasting, no axis attributes) that commute with a Transpose.
@@ -123,7 +123,7 @@ class TransposeSandwich(Rule):
     def check(self, m: Match) -> Optional[str]:
         found = _elementwise_chain(m["y"])
         if found is None:
-            return "no Transpose above a chain of single-use elementwise ops"
+            return NotApplicable("no Transpose above a chain of single-use elementwise ops")
         t1, chain = found
         p1 = _perm_of(t1, m)
         p2 = _perm(m, "t2", "y")
