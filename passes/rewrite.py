@@ -1007,6 +1007,6 @@ def apply_rules(model: Model, rules: Sequence[Rule], ctx: Optional[PassContext] 
 
 __all__ = [
     "Pattern", "Var", "Const", "Opt", "Or", "Op", "Rule", "Match", "Shapes", "Rewriter",
-    "RewritePass", "TraceEvent", "Tracer", "NotApplicable", "VerboseTracer", "apply_rules", "const_value", "attr_of",
-    "schema_default", "verbose_tracer", "match",
+    "RewritePass", "TraceEvent", "Tracer", "NotApplicable", "VerboseTracer", "apply_rules",
+    "const_value", "attr_of", "schema_default", "verbose_tracer", "match",
 ]
