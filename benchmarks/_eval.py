@@ -15,7 +15,8 @@ Inputs (see --spec, a JSON object {"dims": {dim_param: size}, "inputs": {name: {
 dim takes its size from "dims", else 1 on axis 0 and 8 elsewhere; an integer input that indexes a
 Gather over a constant table gets ids in range of the table, other integers 0..1; floats are normal.
 An input's entry may give "shape", "dtype", "value" (a constant), "low"/"high" (uniform, high
-exclusive), or "std" (normal).
+exclusive), or "std" (normal). {"npz": path, "prefix": p} takes the inputs from an .npz file instead
+(keys p + input name), as golden/models/<name>.io.npz provides them.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def _gather_tables(graph: onnx.GraphProto) -> dict[str, int]:
 
 
 def make_inputs(path: str, spec: dict, seed: int = 0) -> dict[str, np.ndarray]:
+    if "npz" in spec:  # inputs stored beside the model, keys f"{prefix}{input name}"
+        prefix = spec.get("prefix", "")
+        with np.load(spec["npz"]) as z:
+            return {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}
     m = onnx.load(path, load_external_data=False)
     inits = {t.name for t in m.graph.initializer}
     tables = _gather_tables(m.graph)

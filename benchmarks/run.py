@@ -101,7 +101,9 @@ def find_models(groups: list[str], cache: str, synth_sizes: list[int], external_
             if not paths:
                 log("golden: no golden/models/*.onnx yet, skipped")
             for p in paths:
-                models.append(Model(os.path.basename(p)[:-5], group, p))
+                io = p[:-5] + ".io.npz"  # seeded inputs from the exporter, when present
+                spec = {"npz": io, "prefix": "shape0/input:"} if os.path.exists(io) else {}
+                models.append(Model(os.path.basename(p)[:-5], group, p, spec))
         elif group == "synth":
             import synth
 
@@ -141,6 +143,8 @@ class Run:
     peak_rss_mb: float
     error: str | None
     stdout: str
+    cpu_s: float | None = None
+    load: float | None = None
 
 
 def log(msg: str) -> None:
@@ -161,15 +165,20 @@ def _error_line(text: str) -> str:
 
 
 def run_timed(cmd: list[str], timeout: float, logdir: str) -> Run:
-    """Run cmd in its own session; wall time, the child's peak RSS (wait4), and its first error line."""
+    """Run cmd in its own session under _timed.py; wall time, peak RSS and its first error line.
+
+    The wrapper measures (see its docstring for why run.py cannot); a timeout kills the whole
+    session. The wrapper's own start (about 20 ms, before it starts the clock) is not counted.
+    """
     out_path, err_path = os.path.join(logdir, "stdout.txt"), os.path.join(logdir, "stderr.txt")
+    res_path = os.path.join(logdir, "timing.json")
+    if os.path.exists(res_path):
+        os.remove(res_path)
+    wrapped = [sys.executable, "-S", os.path.join(HERE, "_timed.py"), res_path, *cmd]
     timed_out = threading.Event()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
-        try:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
-        except OSError as e:
-            return Run(False, 0.0, 0.0, f"{cmd[0]}: {e.strerror}", "")
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
 
         def kill() -> None:
             timed_out.set()
@@ -180,10 +189,9 @@ def run_timed(cmd: list[str], timeout: float, logdir: str) -> Run:
 
         timer = threading.Timer(timeout, kill)
         timer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
         wall = time.perf_counter() - t0
         timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
     try:  # stragglers of the tool's own session (it should leave none)
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -192,16 +200,21 @@ def run_timed(cmd: list[str], timeout: float, logdir: str) -> Run:
         stdout = f.read()
     with open(err_path, errors="replace") as f:
         stderr = f.read()
-    rss = usage.ru_maxrss / 1024
-    if timed_out.is_set():
-        return Run(False, wall, rss, f"timeout after {timeout:g} s", stdout)
+    rss, cpu, load = 0.0, None, None
     code = proc.returncode
+    if os.path.exists(res_path):
+        with open(res_path) as f:
+            timing = json.load(f)
+        wall, rss, code = timing["wall_s"], timing["peak_rss_mb"], timing["exit_code"]
+        cpu, load = timing["cpu_s"], timing["load_before"]
+    if timed_out.is_set():
+        return Run(False, wall, rss, f"timeout after {timeout:g} s", stdout, cpu, load)
     if code == 0:
-        return Run(True, wall, rss, None, stdout)
+        return Run(True, wall, rss, None, stdout, cpu, load)
     why = _error_line(stderr) or _error_line(stdout)
     if code < 0:
         why = f"killed by {signal.Signals(-code).name}" + (f": {why}" if why else "")
-    return Run(False, wall, rss, why or f"exit code {code}", stdout)
+    return Run(False, wall, rss, why or f"exit code {code}", stdout, cpu, load)
 
 
 def tool_command(tool: str, src: str, out: str, external: bool) -> list[str] | str:
@@ -275,7 +288,7 @@ def _fmt_err(v) -> str:
     return f"{v:.1e}"
 
 
-COLUMNS = ["model", "tool", "result", "time s", "peak MB", "nodes", "w/o Const", "+subgraphs", "size MB",
+COLUMNS = ["model", "tool", "result", "time s", "cpu s", "peak MB", "nodes", "w/o Const", "+subgraphs", "size MB",
            "max abs err", "ORT ms (no opt)", "ORT ms (all)"]
 
 
@@ -294,7 +307,8 @@ def row_cells(r: dict) -> list[str]:
     else:
         result = r.get("error") or "failed"
     result = result.replace("|", "\\|")
-    return [r["model"], r["tool"], result, _fmt(r.get("wall_s"), ".2f"), _fmt(r.get("peak_rss_mb"), ".0f"),
+    return [r["model"], r["tool"], result, _fmt(r.get("wall_s"), ".2f"), _fmt(r.get("cpu_s"), ".2f"),
+            _fmt(r.get("peak_rss_mb"), ".0f"),
             _fmt(r.get("nodes")), _fmt(r.get("nodes_noconst")), _fmt(r.get("nodes_all")),
             _fmt(r.get("size_mb"), ".2f"), _fmt_err(r.get("max_abs_err")),
             _fmt(r.get("lat_noopt_ms"), ".2f"), _fmt(r.get("lat_all_ms"), ".2f")]
@@ -305,12 +319,17 @@ def markdown(rows: list[dict], header: dict) -> str:
     m = header["machine"]
     pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     out += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM; {m['os']}; Python {m['python']}; {pk}.",
-            "", f"Timeout {header['timeout']:g} s per run; times are whole-process wall times.", ""]
+            "", f"Timeout {header['timeout']:g} s per run. \"time s\" is the whole-process wall time (interpreter "
+            "start and imports included), \"cpu s\" its user+system CPU time, \"peak MB\" its peak RSS.", ""]
+    loads = [r["load"] for r in rows if r.get("load") is not None]
+    if loads:
+        out += [f"1-minute load average before each run: median {sorted(loads)[len(loads) // 2]:.2f}, "
+                f"max {max(loads):.2f} on {m['cores']} cores (above ~1, other work inflated wall times).", ""]
     synth = [r for r in rows if r["group"] == "synth" and r["tool"] != "(original)"]
     if synth:
         sizes = list(dict.fromkeys(r["model"] for r in synth))
         tools = list(dict.fromkeys(r["tool"] for r in synth))
-        out += ["## Scaling on synthetic graphs (wall s)", "", "| tool | " + " | ".join(sizes) + " |",
+        out += ["## Scaling on synthetic graphs (wall s, with CPU s in parentheses)", "", "| tool | " + " | ".join(sizes) + " |",
                 "|---|" + "---|" * len(sizes)]
         for t in tools:
             cells = []
@@ -319,7 +338,8 @@ def markdown(rows: list[dict], header: dict) -> str:
                 if r is None:
                     cells.append("")
                 elif r["ok"]:
-                    cells.append(f"{r['wall_s']:.2f}")
+                    cpu = f" ({r['cpu_s']:.2f})" if r.get("cpu_s") is not None else ""
+                    cells.append(f"{r['wall_s']:.2f}{cpu}")
                 elif r.get("error", "").startswith("timeout"):
                     cells.append(f"> {header['timeout']:g} (timeout)")
                 else:
@@ -425,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(ok=False, error=cmd)
             else:
                 r = run_timed(cmd, a.timeout, outdir)
-                row.update(ok=r.ok, wall_s=r.wall_s, peak_rss_mb=r.peak_rss_mb, error=r.error)
+                row.update(ok=r.ok, wall_s=r.wall_s, cpu_s=r.cpu_s, peak_rss_mb=r.peak_rss_mb, error=r.error,
+                           load=r.load)
                 if r.ok and not os.path.exists(out):
                     row.update(ok=False, error="no output file")
                 if row["ok"]:
