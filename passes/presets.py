@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 PRESETS: dict[str, str] = {
-    # Cleanup to a fixed point. Later passes (fold, simplify, fuse) join as they land.
-    "default": "fixpoint(identity,dce,cse){max=8}",
+    # Folding, algebraic simplification and cleanup, to a fixed point. fuse joins as it lands.
+    "default": "fixpoint(fold,simplify,identity,dce,cse){max=8}",
 }
 
 SUMMARIES: dict[str, str] = {
