@@ -9,6 +9,7 @@ protobuf's 2 GB limit.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from typing import Optional, Union
 
@@ -30,23 +31,40 @@ def _parse(data: bytes, what: str):
     try:
         m.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as e:
-        raise ModelLoadError(f"{what}: not an ONNX model (protobuf parse failed: "
-                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "MaxDepth" in detail or "recursion" in detail.lower():
+            raise ModelLoadError(
+                f"{what}: messages are nested too deeply for protobuf to read (more than 100 "
+                "levels, about 30 nested If/Loop/Scan bodies)") from e
+        detail = detail.split("': ", 1)[-1] if detail.startswith("Error parsing") else detail
+        raise ModelLoadError(f"{what}: not an ONNX model (protobuf parse failed: {detail}; "
+                             "the file is truncated, corrupt or not a model)") from e
     return m
 
 
 def read_model_proto(path: str):
     """Read a ModelProto from a file without loading external data."""
-    if not os.path.exists(path):
-        raise ModelLoadError(f"{path}: no such file")
-    if os.path.isdir(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ModelLoadError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ModelLoadError(f"{path}: cannot read ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise ModelLoadError(f"{path}: is a directory, not a model file")
-    size = os.path.getsize(path)
+    if not stat.S_ISREG(st.st_mode):  # a pipe or device could block or never end
+        raise ModelLoadError(f"{path}: not a regular file")
+    size = st.st_size
     if size >= 2**31:
         raise ModelLoadError(f"{path}: {size / 2**30:.1f} GB in one protobuf is over the 2 GB "
                              "limit; store the weights as external data")
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read(size + 1)
+    except OSError as e:
+        raise ModelLoadError(f"{path}: cannot read ({e.strerror or e})") from None
+    if len(data) > size:
+        raise ModelLoadError(f"{path}: the file grew while it was being read")
     return _parse(data, path)
 
 

@@ -13,10 +13,10 @@ from typing import Any, Optional
 
 from ..errors import InvalidModelError, ModelLoadError
 from .gcpause import paused_gc
-from .core import A_GRAPH, A_GRAPHS, Attr, Function, Graph, Model, Node, Value
+from .core import A_GRAPH, A_GRAPHS, A_TENSOR, A_TENSORS, Attr, Function, Graph, Model, Node, Value
 from .core import _ids as _uids
 from .shape import Shape, SymDim
-from .tensor import Tensor
+from .tensor import Tensor, check_proto_data
 from .types import MapType, OptionalType, SequenceType, SparseTensorType, TensorType
 
 _MODEL_FIELDS_MODELED = {
@@ -103,6 +103,11 @@ class _Lifter:
         if t == A_GRAPHS:
             return Attr(a.name, t, tuple(self.graph(g, chain) for g in a.graphs),
                         ref_attr_name=a.ref_attr_name)
+        if t == A_TENSOR:  # Constant values: data must fit the dims before anything decodes them
+            check_proto_data(a.t, what=f"the tensor of attribute {a.name!r}")
+        elif t == A_TENSORS:
+            for tp in a.tensors:
+                check_proto_data(tp, what=f"a tensor of attribute {a.name!r}")
         return Attr(a.name, t, proto=a, ref_attr_name=a.ref_attr_name)
 
     # -- graphs ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import ExternalDataError
+from ..errors import ExternalDataError, InvalidModelError
 from .types import dtype_name, np_dtype
 
 # Data types whose numpy holder is wider than the stored element (sub-byte ints, float4).
@@ -64,6 +64,70 @@ def resolve_external(base_dir: str, location: str, offset: int, length: Optional
     return ExternalRef(real, offset, length, location)
 
 
+def _int_field(info: dict, key: str, tensor_name: str) -> Optional[int]:
+    """An integer entry of external_data (offset, length); None when absent or empty."""
+    text = info.get(key)
+    if not text:
+        return 0 if key == "offset" else None
+    try:
+        return int(text)
+    except ValueError:
+        raise ExternalDataError(
+            f"tensor {tensor_name!r}: external data {key} {text!r} is not a number") from None
+
+
+# Bytes per element of each dtype's raw little-endian data (packed types: a fraction).
+_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8,
+             15: 16, 16: 2, 17: 1, 18: 1, 19: 1, 20: 1, 24: 1, **_PACKED}
+# The typed field that holds each dtype when raw_data is not used, and entries per element.
+_FIELD = {1: ("float_data", 1), 14: ("float_data", 2), 11: ("double_data", 1),
+          15: ("double_data", 2), 7: ("int64_data", 1), 12: ("uint64_data", 1),
+          13: ("uint64_data", 1), 8: ("string_data", 1),
+          **{dt: ("int32_data", 1) for dt in (2, 3, 4, 5, 6, 9, 10, 16, 17, 18, 19, 20, 24)},
+          **{dt: ("int32_data", f) for dt, f in _PACKED.items()}}
+
+
+def _count(n: int, per: float) -> int:
+    return n * per if isinstance(per, int) else -(-n * int(per * 4) // 4)
+
+
+def check_proto_data(proto, dims: Optional[tuple] = None, what: str = "") -> None:
+    """Refuse a TensorProto whose dims are negative or whose inline data does not fit its dims.
+
+    Cheap: nothing is decoded (the length of ``raw_data`` and the count of the typed field are
+    compared with what the dims need), so absurd dims are caught before anything allocates.
+    External data is checked by :func:`resolve_external` and the caller.
+    """
+    dims = tuple(proto.dims) if dims is None else dims
+    what = what or f"tensor {proto.name!r}"
+    n = 1
+    for d in dims:
+        if d < 0:
+            raise InvalidModelError(f"{what}: dims {list(dims)} include a negative dim")
+        n *= d
+    if proto.data_location == 1 or proto.HasField("segment"):
+        return
+    dtype = proto.data_type
+    if proto.HasField("raw_data"):
+        per = _ITEMSIZE.get(dtype)
+        if per is None:
+            return
+        got, need = len(proto.raw_data), _count(n, per)
+        if got != need:
+            raise InvalidModelError(
+                f"{what}: raw_data holds {got} bytes, dims {list(dims)} of "
+                f"{dtype_name(dtype)} need {need}")
+        return
+    field = _FIELD.get(dtype)
+    if field is None:
+        return
+    got, need = len(getattr(proto, field[0])), _count(n, field[1])
+    if got != need:
+        raise InvalidModelError(
+            f"{what}: {field[0]} holds {got} values, dims {list(dims)} of "
+            f"{dtype_name(dtype)} need {need}" + ("" if got else " (the tensor has no data)"))
+
+
 class Tensor:
     """A constant tensor. Create with :meth:`from_proto` (lift) or :meth:`from_numpy` (passes)."""
 
@@ -80,9 +144,15 @@ class Tensor:
 
     @classmethod
     def from_proto(cls, proto, base_dir: Optional[str] = None) -> "Tensor":
-        """Wrap a TensorProto without decoding it; external data is checked but not read."""
+        """Wrap a TensorProto without decoding it; external data is checked but not read.
+
+        Raises :class:`~onnxopt.errors.InvalidModelError` when the data cannot fit the dims
+        (see :func:`check_proto_data`) and :class:`~onnxopt.errors.ExternalDataError` for a bad
+        external reference.
+        """
         t = cls(proto.name, proto.data_type, tuple(proto.dims))
         t._proto = proto
+        check_proto_data(proto, t.dims)
         if proto.data_location == 1:  # EXTERNAL
             info = {e.key: e.value for e in proto.external_data}
             if base_dir is None:
@@ -90,8 +160,8 @@ class Tensor:
                     f"tensor {proto.name!r} has external data but the model was not loaded from a "
                     "file; pass a path or load the data first")
             t._external = resolve_external(
-                base_dir, info.get("location", ""), int(info.get("offset", 0) or 0),
-                int(info["length"]) if info.get("length") else None, proto.name)
+                base_dir, info.get("location", ""), _int_field(info, "offset", proto.name),
+                _int_field(info, "length", proto.name), proto.name)
             expected = t.nbytes
             if expected is not None and t._external.length < expected:
                 raise ExternalDataError(
@@ -246,4 +316,4 @@ class Tensor:
         return f"Tensor({self.name!r}, {dtype_name(self.dtype)}{list(self.dims)}, {where})"
 
 
-__all__ = ["Tensor", "ExternalRef", "resolve_external"]
+__all__ = ["Tensor", "ExternalRef", "resolve_external", "check_proto_data"]
