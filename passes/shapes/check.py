@@ -94,21 +94,34 @@ def input_binding(model: Model, feeds: dict) -> dict:
     return b
 
 
-def compare(model: Model, actual: dict, binding: dict, values=None) -> Comparison:
+def compare(model: Model, actual: dict, binding: dict, values=None,
+            bind_fresh: bool = True) -> Comparison:
     """Compare the annotated types of ``values`` (default: every named node output of the main
-    graph, in order) with ``actual`` shapes (name -> shape) at ``binding``."""
+    graph, in order) with ``actual`` shapes (name -> shape) at ``binding``.
+
+    With ``bind_fresh`` a symbol the binding does not know (a data-dependent one) is bound where
+    it first appears as a whole dim and checked everywhere after; without, such dims count as not
+    known (what coverage comparisons between tools use).
+    """
+    return compare_types([(v.name, v.type) for v in (values if values is not None else
+                          [v for n in model.graph.nodes for v in n.outputs if v.name])],
+                         actual, binding, bind_fresh)
+
+
+def compare_types(named_types, actual: dict, binding: dict, bind_fresh: bool = True
+                  ) -> Comparison:
+    """:func:`compare` over ``(name, type)`` pairs (types from any tool)."""
     binding = dict(binding)
     out = Comparison()
-    if values is None:
-        values = [v for n in model.graph.nodes for v in n.outputs if v.name]
-    for v in values:
-        if v.name not in actual:
+    for name, t in named_types:
+        if name not in actual:
             continue
-        _compare_one(v.name, v.type, actual[v.name], binding, out)
+        _compare_one(name, t, actual[name], binding, out, bind_fresh)
     return out
 
 
-def _compare_one(name: str, t, act, binding: dict, out: Comparison) -> None:
+def _compare_one(name: str, t, act, binding: dict, out: Comparison,
+                 bind_fresh: bool = True) -> None:
     if isinstance(t, SequenceType):
         if isinstance(act, list):
             if not act:
@@ -116,7 +129,7 @@ def _compare_one(name: str, t, act, binding: dict, out: Comparison) -> None:
                 return
             sub = Comparison()
             for a in act:
-                _compare_one(name, t.elem, a, binding, sub)
+                _compare_one(name, t.elem, a, binding, sub, bind_fresh)
             out.wrong.extend(sub.wrong)
             out.dims_known += sub.dims_known
             out.dims_total += sub.dims_total
@@ -148,7 +161,7 @@ def _compare_one(name: str, t, act, binding: dict, out: Comparison) -> None:
             full = False
             continue
         val = D.evaluate(d, binding)
-        if val is None and D.is_lone(d) and d.text not in binding:
+        if val is None and bind_fresh and D.is_lone(d) and d.text not in binding:
             binding[d.text] = int(a)  # a data-dependent symbol: bound where it first appears
             val = int(a)
         if val is None:
@@ -165,4 +178,5 @@ def _compare_one(name: str, t, act, binding: dict, out: Comparison) -> None:
         out.partial += 1
 
 
-__all__ = ["expose_all", "runtime_shapes", "compare", "input_binding", "Comparison"]
+__all__ = ["expose_all", "runtime_shapes", "compare", "compare_types", "input_binding",
+           "Comparison"]

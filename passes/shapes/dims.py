@@ -75,30 +75,65 @@ def from_expr(e) -> Dim:
 _floor_cache: dict = {}
 
 
+def _int_valued(t) -> bool:
+    s = sp()
+    if t.is_Symbol or isinstance(t, s.floor):
+        return True  # every dim symbol is an integer
+    if isinstance(t, (s.Max, s.Min, s.Mul, s.Add)):
+        return all(a.is_Integer or _int_valued(a) for a in t.args)
+    if isinstance(t, s.Pow):
+        return _int_valued(t.base) and t.exp.is_Integer and t.exp >= 0
+    return t.is_integer is True
+
+
 def floor_expr(e):
-    """``floor(e)``, with nested floors flattened: ``floor((floor(x) + k)/n)`` is
+    """``floor(e)`` in a canonical form, without sympy's (slow) floor evaluation.
+
+    Integer parts are pulled out (``floor(H/2 - 1/2) + 1`` is ``floor(H/2 + 1/2)``: the constant
+    left inside is in [0, 1)), and nested floors are flattened: ``floor((floor(x) + k)/n)`` is
     ``floor((x + k)/n)`` for an integer-valued ``k`` and a positive integer ``n`` (so a chain of
-    stride-2 convolutions gives ``floor((H - 1)/4) + 1``, not floors of floors)."""
+    stride-2 convolutions gives ``floor(H/4 + 3/4)``, not floors of floors).
+    """
     r = _floor_cache.get(e)
     if r is not None:
         return r
     s = sp()
+    out = s.Integer(0)
     cur = e
-    for _ in range(8):
-        num, den = s.fraction(s.together(cur))
-        if not (den.is_Integer and den > 0):
+    result = None
+    for _ in range(16):
+        if cur.is_Rational:
+            result = out + s.floor(cur)
             break
-        terms = s.Add.make_args(s.expand(num))
-        floors = [t for t in terms if isinstance(t, s.floor)]
-        if len(floors) != 1:
+        const = s.Integer(0)
+        inner = []
+        for t, c in cur.as_coefficients_dict().items():
+            if t == 1:
+                const = c
+            elif c.is_Integer and _int_valued(t):
+                out += c * t
+            else:
+                inner.append((t, c))
+        if not const.is_Rational or not all(c.is_Rational for _, c in inner):
+            break  # not a rational-linear form: let sympy decide
+        k = s.floor(const)
+        out += k
+        f = const - k
+        if not inner:
+            result = out
             break
-        rest = s.Add(*[t for t in terms if t is not floors[0]])
-        if rest.is_integer is not True:
-            break
-        cur = (floors[0].args[0] + rest) / den
-    r = s.floor(cur)
-    _floor_cache[e] = r
-    return r
+        q = s.ilcm(*[int(c.q) for _, c in inner], int(f.q))
+        floors = [(t, c) for t, c in inner if isinstance(t, s.floor) and c * q == 1]
+        others = [(t, c) for t, c in inner if not (isinstance(t, s.floor) and c * q == 1)]
+        if len(floors) == 1 and all(_int_valued(t) for t, _ in others):
+            cur = (floors[0][0].args[0] + s.Add(*[c * q * t for t, c in others]) + f * q) / q
+            continue
+        result = out + s.floor(s.Add(*[c * t for t, c in inner]) + f, evaluate=False)
+        break
+    if result is None:
+        result = s.floor(e)
+    _floor_cache[e] = result
+    return result
 
 
 _cache: dict = {}
@@ -147,6 +182,55 @@ def sub(a: Dim, b: Dim) -> Dim:
     return _binop("-", a, b, lambda x, y: x - y)
 
 
+# -- monomials without sympy ---------------------------------------------------------------------
+# Reshape and Flatten multiply and divide products of symbols all the time. A product of named
+# symbols with a positive integer coefficient is handled here in plain Python, and printed
+# exactly as sympy prints it (coefficient first, then factors sorted by name, ``x**k``), so the
+# text is the same canonical text either way; the sympy expression is built only if asked for.
+
+_MONO_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\*\*[0-9]+)?\Z")
+_mono_cache: dict = {}
+
+
+def _mono(d):
+    """(coefficient, {name: power}) of an int or a monomial SymDim; None otherwise."""
+    if type(d) is int:
+        return (d, {}) if d > 0 else None
+    if not isinstance(d, SymDim):
+        return None
+    t = d.text
+    r = _mono_cache.get(t, 0)
+    if r != 0:
+        return r
+    r = None
+    parts = t.replace("**", "^").split("*")
+    coef = 1
+    powers: dict = {}
+    ok = True
+    for i, p in enumerate(parts):
+        if i == 0 and p.isdigit():
+            coef = int(p)
+            continue
+        if not _MONO_TOKEN.match(p.replace("^", "**")):
+            ok = False
+            break
+        name, _, k = p.partition("^")
+        powers[name] = powers.get(name, 0) + (int(k) if k else 1)
+    if ok and powers and coef > 0:
+        r = (coef, powers)
+    _mono_cache[t] = r
+    return r
+
+
+def _mono_dim(coef: int, powers: dict) -> Dim:
+    if not powers:
+        return coef
+    fs = [n if k == 1 else f"{n}**{k}" for n, k in sorted(powers.items())]
+    if coef != 1:
+        fs.insert(0, str(coef))
+    return SymDim("*".join(fs))
+
+
 def mul(a: Dim, b: Dim) -> Dim:
     """a * b."""
     if a is None or b is None:
@@ -165,6 +249,12 @@ def mul(a: Dim, b: Dim) -> Dim:
             return a
         if b == 0:
             return 0
+    ma, mb = _mono(a), _mono(b)
+    if ma is not None and mb is not None:
+        powers = dict(ma[1])
+        for n, k in mb[1].items():
+            powers[n] = powers.get(n, 0) + k
+        return _mono_dim(ma[0] * mb[0], powers)
     return _binop("*", a, b, lambda x, y: x * y)
 
 
@@ -225,6 +315,11 @@ def truediv(a: Dim, b: Dim) -> Dim:
         return a
     if a == b:
         return 1
+    ma, mb = _mono(a), _mono(b)
+    if ma is not None and mb is not None and ma[0] % mb[0] == 0 and all(
+            ma[1].get(n, 0) >= k for n, k in mb[1].items()):
+        powers = {n: k - mb[1].get(n, 0) for n, k in ma[1].items()}
+        return _mono_dim(ma[0] // mb[0], {n: k for n, k in powers.items() if k})
     return _binop("/", a, b, lambda x, y: x / y)
 
 
@@ -362,6 +457,12 @@ def ne(a: Dim, b: Dim) -> bool:
     return gt_ is True
 
 
+def clear_caches() -> None:
+    """Forget memoized results (benchmarks time cold runs with it)."""
+    for c in (_from, _cache, _eq_cache, _sign_cache, _floor_cache, _mono_cache):
+        c.clear()
+
+
 def free_symbols(d: Dim) -> frozenset:
     """Names of the symbols a dim depends on."""
     if d is None or type(d) is int:
@@ -399,4 +500,4 @@ def evaluate(d: Dim, binding: dict):
 
 __all__ = ["sp", "is_lone", "sym", "expr", "from_expr", "add", "sub", "mul", "neg", "floordiv",
            "ceildiv", "floor_expr", "truediv", "mod", "dmax", "dmin", "prod", "fsum", "eq", "dims_equal", "le",
-           "lt", "nonneg", "ne", "free_symbols", "evaluate"]
+           "lt", "nonneg", "ne", "free_symbols", "evaluate", "clear_caches"]
