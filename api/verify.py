@@ -67,6 +67,7 @@ _PROBE_SECONDS = 120.0      # stop looking for more bindings after this long
 _INFER_LIMIT = 256 << 20    # run onnx shape inference on models smaller than this
 _CONST_LIMIT = 1 << 16      # decode constants up to this many elements when reading hints
 _PROTO_LIMIT = 2**31 - 2**26  # serialize protos below this; above, go through a temp file
+_FEED_LIMIT = 1 << 30        # bytes of generated inputs per run, at most (resource guard)
 _SAMPLE_RATE_NAMES = ("sr", "sample_rate", "sampling_rate", "samplerate")
 
 
@@ -765,6 +766,12 @@ class Verifier:
                 return None, _first_line(e)
 
         symbols = _symbols(inputs)
+        try:
+            self._run_original(prep, inputs, symbols, run)
+        except _NotVerified as e:
+            prep.error = str(e)
+
+    def _run_original(self, prep, inputs, symbols, run) -> None:
         opts = self.options
         if opts.feeds is not None:
             self._explicit_feeds(prep, inputs, symbols, run)
@@ -824,7 +831,11 @@ class Verifier:
 
         def attempt(binding: dict, k: int) -> Optional[_Run]:
             nonlocal first_err
-            feed = self._feed(inputs, binding, k)
+            try:
+                feed = self._feed(inputs, binding, k)
+            except _NotVerified as e:
+                first_err = first_err or (binding, str(e))
+                return None
             outs, err = run(feed)
             if err:
                 first_err = first_err or (binding, err)
@@ -888,11 +899,17 @@ class Verifier:
         seed = self.options.seed % (2**63)
         ranges = self.options.input_ranges
         feed = {}
+        total = 0
         for inp in inputs:
             if given is not None and inp.name in given:
                 feed[inp.name] = np.asarray(given[inp.name])
                 continue
             shape = tuple(int(_resolve(d, binding) or 1) for d in inp.dims)
+            total += math.prod(shape) * max(1, _np_dtype(inp.dtype).itemsize)
+            if total > _FEED_LIMIT:  # never allocate what declared (or bound) dims make absurd
+                raise _NotVerified(f"input {inp.name!r} of shape {list(shape)} is too big to "
+                                   f"generate ({total / 2**30:.3g} GiB of inputs); give smaller "
+                                   "shapes (--input-shape) or feeds")
             rng = np.random.default_rng([seed, cand, zlib.crc32(inp.name.encode())])
             # numpy returns 0-d results as scalars, which onnxruntime will not take
             feed[inp.name] = np.asarray(_generate(inp, shape, binding, rng, cand, ranges))
