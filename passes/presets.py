@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+# fuse rules whose results TensorRT 10's parser takes: all but attention and attention_heads
+# (TensorRT's Attention arrived in 10.14 and wants 4-D Q/K/V; attention_heads makes the 3-D form)
+# and rms_norm (RMSNormalization arrived in 10.15).
+_TENSORRT_FUSE = ",".join("fuse." + r for r in (
+    "conv_bn", "conv_add", "conv_mul", "pad_conv", "pad_pool", "matmul_add", "add_chain",
+    "mul_chain", "transpose_transpose", "transpose_gemm", "transpose_elementwise",
+    "transpose_binary", "reshape_chain", "flatten_chain", "squeeze_unsqueeze", "gelu_erf",
+    "gelu_tanh", "layer_norm", "hard_sigmoid", "hard_swish", "mish"))
+_TENSORRT_CLEANUP = "fixpoint(fold,simplify,identity,tensorrt,dce,cse){max=8}"
+
 PRESETS: dict[str, str] = {
-    # Folding, algebraic simplification and cleanup, to a fixed point. fuse joins as it lands.
-    "default": "fixpoint(fold,simplify,identity,dce,cse){max=8}",
+    # Cleanup to a fixed point, fusions (their own fixed point), then cleanup of what fusion
+    # left dead or duplicated (shape chains of fused heads, shared mask expansions). fold and
+    # simplify run in both cleanup groups.
+    "default": ("fixpoint(fold,simplify,identity,dce,cse){max=8},fuse,"
+                "fixpoint(fold,simplify,identity,dce,cse){max=8}"),
+    # For TensorRT 10's ONNX parser: fold every static shape computation and constant If, rewrite
+    # what the parser refuses into exact equivalents (the tensorrt pass), fuse where the result
+    # parses, clean up, and write the inferred shapes.
+    "tensorrt": f"{_TENSORRT_CLEANUP},{_TENSORRT_FUSE},{_TENSORRT_CLEANUP},shapes",
 }
 
 SUMMARIES: dict[str, str] = {
     "default": "the standard optimization pipeline, run to a fixed point",
+    "tensorrt": "prepare for TensorRT 10: fold shapes and constant Ifs, rewrite what its parser "
+                "refuses, safe fusions, cleanup, shapes written",
 }
 
 __all__ = ["PRESETS", "SUMMARIES"]
