@@ -12,8 +12,8 @@ from .manager import PassManager, PassRecord, PipelineReport
 from .pipeline import format_pipeline, parse_pipeline
 from .registry import all_entries, create, get, load_plugin_file, register
 from .rewrite import (
-    Const, Match, Op, Opt, Or, RewritePass, Rewriter, Rule, TraceEvent, Var, apply_rules,
-    const_value,
+    Const, Match, NotApplicable, Op, Opt, Or, RewritePass, Rewriter, Rule, Shapes, TraceEvent,
+    Var, apply_rules, const_value,
 )
 
 __all__ = [
@@ -21,5 +21,5 @@ __all__ = [
     "PassManager", "PassRecord", "PipelineReport", "parse_pipeline", "format_pipeline",
     "all_entries", "create", "get", "load_plugin_file",
     "Rule", "Op", "Var", "Const", "Opt", "Or", "Match", "RewritePass", "Rewriter", "TraceEvent",
-    "apply_rules", "const_value",
+    "NotApplicable", "Shapes", "apply_rules", "const_value",
 ]
