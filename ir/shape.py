@@ -19,6 +19,7 @@ from typing import Iterable, Union
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(\*\*|//|[-+*/%(),]))")
 _FUNCS = ("floor", "ceil", "max", "min", "Max", "Min", "Mod")
+_MAX_EXPR_CHARS = 256  # longer dim strings stay opaque symbols
 
 
 def _sympy():
@@ -99,6 +100,8 @@ class _Parser:
             exp = self.factor()
             if not exp.is_Integer or exp < 0 or exp > 8:
                 raise ValueError("power")
+            if base.is_Pow or (base.is_Number and abs(base) > 2**32):
+                raise ValueError("power")  # nested or huge powers: a bomb, not a dim
             return base**exp
         return base
 
@@ -140,9 +143,11 @@ def parse_dim_expr(text: str):
     """Parse a dim string into a sympy expression; an unparsable string is one opaque symbol."""
     if _IDENT.match(text):
         return symbol(text)
+    if len(text) > _MAX_EXPR_CHARS:  # no real dim is this long; never spend time on it
+        return symbol(text)
     try:
         return _Parser(text).parse()
-    except (ValueError, TypeError, ZeroDivisionError):
+    except (ValueError, TypeError, ZeroDivisionError, RecursionError):
         return symbol(text)
 
 
