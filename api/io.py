@@ -81,6 +81,12 @@ def check_header(proto, what: str) -> None:
                                 f"package supports ({onnx.IR_VERSION})")
     if proto.ir_version >= 3 and not len(proto.opset_import):
         raise InvalidModelError(f"{what}: the model imports no opset")
+    latest = onnx.defs.onnx_opset_version()
+    for o in proto.opset_import:
+        if (o.domain or "") in ("", "ai.onnx") and not 0 < o.version <= latest:
+            raise InvalidModelError(
+                f"{what}: imports ONNX opset {o.version}, which does not exist (this onnx "
+                f"package knows opsets 1 to {latest})")
     imported = {o.domain or "" for o in proto.opset_import}
     if "ai.onnx" in imported:
         imported.add("")
