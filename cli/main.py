@@ -53,6 +53,8 @@ def _optimize_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for generated inputs")
     p.add_argument("--atol", type=float, help="absolute tolerance for float outputs")
     p.add_argument("--rtol", type=float, help="relative tolerance for float outputs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow -o to name the input itself (it is replaced atomically)")
     p.add_argument("--force", action="store_true",
                    help="write the output even when verification fails")
     p.add_argument("--target-opset", type=int, metavar="N",
@@ -174,6 +176,8 @@ def _run_optimize(args) -> int:
             raise UsageError(f"unknown preset {args.preset!r} (presets: {', '.join(PRESETS)})")
     if os.path.isdir(out):
         raise UsageError(f"{out}: is a directory")
+    if os.path.exists(out) and os.path.samefile(out, args.input) and not args.overwrite:
+        raise UsageError(f"{out}: is the input model; pass --overwrite to replace it")
     from .. import optimize, save
     from ..errors import VerificationError
     from ..ir import gcpause
