@@ -28,13 +28,12 @@ import onnx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_shapes_runtime import feeds_for, model_paths  # noqa: E402
-
-from onnxopt.io import load  # noqa: E402
-from onnxopt.ir import SymDim, lift_type, lower_model  # noqa: E402
-from onnxopt.passes.shapes import dims as D  # noqa: E402
-from onnxopt.passes.shapes import infer_shapes  # noqa: E402
-from onnxopt.passes.shapes.check import compare_types, runtime_shapes  # noqa: E402
+from onnxopt.io import load
+from onnxopt.ir import SymDim, lift_type, lower_model
+from onnxopt.passes.shapes import dims as D
+from onnxopt.passes.shapes import infer_shapes
+from onnxopt.passes.shapes.check import compare_types, runtime_shapes
+from test_shapes_runtime import feeds_for, model_paths
 
 
 def _clear():
@@ -94,7 +93,6 @@ def bench_model(path: Path, repeat: int) -> dict:
     row = {"model": path.name, "nodes": len(proto.graph.node)}
 
     # onnxopt
-    t_io, ir, _ = _best(lambda: load(proto), repeat)
     holder = {}
 
     def ours():
@@ -109,7 +107,7 @@ def bench_model(path: Path, repeat: int) -> dict:
     for _ in range(repeat):
         _clear()
         t0 = time.perf_counter()
-        m, info = ours()
+        m, _ = ours()
         lower_model(m)
         total = time.perf_counter() - t0
         best_infer = holder["t"] if best_infer is None else min(best_infer, holder["t"])

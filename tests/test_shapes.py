@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import onnx
-import pytest
-
 import onnxopt.passes.shapes.infer as shapes_infer
+import pytest
 from onnxopt.errors import ShapeError
 from onnxopt.ir import SymDim, lower_model, print_model
 from onnxopt.passes import PassContext
@@ -74,7 +73,7 @@ def test_broadcast_symbolic_and_static():
 
 
 def test_broadcast_static_mismatch_is_an_error_naming_the_node():
-    m, info = infer("""g (float[2,3] a, float[4] b) => (float[] y) {
+    _, info = infer("""g (float[2,3] a, float[4] b) => (float[] y) {
         y = Add(a, b)
     }""")
     assert info.errors and "Add" in str(info.errors[0]) and "3 vs 4" in str(info.errors[0])
@@ -84,7 +83,7 @@ def test_broadcast_static_mismatch_is_an_error_naming_the_node():
 
 
 def test_reshape_zero_and_minus_one_with_symbols():
-    m, info = infer("""g (float[batch,seq,768] x) => (float[] y, float[] z, float[] w) {
+    m, _ = infer("""g (float[batch,seq,768] x) => (float[] y, float[] z, float[] w) {
         t = Constant<value_ints=[0, 0, 12, -1]>()
         y = Reshape(x, t)
         u = Constant<value_ints=[-1, 64]>()
@@ -120,7 +119,7 @@ def test_shape_gather_unsqueeze_concat_reshape_chain():
 
 
 def test_shape_arithmetic_and_range():
-    m, info = infer("""g (float[batch,seq] x, float[batch,past] p) => (float[] y, int64[] r, bool[] e) {
+    m, _ = infer("""g (float[batch,seq] x, float[batch,past] p) => (float[] y, int64[] r, bool[] e) {
         s = Shape(x)
         sp = Shape(p)
         one = Constant<value_int=1>()
@@ -146,7 +145,7 @@ def test_shape_arithmetic_and_range():
 
 
 def test_where_on_shape_tensors():
-    m, info = infer("""g (float[batch,seq] x) => (float[] y) {
+    m, _ = infer("""g (float[batch,seq] x) => (float[] y) {
         s = Shape(x)
         one = Constant<value_ints=[1, 1]>()
         c = Equal(s, one)
@@ -157,7 +156,7 @@ def test_where_on_shape_tensors():
     v = values(m)
     # Equal(batch, 1) is undecided, so Where's elements are too: the rank is still known.
     assert shp(m, "y") == "[?,?]"
-    m, info = infer("""g (float[batch,16] x) => (float[] y) {
+    m, _ = infer("""g (float[batch,16] x) => (float[] y) {
         s = Shape(x)
         ones = Constant<value_ints=[0, 16]>()
         c = Equal(s, ones)
@@ -174,7 +173,7 @@ def test_where_on_shape_tensors():
 
 
 def test_conv_and_pool_floor_expressions():
-    m, info = infer("""g (float[N,3,H,W] x, float[8,3,3,3] w, float[8,8,3,3] w2) => (float[] a, float[] b, float[] c,
+    m, _ = infer("""g (float[N,3,H,W] x, float[8,3,3,3] w, float[8,8,3,3] w2) => (float[] a, float[] b, float[] c,
                                                                     float[] d) {
         a = Conv<strides=[2,2], pads=[1,1,1,1]>(x, w)
         b = Conv<strides=[2,2], pads=[1,1,1,1]>(a, w2)
@@ -192,7 +191,7 @@ def test_conv_and_pool_floor_expressions():
 
 
 def test_conv_static_exact():
-    m, info = infer("""g (float[1,3,7,7] x, float[4,3,3,3] w, float[3,2,3,3] wt) => (float[] a, float[] b, float[] c) {
+    m, _ = infer("""g (float[1,3,7,7] x, float[4,3,3,3] w, float[3,2,3,3] wt) => (float[] a, float[] b, float[] c) {
         a = Conv<strides=[2,2]>(x, w)
         b = MaxPool<kernel_shape=[2,2], strides=[2,2], ceil_mode=1>(x)
         c = ConvTranspose<strides=[2,2], pads=[1,1,1,1], output_padding=[1,1]>(x, wt)
@@ -206,7 +205,7 @@ def test_conv_static_exact():
 
 
 def test_slice_clamping_and_symbolic_ends():
-    m, info = infer("""g (float[seq,8] x, float[n] y) => (float[] a, float[] b, float[] c, float[] d) {
+    m, _ = infer("""g (float[seq,8] x, float[n] y) => (float[] a, float[] b, float[] c, float[] d) {
         s3 = Constant<value_ints=[-3]>()
         big = Constant<value_ints=[9223372036854775807]>()
         a = Slice(x, s3, big)
@@ -237,7 +236,7 @@ def test_fresh_symbols_for_unnamed_and_data_dependent_dims():
     }""".replace("NonZero<>", "NonZero"))
     v = values(m)
     assert str(shape_of(v["x"])) == "[unk_x_0,4]"
-    nz = list(m.graph.nodes)[0].outputs[0]
+    nz = next(iter(m.graph.nodes)).outputs[0]
     s = shape_of(nz)
     assert s[0] == 2 and isinstance(s[1], SymDim) and s[1].text.startswith("nz_")
     assert s[1].text in info.symbols and "data-dependent" in info.symbols[s[1].text]
@@ -309,7 +308,7 @@ def test_unknown_op_is_left_unknown_and_reported():
 
 
 def test_if_branches_join_with_fresh_symbols_and_loop_trip_count():
-    m, info = infer("""g (bool c, float[n] x) => (float[] y, int64[] w) {
+    m, _ = infer("""g (bool c, float[n] x) => (float[] y, int64[] w) {
         y = If(c) <then_branch = t () => (float[n] a) { a = Identity(x) },
                    else_branch = e () => (float[n] b) { k = Constant<value_ints=[2]>()
                                                         b = Tile(x, k) }>
@@ -328,7 +327,7 @@ def test_if_branches_join_with_fresh_symbols_and_loop_trip_count():
 
 
 def test_function_call_is_inferred_per_call_site():
-    m, info = infer("""g (float[b,8] x, float[3] y) => (float[] u, float[] v) {
+    m, _ = infer("""g (float[b,8] x, float[3] y) => (float[] u, float[] v) {
         u = local.Twice(x)
         v = local.Twice(y)
     }
@@ -375,13 +374,12 @@ def test_analysis_through_the_context_is_cached():
     info = ctx.analysis(ShapeAnalysis)
     assert ctx.analysis(ShapeAnalysis) is info
     assert infer_shapes(m, ctx) is info
-    assert str(shape_of(list(m.graph.nodes)[0].outputs[0])) == "[b,4]"
+    assert str(shape_of(next(iter(m.graph.nodes)).outputs[0])) == "[b,4]"
 
 
 def test_symbolic_dims_round_trip_through_onnxruntime():
     """The annotated model loads in onnxruntime (value_info with expression dim_params)."""
     import numpy as np
-
     from onnxopt.testing import run_model
 
     m = model_from_text(HEAD + """g (float[N,3,H,W] x, float[8,3,3,3] w) => (float[] y) {
@@ -409,7 +407,7 @@ def test_import_does_not_import_sympy():
 
 
 def test_resize_scales_and_sizes():
-    m, info = infer("""g (float[N,C,H,W] x) => (float[] a, float[] b) {
+    m, _ = infer("""g (float[N,C,H,W] x) => (float[] a, float[] b) {
         sc = Constant<value_floats=[1.0, 1.0, 2.0, 0.5]>()
         a = Resize(x, , sc)
         sz = Constant<value_ints=[1, 3, 32, 32]>()
@@ -427,3 +425,80 @@ def test_onnx_checker_accepts_annotated_model():
     run_passes(m, "shapes")
     onnx.checker.check_model(lower_model(m), full_check=True)
     assert str(shape_of(m.graph.outputs[0])) == "[b,s,s]"
+
+
+# -- com.microsoft ops against onnxruntime ----------------------------------------------------------
+
+
+def _ms_cases():
+    import numpy as np
+    from onnx import TensorProto as T
+
+    rng = np.random.default_rng(0)
+
+    def f(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    I32, U8 = T.INT32, T.UINT8
+    return {
+        "FusedMatMul": ([("a", ["b", "m", 8]), ("c", ["b", 6, 8])], {'transB': 1},
+                        {'a': f(2, 5, 8), 'c': f(2, 6, 8)}, 1),
+        "Gelu": ([("a", ["b", 8])], {}, {'a': f(3, 8)}, 1),
+        "FastGelu": ([("a", ["b", "s", 8]), ("bias", [8])], {}, {'a': f(2, 3, 8), 'bias': f(8)}, 1),
+        "BiasGelu": ([("a", ["b", "s", 8]), ("bias", [8])], {}, {'a': f(2, 3, 8), 'bias': f(8)}, 1),
+        "QuickGelu": ([("a", ["b", 8])], {}, {'a': f(3, 8)}, 1),
+        "SkipLayerNormalization": (
+            [("a", ["b", "s", 8]), ("skip", ["b", "s", 8]), ("g", [8]), ("beta", [8])], {},
+            {'a': f(2, 3, 8), 'skip': f(2, 3, 8), 'g': f(8), 'beta': f(8)}, 4),
+        "SkipSimplifiedLayerNormalization": (
+            [("a", ["b", "s", 8]), ("skip", ["b", "s", 8]), ("g", [8])], {},
+            {'a': f(2, 3, 8), 'skip': f(2, 3, 8), 'g': f(8)}, 4),
+        "Attention": ([("x", ["b", "s", 8]), ("w", [8, 24]), ("bias", [24])], {'num_heads': 2},
+                      {'x': f(2, 3, 8), 'w': f(8, 24), 'bias': f(24)}, 2),
+        "MultiHeadAttention": ([("q", ["b", "s", 8]), ("k", ["b", "l", 8]), ("v", ["b", "l", 8])],
+                               {'num_heads': 2}, {'q': f(2, 3, 8), 'k': f(2, 5, 8), 'v': f(2, 5, 8)},
+                               1),
+        "RotaryEmbedding": ([("x", ["b", "s", 8]), ("pos", ["b", "s"], T.INT64), ("cos", [16, 2]),
+                             ("sin", [16, 2])], {},
+                            {'x': f(2, 3, 8), 'pos': np.zeros((2, 3), np.int64), 'cos': f(16, 2),
+                                 'sin': f(16, 2)}, 1),
+        "FusedConv": ([("x", ["n", 3, "H", "W"]), ("w", [4, 3, 3, 3])],
+                      {'strides': [2, 2], 'pads': [1, 1, 1, 1], 'activation': "Relu"},
+                      {'x': f(1, 3, 9, 7), 'w': f(4, 3, 3, 3)}, 1),
+        "EmbedLayerNormalization": (
+            [("ids", ["b", "s"], I32), ("seg", ["b", "s"], I32), ("we", [10, 8]), ("pe", [16, 8]),
+             ("se", [2, 8]), ("g", [8]), ("beta", [8])], {},
+            {'ids': np.zeros((2, 3), np.int32), 'seg': np.zeros((2, 3), np.int32), 'we': f(10, 8),
+                 'pe': f(16, 8), 'se': f(2, 8), 'g': f(8), 'beta': f(8)}, 2),
+        "QLinearAdd": ([("a", ["b", 8], U8), ("as", []), ("az", [], U8), ("c", [8], U8),
+                        ("cs", []), ("cz", [], U8), ("ys", []), ("yz", [], U8)], {},
+                       {"a": np.zeros((3, 8), np.uint8), "as": np.float32(0.1),
+                        "az": np.uint8(0), "c": np.zeros(8, np.uint8), "cs": np.float32(0.1),
+                        "cz": np.uint8(0), "ys": np.float32(0.1), "yz": np.uint8(0)}, 1),
+        "MatMulNBits": ([("a", ["b", 16]), ("bq", [8, 1, 8], U8), ("sc", [8])],
+                        {'K': 16, 'N': 8, 'bits': 4, 'block_size': 16},
+                        {'a': f(3, 16), 'bq': np.zeros((8, 1, 8), np.uint8), 'sc': f(8)}, 1),
+    }
+
+
+@pytest.mark.parametrize("op", sorted(_ms_cases()))
+def test_com_microsoft_ops_match_onnxruntime(op: str):
+    import numpy as np
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnxopt.io import load
+    from onnxopt.passes.shapes.check import compare, input_binding, runtime_shapes
+
+    ins, attrs, feeds, nout = _ms_cases()[op]
+    vis = [h.make_tensor_value_info(i[0], i[2] if len(i) > 2 else TensorProto.FLOAT, i[1])
+           for i in ins]
+    outs = [f"o{i}" for i in range(nout)]
+    node = h.make_node(op, [i[0] for i in ins], outs, domain="com.microsoft", **attrs)
+    g = h.make_graph([node], "g", vis, [onnx.ValueInfoProto(name=o) for o in outs])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17), h.make_opsetid("com.microsoft", 1)])
+    feeds = {k: np.asarray(v) for k, v in feeds.items()}
+    actual = runtime_shapes(m, feeds, expose=False)
+    ir = load(m)
+    infer_shapes(ir)
+    r = compare(ir, actual, input_binding(ir, feeds), values=list(ir.graph.outputs))
+    assert not r.wrong and r.known == nout, (r.wrong, [v.type for v in ir.graph.outputs], actual)

@@ -50,5 +50,16 @@ def covered(domain: str = "") -> list:
     return _covered(domain)
 
 
-__all__ = ["ShapeAnalysis", "ShapeInfo", "ShapesPass", "Constraint", "ShapeIssue", "Unknown",
-           "infer_shapes", "shape_of", "dims_equal", "sym_value", "covered"]
+__all__ = [
+    "Constraint",
+    "ShapeAnalysis",
+    "ShapeInfo",
+    "ShapeIssue",
+    "ShapesPass",
+    "Unknown",
+    "covered",
+    "dims_equal",
+    "infer_shapes",
+    "shape_of",
+    "sym_value",
+]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ...ir import Model, Shape, TensorType, Value
 from ..base import Analysis, PassContext
 from .context import ShapeInfo
@@ -21,30 +19,30 @@ class ShapeAnalysis(Analysis):
     name = "shapes"
 
     def compute(self, model: Model, ctx: PassContext) -> ShapeInfo:
-        notes: Optional[list] = [] if ctx.verbose else None
+        notes: list | None = [] if ctx.verbose else None
         info = run_inference(model, verbose=ctx.verbose, notes=notes)
         for msg in notes or ():
             ctx.note(msg)
         return info
 
 
-def infer_shapes(model: Model, ctx: Optional[PassContext] = None) -> ShapeInfo:
+def infer_shapes(model: Model, ctx: PassContext | None = None) -> ShapeInfo:
     """Infer shapes over ``model`` in place. With a context, the cached analysis is used."""
     if ctx is not None:
         return ctx.analysis(ShapeAnalysis)
     return run_inference(model)
 
 
-def shape_of(value: Value) -> Optional[Shape]:
+def shape_of(value: Value) -> Shape | None:
     """The shape of a value as annotated (None when its rank is unknown or it is no tensor)."""
     t = value.type
     return t.shape if isinstance(t, TensorType) else None
 
 
-def sym_value(value: Value) -> Optional[tuple]:
+def sym_value(value: Value) -> tuple | None:
     """The symbolic elements of a small int32/int64 tensor of rank 0 or 1: a tuple of int /
     SymDim / None (unknown element), or None when the value is not tracked."""
     return value.meta.get("symval")
 
 
-__all__ = ["ShapeAnalysis", "ShapeInfo", "infer_shapes", "shape_of", "dims_equal", "sym_value"]
+__all__ = ["ShapeAnalysis", "ShapeInfo", "dims_equal", "infer_shapes", "shape_of", "sym_value"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import ClassVar
 
 from ...errors import ShapeError
 from ...ir import Model
@@ -25,7 +26,7 @@ class ShapesPass(Pass):
     name = "shapes"
     summary = ("infer dtypes and symbolic shapes of every value, written back as value_info "
                "(strip=true removes inferred types from intermediate values)")
-    options = {"strip": False}
+    options: ClassVar[dict] = {"strip": False}
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         if self.opts["strip"]:

@@ -9,6 +9,7 @@ Used by the runtime tests and the benchmark, and handy when debugging a shape fu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from ...ir import Model, SequenceType, SymDim, TensorType
@@ -178,5 +179,11 @@ def _compare_one(name: str, t, act, binding: dict, out: Comparison,
         out.partial += 1
 
 
-__all__ = ["expose_all", "runtime_shapes", "compare", "compare_types", "input_binding",
-           "Comparison"]
+__all__ = [
+    "Comparison",
+    "compare",
+    "compare_types",
+    "expose_all",
+    "input_binding",
+    "runtime_shapes",
+]

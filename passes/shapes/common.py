@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from ...ir import Shape
 from . import dims as D
 from .context import NodeCtx
 
 
-def norm_axis(axis: int, rank: int) -> Optional[int]:
+def norm_axis(axis: int, rank: int) -> int | None:
     """A non-negative axis (None when out of range)."""
     a = axis + rank if axis < 0 else axis
     return a if 0 <= a < rank else None
 
 
-def broadcast(n: NodeCtx, shapes: Sequence[Optional[Shape]], why: str = "broadcast"):
+def broadcast(n: NodeCtx, shapes: Sequence[Shape | None], why: str = "broadcast"):
     """Numpy (multidirectional) broadcasting of ``shapes``; None when a rank is unknown.
 
     Per axis: 1s drop out; equal dims are kept; a static dim wins over symbolic ones (they must
@@ -73,7 +73,7 @@ def _bdim(n: NodeCtx, ds: list, why: str):
     return out
 
 
-def ints_arg(n: NodeCtx, attr: str, index: int) -> tuple[bool, Optional[list]]:
+def ints_arg(n: NodeCtx, attr: str, index: int) -> tuple[bool, list | None]:
     """A list given as an attribute (older opsets) or as input ``index`` (newer).
 
     Returns (present, values): present is False when neither is given; values is None when the
@@ -87,9 +87,9 @@ def ints_arg(n: NodeCtx, attr: str, index: int) -> tuple[bool, Optional[list]]:
     return False, None
 
 
-def shape_or_none(dims) -> Optional[list]:
+def shape_or_none(dims) -> list | None:
     """A list of dims, or None."""
     return None if dims is None else list(dims)
 
 
-__all__ = ["norm_axis", "broadcast", "ints_arg", "shape_or_none"]
+__all__ = ["broadcast", "ints_arg", "norm_axis", "shape_or_none"]

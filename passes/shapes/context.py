@@ -8,8 +8,9 @@ elements, whatever their dtype; the int32/int64 ones of rank 0 or 1 are also pub
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class Constraint:
     lhs: Any
     rhs: Any
     kind: str
-    node: Optional[Node] = None
+    node: Node | None = None
     why: str = ""
 
     def __str__(self) -> str:
@@ -55,9 +56,9 @@ class Constraint:
 class ShapeIssue:
     """A contradiction (or a declared shape the graph disproves), naming the node."""
 
-    node: Optional[Node]
+    node: Node | None
     message: str
-    value: Optional[Value] = None
+    value: Value | None = None
 
     def __str__(self) -> str:
         return (f"{node_label(self.node)}: " if self.node is not None else "") + self.message
@@ -96,13 +97,13 @@ class ShapeInfo:
     seconds: float = 0.0
 
     @staticmethod
-    def shape(value: Value) -> Optional[Shape]:
+    def shape(value: Value) -> Shape | None:
         """The inferred shape of a value (None when its rank is unknown)."""
         t = value.type
         return t.shape if isinstance(t, TensorType) else None
 
     @staticmethod
-    def symval(value: Value) -> Optional[tuple]:
+    def symval(value: Value) -> tuple | None:
         """The symbolic elements of a small int tensor (None when not tracked)."""
         return value.meta.get("symval")
 
@@ -130,7 +131,7 @@ def obj_array(items: Sequence, shape: Sequence[int]) -> np.ndarray:
     return a.reshape(tuple(shape))
 
 
-def vals_from_numpy(arr: np.ndarray) -> Optional[np.ndarray]:
+def vals_from_numpy(arr: np.ndarray) -> np.ndarray | None:
     """Element values of a constant array (None for strings and big tensors)."""
     if arr.size > MAX_VALS or arr.dtype.kind not in "biuf":
         return None
@@ -152,9 +153,9 @@ class Unresolved(Exception):
 class NodeCtx:
     """A shape function's view of one node: attributes, input types and values, output setters."""
 
-    __slots__ = ("node", "inf", "opsets", "fattrs")
+    __slots__ = ("fattrs", "inf", "node", "opsets")
 
-    def __init__(self, node: Node, inf, opsets: dict, fattrs: Optional[dict]):
+    def __init__(self, node: Node, inf, opsets: dict, fattrs: dict | None):
         self.node = node
         self.inf = inf  # the running inference (driver)
         self.opsets = opsets
@@ -211,7 +212,7 @@ class NodeCtx:
         outs = self.node.outputs
         return i < len(outs) and outs[i].name != ""
 
-    def input(self, i: int) -> Optional[Value]:
+    def input(self, i: int) -> Value | None:
         """Input value ``i`` or None."""
         ins = self.node.inputs
         return ins[i] if i < len(ins) else None
@@ -227,22 +228,22 @@ class NodeCtx:
         t = self.type(i)
         return t.dtype if isinstance(t, TensorType) else 0
 
-    def shape(self, i: int) -> Optional[Shape]:
+    def shape(self, i: int) -> Shape | None:
         """Shape of input ``i`` (None when the rank is unknown)."""
         t = self.type(i)
         return t.shape if isinstance(t, TensorType) else None
 
-    def rank(self, i: int) -> Optional[int]:
+    def rank(self, i: int) -> int | None:
         """Rank of input ``i``."""
         s = self.shape(i)
         return None if s is None else len(s)
 
-    def vals(self, i: int) -> Optional[np.ndarray]:
+    def vals(self, i: int) -> np.ndarray | None:
         """Element values of input ``i`` (object array), when tracked."""
         v = self.input(i)
         return None if v is None else self.inf.vals_of(v)
 
-    def ints(self, i: int) -> Optional[list]:
+    def ints(self, i: int) -> list | None:
         """Input ``i`` as a flat list of concrete ints, when every element is known."""
         a = self.vals(i)
         if a is None:
@@ -254,7 +255,7 @@ class NodeCtx:
             out.append(int(x))
         return out
 
-    def dimlist(self, i: int) -> Optional[list]:
+    def dimlist(self, i: int) -> list | None:
         """Input ``i`` as a flat list of dims (int, SymDim or None per element)."""
         a = self.vals(i)
         if a is None:
@@ -268,7 +269,7 @@ class NodeCtx:
             return None
         return a.flat[0]
 
-    def floats(self, i: int) -> Optional[list]:
+    def floats(self, i: int) -> list | None:
         """Input ``i`` as a flat list of concrete floats."""
         a = self.vals(i)
         if a is None or not is_concrete(a):
@@ -276,7 +277,7 @@ class NodeCtx:
         return [float(x) for x in a.flat]
 
     # -- outputs -------------------------------------------------------------------------------
-    def set(self, i: int, dtype: int, shape=None, vals: Optional[np.ndarray] = None) -> None:
+    def set(self, i: int, dtype: int, shape=None, vals: np.ndarray | None = None) -> None:
         """Set output ``i`` to a tensor of ``dtype`` and ``shape`` (dims, or None: unknown rank)."""
         if i >= len(self.node.outputs):
             return
@@ -288,7 +289,7 @@ class NodeCtx:
         if i < len(self.node.outputs) and t is not None:
             self.inf.set_out(self.node.outputs[i], t, None)
 
-    def same_as(self, i_out: int, i_in: int, dtype: Optional[int] = None) -> None:
+    def same_as(self, i_out: int, i_in: int, dtype: int | None = None) -> None:
         """Output ``i_out`` has input ``i_in``'s shape (and dtype unless given)."""
         t = self.type(i_in)
         if isinstance(t, TensorType):
@@ -331,5 +332,16 @@ class NodeCtx:
 
 _MISSING = object()
 
-__all__ = ["NodeCtx", "ShapeInfo", "Constraint", "ShapeIssue", "Unknown", "node_label",
-           "obj_array", "vals_from_numpy", "is_concrete", "MAX_VALS", "Unresolved"]
+__all__ = [
+    "MAX_VALS",
+    "Constraint",
+    "NodeCtx",
+    "ShapeInfo",
+    "ShapeIssue",
+    "Unknown",
+    "Unresolved",
+    "is_concrete",
+    "node_label",
+    "obj_array",
+    "vals_from_numpy",
+]

@@ -17,7 +17,7 @@ Comparisons are three-valued where it matters: :func:`eq` is True only when prov
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from ...ir.shape import Dim, SymDim, symbol
 
@@ -339,7 +339,7 @@ def dmax(a: Dim, b: Dim) -> Dim:
     if a is None or b is None:
         return None
     if type(a) is int and type(b) is int:
-        return a if a >= b else b
+        return max(a, b)
     if a == b:
         return a
     return _binop("max", a, b, lambda x, y: sp().Max(x, y))
@@ -350,7 +350,7 @@ def dmin(a: Dim, b: Dim) -> Dim:
     if a is None or b is None:
         return None
     if type(a) is int and type(b) is int:
-        return a if a <= b else b
+        return min(a, b)
     if a == b:
         return a
     return _binop("min", a, b, lambda x, y: sp().Min(x, y))
@@ -409,7 +409,7 @@ def dims_equal(a: Dim, b: Dim) -> bool:
 _sign_cache: dict = {}
 
 
-def _nonneg(e) -> Optional[bool]:
+def _nonneg(e) -> bool | None:
     r = _sign_cache.get(e, 0)
     if r == 0:
         try:
@@ -420,7 +420,7 @@ def _nonneg(e) -> Optional[bool]:
     return r
 
 
-def le(a: Dim, b: Dim) -> Optional[bool]:
+def le(a: Dim, b: Dim) -> bool | None:
     """a <= b: True or False when provable, else None."""
     if a is None or b is None:
         return None
@@ -431,13 +431,13 @@ def le(a: Dim, b: Dim) -> Optional[bool]:
     return _nonneg(expr(b) - expr(a))
 
 
-def lt(a: Dim, b: Dim) -> Optional[bool]:
+def lt(a: Dim, b: Dim) -> bool | None:
     """a < b: True or False when provable, else None."""
     r = le(b, a)
     return None if r is None else not r
 
 
-def nonneg(a: Dim) -> Optional[bool]:
+def nonneg(a: Dim) -> bool | None:
     """a >= 0, three-valued."""
     return le(0, a)
 
@@ -498,6 +498,32 @@ def evaluate(d: Dim, binding: dict):
     return int(f) if f == int(f) else f
 
 
-__all__ = ["sp", "is_lone", "sym", "expr", "from_expr", "add", "sub", "mul", "neg", "floordiv",
-           "ceildiv", "floor_expr", "truediv", "mod", "dmax", "dmin", "prod", "fsum", "eq", "dims_equal", "le",
-           "lt", "nonneg", "ne", "free_symbols", "evaluate", "clear_caches"]
+__all__ = [
+    "add",
+    "ceildiv",
+    "clear_caches",
+    "dims_equal",
+    "dmax",
+    "dmin",
+    "eq",
+    "evaluate",
+    "expr",
+    "floor_expr",
+    "floordiv",
+    "free_symbols",
+    "from_expr",
+    "fsum",
+    "is_lone",
+    "le",
+    "lt",
+    "mod",
+    "mul",
+    "ne",
+    "neg",
+    "nonneg",
+    "prod",
+    "sp",
+    "sub",
+    "sym",
+    "truediv",
+]

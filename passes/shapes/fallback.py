@@ -7,13 +7,13 @@ dropped, since their names are onnx's, not ours).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable, Optional
 
 import numpy as np
 
 from ...ir import TensorType
-from ...ir.types import SequenceType, OptionalType
+from ...ir.types import OptionalType, SequenceType
 from .context import NodeCtx, is_concrete
 
 
@@ -27,7 +27,7 @@ def _schema(domain: str, op_type: str, version: int):
         return None
 
 
-def onnx_fallback(domain: str, op_type: str, ctx: NodeCtx) -> Optional[Callable]:
+def onnx_fallback(domain: str, op_type: str, ctx: NodeCtx) -> Callable | None:
     """A shape function that asks onnx, or None when onnx has no schema for the op."""
     if any(a.type in (5, 10) for a in ctx.node.attributes.values()):
         return None

@@ -14,19 +14,17 @@ dictionaries first and written to the IR at the end (:meth:`Inference.commit`):
 
 from __future__ import annotations
 
-import math
 import gc
+import math
 import re
 import time
-from typing import Optional
 
 import numpy as np
 
-from ...ir import Model, Node, SequenceType, OptionalType, Shape, SymDim, TensorType, Value
+from ...ir import Model, Node, OptionalType, SequenceType, Shape, SymDim, TensorType, Value
 from ...ir.types import Type
 from . import dims as D
 from .context import (
-    INTS,
     MAX_VALS,
     Constraint,
     NodeCtx,
@@ -89,7 +87,7 @@ def join_types(a, b):
 class _Root:
     """State shared by the main inference and every function-call frame."""
 
-    def __init__(self, model: Model, info: ShapeInfo, verbose: int, notes: Optional[list]):
+    def __init__(self, model: Model, info: ShapeInfo, verbose: int, notes: list | None):
         self.model = model
         self.info = info
         self.verbose = verbose
@@ -107,12 +105,12 @@ class _Root:
 class Inference:
     """One frame of inference: the main graph (with its subgraphs), or one function call."""
 
-    def __init__(self, model: Model, info: ShapeInfo, root: Optional[_Root] = None,
-                 verbose: int = 0, notes: Optional[list] = None):
+    def __init__(self, model: Model, info: ShapeInfo, root: _Root | None = None,
+                 verbose: int = 0, notes: list | None = None):
         self.model = model
         self.info = info
         self.root = root or _Root(model, info, verbose, notes)
-        self.types: dict[Value, Optional[Type]] = {}
+        self.types: dict[Value, Type | None] = {}
         self.vals: dict[Value, np.ndarray] = {}
         self.seqs: dict[Value, list] = {}
         self.used_fresh = False
@@ -125,11 +123,11 @@ class Inference:
             return v.type
         return t
 
-    def vals_of(self, v: Value) -> Optional[np.ndarray]:
+    def vals_of(self, v: Value) -> np.ndarray | None:
         """Element values of a small tensor, when known."""
         return self.vals.get(v)
 
-    def seq_items_of(self, v: Value) -> Optional[list]:
+    def seq_items_of(self, v: Value) -> list | None:
         """The element types of a sequence whose length is known."""
         return self.seqs.get(v)
 
@@ -137,7 +135,7 @@ class Inference:
         """Record the element types of a sequence of known length."""
         self.seqs[v] = items
 
-    def set_out(self, v: Value, t, vals: Optional[np.ndarray]) -> None:
+    def set_out(self, v: Value, t, vals: np.ndarray | None) -> None:
         """Record an output's inferred type, merged with its declared type (a hint)."""
         t = self._merge(t, v.type, v)
         self.types[v] = t
@@ -152,7 +150,7 @@ class Inference:
                     return
         self.vals.pop(v, None)
 
-    def fresh(self, kind: str, node: Optional[Node], hint: str = "") -> SymDim:
+    def fresh(self, kind: str, node: Node | None, hint: str = "") -> SymDim:
         """A fresh symbol ``<kind>_<node>`` (numbered when taken)."""
         base = f"{kind}_{_sanitize(hint or (node.name if node is not None and node.name else (node.op_type if node is not None else 'v')))}"
         name = base
@@ -167,7 +165,7 @@ class Inference:
         self.used_fresh = True
         return D.sym(name)
 
-    def constraint(self, a, b, kind: str, node: Optional[Node], why: str) -> None:
+    def constraint(self, a, b, kind: str, node: Node | None, why: str) -> None:
         """Record a fact the graph proves (deduplicated)."""
         if self.root.speculative:
             return
@@ -177,7 +175,7 @@ class Inference:
         self.root.con_keys.add(key)
         self.info.constraints.append(Constraint(a, b, kind, node, why))
 
-    def error(self, node: Optional[Node], message: str) -> None:
+    def error(self, node: Node | None, message: str) -> None:
         """Record a contradiction naming the node (deduplicated)."""
         key = (id(node), message)
         if key in self.root.err_keys:
@@ -298,14 +296,14 @@ class Inference:
                 if a is not None:
                     self.vals[v] = a
 
-    def run_graph(self, g, opsets: dict, fattrs: Optional[dict]) -> None:
+    def run_graph(self, g, opsets: dict, fattrs: dict | None) -> None:
         """Infer every node of ``g`` (inputs and initializers must be typed by the caller)."""
         self.initializers(g)
         for n in g.nodes:
             self.node(n, opsets, fattrs)
 
-    def subgraph(self, g, input_types: list, input_vals: Optional[list], opsets: dict,
-                 fattrs: Optional[dict]) -> list:
+    def subgraph(self, g, input_types: list, input_vals: list | None, opsets: dict,
+                 fattrs: dict | None) -> list:
         """Infer a body graph whose inputs have ``input_types``; returns its output types."""
         for i, v in enumerate(g.inputs):
             t = input_types[i] if i < len(input_types) else None
@@ -336,7 +334,7 @@ class Inference:
              for a, b in zip(derived.shape, declared.shape)]))
 
     # -- nodes -----------------------------------------------------------------------------------
-    def node(self, n: Node, opsets: dict, fattrs: Optional[dict]) -> None:
+    def node(self, n: Node, opsets: dict, fattrs: dict | None) -> None:
         """Infer one node's outputs."""
         ctx = NodeCtx(n, self, opsets, fattrs)
         domain = "" if n.domain == "ai.onnx" else n.domain
@@ -346,7 +344,7 @@ class Inference:
         if fn is None:
             f = self.model.functions.get((n.domain, n.op_type, n.overload))
             if f is not None:
-                fn = lambda c: self.call_function(c, f)  # noqa: E731
+                fn = lambda c: self.call_function(c, f)
             else:
                 from .fallback import onnx_fallback
 
@@ -433,7 +431,7 @@ class Inference:
             else:
                 _write(v, t)
             _write_symval(v, self.types.get(v), self.vals.get(v))
-        for key, f in model.functions.items():
+        for key in model.functions:
             frames = self.root.frames.get(key)
             if not frames:
                 continue
@@ -475,9 +473,8 @@ def _write(v: Value, t) -> None:
     old = v.type
     if old == t:
         return
-    if isinstance(old, TensorType) and isinstance(t, TensorType):
-        if old.dtype and not t.dtype:
-            return
+    if isinstance(old, TensorType) and isinstance(t, TensorType) and old.dtype and not t.dtype:
+        return
     v.type = t
 
 
@@ -524,7 +521,7 @@ def load_ops() -> None:
     )
 
 
-def run_inference(model: Model, verbose: int = 0, notes: Optional[list] = None) -> ShapeInfo:
+def run_inference(model: Model, verbose: int = 0, notes: list | None = None) -> ShapeInfo:
     """Infer every value of ``model`` in place and return the :class:`ShapeInfo`."""
     load_ops()
 
@@ -540,7 +537,7 @@ def run_inference(model: Model, verbose: int = 0, notes: Optional[list] = None) 
             gc.enable()
 
 
-def _run(model: Model, verbose: int, notes: Optional[list], t0: float) -> ShapeInfo:
+def _run(model: Model, verbose: int, notes: list | None, t0: float) -> ShapeInfo:
     info = ShapeInfo()
     inf = Inference(model, info, verbose=verbose, notes=notes)
     g = model.graph
@@ -574,4 +571,4 @@ def _run(model: Model, verbose: int, notes: Optional[list], t0: float) -> ShapeI
     return info
 
 
-__all__ = ["Inference", "run_inference", "join_types", "STRICT"]
+__all__ = ["STRICT", "Inference", "join_types", "run_inference"]

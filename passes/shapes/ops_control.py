@@ -9,8 +9,6 @@ is M when the loop has no condition, else a fresh ``loop_<node>`` symbol.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ...ir import OptionalType, SequenceType, Shape, TensorType
 from . import dims as D
 from .common import norm_axis
@@ -19,12 +17,12 @@ from .infer import join_types
 from .table import shape_fn
 
 
-def _seq_items(n: NodeCtx, i: int) -> Optional[list]:
+def _seq_items(n: NodeCtx, i: int) -> list | None:
     v = n.input(i)
     return None if v is None else n.inf.seq_items_of(v)
 
 
-def _set_seq(n: NodeCtx, i: int, elem, items: Optional[list]) -> None:
+def _set_seq(n: NodeCtx, i: int, elem, items: list | None) -> None:
     n.set_type(i, SequenceType(elem))
     if items is not None and i < n.n_out:
         n.inf.set_seq_items(n.node.outputs[i], items)

@@ -107,6 +107,7 @@ def _bias_split_gelu(n: NodeCtx) -> None:
     n.set(0, n.dtype(0), list(x[:-1]) + [D.truediv(x[-1], 2)])
 
 
+@shape_fn("", "SimplifiedLayerNormalization")  # onnxruntime registers it in the onnx domain
 @shape_fn(MS, "LayerNormalization", "SimplifiedLayerNormalization")
 def _layernorm(n: NodeCtx) -> None:
     x = n.shape(0)
@@ -130,10 +131,8 @@ def _skip_layernorm(n: NodeCtx) -> None:
     if x is None:
         return
     ms = list(x[:-1]) + [1]
-    simplified = n.node.op_type == "SkipSimplifiedLayerNormalization"
-    outs = [(1, FLOAT, ms), (2, FLOAT, ms), (3, dt, x)] if not simplified else \
-        [(1, FLOAT, ms), (2, FLOAT, ms), (3, dt, x)]
-    for i, t, s in outs:
+    # output, mean, inv_std_var (float), input_skip_bias_sum: the same for both variants.
+    for i, t, s in ((1, FLOAT, ms), (2, FLOAT, ms), (3, dt, x)):
         if n.has_out(i):
             n.set(i, t, s)
 

@@ -430,13 +430,12 @@ def _attention(n: NodeCtx) -> None:
         B, qs = q[0], q[1]
         if not qh or not kvh:
             return
-        head = D.truediv(q[2], qh)
         kvs = k[1]
         vhead = D.truediv(v[2], kvh)
         y = [B, qs, D.mul(qh, vhead)]
         khead = D.truediv(k[2], kvh)
     elif len(q) == 4:
-        B, qh, qs, head = q
+        B, qh, qs, _ = q
         kvh, kvs, khead = k[1], k[2], k[3]
         vhead = v[3]
         y = [B, qh, qs, vhead]
@@ -709,4 +708,4 @@ def _tfidf(n: NodeCtx) -> None:
         n.set(0, FLOAT, [x[0], width])
 
 
-__all__ = ["matmul_shape", "conv_out"]
+__all__ = ["conv_out", "matmul_shape"]

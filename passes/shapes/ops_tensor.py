@@ -9,11 +9,10 @@ Identity-like moves. Element values (``vals``) move with the data where the op r
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 
-from ...ir import SymDim, TensorType
+from ...ir import SymDim
 from . import dims as D
 from . import values as V
 from .common import broadcast, ints_arg, norm_axis
@@ -29,7 +28,7 @@ def _static(shape) -> bool:
     return shape is not None and all(type(d) is int for d in shape)
 
 
-def _reshape_vals(a: Optional[np.ndarray], shape) -> Optional[np.ndarray]:
+def _reshape_vals(a: np.ndarray | None, shape) -> np.ndarray | None:
     if a is None or not _static(shape):
         return None
     n = math.prod(shape)
@@ -418,7 +417,7 @@ def _squeeze(n: NodeCtx) -> None:
             n.set(0, dt, None)
         return
     if s is None:
-        n.set(0, dt, None if not present else None)
+        n.set(0, dt, None)
         return
     r = len(s)
     if present:
@@ -447,7 +446,7 @@ def _squeeze(n: NodeCtx) -> None:
 def _unsqueeze(n: NodeCtx) -> None:
     s = n.shape(0)
     dt = n.dtype(0)
-    present, axes = ints_arg(n, "axes", 1)
+    _, axes = ints_arg(n, "axes", 1)
     if axes is None or s is None:
         if s is not None and n.has(1) and n.shape(1) is not None and type(n.shape(1)[0]) is int:
             n.set(0, dt, [None] * (len(s) + n.shape(1)[0]))
@@ -613,7 +612,7 @@ def _range(n: NodeCtx) -> None:
             if delta == 0:
                 n.error("Range: delta is 0")
                 return
-            count = max(0, int(math.ceil((limit - start) / delta)))
+            count = max(0, math.ceil((limit - start) / delta))
         elif type(delta) is int or (isinstance(delta, float) and delta == int(delta)):
             dl = int(delta)
             diff = V.sub(limit, start, dt)
@@ -867,4 +866,4 @@ def _einsum(n: NodeCtx) -> None:
     n.set(0, dt, out)
 
 
-__all__ = ["slice_dim", "BIG"]
+__all__ = ["BIG", "slice_dim"]

@@ -7,7 +7,7 @@ stays unknown; the function never guesses.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _TABLE: dict[tuple[str, str], Callable] = {}
 
@@ -35,4 +35,4 @@ def covered(domain: str = "") -> list[str]:
     return sorted(op for d, op in _TABLE if d == dom)
 
 
-__all__ = ["shape_fn", "lookup", "covered"]
+__all__ = ["covered", "lookup", "shape_fn"]

@@ -10,7 +10,8 @@ rationals (a float tensor holding ``seq`` after a Cast), so ``floor(Cast(seq) * 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -172,7 +173,7 @@ def dmax(a, b, dtype: int):
     if a is None or b is None:
         return None
     if not _sym(a) and not _sym(b):
-        return a if a >= b else b
+        return max(a, b)
     if dtype in INTS:
         return D.dmax(_int(a), _int(b))
     return _float_sym(lambda x, y: D.sp().Max(x, y), a, b, dtype) if dtype in FLOATS else None
@@ -183,7 +184,7 @@ def dmin(a, b, dtype: int):
     if a is None or b is None:
         return None
     if not _sym(a) and not _sym(b):
-        return a if a <= b else b
+        return min(a, b)
     if dtype in INTS:
         return D.dmin(_int(a), _int(b))
     return _float_sym(lambda x, y: D.sp().Min(x, y), a, b, dtype) if dtype in FLOATS else None
@@ -204,7 +205,7 @@ def power(a, b, dtype: int):
         r = 1
         for _ in range(int(b)):
             r = D.mul(r, a)
-        return r if dtype in INTS else r
+        return r
     return None
 
 
@@ -381,7 +382,7 @@ def where(c, x, y):
 _UFUNCS: dict = {}
 
 
-def elementwise(fn: Callable, *arrays: Optional[np.ndarray]) -> Optional[np.ndarray]:
+def elementwise(fn: Callable, *arrays: np.ndarray | None) -> np.ndarray | None:
     """Apply ``fn`` element by element with numpy broadcasting (None when any input is None)."""
     if any(a is None for a in arrays):
         return None
@@ -397,6 +398,29 @@ def elementwise(fn: Callable, *arrays: Optional[np.ndarray]) -> Optional[np.ndar
     return obj_array(out, shape)
 
 
-__all__ = ["add", "sub", "mul", "div", "mod", "dmax", "dmin", "power", "neg", "absolute",
-           "floor", "ceil", "sqrt", "cast", "equal", "less", "less_equal", "logical_not",
-           "logical_and", "logical_or", "logical_xor", "where", "elementwise", "wrap_int"]
+__all__ = [
+    "absolute",
+    "add",
+    "cast",
+    "ceil",
+    "div",
+    "dmax",
+    "dmin",
+    "elementwise",
+    "equal",
+    "floor",
+    "less",
+    "less_equal",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "mod",
+    "mul",
+    "neg",
+    "power",
+    "sqrt",
+    "sub",
+    "where",
+    "wrap_int",
+]
