@@ -140,7 +140,7 @@ def const_value(v: Optional[Value]) -> Optional[np.ndarray]:
             return v.const_value.numpy()
         return None
     node = v.producer
-    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or has_ref_attrs(node):
         return None
     for key in _CONST_ATTRS:
         a = node.attributes.get(key)
@@ -176,6 +176,12 @@ def schema_default(op_type: str, attr: str, opset: int, domain: str = "") -> Any
     if isinstance(val, list):
         val = tuple(val)
     return val
+
+
+def has_ref_attrs(node: Node) -> bool:
+    """True when an attribute of ``node`` refers to an attribute of its function (``@name``):
+    its value is not known inside the body, so no rule may read it."""
+    return any(a.ref_attr_name for a in node.attributes.values())
 
 
 def attr_of(node: Node, name: str, opset: int) -> Any:
@@ -481,6 +487,8 @@ class _Matcher:
             yield from self.inputs(pats, vals, i + 1, b2)
 
     def node_constraints(self, p: Op, node: Node) -> Optional[str]:
+        if has_ref_attrs(node):
+            return "an attribute refers to a function attribute (value unknown here)"
         for key, want in p.attrs.items():
             got = attr_of(node, key, self.opset)
             ok = want(got) if callable(want) else _same(got, want)
@@ -1008,5 +1016,5 @@ def apply_rules(model: Model, rules: Sequence[Rule], ctx: Optional[PassContext] 
 __all__ = [
     "Pattern", "Var", "Const", "Opt", "Or", "Op", "Rule", "Match", "Shapes", "Rewriter",
     "RewritePass", "TraceEvent", "Tracer", "NotApplicable", "VerboseTracer", "apply_rules",
-    "const_value", "attr_of", "schema_default", "verbose_tracer", "match",
+    "const_value", "attr_of", "has_ref_attrs", "schema_default", "verbose_tracer", "match",
 ]

@@ -395,3 +395,35 @@ def test_verbose_tracer_notes_near_misses():
     P().run(m, ctx)
     assert any("rule test-refuser.refuser refused at Add" in n and "not negative" in n
                for n in ctx.notes)
+
+
+def test_function_bodies_and_attribute_references():
+    """Rules run inside model-local functions; a node whose attribute refers to a function
+    attribute (``@p``) has no known value there and never matches."""
+    m = model_from_text("""<ir_version: 8, opset_import: ["" : 17, "local" : 1]>
+        g (float[2,3] x) => (float[2,3] y, float[2,3] z) {
+           y = local.Ref <p = [1, 0]> (x)
+           z = local.Plain (x)
+        }
+        <domain: "local", opset_import: ["" : 17]>
+        Ref <p> (a) => (b) {
+           t = Neg <alpha: float = @p> (a)
+           b = Neg (t)
+        }
+        <domain: "local", opset_import: ["" : 17]>
+        Plain (a) => (b) {
+           t = Neg (a)
+           b = Neg (t)
+        }""")
+
+    class Cancel(Rule):
+        name = "cancel"
+        pattern = Op("Neg", Op("Neg", "x", name="inner"))
+
+        def rewrite(self, m, b):
+            return b.op("Identity", [m["x"]])
+
+    res = run(m, Cancel())
+    assert len(res.rewrites) == 1
+    bodies = {f.name: Counter(n.op_type for n in f.graph.nodes) for f in m.functions.values()}
+    assert bodies == {"Ref": Counter({"Neg": 2}), "Plain": Counter({"Identity": 1})}

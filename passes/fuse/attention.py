@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..rewrite import Const, Match, Op, Opt, Or, Rule, attr_of, const_value
+from ..rewrite import Const, Match, Op, Opt, Or, Rule, attr_of, const_value, has_ref_attrs
 from ._common import BOOL, FLOAT, FLOAT16, scalar
 
 _QK = Op("MatMul", "q", "kt", name="qk")
@@ -42,7 +42,7 @@ def _causal(m: Match, cond, sq, sk) -> bool:
     """True when ``cond`` is provably ``tril(ones(sq, sk)) == 0`` (True strictly above the
     diagonal), possibly through a Cast to bool. Read-only."""
     n = cond.producer
-    if n is not None and n.op_type == "Cast" and n.attr("to") == BOOL:
+    if n is not None and n.op_type == "Cast" and not has_ref_attrs(n) and n.attr("to") == BOOL:
         n = n.inputs[0].producer
     if n is None or n.op_type != "Equal":
         return False
@@ -50,7 +50,8 @@ def _causal(m: Match, cond, sq, sk) -> bool:
     if scalar(const_value(z)) != 0:
         a, z = z, a
     t = a.producer if scalar(const_value(z)) == 0 else None
-    if t is None or t.op_type != "Trilu" or int(attr_of(t, "upper", m.opset) or 0) != 0:
+    if t is None or t.op_type != "Trilu" or has_ref_attrs(t) \
+            or int(attr_of(t, "upper", m.opset) or 0) != 0:
         return False
     if len(t.inputs) > 1 and t.inputs[1] is not None and scalar(const_value(t.inputs[1])) != 0:
         return False
@@ -58,7 +59,8 @@ def _causal(m: Match, cond, sq, sk) -> bool:
     c = const_value(ones)
     if c is not None:
         dims = list(c.shape) if c.ndim == 2 and np.all(c != 0) else None
-    elif ones.producer is not None and ones.producer.op_type == "ConstantOfShape":
+    elif ones.producer is not None and ones.producer.op_type == "ConstantOfShape" \
+            and not has_ref_attrs(ones.producer):
         val = ones.producer.attr("value")
         fill = None if val is None else scalar(val.numpy())
         dims = m.shapes.sym_value(ones.producer.inputs[0]) if fill else None

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..rewrite import Const, Match, NotApplicable, Op, Opt, Rule, const_value
+from ..rewrite import Const, Match, NotApplicable, Op, Opt, Rule, const_value, has_ref_attrs
 from ._common import attrs_of, axes_of
 
 # Elementwise ops (numpy-style broadcasting, no axis attributes) that commute with a Transpose.
@@ -93,7 +93,7 @@ def _elementwise_chain(y, limit: int = 16):
     v = y
     while len(chain) <= limit:
         n = v.producer
-        if n is None or v.is_graph_output() or v.num_uses() != 1:
+        if n is None or v.is_graph_output() or v.num_uses() != 1 or has_ref_attrs(n):
             return None
         if n.op_type == "Transpose" and not n.domain:
             return (n, list(reversed(chain))) if chain else None
