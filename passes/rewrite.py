@@ -326,6 +326,13 @@ class Match:
         self.shapes = shapes
         self._b = bindings
         self._consts: dict[str, Optional[np.ndarray]] = {}
+        self.extra: list[tuple[Value, Value]] = []  # also_replace() requests of the rewrite
+
+    def also_replace(self, old: Value, new: Value) -> None:
+        """From ``rewrite``: replace ``old`` (an output of a node outside the match, e.g. a
+        sibling the rule merges) by ``new`` as well. The driver does it after the root, with the
+        same type and name handling, and erases what became dead."""
+        self.extra.append((old, new))
 
     def __getitem__(self, name: str) -> Optional[Value]:
         return self._b[name]
@@ -835,15 +842,17 @@ class Rewriter:
             if len(new) != len(root.outputs):
                 raise RuntimeError(f"rule {name} returned {len(new)} values for "
                                    f"{len(root.outputs)} outputs of {root!r}")
-            for old, nv in zip(root.outputs, new):
+            pairs = list(zip(root.outputs, new)) + m.extra
+            for old, nv in pairs:
                 _check_replacement(name, old, nv)
         except BaseException:
             _rollback(b)
             raise
-        replaced = tuple(_node_id(n) for n in m.nodes)
-        inputs = _external_inputs(m.nodes)
+        others = [old.producer for old, _ in m.extra if old.producer is not None]
+        replaced = tuple(_node_id(n) for n in list(m.nodes) + others)
+        inputs = _external_inputs(list(m.nodes) + others)
         created = set(map(id, b.created))
-        for old, nv in zip(root.outputs, new):
+        for old, nv in pairs:
             if nv is None:
                 continue
             if nv.type is None:
@@ -852,7 +861,7 @@ class Rewriter:
                     and not old.is_graph_output():
                 nv.name, old.name = old.name, None
             old.replace_all_uses_with(nv, outputs=True)
-        _erase_dead(graph, m.nodes)
+        _erase_dead(graph, list(m.nodes) + others)
         _erase_dead_inputs(inputs)
         self.count += 1
         result.modified = True
@@ -862,7 +871,7 @@ class Rewriter:
             self.tracer(TraceEvent(name, root, "applied"))
         for n in b.created:
             work.push(n)
-        for v in itertools.chain(new, inputs):
+        for v in itertools.chain((nv for _, nv in pairs), inputs):
             if v is None:
                 continue
             work.push(v.producer)

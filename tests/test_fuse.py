@@ -277,6 +277,41 @@ def test_transpose_gemm():
          .replace("y = Gemm", "z = Relu (ta)\n y = Gemm"), "transpose_gemm", fires=1)
 
 
+def siblings(bias: bool = True, opset: int = 17, kv: int = 8, extra: str = "", outs: str = ""):
+    adds = "\n".join(f"           {n} = Add (m{n}, b{n})" for n in "qkv") if bias else ""
+    names = "qkv" if bias else ["mq", "mk", "mv"]
+    return (f"""{header(opset)}
+        g (float[B,S,8] x, float[8,8] wq, float[8,8] wk, float[8,{kv}] wv, float[8] bq,
+           float[8] bk, float[{kv}] bv) => (float[B,S,8] {names[0]}, float[B,S,8] {names[1]},
+           float[B,S,{kv}] {names[2]}{outs}) {{
+           mq = MatMul (x, wq)
+           mk = MatMul (x, wk)
+           mv = MatMul (x, wv)
+{adds}
+           {extra}
+        }}""", dict(wq=rand(8, 8), wk=rand(8, 8), wv=rand(8, kv), bq=rand(8), bk=rand(8),
+                    bv=rand(kv)))
+
+
+def test_matmul_siblings():
+    m = fuse(*siblings(), "matmul_siblings", ops={"MatMul": 1, "Add": 1, "Split": 1})
+    assert [v.name for v in m.graph.outputs] == ["q", "k", "v"]
+    fuse(*siblings(kv=4), "matmul_siblings", ops={"MatMul": 1, "Split": 1})
+    t, i = siblings(bias=False)
+    fuse(t, "matmul_siblings", {k: v for k, v in i.items() if not k.startswith("b")},
+         ops={"MatMul": 1, "Add": 0, "Split": 1})
+    fuse(*siblings(opset=11), "matmul_siblings", ops={"Split": 1})  # split as an attribute
+
+
+def test_matmul_siblings_near_misses():
+    t, i = siblings()
+    fuse(t, "matmul_siblings", {k: v for k, v in i.items() if k not in ("wk", "wv")},
+         fires=0)  # only one MatMul has constant weights
+    # a weight also used elsewhere would be stored twice
+    fuse(*siblings(extra="z = Neg (wq)", outs=", float[8,8] z"), "matmul_siblings",
+         {**siblings()[1]}, fires=1, ops={"MatMul": 2})
+
+
 # -- Transposes ------------------------------------------------------------------------------------
 
 def test_transpose_pairs():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..rewrite import Match, Op, Opt, Rule, Var
+import numpy as np
+
+from ..rewrite import Const, Match, NotApplicable, Op, Opt, Rule, Var, const_value
 from ._common import DOUBLE, FLOAT, attrs_of
 
 _GEMM_TYPES = (FLOAT, DOUBLE)  # what onnxruntime's CPU Gemm implements
@@ -68,6 +70,95 @@ class TransposeGemm(Rule):
         return b.op("Gemm", ins, attrs_of(gemm, **{key: flipped}), name=gemm.name)
 
 
-RULES = [MatMulAdd(), TransposeGemm()]
+def _sibling_plan(m: Match):
+    """[(matmul node, weights, bias Add node or None, bias)] for every MatMul reading x with
+    private constant 2-D weights of the root's type and inner size, in use order."""
+    x, w0 = m["x"], m.const("w")
+    out, seen = [], set()
+    for node, i in x.uses():
+        if i != 0 or node.op_type != "MatMul" or node.domain or id(node) in seen:
+            continue
+        if node.graph is not m.graph or node.inputs[1] is x:
+            continue
+        seen.add(id(node))
+        wv = node.inputs[1]
+        w = const_value(wv)
+        if w is None or w.ndim != 2 or w.dtype != w0.dtype or w.shape[0] != w0.shape[0]:
+            continue
+        if wv.num_uses() != 1:
+            continue  # shared weights would be stored twice
+        add, bias = None, None
+        y = node.outputs[0]
+        if y.num_uses() == 1 and not y.is_graph_output():
+            user, _ = y.uses()[0]
+            other = [v for v in user.inputs if v is not y]
+            c = const_value(other[0]) if user.op_type == "Add" and len(other) == 1 else None
+            if c is not None and c.dtype == w.dtype and c.shape == (w.shape[1],):
+                add, bias = user, c
+        out.append((node, w, add, bias))
+    return out
 
-__all__ = ["RULES", "MatMulAdd", "TransposeGemm"]
+
+class MatMulSiblings(Rule):
+    """MatMuls that read the same x with constant 2-D weights (the Q/K/V projections) become
+    one MatMul with the weights concatenated, and a Split along the last axis; when every one
+    of them is followed by an Add of a constant [N_i] bias, the biases are concatenated into
+    one Add before the Split. Exact (each output element is the same dot product). Weights
+    used elsewhere are left alone (merging would store them twice)."""
+
+    name = "matmul_siblings"
+    summary = "merge MatMuls sharing an input (Q/K/V projections) into one MatMul + Split"
+    opset = 1
+    benefit = 1
+    pattern = [Op("Add", Op("MatMul", "x", Const("w", rank=2), name="mm"), Const("b"),
+                  commutative=True, name="add"),
+               Op("MatMul", "x", Const("w", rank=2), name="mm")]
+
+    def plan(self, m: Match):
+        sib = _sibling_plan(m)
+        if m.dtype("x") not in (FLOAT, DOUBLE, 10, 16):
+            return NotApplicable("input is not a float tensor")
+        if len(sib) < 2 or all(n is not m.node("mm") for n, _, _, _ in sib):
+            return NotApplicable("no sibling MatMul with constant weights")
+        with_bias = all(add is not None for _, _, add, _ in sib)
+        if m.get("add") is not None and not with_bias:
+            return NotApplicable("not every sibling has a bias (merged at the MatMuls)")
+        if m.get("add") is None and with_bias:
+            return NotApplicable("every sibling has a bias (merged at the Adds)")
+        return sib, with_bias
+
+    def check(self, m: Match) -> Optional[str]:
+        p = self.plan(m)
+        return p if isinstance(p, str) else None
+
+    def rewrite(self, m: Match, b):
+        sib, with_bias = self.plan(m)
+        x = m["x"]
+        if x.producer is not None and x.producer.graph is m.graph:
+            b.before, b.after = None, x.producer  # before every sibling's first use
+        else:
+            b.before, b.after = next(iter(m.graph.nodes)), None
+        w = np.concatenate([w for _, w, _, _ in sib], axis=1)
+        y = b.op("MatMul", [x, b.const(w)])
+        if with_bias:
+            y = b.op("Add", [y, b.const(np.concatenate([c for _, _, _, c in sib]))])
+        sizes = [w.shape[1] for _, w, _, _ in sib]
+        if m.opset >= 13:
+            parts = b.op("Split", [y, b.const(np.array(sizes, np.int64))], {"axis": -1},
+                         num_outputs=len(sib))
+        else:
+            parts = b.op("Split", [y], {"axis": -1, "split": sizes}, num_outputs=len(sib))
+        root_out = m.root.outputs[0]
+        result = None
+        for (node, _, add, _), part in zip(sib, parts):
+            old = add.outputs[0] if with_bias else node.outputs[0]
+            if old is root_out:
+                result = part
+            else:
+                m.also_replace(old, part)
+        return result
+
+
+RULES = [MatMulAdd(), TransposeGemm(), MatMulSiblings()]
+
+__all__ = ["RULES", "MatMulAdd", "TransposeGemm", "MatMulSiblings"]
