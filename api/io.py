@@ -218,11 +218,86 @@ class _ExternalWriter:
         return p
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mkstemp(folder: str, suffix: str, mode: int) -> tuple[int, str]:
+    """A temporary file in ``folder`` (so the final rename stays on one filesystem)."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".onnxopt-", suffix=suffix)
+    try:
+        os.fchmod(fd, mode)  # mkstemp makes 0600; the result gets the mode a new file would
+    except OSError:
+        pass
+    return fd, tmp
+
+
+def _old_locations(path: str) -> set:
+    """External data locations the model file currently at ``path`` reads (empty if none)."""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) >= 2**31:
+            return set()
+        import onnx
+
+        with open(path, "rb") as f:
+            m = onnx.ModelProto.FromString(f.read())
+    except Exception:  # noqa: BLE001 - an unreadable old file protects nothing
+        return set()
+    out = set()
+    stack = [m.graph]
+    while stack:
+        g = stack.pop()
+        for t in g.initializer:
+            if t.data_location == 1:
+                out.update(e.value for e in t.external_data if e.key == "location")
+        for n in g.node:
+            for a in n.attribute:
+                if a.HasField("g"):
+                    stack.append(a.g)
+                stack.extend(a.graphs)
+    return out
+
+
+def _data_location(path: str, folder: str) -> tuple[str, set]:
+    """(location for the new data file, locations of ours the old output used).
+
+    The new data never overwrites a file the existing output reads: with the default name taken
+    by the previous output, ``<name>.1.data`` is used (and the other way round), so that until
+    the model file is renamed into place, the previous output stays whole.
+    """
+    name = os.path.basename(path)
+    candidates = [name + ".data"] + [f"{name}.{i}.data" for i in range(1, 4)]
+    if not any(os.path.exists(os.path.join(folder, c)) for c in candidates):
+        return candidates[0], set()
+    old = _old_locations(path)
+    ours = {c for c in candidates if c in old}
+    for c in candidates:
+        if c not in old:
+            return c, ours
+    raise UsageError(f"{path}: the existing file reads all of {', '.join(candidates)}")
+
+
+def _external_paths(model) -> set:
+    out = set()
+    for g in model.graphs():
+        for v in g.initializers:
+            ref = v.const_value.external
+            if ref is not None:
+                out.add(os.path.realpath(ref.path))
+    return out
+
+
 def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None) -> None:
     """Write a model atomically. ``external``: None decides (over 2 GB or already external).
 
-    With external data the weights go to ``<file name>.data`` beside the model; both files are
-    written to temporaries in the target folder and renamed into place, data first.
+    With external data the weights go to ``<file name>.data`` beside the model. Every file is
+    written to a temporary in the target folder and renamed into place, the data before the
+    model; the data file never replaces one the existing output reads (it alternates with
+    ``<file name>.1.data``), so an interruption at any point leaves the previous output whole.
+    A data file of ours that the previous output read is removed once the new model is in place,
+    unless the model being saved still reads from it.
     """
     from .ir.lower import lower_model
 
@@ -230,16 +305,25 @@ def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None) 
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"{path}: the output folder does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory")
+    reads = _external_paths(model)
+    if os.path.realpath(path) in reads:
+        raise UsageError(f"{path}: the model reads its weights from this file; write elsewhere")
     if external is None:
-        external = _tensor_bytes(model) >= _INLINE_LIMIT or any(
-            v.const_value.is_external for g in model.graphs() for v in g.initializers)
+        external = _tensor_bytes(model) >= _INLINE_LIMIT or bool(reads)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
     tmp_files: list[str] = []
+    stale: set = set()
     try:
         data_final = None
         if external:
-            location = os.path.basename(path) + ".data"
+            location, stale = _data_location(path, folder)
             data_final = os.path.join(folder, location)
-            fd, data_tmp = tempfile.mkstemp(dir=folder, prefix=".onnxopt-", suffix=".data.tmp")
+            fd, data_tmp = _mkstemp(folder, ".data.tmp", mode)
             tmp_files.append(data_tmp)
             with os.fdopen(fd, "wb") as f:
                 proto = lower_model(model, _ExternalWriter(f, location))
@@ -248,7 +332,7 @@ def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None) 
         else:
             proto = lower_model(model)
         data = proto.SerializeToString()
-        fd, model_tmp = tempfile.mkstemp(dir=folder, prefix=".onnxopt-", suffix=".onnx.tmp")
+        fd, model_tmp = _mkstemp(folder, ".onnx.tmp", mode)
         tmp_files.append(model_tmp)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -262,6 +346,13 @@ def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None) 
         for t in tmp_files:
             try:
                 os.unlink(t)
+            except OSError:
+                pass
+    for loc in stale:  # the previous output's data, which nothing of ours reads any more
+        p = os.path.join(folder, loc)
+        if os.path.realpath(p) not in reads and p != data_final:
+            try:
+                os.unlink(p)
             except OSError:
                 pass
 

@@ -92,7 +92,7 @@ class _Lifter:
         self.free_cache: dict = {}
 
     # -- attributes -----------------------------------------------------------------------------
-    def attr(self, a, chain: list) -> Attr:
+    def attr(self, a, chain: list, owner=None) -> Attr:
         t = a.type
         if t == 0:  # very old files leave the type out; infer it from the field that is set
             from onnx import helper
@@ -103,11 +103,12 @@ class _Lifter:
         if t == A_GRAPHS:
             return Attr(a.name, t, tuple(self.graph(g, chain) for g in a.graphs),
                         ref_attr_name=a.ref_attr_name)
-        if t == A_TENSOR:  # Constant values: data must fit the dims before anything decodes them
-            check_proto_data(a.t, what=f"the tensor of attribute {a.name!r}")
-        elif t == A_TENSORS:
-            for tp in a.tensors:
-                check_proto_data(tp, what=f"a tensor of attribute {a.name!r}")
+        if t in (A_TENSOR, A_TENSORS):  # Constant values: data must fit the dims, undecoded
+            where = f"attribute {a.name!r}"
+            if owner is not None:
+                where = f"node {owner.name or owner.op_type!r} {where}"
+            for tp in [a.t] if t == A_TENSOR else a.tensors:
+                check_proto_data(tp, what=f"{where}: tensor {tp.name!r}")
         return Attr(a.name, t, proto=a, ref_attr_name=a.ref_attr_name)
 
     # -- graphs ---------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ class _Lifter:
             node.attributes = {}
             if len(np_.attribute):
                 for a in np_.attribute:
-                    at = attr(a, chain)
+                    at = attr(a, chain, np_)
                     node.attributes[at.name] = at
                     if at.type == A_GRAPH:
                         at.value.parent_node = node
