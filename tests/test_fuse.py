@@ -652,7 +652,10 @@ def test_hard_swish():
     body = "h = HardSigmoid <alpha = 0.16666667, beta = 0.5> (x)\n y = Mul (h, x)"
     fuse(hard(14, body), "hard_swish", ops={"HardSwish": 1})
     fuse(hard(14, body.replace("0.16666667", "0.2")), "hard_swish", fires=0)
-    fuse(hard(13, body), "hard_swish", fires=0)
+    fuse(hard(13, body), "hard_swish", fires=0)  # no HardSwish before opset 14: already final
+    body = ("a = Add (x, three)\n c = Clip (a, zero, six)\n m = Mul (x, c)\n y = Div (m, six)")
+    fuse(hard(13, body), "hard_swish", ops={"HardSigmoid": 1, "Mul": 1, "Clip": 0, "Div": 0},
+         feeds={"x": np.linspace(-5, 5, 16, dtype=np.float32).reshape(2, 8)})
 
 
 def test_mish():

@@ -1,5 +1,5 @@
-"""Activation fusions: Gelu (erf and tanh forms, opset 20), HardSigmoid (6), HardSwish (14),
-Mish (18), each from the decompositions exporters write.
+"""Activation fusions: Gelu (erf and tanh forms, opset 20), HardSigmoid (6), HardSwish (14; below
+it x * HardSigmoid(x)), Mish (18), each from the decompositions exporters write.
 
 Constants are recognised up to their storage precision (``sqrt(2)`` stored as float32 is
 1.4142135); every constant must be a single element that cannot broadcast the input's shape.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from ..rewrite import Const, Match, Op, Opt, Or, Rule
+from ..rewrite import Const, Match, NotApplicable, Op, Opt, Or, Rule
 from ._common import FLOATS, is_close, scalar, scalar_fits
 
 _SQRT2 = math.sqrt(2.0)
@@ -165,11 +165,13 @@ class HardSigmoid(_Activation):
 
 
 class HardSwish(_Activation):
-    """x * HardSigmoid(x; 1/6, 0.5), x * clip(x + 3, 0, 6) / 6 and its orderings -> HardSwish."""
+    """x * HardSigmoid(x; 1/6, 0.5), x * clip(x + 3, 0, 6) / 6 and its orderings -> HardSwish
+    (opset 14). Below opset 14 the clip forms become x * HardSigmoid(x; 1/6, 0.5), two nodes
+    instead of four."""
 
     name = "hard_swish"
-    summary = "HardSwish from x*HardSigmoid(x) or x*Clip(x+3, 0, 6)/6"
-    opset = 14
+    summary = "HardSwish from x*HardSigmoid(x) or x*Clip(x+3, 0, 6)/6 (x*HardSigmoid(x) < 14)"
+    opset = 6
     benefit = 6
     pattern = [Op("Mul", "x", Op("HardSigmoid", "x", name="hs"), commutative=True, name="out"),
                Op("Div", Op("Mul", "x", _CLIP, commutative=True, name="xc"), Const("d"),
@@ -182,6 +184,8 @@ class HardSwish(_Activation):
 
     def extra_check(self, m: Match) -> Optional[str]:
         if m.get("hs") is not None:
+            if m.opset < 14:
+                return NotApplicable("HardSwish needs opset 14; x * HardSigmoid(x) is final")
             hs = m.node("hs")
             alpha, beta = m.attr(hs, "alpha"), m.attr(hs, "beta")
         else:
@@ -199,7 +203,10 @@ class HardSwish(_Activation):
         return None
 
     def rewrite(self, m: Match, b):
-        return b.op("HardSwish", [m["x"]])
+        if m.opset >= 14:
+            return b.op("HardSwish", [m["x"]])
+        hs = b.op("HardSigmoid", [m["x"]], {"alpha": 1 / 6, "beta": 0.5})
+        return b.op("Mul", [m["x"], hs])
 
 
 class Mish(_Activation):
