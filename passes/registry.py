@@ -31,6 +31,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "fuse": "fuse",
     "upgrade": "upgrade",
     "fold": "fold",
+    "dynamize": "dynamize",
     "simplify": "simplify",
     # Peers (other tools) as passes: `onnxsim`, and every onnxoptimizer pass as
     # `onnxoptimizer:NAME` (a namespace filled on first use, see register_namespace).

@@ -1,0 +1,406 @@
+"""Where the freed sizes meet a baked one: per-node conflicts after shape inference.
+
+With the freed input dims symbolic, inference propagates them until they meet a dim the
+exporter baked in: ``Add`` of ``[batch, seq, 32]`` and a position table ``[3, 7, 32]``, a ``Reshape``
+of ``[batch, seq, 32]`` to ``[3, 7, 2, 16]``, an ``Expand`` of a zero state ``[1, 3, 16]`` to
+``[1, batch, 16]``. Each such meeting is a conflict: a static dim of one input that must equal
+a symbolic one (a :class:`DimConflict`, traced back to its constant by
+:mod:`.provenance`), an element of a node's own shape input (:class:`VecConflict`), or a
+Reshape whose target does not conserve the element count (:class:`ReshapeConflict`). Reshape
+targets are solved group by group: the data dims and target elements whose trace-size products
+match form a group, and within a group element-count conservation plus the trace sizes decide
+which element carries which symbol (``[3, 7, 2, 16]`` on ``[batch, seq, 32]`` groups as
+``batch | seq | 32 = 2*16``, so the 16 stays 16 even when seq's trace size is 16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...ir import Node, TensorType, Value
+from .algebra import Algebra, fmt_dims, is_int
+
+BROADCAST_OPS = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Where", "Equal", "Less", "LessOrEqual", "Greater",
+    "GreaterOrEqual", "And", "Or", "Xor", "Max", "Min", "Sum", "Mean", "PRelu", "BitShift",
+    "BitwiseAnd", "BitwiseOr", "BitwiseXor",
+})
+RNN_OPS = frozenset({"LSTM", "GRU", "RNN"})
+HANDLED = BROADCAST_OPS | RNN_OPS | {"MatMul", "Gemm", "Concat", "Expand", "Reshape"}
+
+
+def shape(v: Value | None) -> list | None:
+    if v is None:
+        return None
+    t = v.type
+    return list(t.shape) if isinstance(t, TensorType) and t.shape is not None else None
+
+
+def symval(v: Value | None) -> list | None:
+    if v is None:
+        return None
+    sv = v.meta.get("symval")
+    return list(sv) if sv is not None else None
+
+
+def label(node: Node) -> str:
+    return f"{node.op_type} {node.name!r}" if node.name else f"an unnamed {node.op_type}"
+
+
+@dataclass
+class DimConflict:
+    """Dim ``axis`` of ``value`` (read by ``use``) is ``static`` but must be ``want``."""
+
+    node: Node
+    value: Value
+    use: tuple
+    axis: int
+    static: int
+    want: object
+    why: str
+
+
+@dataclass
+class VecConflict:
+    """Element ``elem`` of ``node``'s input ``index`` (a shape vector) must be ``want``."""
+
+    node: Node
+    index: int
+    elem: int
+    want: object
+    why: str
+
+
+@dataclass
+class ReshapeConflict:
+    """A Reshape whose target elements must change (``target``: elem -> dim), or whose data dims
+    are static where the target is symbolic (``data``: list of DimConflict)."""
+
+    node: Node
+    target: dict = field(default_factory=dict)
+    data: list = field(default_factory=list)
+    ambiguous: list = field(default_factory=list)
+
+
+@dataclass
+class Unhandled:
+    node: Node
+    why: str
+
+
+def _pick(alg: Algebra, syms: list, static: int):
+    for s in syms:
+        if alg.evaluate(s) == static:
+            return s
+    return syms[0]
+
+
+def _broadcast(node: Node, ins: list, alg: Algebra, why: str) -> list:
+    shapes = [(i, v, shape(v)) for i, v in ins]
+    if any(s is None for _, _, s in shapes) or not shapes:
+        return []
+    r = max(len(s) for _, _, s in shapes)
+    out = []
+    for k in range(r):
+        entries = []
+        for i, v, s in shapes:
+            a = k - (r - len(s))
+            if a >= 0:
+                entries.append((i, v, a, s[a]))
+        syms = [alg.freed_dim(d) for *_, d in entries]
+        syms = [d for d in syms if d is not None]
+        if not syms:
+            continue
+        for i, v, a, d in entries:
+            if is_int(d) and d != 1:
+                want = _pick(alg, syms, d)
+                out.append(DimConflict(node, v, (node, i), a, d, want, f"{why} with {want}"))
+    return out
+
+
+def _pair(node: Node, a: tuple, b: tuple, alg: Algebra, why: str) -> list:
+    """Two dims that must be equal: (input index, value, axis) each."""
+    out = []
+    (ia, va, xa), (ib, vb, xb) = a, b
+    da, db = shape(va)[xa], shape(vb)[xb]
+    for (i, v, x, d), other in (((ia, va, xa, da), db), ((ib, vb, xb, db), da)):
+        other = alg.freed_dim(other)
+        if is_int(d) and other is not None:
+            out.append(DimConflict(node, v, (node, i), x, d, other, f"{why} with {other}"))
+    return out
+
+
+def _matmul(node: Node, alg: Algebra) -> list:
+    a, b = node.inputs[0], node.inputs[1]
+    sa, sb = shape(a), shape(b)
+    if sa is None or sb is None or len(sa) < 2 or len(sb) < 2:
+        return []
+    out = _pair(node, (0, a, len(sa) - 1), (1, b, len(sb) - 2), alg, "MatMul inner dim")
+    ba, bb = sa[:-2], sb[:-2]
+    r = max(len(ba), len(bb))
+    for k in range(r):
+        ka, kb = k - (r - len(ba)), k - (r - len(bb))
+        if ka >= 0 and kb >= 0 and ba[ka] != 1 and bb[kb] != 1:
+            out += _pair(node, (0, a, ka), (1, b, kb), alg, "MatMul batch dim")
+    return out
+
+
+def _gemm(node: Node, alg: Algebra) -> list:
+    a, b = node.inputs[0], node.inputs[1]
+    sa, sb = shape(a), shape(b)
+    if sa is None or sb is None or len(sa) != 2 or len(sb) != 2:
+        return []
+    ka = 0 if node.attr("transA", 0) else 1
+    kb = 1 if node.attr("transB", 0) else 0
+    return _pair(node, (0, a, ka), (1, b, kb), alg, "Gemm inner dim")
+
+
+def _concat(node: Node, alg: Algebra) -> list:
+    ins = [(i, v) for i, v in enumerate(node.inputs) if v is not None]
+    shapes = [shape(v) for _, v in ins]
+    if any(s is None for s in shapes) or not shapes:
+        return []
+    r = len(shapes[0])
+    if any(len(s) != r for s in shapes):
+        return []
+    axis = node.attr("axis", 0)
+    axis = axis + r if axis < 0 else axis
+    out = []
+    for k in range(r):
+        if k == axis:
+            continue
+        syms = [alg.freed_dim(s[k]) for s in shapes]
+        syms = [d for d in syms if d is not None]
+        if not syms:
+            continue
+        for (i, v), s in zip(ins, shapes):
+            if is_int(s[k]):
+                want = _pick(alg, syms, s[k])
+                out.append(DimConflict(node, v, (node, i), k, s[k], want,
+                                       f"Concat with {want}"))
+    return out
+
+
+def _expand(node: Node, alg: Algebra) -> list:
+    x = node.inputs[0]
+    s, tv = shape(x), symval(node.inputs[1])
+    if s is None or tv is None:
+        return []
+    r = max(len(s), len(tv))
+    out: list = []
+    for k in range(r):
+        a, e = k - (r - len(s)), k - (r - len(tv))
+        xd = s[a] if a >= 0 else 1
+        td = tv[e] if e >= 0 else 1
+        if xd is None or td is None:
+            continue
+        fx, ft = alg.freed_dim(xd), alg.freed_dim(td)
+        if is_int(td) and td != 1 and fx is not None:
+            out.append(VecConflict(node, 1, e, fx, f"Expand of a {fx} dim"))
+        if is_int(xd) and xd != 1 and ft is not None:
+            out.append(DimConflict(node, x, (node, 0), a, xd, ft, f"Expand to {ft}"))
+    return out
+
+
+def _rnn(node: Node, alg: Algebra) -> list:
+    x = node.inputs[0]
+    sx = shape(x)
+    if sx is None or len(sx) != 3:
+        return []
+    layout = node.attr("layout", 0)
+    bx = 0 if layout else 1
+    bh = 0 if layout else 1
+    out = []
+    for idx in (5, 6):
+        if idx < len(node.inputs) and node.inputs[idx] is not None:
+            h = node.inputs[idx]
+            sh = shape(h)
+            if sh is not None and len(sh) == 3:
+                out += _pair(node, (0, x, bx), (idx, h, bh), alg, f"{node.op_type} batch")
+    return out
+
+
+def group_by_trace(dt: list, tt: list) -> list | None:
+    """Pair runs of data dims with runs of target elements whose trace products are equal."""
+    if 0 in dt or 0 in tt:
+        return None
+    pd = pt = 1
+    for d in dt:
+        pd *= d
+    for t in tt:
+        pt *= t
+    if pd != pt:
+        return None
+    groups = []
+    i = j = 0
+    while i < len(dt) or j < len(tt):
+        gd, gt = [], []
+        p, q = 1, 1
+        if i < len(dt):
+            gd.append(i)
+            p = dt[i]
+            i += 1
+        if j < len(tt):
+            gt.append(j)
+            q = tt[j]
+            j += 1
+        while p != q:
+            if p < q and i < len(dt):
+                gd.append(i)
+                p *= dt[i]
+                i += 1
+            elif q < p and j < len(tt):
+                gt.append(j)
+                q *= tt[j]
+                j += 1
+            else:
+                return None
+        groups.append((gd, gt))
+    return groups
+
+
+def analyse_reshape(node: Node, alg: Algebra):
+    """None when the Reshape is consistent, else a ReshapeConflict or Unhandled."""
+    data = node.inputs[0]
+    dshape = shape(data)
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        tv = symval(node.inputs[1])
+    else:
+        tv = list(node.attr("shape", ())) or None
+    if dshape is None or tv is None or None in dshape or None in tv:
+        return None
+    if not any(alg.has_freed(d) for d in dshape) and not any(alg.has_freed(t) for t in tv):
+        return None
+    allowzero = node.attr("allowzero", 0)
+    target = []
+    minus = None
+    for i, t in enumerate(tv):
+        if is_int(t) and t == 0 and not allowzero:
+            if i >= len(dshape):
+                return None
+            target.append(dshape[i])
+        elif is_int(t) and t == -1:
+            if minus is not None:
+                return None
+            minus = i
+            target.append(None)
+        else:
+            target.append(t)
+    dt = [alg.evaluate(d) for d in dshape]
+    tt = [alg.evaluate(t) if t is not None else None for t in target]
+    if None in dt or any(t is None for k, t in enumerate(tt) if k != minus):
+        return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: sizes not "
+                               "known at the trace binding")
+    if minus is not None:
+        rest = 1
+        for k, t in enumerate(tt):
+            if k != minus:
+                rest *= t
+        total = 1
+        for d in dt:
+            total *= d
+        if rest == 0 or total % rest:
+            return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)} does not "
+                                   "fit at the trace size")
+        tt[minus] = total // rest
+    groups = group_by_trace(dt, tt)
+    if groups is None:
+        if minus is None and alg.eq(alg.prod(dshape), alg.prod(target)):
+            return None
+        return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: no grouping "
+                               "of dims matches at the trace size")
+    conflict = ReshapeConflict(node)
+    for gd, gt in groups:
+        pdim = alg.prod(dshape[i] for i in gd)
+        if minus in gt:
+            others = [target[j] for j in gt if j != minus]
+            q = alg.expr(pdim) / alg.expr(alg.prod(others))
+            if alg.integral(q):
+                continue
+            if alg.has_freed(pdim) and not any(alg.has_freed(t) for t in others):
+                sp_ = alg.split(pdim, [tt[j] for j in gt])
+                if sp_ is None:
+                    return Unhandled(node, f"cannot split {pdim} over {fmt_dims(tv)}")
+                for j, e in zip(gt, sp_[0]):
+                    if j != minus and not alg.eq(e, target[j]):
+                        conflict.target[j] = e
+                continue
+            return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: "
+                                   f"{pdim} does not divide into {fmt_dims(others)}")
+        ptgt = alg.prod(target[j] for j in gt)
+        if alg.eq(pdim, ptgt):
+            continue
+        fd, ft = alg.has_freed(pdim), alg.has_freed(ptgt)
+        if fd and not ft:
+            sp_ = alg.split(pdim, [tt[j] for j in gt])
+            if sp_ is None:
+                return Unhandled(node, f"cannot split {pdim} over target elements "
+                                       f"{[tt[j] for j in gt]}")
+            elems, amb = sp_
+            for j, e in zip(gt, elems):
+                if not alg.eq(e, target[j]):
+                    conflict.target[j] = e
+            if amb:
+                conflict.ambiguous.append((pdim, [tt[j] for j in gt], elems))
+        elif ft and not fd:
+            sp_ = alg.split(ptgt, [dt[i] for i in gd])
+            if sp_ is None:
+                return Unhandled(node, f"cannot split {ptgt} over data dims {[dt[i] for i in gd]}")
+            for i, e in zip(gd, sp_[0]):
+                if not alg.eq(e, dshape[i]) and is_int(dshape[i]):
+                    conflict.data.append(DimConflict(node, data, (node, 0), i, dshape[i], e,
+                                                     f"Reshape to {fmt_dims(tv)}"))
+        else:
+            return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: "
+                                   f"{pdim} != {ptgt}")
+    if not conflict.target and not conflict.data:
+        return None
+    return conflict
+
+
+def node_conflicts(node: Node, alg: Algebra, constraints: list) -> list:
+    """The conflicts at one node."""
+    op = node.op_type
+    if node.domain not in ("", "ai.onnx"):
+        op = ""
+    if op in BROADCAST_OPS:
+        ins = [(i, v) for i, v in enumerate(node.inputs) if v is not None]
+        if op == "PRelu":
+            ins = ins[:2]
+        return _broadcast(node, ins, alg, op)
+    if op == "MatMul":
+        return _matmul(node, alg)
+    if op == "Gemm":
+        return _gemm(node, alg)
+    if op == "Concat":
+        return _concat(node, alg)
+    if op == "Expand":
+        return _expand(node, alg)
+    if op in RNN_OPS:
+        return _rnn(node, alg)
+    if op == "Reshape":
+        r = analyse_reshape(node, alg)
+        return [r] if r is not None else []
+    out = []
+    for c in constraints:
+        sides = (c.lhs, c.rhs)
+        if any(alg.has_freed(s) for s in sides if s is not None and not is_int(s)) and \
+                any(is_int(s) and s != 1 for s in sides):
+            out.append(Unhandled(node, f"shapes require {c}"))
+            break
+    return out
+
+
+__all__ = [
+    "HANDLED",
+    "DimConflict",
+    "ReshapeConflict",
+    "Unhandled",
+    "VecConflict",
+    "analyse_reshape",
+    "group_by_trace",
+    "label",
+    "node_conflicts",
+    "shape",
+    "symval",
+]

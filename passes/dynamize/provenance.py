@@ -1,0 +1,362 @@
+"""Where a baked dim comes from: walk back from a conflict to the constants that fixed it.
+
+A conflict names a dim of some value that is static (say 7) where a symbolic size (seq) is
+needed. Walking back through the producers, using the shapes inference annotated to map the
+axis through each op (a Transpose permutes it, a Gather moves it into its indices, an Expand
+takes it from its target or its input), ends at the culprits:
+
+- :class:`VecCulprit`: an element of a shape vector a node consumes (a Reshape, Expand,
+  ConstantOfShape or Tile target, Resize sizes);
+- :class:`DataCulprit`: a dim of a constant tensor (an initializer or a Constant node), read by
+  one particular node input;
+- :class:`RangeCulprit`: the length of a Range;
+- :class:`Dead`: a path that cannot be followed (an op this walk does not know, a static dim of
+  an input that was not freed), reported to the user as is.
+
+Only inputs whose dim really is the static value are followed, so a dim that came from a weight
+is never blamed on an unrelated constant of the same value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...ir import Node, Value
+from .algebra import Algebra, is_int
+from .conflicts import BROADCAST_OPS, group_by_trace, label, shape, symval
+
+UNARY_OPS = frozenset({
+    "Cast", "CastLike", "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf",
+    "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Neg",
+    "Abs", "Not", "Softmax", "LogSoftmax", "Hardmax", "Identity", "Dropout", "Clip", "Gelu", "Elu",
+    "Selu", "Celu", "Softplus", "Softsign", "Mish", "ThresholdedRelu", "IsNaN", "IsInf",
+    "BitwiseNot", "LayerNormalization", "BatchNormalization", "InstanceNormalization", "Trilu",
+    "LpNormalization", "MeanVarianceNormalization", "Shrink", "CumSum", "GroupNormalization",
+    "RMSNormalization",
+})
+POOL_OPS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool",
+                      "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ConvInteger",
+                      "QLinearConv"})
+REDUCE_OPS = frozenset({"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
+                        "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
+                        "ReduceSumSquare", "ArgMax", "ArgMin"})
+
+
+@dataclass
+class VecCulprit:
+    node: Node
+    index: int
+    elem: int
+
+
+@dataclass
+class DataCulprit:
+    value: Value
+    use: tuple
+    dim: int
+
+
+@dataclass
+class RangeCulprit:
+    node: Node
+
+
+@dataclass
+class Dead:
+    why: str
+
+
+def _ints(node: Node, attr: str, index: int) -> list | None:
+    if attr in node.attributes:
+        return list(node.attr(attr))
+    if index < len(node.inputs) and node.inputs[index] is not None:
+        sv = symval(node.inputs[index])
+        if sv is not None and all(is_int(x) for x in sv):
+            return sv
+    return None
+
+
+class Tracer:
+    """Finds the culprits of one static dim."""
+
+    def __init__(self, alg: Algebra):
+        self.alg = alg
+
+    def culprits(self, value: Value, axis: int, static: int, use: tuple) -> list:
+        out: list = []
+        self._walk(value, axis, static, use, out, set(), 0)
+        return out or [Dead(f"dim {axis} of {value.name or 'a value'} ({static}): no source found")]
+
+    def _walk(self, v: Value, a: int, c: int, use: tuple, out: list, seen: set, depth: int):
+        key = (id(v), a)
+        if key in seen:
+            return
+        seen.add(key)
+        if depth > 200:
+            out.append(Dead(f"dim {a} of {v.name!r}: too deep to trace"))
+            return
+        p = v.producer
+        if p is None:
+            if v.const_value is not None:
+                out.append(DataCulprit(v, use, a))
+            elif v.is_graph_input():
+                out.append(Dead(f"dim {a} of input {v.name!r} is a static {c} (free it too, "
+                                f"e.g. --dynamic {v.name}:{a}=NAME)"))
+            else:
+                out.append(Dead(f"dim {a} of {v.name!r} has no producer"))
+            return
+        if p.op_type == "Constant" and p.domain in ("", "ai.onnx"):
+            out.append(DataCulprit(v, use, a))
+            return
+        n = len(out)
+        self._step(p, v, a, c, out, seen, depth)
+        if len(out) == n:
+            out.append(Dead(f"{label(p)}: dim {a} of its output ({c}) does not come from any "
+                            "input this walk can follow"))
+
+    def _follow(self, node: Node, i: int, b: int, c: int, out, seen, depth) -> bool:
+        if i >= len(node.inputs) or node.inputs[i] is None:
+            return False
+        x = node.inputs[i]
+        s = shape(x)
+        if s is None or not 0 <= b < len(s) or not (is_int(s[b]) and s[b] == c):
+            return False
+        self._walk(x, b, c, (node, i), out, seen, depth + 1)
+        return True
+
+    def _step(self, p: Node, v: Value, a: int, c: int, out, seen, depth) -> None:
+        op = p.op_type if p.domain in ("", "ai.onnx") else ""
+        vs = shape(v)
+        r = len(vs) if vs is not None else 0
+        f = lambda i, b: self._follow(p, i, b, c, out, seen, depth)
+        if op in BROADCAST_OPS or op in UNARY_OPS:
+            idx = range(len(p.inputs)) if op in BROADCAST_OPS else [0]
+            for i in idx:
+                s = shape(p.inputs[i]) if p.inputs[i] is not None else None
+                if s is not None:
+                    f(i, a - (r - len(s)))
+            return
+        if op == "Transpose":
+            s = shape(p.inputs[0])
+            perm = p.attr("perm") or (list(range(len(s) - 1, -1, -1)) if s else None)
+            if perm is not None and a < len(perm):
+                f(0, perm[a])
+            return
+        if op == "Unsqueeze":
+            axes = _ints(p, "axes", 1)
+            if axes is None:
+                return
+            axes = sorted(x + r if x < 0 else x for x in axes)
+            if a not in axes:
+                f(0, a - sum(1 for x in axes if x < a))
+            return
+        if op == "Squeeze":
+            s = shape(p.inputs[0])
+            if s is None:
+                return
+            axes = _ints(p, "axes", 1)
+            if axes is None:
+                axes = [k for k, d in enumerate(s) if d == 1]
+            axes = {x + len(s) if x < 0 else x for x in axes}
+            kept = [k for k in range(len(s)) if k not in axes]
+            if a < len(kept):
+                f(0, kept[a])
+            return
+        if op == "Reshape":
+            self._reshape(p, a, c, out, f)
+            return
+        if op == "Expand":
+            s = shape(p.inputs[0])
+            tv = symval(p.inputs[1])
+            if s is not None:
+                f(0, a - (r - len(s)))
+            if tv is not None:
+                e = a - (r - len(tv))
+                if 0 <= e < len(tv) and is_int(tv[e]) and tv[e] == c:
+                    out.append(VecCulprit(p, 1, e))
+            return
+        if op == "Tile":
+            reps = symval(p.inputs[1])
+            s = shape(p.inputs[0])
+            if reps is None or s is None or a >= len(reps):
+                return
+            if reps[a] == 1:
+                f(0, a)
+            elif s[a] == 1:
+                out.append(VecCulprit(p, 1, a))
+            return
+        if op == "ConstantOfShape":
+            out.append(VecCulprit(p, 0, a))
+            return
+        if op == "Range":
+            out.append(RangeCulprit(p))
+            return
+        if op == "Gather":
+            sd, si = shape(p.inputs[0]), shape(p.inputs[1])
+            if sd is None or si is None:
+                return
+            ax = p.attr("axis", 0)
+            ax = ax + len(sd) if ax < 0 else ax
+            if a < ax:
+                f(0, a)
+            elif a < ax + len(si):
+                f(1, a - ax)
+            else:
+                f(0, a - len(si) + 1)
+            return
+        if op == "MatMul":
+            sa, sb = shape(p.inputs[0]), shape(p.inputs[1])
+            if sa is None or sb is None or len(sa) < 2 or len(sb) < 2:
+                return
+            if a == r - 1:
+                f(1, len(sb) - 1)
+            elif a == r - 2:
+                f(0, len(sa) - 2)
+            else:
+                f(0, a - (r - len(sa)))
+                f(1, a - (r - len(sb)))
+            return
+        if op == "Gemm":
+            if a == 0:
+                f(0, 1 if p.attr("transA", 0) else 0)
+            else:
+                f(1, 0 if p.attr("transB", 0) else 1)
+            if len(p.inputs) > 2 and p.inputs[2] is not None:
+                sc = shape(p.inputs[2])
+                if sc is not None:
+                    f(2, a - (2 - len(sc)))
+            return
+        if op == "Concat":
+            ax = p.attr("axis", 0)
+            ax = ax + r if ax < 0 else ax
+            if a != ax:
+                for i in range(len(p.inputs)):
+                    f(i, a)
+            return
+        if op == "Split":
+            ax = p.attr("axis", 0)
+            ax = ax + r if ax < 0 else ax
+            if a != ax:
+                f(0, a)
+            return
+        if op == "Slice":
+            s = shape(p.inputs[0])
+            axes = _ints(p, "axes", 3) if ("axes" in p.attributes or len(p.inputs) > 3) \
+                else (list(range(len(_ints(p, "starts", 1) or []))))
+            if s is None or axes is None:
+                return
+            axes = [x + len(s) if x < 0 else x for x in axes]
+            if a not in axes:
+                f(0, a)
+            return
+        if op in POOL_OPS:
+            if a == 0:
+                f(0, 0)
+            return
+        if op in ("Resize", "Upsample"):
+            sizes = symval(p.inputs[3]) if len(p.inputs) > 3 and p.inputs[3] is not None else None
+            if sizes is not None:
+                out.append(VecCulprit(p, 3, a))
+                return
+            k = 2 if op == "Resize" else 1
+            scales = symval(p.inputs[k]) if len(p.inputs) > k and p.inputs[k] is not None \
+                else None
+            if scales is None and op == "Resize" and p.inputs[k] is not None:
+                scales = _float_vals(p.inputs[k])
+            if scales is not None and a < len(scales) and scales[a] == 1:
+                f(0, a)
+            return
+        if op in ("LSTM", "GRU", "RNN"):
+            layout = p.attr("layout", 0)
+            idx = v.index
+            batch_axis = (0 if layout else 2) if idx == 0 else (0 if layout else 1)
+            if a == batch_axis:
+                f(0, 0 if layout else 1)
+                for i in (5, 6):
+                    f(i, 0 if layout else 1)
+            elif idx == 0 and a == (1 if layout else 0):
+                f(0, 1 if layout else 0)
+            return
+        if op in REDUCE_OPS:
+            s = shape(p.inputs[0])
+            if s is None:
+                return
+            if op in ("ArgMax", "ArgMin"):
+                axes = [p.attr("axis", 0)]
+            else:
+                axes = _ints(p, "axes", 1)
+                if axes is None:
+                    return
+            axes = {x + len(s) if x < 0 else x for x in axes}
+            if p.attr("keepdims", 1):
+                if a not in axes:
+                    f(0, a)
+            else:
+                kept = [k for k in range(len(s)) if k not in axes]
+                if a < len(kept):
+                    f(0, kept[a])
+            return
+        if op == "Flatten":
+            if a == 0 and p.attr("axis", 1) == 1:
+                f(0, 0)
+            return
+
+    def _reshape(self, p: Node, a: int, c: int, out: list, f) -> None:
+        if len(p.inputs) < 2 or p.inputs[1] is None:
+            return
+        tv = symval(p.inputs[1])
+        if tv is None or a >= len(tv):
+            return
+        t = tv[a]
+        if is_int(t) and t == 0 and not p.attr("allowzero", 0):
+            f(0, a)
+            return
+        if is_int(t) and t == -1:
+            ds = shape(p.inputs[0])
+            vs = shape(p.outputs[0])
+            if ds is None or vs is None:
+                return
+            dt = [self.alg.evaluate(d) for d in ds]
+            tt = [self.alg.evaluate(d) for d in vs]
+            if None in dt or None in tt:
+                return
+            groups = group_by_trace(dt, tt)
+            for gd, gt in groups or ():
+                if a in gt and all(tt[j] == 1 for j in gt if j != a):
+                    cands = [i for i in gd if dt[i] != 1]
+                    if len(cands) == 1:
+                        f(0, cands[0])
+            return
+        out.append(VecCulprit(p, 1, a))
+
+
+def _float_vals(v: Value) -> list | None:
+    arr = const_array(v)
+    return None if arr is None else [float(x) for x in arr.reshape(-1)]
+
+
+def const_array(v: Value):
+    """The numpy value of an initializer or a Constant node's output, else None."""
+    if v.const_value is not None:
+        return v.const_value.numpy()
+    p = v.producer
+    if p is None or p.op_type != "Constant" or p.domain not in ("", "ai.onnx"):
+        return None
+    import numpy as np
+
+    for name, a in p.attributes.items():
+        val = a.value
+        if name == "value":
+            return val.numpy()
+        if name == "value_float":
+            return np.asarray(val, dtype=np.float32)
+        if name == "value_floats":
+            return np.asarray(val, dtype=np.float32)
+        if name == "value_int":
+            return np.asarray(val, dtype=np.int64)
+        if name == "value_ints":
+            return np.asarray(val, dtype=np.int64)
+    return None
+
+
+__all__ = ["DataCulprit", "Dead", "RangeCulprit", "Tracer", "VecCulprit", "const_array"]
