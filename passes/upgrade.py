@@ -54,6 +54,7 @@ class Upgrade(Pass):
         model.functions = new.functions
         model.opset_imports = dict(new.opset_imports)
         model.ir_version = max(model.ir_version, new.ir_version)
+        model.opaque = new.opaque
         ctx.note(f"upgrade: opset {current} -> {target}")
         return PassResult(modified=True, stats=Counter({"opset": target - current}))
 
