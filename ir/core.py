@@ -312,9 +312,15 @@ class Node:
 
     def subgraphs(self) -> list["Graph"]:
         """Graphs held in this node's attributes."""
+        if not self.attributes:
+            return _NO_GRAPHS
         out: list[Graph] = []
         for a in self.attributes.values():
-            out.extend(_attr_graphs(a))
+            t = a.type
+            if t == A_GRAPH:
+                out.append(a.value)
+            elif t == A_GRAPHS:
+                out.extend(a.value)
         return out
 
     @property
@@ -325,6 +331,9 @@ class Node:
     def __repr__(self) -> str:
         dom = f"{self.domain}::" if self.domain else ""
         return f"Node({dom}{self.op_type} {self.name!r})"
+
+
+_NO_GRAPHS: list = []  # shared, never mutated: most nodes hold no graph
 
 
 def _attr_graphs(a: Attr) -> list["Graph"]:
@@ -549,9 +558,10 @@ class Graph:
     def subgraphs(self) -> Iterator["Graph"]:
         """Every graph nested in this one, recursively (not including this one)."""
         for n in self._nodes:
-            for g in n.subgraphs():
-                yield g
-                yield from g.subgraphs()
+            if n.attributes:
+                for g in n.subgraphs():
+                    yield g
+                    yield from g.subgraphs()
 
     def num_nodes(self, recursive: bool = True) -> int:
         """Node count, with subgraph nodes when ``recursive``."""
