@@ -31,6 +31,7 @@ class Emitter:
         self.sources = sources  # symbol name -> (graph input, axis) it is read from
         self.b = Builder(graph, before=anchor, tag="dynamize")
         self._cache: dict = {}
+        self._names: set | None = None
         self.created = 0
 
     # -- primitives -------------------------------------------------------------------------
@@ -66,11 +67,28 @@ class Emitter:
 
         def make():
             if self.opset >= 15:
-                return self.op("Shape", [inp], {"start": axis, "end": axis + 1})
-            sh = self._memo(("shape", id(inp)), lambda: self.op("Shape", [inp]))
-            return self.op("Gather", [sh, self.i64([axis])], {"axis": 0})
+                v = self.op("Shape", [inp], {"start": axis, "end": axis + 1})
+            else:
+                sh = self._memo(("shape", id(inp)), lambda: self.op("Shape", [inp]))
+                v = self.op("Gather", [sh, self.i64([axis])], {"axis": 0})
+            v.name = self._fresh_name(f"dynamize/{name}")
+            return v
 
         return self._memo(("sym", name), make)
+
+    def _fresh_name(self, base: str) -> str:
+        """A value name no value of the graph has (the runtime size of a symbol is worth a
+        readable name in the repaired model)."""
+        if self._names is None:
+            self._names = {v.name for v in self.graph.inputs} | \
+                {v.name for v in self.graph.initializers} | \
+                {o.name for n in self.graph.all_nodes() for o in n.outputs}
+        name, k = base, 1
+        while name in self._names:
+            name = f"{base}_{k}"
+            k += 1
+        self._names.add(name)
+        return name
 
     def size(self, d) -> Value:
         """int64[1] holding dim ``d`` (an int or a SymDim)."""
@@ -150,6 +168,10 @@ class Emitter:
 
     def scalar(self, d, dtype: int = INT64) -> Value:
         """A rank-0 tensor holding dim ``d`` in ``dtype``."""
+        if type(d) is int:
+            from ...ir.types import np_dtype
+
+            return self.const(np.asarray(d, dtype=np_dtype(dtype)))
         v = self._memo(("scalar", str(d)), lambda: self.op("Reshape", [self.size(d),
                                                                        self.i64([])]))
         if dtype != INT64:

@@ -1,0 +1,260 @@
+"""Repairing fixed-shape exports: the golden/dynamize corpus through four tools.
+
+Every model in golden/dynamize was traced at one shape; PyTorch's outputs at three other shapes
+are saved beside it. For each model and tool this counts the other shapes at which the tool's
+result runs in onnxruntime and matches PyTorch (atol 1e-4, rtol 1e-3):
+
+- ``update_model_dims``: onnx's ``onnx.tools.update_model_dims.update_inputs_outputs_dims``,
+  naming the dims the corpus frees (one model for every shape);
+- ``onnxsim``: ``onnxsim.simplify(..., overwrite_input_shapes=...)`` re-run for each shape;
+- ``onnxslim``: ``onnxslim.slim(..., input_shapes=[...])`` (its input-shape modification) re-run
+  for each shape;
+- ``onnxopt``: ``-p dynamize`` with the corpus's dynamic spec (one model for every shape), and
+  ``--dynamize-values`` where the corpus notes a value equal to a size (seq_mean_div).
+
+    python benchmarks/dynamize_demo.py [--only NAME] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CORPUS = Path(__file__).resolve().parent.parent / "golden" / "dynamize"
+TOOLS = ("update_model_dims", "onnxsim", "onnxslim", "onnxopt")
+
+
+def _session(proto_or_bytes):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 4
+    data = proto_or_bytes if isinstance(proto_or_bytes, bytes) else \
+        proto_or_bytes.SerializeToString()
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def _shapes(case: str):
+    exp = np.load(CORPUS / f"{case}.expected.npz")
+    out = []
+    k = 0
+    while any(f.startswith(f"shape{k}/") for f in exp.files):
+        pre = f"shape{k}/"
+        feeds = {f[len(pre) + 6:]: exp[f] for f in exp.files if f.startswith(pre + "input:")}
+        outs = {f[len(pre) + 7:]: exp[f] for f in exp.files if f.startswith(pre + "output:")}
+        out.append((feeds, outs))
+        k += 1
+    return out
+
+
+def _matches(sess, feeds, outs) -> tuple[bool, str]:
+    try:
+        got = sess.run(None, feeds)
+    except Exception as e:  # noqa: BLE001 - a failure to run is a result
+        return False, "error: " + str(e).splitlines()[0][:80]
+    for o, g in zip(sess.get_outputs(), got):
+        want = outs[o.name]
+        if g.shape != want.shape:
+            return False, f"wrong shape {list(g.shape)}"
+        if not np.allclose(g, want, atol=1e-4, rtol=1e-3):
+            return False, f"wrong values (max abs {np.max(np.abs(g - want)):.3g})"
+    return True, "match"
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Peers print progress; keep the table readable (fd-level, they print from C++ too)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
+def _spec(meta: dict) -> str:
+    return ";".join(f"{name}:" + ",".join(f"{ax}={sym}" for ax, sym in dims.items())
+                    for name, dims in meta["dynamic"].items())
+
+
+def _one_model_for_all(make, shapes) -> list[tuple[bool, str]]:
+    try:
+        with _quiet():
+            sess = _session(make())
+    except Exception as e:  # noqa: BLE001
+        return [(False, "tool failed: " + str(e).splitlines()[0][:80])] * len(shapes)
+    return [_matches(sess, f, o) for f, o in shapes]
+
+
+def _per_shape(make, shapes) -> list[tuple[bool, str]]:
+    out = []
+    for feeds, outs in shapes:
+        try:
+            with _quiet():
+                sess = _session(make({k: list(v.shape) for k, v in feeds.items()}))
+        except Exception as e:  # noqa: BLE001
+            out.append((False, "tool failed: " + str(e).splitlines()[0][:80]))
+            continue
+        out.append(_matches(sess, feeds, outs))
+    return out
+
+
+def run_case(case: str) -> dict:
+    import onnx
+
+    meta = json.loads((CORPUS / f"{case}.json").read_text())
+    path = str(CORPUS / f"{case}.onnx")
+    shapes = _shapes(case)[1:]  # the shapes other than the trace shape
+    res: dict = {}
+
+    def update_dims():
+        from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+        m = onnx.load(path)
+        ins = {}
+        for vi in m.graph.input:
+            dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+            for ax, sym in meta["dynamic"].get(vi.name, {}).items():
+                dims[int(ax)] = sym
+            ins[vi.name] = dims
+        outs = {vo.name: [f"{vo.name}_{k}" for k in range(len(vo.type.tensor_type.shape.dim))]
+                for vo in m.graph.output}
+        return update_inputs_outputs_dims(m, ins, outs)
+
+    def onnxsim_at(shape):
+        import onnxsim
+
+        m, _ = onnxsim.simplify(onnx.load(path), overwrite_input_shapes=shape)
+        return m
+
+    def onnxslim_at(shape):
+        import onnxslim
+
+        return onnxslim.slim(onnx.load(path), input_shapes=[
+            f"{k}:{','.join(map(str, v))}" for k, v in shape.items()])
+
+    def onnxopt_repair(spec=None):
+        import onnxopt
+        from onnxopt.ir import lower_model
+        from onnxopt.passes import PassManager
+        from onnxopt.passes.pipeline import PassSpec
+
+        m = onnxopt.load(path)
+        opts = {"dynamic": spec or _spec(meta)}
+        if case.startswith("seq_mean_div"):
+            opts["values"] = True
+        PassManager([PassSpec("dynamize", opts)]).run(m)
+        return lower_model(m)
+
+    def onnxopt_partial():
+        """When onnxopt refuses a size ("seq cannot be freed: ..."), what freeing the others
+        gives (reported beside the table, not counted)."""
+        import re
+
+        from onnxopt.errors import OnnxoptError
+
+        try:
+            onnxopt_repair()
+            return None
+        except OnnxoptError as e:
+            m = re.search(r"dynamize: (\w+(?: and \w+)*) cannot be freed", str(e))
+            if not m:
+                return None
+            refused = set(m.group(1).split(" and "))
+        keep = {name: {ax: sym for ax, sym in dims.items() if sym not in refused}
+                for name, dims in meta["dynamic"].items()}
+        spec = ";".join(f"{n}:" + ",".join(f"{a}={s}" for a, s in d.items())
+                        for n, d in keep.items() if d)
+        return sorted(refused), spec, _one_model_for_all(lambda: onnxopt_repair(spec), shapes)
+
+    t = {}
+    for tool, fn in (("update_model_dims", lambda: _one_model_for_all(update_dims, shapes)),
+                     ("onnxsim", lambda: _per_shape(onnxsim_at, shapes)),
+                     ("onnxslim", lambda: _per_shape(onnxslim_at, shapes)),
+                     ("onnxopt", lambda: _one_model_for_all(onnxopt_repair, shapes))):
+        t0 = time.perf_counter()
+        res[tool] = fn()
+        t[tool] = time.perf_counter() - t0
+    res["seconds"] = t
+    res["partial"] = onnxopt_partial()
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="run one case")
+    ap.add_argument("--markdown", action="store_true", help="print a markdown table")
+    ap.add_argument("-v", "--verbose", action="store_true", help="say why each shape failed")
+    args = ap.parse_args(argv)
+    cases = sorted(p.stem for p in CORPUS.glob("*.onnx"))
+    if args.only:
+        cases = [c for c in cases if c == args.only]
+    rows = []
+    notes: list[str] = []
+    totals = {t: 0 for t in TOOLS}
+    n_shapes = 0
+    for case in cases:
+        r = run_case(case)
+        n = len(r["onnxopt"])
+        n_shapes += n
+        row = [case]
+        for tool in TOOLS:
+            ok = sum(1 for good, _ in r[tool] if good)
+            totals[tool] += ok
+            row.append(f"{ok}/{n}")
+        rows.append(row)
+        if r["partial"]:
+            refused, spec, got = r["partial"]
+            ok = sum(1 for good, _ in got if good)
+            notes.append(f"{case}: onnxopt refuses to free {', '.join(refused)} (the graph bakes "
+                         f"it into a table; see -v); with --dynamic {spec} it matches at "
+                         f"{ok}/{len(got)} (the shapes that keep {', '.join(refused)} as traced)")
+        if args.verbose:
+            for tool in TOOLS:
+                for k, (good, why) in enumerate(r[tool], start=1):
+                    if not good:
+                        print(f"  {case} {tool} shape{k}: {why}", file=sys.stderr)
+    head = ["model", *TOOLS]
+    rows.append(["total", *[f"{totals[t]}/{n_shapes}" for t in TOOLS]])
+    models_ok = {t: 0 for t in TOOLS}
+    for row in rows[:-1]:
+        for t, cell in zip(TOOLS, row[1:]):
+            a, b = cell.split("/")
+            models_ok[t] += a == b
+    rows.append(["models fully repaired", *[f"{models_ok[t]}/{len(cases)}" for t in TOOLS]])
+    if args.markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join(["---"] + ["---:"] * len(TOOLS)) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        w = max(len(r[0]) for r in rows)
+        print(f"{head[0]:<{w}}  " + "  ".join(f"{h:>17}" for h in head[1:]))
+        for row in rows:
+            print(f"{row[0]:<{w}}  " + "  ".join(f"{c:>17}" for c in row[1:]))
+        print("(cells: saved shapes other than the trace shape at which the result runs and "
+              "matches PyTorch)")
+    for n in notes:
+        print(n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
