@@ -32,6 +32,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "upgrade": "upgrade",
     "fold": "fold",
     "dynamize": "dynamize",
+    "trt": "tensorrt.trt",
     "simplify": "simplify",
     # Peers (other tools) as passes: `onnxsim`, and every onnxoptimizer pass as
     # `onnxoptimizer:NAME` (a namespace filled on first use, see register_namespace).
