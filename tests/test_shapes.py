@@ -502,3 +502,16 @@ def test_com_microsoft_ops_match_onnxruntime(op: str):
     infer_shapes(ir)
     r = compare(ir, actual, input_binding(ir, feeds), values=list(ir.graph.outputs))
     assert not r.wrong and r.known == nout, (r.wrong, [v.type for v in ir.graph.outputs], actual)
+
+
+def test_declared_value_info_is_kept_but_not_propagated():
+    m, info = infer("""g (float[b,4] x) => (float[] y) <float[b,4] t> {
+        t = foo.Bar(x)
+        y = Relu(t)
+    }""", head='<ir_version: 8, opset_import: ["" : 17, "foo" : 1]>\n')
+    t, y = values(m)["t"], values(m)["y"]
+    # The declaration stays on the value (nothing gets less precise) but it is no proof:
+    assert str(t.type.shape) == "[b,4]" and t.meta["shapes_hint_dims"] == "*"
+    assert shape_of(t) is None
+    # ... and nothing downstream is derived from it; the declared dtype does flow.
+    assert shape_of(y) is None and y.type.dtype == 1

@@ -17,8 +17,13 @@ Public API::
 
 The ``shapes`` pass writes the result as value_info (``dim_param`` holds the expression text);
 ``shapes{strip=true}`` removes inferred types from intermediate values. Contradicting shapes
-(a static broadcast mismatch, MatMul inner dims that differ) raise :class:`onnxopt.errors.ShapeError`
-naming the nodes, and the model is left unchanged.
+(a static broadcast mismatch, MatMul inner dims that differ) raise
+:class:`onnxopt.errors.ShapeError` naming the nodes, and the model is left unchanged.
+
+Declared types (value_info, graph outputs) are hints: inference propagates only what the graph
+proves; a declaration it contradicts is reported (``ShapeInfo.hint_conflicts``), never acted on.
+Where the graph proves nothing, the annotation keeps the declared dim (no type gets less
+precise), ``value.meta["shapes_hint_dims"]`` names those dims, and ``shape_of`` leaves them out.
 
 Shape functions cover every standard-domain op of onnx's node conformance cases (see
 :func:`covered`), and these com.microsoft ops: FusedConv, NhwcConv, FusedGemm, FusedMatMul,

@@ -6,7 +6,7 @@ from ...ir import Model, Shape, TensorType, Value
 from ..base import Analysis, PassContext
 from .context import ShapeInfo
 from .dims import dims_equal
-from .infer import run_inference
+from .infer import proven_type, run_inference
 
 
 class ShapeAnalysis(Analysis):
@@ -34,8 +34,10 @@ def infer_shapes(model: Model, ctx: PassContext | None = None) -> ShapeInfo:
 
 
 def shape_of(value: Value) -> Shape | None:
-    """The shape of a value as annotated (None when its rank is unknown or it is no tensor)."""
-    t = value.type
+    """The proven shape of a value: dims int / SymDim / None, None when the rank is unknown or it
+    is no tensor. Dims that only a declaration (value_info, a graph output) gives are None here,
+    though ``value.type`` keeps them (``value.meta["shapes_hint_dims"]`` names them)."""
+    t = proven_type(value)
     return t.shape if isinstance(t, TensorType) else None
 
 

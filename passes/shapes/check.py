@@ -104,7 +104,9 @@ def compare(model: Model, actual: dict, binding: dict, values=None,
     it first appears as a whole dim and checked everywhere after; without, such dims count as not
     known (what coverage comparisons between tools use).
     """
-    return compare_types([(v.name, v.type) for v in (values if values is not None else
+    from .infer import proven_type
+
+    return compare_types([(v.name, proven_type(v)) for v in (values if values is not None else
                           [v for n in model.graph.nodes for v in n.outputs if v.name])],
                          actual, binding, bind_fresh)
 

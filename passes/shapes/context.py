@@ -98,9 +98,10 @@ class ShapeInfo:
 
     @staticmethod
     def shape(value: Value) -> Shape | None:
-        """The inferred shape of a value (None when its rank is unknown)."""
-        t = value.type
-        return t.shape if isinstance(t, TensorType) else None
+        """The proven shape of a value (see :func:`onnxopt.passes.shapes.shape_of`)."""
+        from .analysis import shape_of
+
+        return shape_of(value)
 
     @staticmethod
     def symval(value: Value) -> tuple | None:

@@ -137,7 +137,7 @@ class Inference:
 
     def set_out(self, v: Value, t, vals: np.ndarray | None) -> None:
         """Record an output's inferred type, merged with its declared type (a hint)."""
-        t = self._merge(t, v.type, v)
+        t = self._proven(t, v.type, v)
         self.types[v] = t
         if vals is not None and not isinstance(vals, np.ndarray):
             vals = obj_array([vals], ())
@@ -187,42 +187,59 @@ class Inference:
         else:
             self.info.errors.append(ShapeIssue(node, message))
 
-    # -- merging with declarations ---------------------------------------------------------------
-    def _merge(self, inferred, declared, v: Value):
-        if declared is None:
+    # -- declarations ------------------------------------------------------------------------
+    # A declared (value_info / output) type is a hint. Inference propagates only what the graph
+    # proves (plus a declared dtype where it proves none); a declaration the graph contradicts is
+    # reported. At commit, dims the graph leaves unknown keep their declared value, so no type gets
+    # less precise, and value.meta["shapes_hint_dims"] names them (shape_of() leaves them out).
+
+    def _proven(self, inferred, declared, v: Value):
+        """The inferred type (with a declared dtype when it has none); conflicts reported."""
+        if not isinstance(declared, TensorType):
             return inferred
         if inferred is None:
-            return declared
-        if not (isinstance(inferred, TensorType) and isinstance(declared, TensorType)):
+            return TensorType(declared.dtype, None) if declared.dtype else None
+        if not isinstance(inferred, TensorType):
             return inferred
-        dt = inferred.dtype or declared.dtype
         if inferred.dtype and declared.dtype and inferred.dtype != declared.dtype:
             self._conflict(v, f"declared dtype {declared.dtype} but the graph computes "
                               f"{inferred.dtype}")
         si, sd = inferred.shape, declared.shape
-        if si is None:
-            return TensorType(dt, sd)
-        if sd is None:
-            return TensorType(dt, si) if dt != inferred.dtype else inferred
-        if len(si) != len(sd):
+        if si is not None and sd is not None and (
+                len(si) != len(sd) or any(type(a) is int and type(b) is int and a != b
+                                          for a, b in zip(si, sd))):
             self._conflict(v, f"declared shape {sd} but the graph computes {si}")
-            return TensorType(dt, si)
-        out = []
-        changed = dt != inferred.dtype
-        bad = False
-        for a, b in zip(si, sd):
-            if a is None:
-                if b is not None and type(b) is not int and not self._trusted(b, v):
-                    b = None
+        if not inferred.dtype and declared.dtype:
+            return TensorType(declared.dtype, si)
+        return inferred
+
+    def fill_from_declared(self, t, declared, v: Value):
+        """(annotation, hint dims): ``t`` with the dims it leaves unknown taken from the
+        declaration (static ones, and symbolic ones over input symbols in the main graph)."""
+        if not isinstance(declared, TensorType) or declared.shape is None:
+            return t, None
+        if t is None:
+            return declared, "*"
+        if not isinstance(t, TensorType):
+            return t, None
+        sd = declared.shape
+        if t.shape is None:
+            dims = [b if type(b) is int or (b is not None and self._trusted(b, v)) else None
+                    for b in sd]
+            # The rank itself is the declaration's: "*" marks the whole shape as declared.
+            return TensorType(t.dtype or declared.dtype, Shape(dims)), "*"
+        if len(t.shape) != len(sd):
+            return t, None
+        out, hint = [], []
+        for i, (a, b) in enumerate(zip(t.shape, sd)):
+            if a is None and b is not None and (type(b) is int or self._trusted(b, v)):
                 out.append(b)
-                changed |= b is not None
+                hint.append(i)
             else:
                 out.append(a)
-                if b is not None and type(a) is int and type(b) is int and a != b:
-                    bad = True
-        if bad:
-            self._conflict(v, f"declared shape {sd} but the graph computes {si}")
-        return TensorType(dt, Shape(out)) if changed else inferred
+        if not hint:
+            return t, None
+        return TensorType(t.dtype, Shape(out)), tuple(hint)
 
     def _trusted(self, d, v: Value) -> bool:
         """A declared symbolic dim is used only in the main graph and over input symbols."""
@@ -365,7 +382,7 @@ class Inference:
                 reason = f"shape function failed: {type(e).__name__}: {e}"
         for v in n.outputs:
             if v not in self.types:
-                self.types[v] = v.type
+                self.types[v] = self._proven(None, v.type, v)
                 self.vals.pop(v, None)
         if reason or not all(_precise(self.types[v]) or not v.name or isinstance(
                 self.types[v], (SequenceType, OptionalType)) for v in n.outputs):
@@ -429,7 +446,7 @@ class Inference:
                     v.meta.setdefault("shapes_declared_type", v.type)
                     v.type = t
             else:
-                _write(v, t)
+                _write(v, *self.fill_from_declared(t, v.type, v))
             _write_symval(v, self.types.get(v), self.vals.get(v))
         for key in model.functions:
             frames = self.root.frames.get(key)
@@ -444,7 +461,7 @@ class Inference:
                         seen[v] = (t, fr.vals_of(v))
             for v, (t, a) in seen.items():
                 if v.const_value is None:
-                    _write(v, t)
+                    _write(v, *self.fill_from_declared(t, v.type, v))
                 _write_symval(v, t, a)
 
 
@@ -466,7 +483,11 @@ def _same_vals(a, b):
     return a if all(x == y for x, y in zip(a.flat, b.flat)) else None
 
 
-def _write(v: Value, t) -> None:
+def _write(v: Value, t, hint=None) -> None:
+    if hint is None:
+        v.meta.pop("shapes_hint_dims", None)
+    else:
+        v.meta["shapes_hint_dims"] = hint
     t = _clean(t)
     if t is None:
         return
@@ -490,6 +511,17 @@ def _write_symval(v: Value, t, a) -> None:
 _MISSING = object()
 
 
+def proven_type(v: Value):
+    """``v.type`` without the dims that only a declaration gives (see fill_from_declared)."""
+    t = v.type
+    hint = v.meta.get("shapes_hint_dims")
+    if hint is None or not isinstance(t, TensorType):
+        return t
+    if hint == "*" or t.shape is None:
+        return TensorType(t.dtype, None) if t.dtype else None
+    return TensorType(t.dtype, Shape([None if i in hint else d for i, d in enumerate(t.shape)]))
+
+
 def _count(info: ShapeInfo, model: Model) -> None:
     known = partial = unknown = 0
     for g in model.graphs():
@@ -497,7 +529,7 @@ def _count(info: ShapeInfo, model: Model) -> None:
             for v in n.outputs:
                 if not v.name:
                     continue
-                t = v.type
+                t = proven_type(v)
                 if _precise(t):
                     known += 1
                 elif isinstance(t, TensorType) and t.shape is not None:
