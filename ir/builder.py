@@ -33,6 +33,7 @@ class Builder:
         self.after = after
         self.tag = tag
         self.created: list[Node] = []
+        self.constants: list[Value] = []  # initializers made by const(), for undoing a rewrite
 
     def _place(self, node: Node) -> None:
         if self.after is not None:
@@ -76,6 +77,7 @@ class Builder:
             return v
         v = Value(name, TensorType(t.dtype, Shape(t.dims)))
         self.graph.add_initializer(v, t)
+        self.constants.append(v)
         return v
 
 
