@@ -303,7 +303,8 @@ def _split(n: NodeCtx) -> None:
         n.set(i, dt, shape, vals)
 
 
-def _clamp_start(s, d, step_pos: bool):
+def _clamp(s, d, step_pos: bool):
+    """A start/end clamped to [0, d] (step > 0) or [-1, d - 1] (step < 0)."""
     if s is None or d is None:
         return None
     if type(s) is int:
@@ -312,7 +313,7 @@ def _clamp_start(s, d, step_pos: bool):
                 return d
             if s < 0:
                 return D.dmax(0, D.add(d, s)) if s > -BIG else 0
-            return D.dmin(s, d)
+            return 0 if s == 0 else D.dmin(s, d)
         if s >= BIG:
             return D.sub(d, 1)
         if s < 0:
@@ -327,23 +328,29 @@ def _clamp_start(s, d, step_pos: bool):
 
 
 def slice_dim(d, start, end, step):
-    """Length of ``x[start:end:step]`` along a dim of size ``d`` (ONNX clamping rules)."""
+    """Length of ``x[start:end:step]`` along a dim of size ``d`` (ONNX clamping rules).
+
+    ``d`` is a real dim, so d >= 0: clamped bounds lie in [0, d] (or [-1, d - 1]), and a slice
+    from the first element, or to the last, has a non-negative length without a ``Max(0, ...)``.
+    """
     if step is None or start is None or end is None or type(step) is not int or step == 0:
         return None
     if step > 0:
         to_end = (type(end) is int and end >= BIG) or end == d
         if to_end and type(start) is int and start < 0:
             return D.ceildiv(D.dmin(-start, d), step) if start > -BIG else D.ceildiv(d, step)
-        s = _clamp_start(start, d, True)
-        e = _clamp_start(end, d, True)
+        s = _clamp(start, d, True)
+        e = _clamp(end, d, True)
         if s is None or e is None:
             return None
-        return D.dmax(0, D.ceildiv(D.sub(e, s), step))
-    s = _clamp_start(start, d, False)
-    e = _clamp_start(end, d, False)
+        n = D.ceildiv(D.sub(e, s), step)
+        return n if (s == 0 or e == d) else D.dmax(0, n)
+    s = _clamp(start, d, False)
+    e = _clamp(end, d, False)
     if s is None or e is None:
         return None
-    return D.dmax(0, D.ceildiv(D.sub(s, e), -step))
+    n = D.ceildiv(D.sub(s, e), -step)
+    return n if (e == -1 or s == D.sub(d, 1)) else D.dmax(0, n)
 
 
 @shape_fn("", "Slice")
