@@ -154,6 +154,14 @@ UNFIXABLE = {
             then_branch = t () => (float[6] a) { a = Reshape (x, flat) },
             else_branch = f () => (float[2,3] b) { b = Neg (x) }>
         }"""),
+    "deformconv_pads": ("deformconv-pads", H19 + """
+        g (float[1,2,6,6] x, float[2,2,3,3] w, float[1,18,5,4] off) => (float[1,2,5,4] y) {
+          y = DeformConv <pads=[1,0,0,0]> (x, w, off)
+        }"""),
+    "lstm_layout": ("lstm-layout", H17 + """
+        g (float[2,5,3] x, float[1,16,3] w, float[1,16,4] r) => (float[2,5,1,4] y) {
+          y = LSTM <hidden_size=4, layout=1> (x, w, r)
+        }"""),
     "maxpool_indices_read": ("maxpool-indices", H17 + """
         g (float[N,3,8,8] x) => (float[N,3,4,4] y, int64[N,3,4,4] idx) {
           y, idx = MaxPool <kernel_shape=[2,2], strides=[2,2]> (x)

@@ -415,6 +415,13 @@ class _Checker:
             return None
         return f"{r['attr']}={list(v)}"
 
+    def _c_pads_symmetric(self, r, node, opset):
+        v = node.attr(r["attr"])
+        if not v or len(v) % 2:
+            return None
+        half = len(v) // 2
+        return None if list(v[:half]) == list(v[half:]) else f"{r['attr']}={list(v)}"
+
     def _c_attr_absent(self, r, node, opset):
         present = [a for a in r["attrs"] if a in node.attributes]
         return f"{', '.join(present)} set" if present else None
