@@ -425,3 +425,34 @@ def test_overridable_input_defaults_do_not_feed_shape_folds():
     m, st, _ = fold(src, feeds={"x": np.ones((2, 6), np.float32)})
     assert m.graph.nodes.first().inputs[1].name == "s"
     assert not st
+
+
+def test_a_bad_node_in_the_runtime_batch_does_not_stop_the_others():
+    # The batch session fails on the GatherElements (index 5 in a dim of 3); each node is then
+    # retried alone: Exp and Sin fold, the GatherElements stays, with a note.
+    m, st, notes = fold(H17 + """
+        g (float[2] x) => (float[2] y, float[2] z) <float[2] a = {0.5, 1.0},
+            float[3] p = {1.0, 2.0, 3.0}, int64[2] i = {0, 5}> {
+           e = Exp (a)
+           s = Sin (e)
+           y = Mul (x, s)
+           z = GatherElements (p, i)
+        }""", verify=False)
+    assert ops(m) == ["Mul", "GatherElements"]
+    assert st["folded.Exp"] == st["folded.Sin"] == 1 and st["left.error"] == 1
+    assert any("GatherElements" in n for n in notes)
+
+
+def test_loop_body_folds_with_outer_constants():
+    src = H17 + """
+        g (float[2] x) => (float[2] y) <int64 n = {3}, bool t = {1}, float[2] k = {1.0, 2.0}> {
+           y = Loop (n, t, x) <body = b (int64 i, bool c, float[2] acc) => (bool co, float[2] out) {
+              kk = Add (k, k)
+              co = Identity (c)
+              out = Add (acc, kk)
+           }>
+        }"""
+    m, st, _ = fold(src)
+    body = m.graph.nodes.first().attributes["body"].value
+    assert [n.op_type for n in body.nodes] == ["Identity", "Add"]
+    assert st["folded.Add"] == 1

@@ -23,7 +23,12 @@ ORT_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 
 
 class RuntimeFailed(Exception):
-    """The runtime could not build or run the region."""
+    """The runtime could not build (``at_run=False``: it lacks the op, the type...) or run
+    (``at_run=True``: the inputs are invalid for the node) the region."""
+
+    def __init__(self, message: str, at_run: bool = False):
+        super().__init__(message)
+        self.at_run = at_run
 
 
 def attr_proto(a: Attr):
@@ -139,9 +144,15 @@ class RegionModel:
         try:
             sess = ort.InferenceSession(self.proto.SerializeToString(), so,
                                         providers=["CPUExecutionProvider"])
-            results = sess.run(None, {})
         except Exception as e:
             raise RuntimeFailed(f"onnxruntime: {_first_line(e)}") from e
+        try:
+            results = sess.run(None, {})
+        except Exception as e:
+            # A result the Python binding cannot hand back (bfloat16...) is no verdict on the
+            # inputs; any other failure while running is.
+            binding = "No corresponding Numpy type" in str(e)
+            raise RuntimeFailed(f"onnxruntime: {_first_line(e)}", at_run=not binding) from e
         return dict(zip(self.outputs, results))
 
     def run_reference(self) -> dict[Value, np.ndarray]:
