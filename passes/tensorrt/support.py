@@ -193,6 +193,7 @@ class _Checker:
         self.ops: dict[str, dict] = self.matrix["ops"]
         self.report = Report("tensorrt")
         self._fold_memo: dict[int, bool] = {}
+        self._shape_memo: dict[tuple[int, bool], bool] = {}
         self._types_cache: dict[tuple, frozenset] = {}
         from .trt import RULES_BY_NAME
 
@@ -253,15 +254,21 @@ class _Checker:
         ``inputs_ok``, small integer graph inputs (shape tensors) count as shapes too."""
         if v is None or self.foldable(v):
             return True
+        key = (id(v), inputs_ok)
+        if key in self._shape_memo:
+            return self._shape_memo[key]
         p = v.producer
         if p is None:
-            return inputs_ok and v.is_graph_input() and v.dtype in (6, 7) and \
+            ok = inputs_ok and v.is_graph_input() and v.dtype in (6, 7) and \
                 (v.shape is None or len(v.shape) <= 1)
-        if depth > 64 or p.domain or p.op_type in _NON_FOLDABLE:
-            return False
-        if p.op_type in ("Shape", "Size"):
-            return True
-        return all(self.shape_only(i, depth + 1, inputs_ok) for i in p.inputs)
+        elif depth > 64 or p.domain or p.op_type in _NON_FOLDABLE:
+            ok = False
+        elif p.op_type in ("Shape", "Size"):
+            ok = True
+        else:
+            ok = all(self.shape_only(i, depth + 1, inputs_ok) for i in p.inputs)
+        self._shape_memo[key] = ok
+        return ok
 
     def _fold_fixes(self, node: Node, restriction: Optional[dict]) -> bool:
         if node.op_type == "If":
