@@ -160,6 +160,64 @@ def test_constants_not_derived_from_a_freed_size_are_left_alone() -> None:
     assert [str(d) for d in model.graph.outputs[0].type.shape] == ["batch", "7", "32"]
 
 
+def _floats(n: int, scale: float = 0.1) -> str:
+    return ", ".join(f"{scale * ((i * 7) % 13 - 6):.2f}" for i in range(n))
+
+
+TABLE = np.asarray([0.1 * ((i * 7) % 13 - 6) for i in range(32 * 8)], np.float32).reshape(32, 8)
+Q = np.asarray([0.1 * ((i * 7) % 13 - 6) for i in range(32)], np.float32).reshape(4, 8)
+
+SIZE_SINKS = {
+    # x.repeat(B, 1) of a parameter: Tile repeats [3, 1] -> [batch, 1]
+    "tile": ("""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,7,8] x) => (float[3,4,7] y) {
+   q = Constant <value = float[4,8] {""" + _floats(32) + """}> ()
+   reps = Constant <value = int64[2] {3, 1}> ()
+   t = Tile (q, reps)
+   s = Constant <value = int64[3] {3, 4, 8}> ()
+   r = Reshape (t, s)
+   xt = Transpose <perm = [0, 2, 1]> (x)
+   y = MatMul (r, xt)
+}""", "x:0=batch", {"x": (5, 7, 8)},
+        lambda x: np.tile(Q, (x.shape[0], 1)).reshape(-1, 4, 8) @ x.transpose(0, 2, 1),
+        "Tile repeats [3, 1] -> [batch, 1]"),
+    # pos[:, :T] of a table the graph still holds: the Slice end becomes seq (at most 32)
+    "slice": ("""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,7,8] x) => (float[3,7,8] y) {
+   pos = Constant <value = float[1,32,8] {""" + _floats(256) + """}> ()
+   st = Constant <value = int64[1] {0}> ()
+   en = Constant <value = int64[1] {7}> ()
+   ax = Constant <value = int64[1] {1}> ()
+   p = Slice (pos, st, en, ax)
+   y = Add (x, p)
+}""", "x:0=batch,1=seq", {"x": (2, 12, 8)}, lambda x: x + TABLE[None, : x.shape[1]],
+        "seq <= 32"),
+    # arange(T) kept as a Range: its limit becomes seq
+    "range": ("""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,7,8] x) => (float[3,7,8] y) {
+   table = Constant <value = float[32,8] {""" + _floats(256) + """}> ()
+   a = Constant <value_int = 0> ()
+   b = Constant <value_int = 7> ()
+   c = Constant <value_int = 1> ()
+   r = Range (a, b, c)
+   p = Gather (table, r)
+   y = Add (x, p)
+}""", "x:0=batch,1=seq", {"x": (2, 12, 8)}, lambda x: x + TABLE[: x.shape[1]][None],
+        "Range limit [7] -> [seq]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIZE_SINKS))
+def test_size_sinks(case: str) -> None:
+    text, spec, shapes, reference, note = SIZE_SINKS[case]
+    model, notes = dynamize(model_from_text(text), spec)
+    assert note in note_text(notes)
+    rng = np.random.default_rng(0)
+    feeds = {k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()}
+    (y,) = run_model(model, feeds)
+    np.testing.assert_allclose(y, reference(*feeds.values()), rtol=1e-5, atol=1e-5)
+
+
 # -- structure recognition ---------------------------------------------------------------------
 
 def _recognise(arr, dims, binding):

@@ -44,9 +44,16 @@ REDUCE_OPS = frozenset({"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "Re
 
 @dataclass
 class VecCulprit:
+    """Element ``elem`` of ``node``'s input ``index``; a size X needed downstream makes it
+    ``X * mul / div + add`` (a Tile repeat is X / rows, a Slice end is start + X * step)."""
+
     node: Node
     index: int
     elem: int
+    mul: int = 1
+    div: int = 1
+    add: int = 0
+    bound: int | None = None  # the largest X this element can take (a Slice of a table)
 
 
 @dataclass
@@ -184,6 +191,8 @@ class Tracer:
                 f(0, a)
             elif s[a] == 1:
                 out.append(VecCulprit(p, 1, a))
+            elif is_int(s[a]) and is_int(reps[a]) and s[a] * reps[a] == c:
+                out.append(VecCulprit(p, 1, a, div=s[a]))
             return
         if op == "ConstantOfShape":
             out.append(VecCulprit(p, 0, a))
@@ -248,6 +257,18 @@ class Tracer:
             axes = [x + len(s) if x < 0 else x for x in axes]
             if a not in axes:
                 f(0, a)
+                return
+            k = axes.index(a)
+            starts, ends = _ints(p, "starts", 1), _ints(p, "ends", 2)
+            steps = _ints(p, "steps", 4) if len(p.inputs) > 4 and p.inputs[4] is not None \
+                else [1] * len(axes)
+            if starts is None or ends is None or steps is None or not is_int(s[a]):
+                return
+            st, en, sp_ = starts[k], ends[k], steps[k]
+            if sp_ > 0 and 0 <= st < en <= s[a] and -(-(en - st) // sp_) == c \
+                    and "ends" not in p.attributes:
+                # the end cut the length: it becomes start + X*step (X at most what x holds)
+                out.append(VecCulprit(p, 2, k, mul=sp_, add=st, bound=(s[a] - st) // sp_))
             return
         if op in POOL_OPS:
             if a == 0:

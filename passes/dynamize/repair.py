@@ -49,7 +49,8 @@ from .structure import Arange, ExpandTo, recognise
 from .values import find_size_values, rewrite_size_value
 
 _ROLE = {("Reshape", 1): "shape", ("Expand", 1): "shape", ("ConstantOfShape", 0): "shape",
-         ("Tile", 1): "repeats", ("Resize", 3): "sizes", ("Range", 1): "limit"}
+         ("Tile", 1): "repeats", ("Resize", 3): "sizes", ("Range", 1): "limit",
+         ("Slice", 2): "ends"}
 
 
 class DynamizeError(PassError):
@@ -85,6 +86,7 @@ class Dynamizer:
         self.made: dict = {}       # id(node made for a regenerated constant) -> its data note
         self.reshapes: dict = {}   # id(Reshape) -> (node, symbolic target) rebuilt by the rounds
         self.constraints: list = []
+        self.touched: set = set()  # ids of nodes whose inputs a rewrite of this round changed
 
     # -- setup ------------------------------------------------------------------------------
     def _sources(self) -> dict:
@@ -163,7 +165,14 @@ class Dynamizer:
                 cons.setdefault(id(c.node), []).append(c)
         tainted: set = set()
         found = []
+        # Nodes before the first one a rewrite touched had no conflict last round and see the
+        # same inputs now: start there (every culprit is upstream of its conflict).
+        skip = bool(self.touched)
         for n in self.graph.nodes:
+            if skip:
+                if id(n) not in self.touched:
+                    continue
+                skip = False
             if any(v is not None and id(v) in tainted for v in n.inputs):
                 tainted.update(id(o) for o in n.outputs)
                 continue
@@ -171,6 +180,7 @@ class Dynamizer:
             if cs:
                 found.append((n, cs))
                 tainted.update(id(o) for o in n.outputs)
+        self.touched = set()
         return found
 
     def _resolve(self, found: list) -> None:
@@ -189,8 +199,15 @@ class Dynamizer:
                     self.problems.append(f"{label(c.node)} needs {c.want} where the graph has "
                                          f"{c.static} ({c.why}): {cu.why}")
                 elif isinstance(cu, VecCulprit):
+                    want = c.want
+                    if (cu.mul, cu.div, cu.add) != (1, 1, 0):
+                        e = self.alg.expr(want) * cu.mul / cu.div + cu.add
+                        want = self.alg.simplify(self.alg.dim(e))
+                    if cu.bound is not None:
+                        self._bound(want, cu.bound, f"{label(cu.node)} slices at most "
+                                    f"{cu.bound} from its input")
                     vecs.setdefault((id(cu.node), cu.index), (cu.node, cu.index, {}))[2][
-                        cu.elem] = c.want
+                        cu.elem] = want
                 elif isinstance(cu, DataCulprit):
                     node, idx = cu.use
                     datas.setdefault((id(node), idx), (cu.use, cu.value, {}))[2][cu.dim] = c.want
@@ -279,6 +296,7 @@ class Dynamizer:
         if node.op_type == "Reshape" and index == 1:
             self.reshapes[id(node)] = (node, elems)
         node.set_input(index, new)
+        self.touched.add(id(node))
         self.replaced.append(old)
         self.stats["shape_vectors"] += 1
 
@@ -371,7 +389,16 @@ class Dynamizer:
             self._bound_from(rec, node, idx)
             self.stats["constants_regenerated"] += 1
         node.set_input(idx, new)
+        self.touched.add(id(node))
         self.replaced.append(value)
+
+    def _bound(self, size, limit: int, why: str) -> None:
+        """Record that a freed symbol can be at most ``limit`` (for the check and the report)."""
+        if isinstance(size, SymDim) and size.is_symbol and size.text in self.alg.freed:
+            s = size.text
+            if self.bounds.get(s, limit + 1) > limit:
+                self.bounds[s] = limit
+                self.other_notes.append(f"{s} <= {limit}: {why}")
 
     def _bound_from(self, rec, node: Node, idx: int) -> None:
         """An arange that ends up as Gather indices into a static table bounds its size."""
@@ -384,13 +411,9 @@ class Dynamizer:
                 ds = shape(n.inputs[0])
                 ax = n.attr("axis", 0)
                 if ds is not None and is_int(ds[ax]):
-                    limit = ds[ax] - core.c0
-                    for s in self.alg.symbols_of(core.n) & self.alg.freed:
-                        if isinstance(core.n, SymDim) and core.n.is_symbol:
-                            self.bounds[s] = min(self.bounds.get(s, limit), limit)
-                            self.other_notes.append(
-                                f"{s} <= {limit}: positions {core.c0}..{s}-1 index the "
-                                f"{ds[ax]}-row table read by {label(n)}")
+                    self._bound(core.n, ds[ax] - core.c0,
+                                f"positions {core.c0}..{core.n}-1 index the {ds[ax]}-row "
+                                f"table read by {label(n)}")
                 return
             if n.op_type not in ("Expand", "Reshape", "Unsqueeze", "Squeeze", "Cast", "Identity",
                                  "Flatten") or i != 0:
@@ -415,6 +438,7 @@ class Dynamizer:
         new = self.em.scalar(self.alg.simplify(lim), old.dtype or 7)
         self.vec_notes[(id(node), 1)] = [node, "limit", symval(old), [lim], [lim]]
         node.set_input(1, new)
+        self.touched.add(id(node))
         self.replaced.append(old)
         self.stats["shape_vectors"] += 1
 
