@@ -67,7 +67,12 @@ def _num_inits(model: Model) -> int:
 
 
 def fingerprint(model: Model) -> str:
-    """A digest of the IR's structure by object identity: changes iff the IR was mutated."""
+    """A digest of the IR's structure by object identity: changes iff the IR was mutated.
+
+    Types of intermediate values are left out: they are analysis facts (shape inference writes
+    them), not semantics, and an analysis never makes a pass "modified". Graph input and output
+    types are the model's interface and count.
+    """
     h = hashlib.sha256()
     for g in model.graphs():
         parts = [id(g), tuple(map(id, g.inputs)), tuple(map(id, g.outputs)),
@@ -78,7 +83,7 @@ def fingerprint(model: Model) -> str:
             parts.append((v.name, v.type))
         for n in g.nodes:
             parts.append((id(n), n.domain, n.op_type, n.name, tuple(map(id, n.inputs)),
-                          tuple((id(v), v.name, v.type) for v in n.outputs),
+                          tuple((id(v), v.name) for v in n.outputs),
                           tuple((k, id(a)) for k, a in n.attributes.items())))
         h.update(repr(parts).encode())
     return h.hexdigest()
