@@ -342,6 +342,10 @@ def dmax(a: Dim, b: Dim) -> Dim:
         return max(a, b)
     if a == b:
         return a
+    if le(b, a) is True:
+        return a
+    if le(a, b) is True:
+        return b
     return _binop("max", a, b, lambda x, y: sp().Max(x, y))
 
 
@@ -353,6 +357,10 @@ def dmin(a: Dim, b: Dim) -> Dim:
         return min(a, b)
     if a == b:
         return a
+    if le(a, b) is True:
+        return a
+    if le(b, a) is True:
+        return b
     return _binop("min", a, b, lambda x, y: sp().Min(x, y))
 
 
@@ -409,11 +417,51 @@ def dims_equal(a: Dim, b: Dim) -> bool:
 _sign_cache: dict = {}
 
 
+def _monotone(e) -> int | None:
+    """+1 when ``e`` never decreases as any symbol grows (every symbol is an integer >= 1), -1
+    when it never increases, 0 for a constant, None when unknown."""
+    s = sp()
+    if e.is_Number:
+        return 0
+    if e.is_Symbol:
+        return 1
+    if isinstance(e, (s.Add, s.Max, s.Min)):
+        signs = {_monotone(a) for a in e.args}
+        if None in signs or signs >= {1, -1}:
+            return None
+        return 1 if 1 in signs else (-1 if -1 in signs else 0)
+    if isinstance(e, s.floor):
+        return _monotone(e.args[0])
+    if isinstance(e, s.Mul):
+        coeff, rest = e.as_coeff_Mul()
+        factors = s.Mul.make_args(rest)
+        # A product of non-negative non-decreasing factors does not decrease.
+        if all(_monotone(f) == 1 and _at_one(f) >= 0 for f in factors):
+            return 0 if coeff == 0 else (1 if coeff > 0 else -1)
+        return None
+    if isinstance(e, s.Pow) and e.exp.is_Integer and e.exp > 0:
+        return 1 if _monotone(e.base) == 1 and _at_one(e.base) >= 0 else None
+    return None
+
+
+def _at_one(e):
+    """``e`` with every symbol at its smallest value, 1."""
+    return e.xreplace({x: 1 for x in e.free_symbols})
+
+
 def _nonneg(e) -> bool | None:
     r = _sign_cache.get(e, 0)
     if r == 0:
+        r = None
         try:
-            r = e.is_nonnegative
+            # Dims are monotone in their symbols almost always: the extreme is at symbols = 1.
+            m = _monotone(e)
+            if m in (0, 1) and _at_one(e) >= 0:
+                r = True
+            elif m in (0, -1) and _at_one(e) < 0:
+                r = False
+            elif m is None:
+                r = e.is_nonnegative
         except (TypeError, ValueError, RecursionError):
             r = None
         _sign_cache[e] = r
