@@ -134,7 +134,7 @@ class Dynamizer:
         first = next(iter(self.graph.nodes), None)
         self.em = Emitter(self.model, self.graph, self._sources(), first)
         max_rounds = 64 + len(self.graph.nodes)
-        for rnd in range(max_rounds):
+        for _ in range(max_rounds):
             info = self._infer()
             self.constraints = info.constraints
             found = self._first_conflicts(info)
@@ -188,6 +188,16 @@ class Dynamizer:
         datas: dict = {}    # (id(use node), index) -> (use, value, {dim: want})
         ranges: dict = {}   # id(node) -> (node, want)
 
+        def need(table: dict, key, entry, slot, want, what: str) -> None:
+            """Record that ``slot`` of a culprit must be ``want``; two different demands on one
+            element (batch and seq of equal trace size meeting one constant) are a problem."""
+            reqs = table.setdefault(key, entry)[2]
+            old = reqs.get(slot)
+            if old is not None and not self.alg.eq(old, want):
+                self.problems.append(f"{what} would have to be both {old} and {want}")
+                return
+            reqs[slot] = want
+
         def dim_conflict(c: DimConflict) -> None:
             if self.alg.evaluate(c.want) != c.static:
                 self.problems.append(f"{label(c.node)}: {c.why}, but {c.want} is "
@@ -206,11 +216,13 @@ class Dynamizer:
                     if cu.bound is not None:
                         self._bound(want, cu.bound, f"{label(cu.node)} slices at most "
                                     f"{cu.bound} from its input")
-                    vecs.setdefault((id(cu.node), cu.index), (cu.node, cu.index, {}))[2][
-                        cu.elem] = want
+                    need(vecs, (id(cu.node), cu.index), (cu.node, cu.index, {}), cu.elem, want,
+                         f"element {cu.elem} of input {cu.index} of {label(cu.node)}")
                 elif isinstance(cu, DataCulprit):
                     node, idx = cu.use
-                    datas.setdefault((id(node), idx), (cu.use, cu.value, {}))[2][cu.dim] = c.want
+                    need(datas, (id(node), idx), (cu.use, cu.value, {}), cu.dim, c.want,
+                         f"dim {cu.dim} of {cu.value.name or 'a constant'} (read by "
+                         f"{label(node)})")
                 elif isinstance(cu, RangeCulprit):
                     ranges[id(cu.node)] = (cu.node, c.want)
 
@@ -219,11 +231,12 @@ class Dynamizer:
                 if isinstance(c, DimConflict):
                     dim_conflict(c)
                 elif isinstance(c, VecConflict):
-                    vecs.setdefault((id(c.node), c.index), (c.node, c.index, {}))[2][
-                        c.elem] = c.want
+                    need(vecs, (id(c.node), c.index), (c.node, c.index, {}), c.elem, c.want,
+                         f"element {c.elem} of input {c.index} of {label(c.node)}")
                 elif isinstance(c, ReshapeConflict):
-                    if c.target:
-                        vecs.setdefault((id(c.node), 1), (c.node, 1, {}))[2].update(c.target)
+                    for e, want in c.target.items():
+                        need(vecs, (id(c.node), 1), (c.node, 1, {}), e, want,
+                             f"element {e} of the target of {label(c.node)}")
                     for dc in c.data:
                         dim_conflict(dc)
                     for pdim, traces, elems in c.ambiguous:
@@ -519,7 +532,10 @@ class Dynamizer:
         if problems:
             self.problems.extend(problems)
             self._fail()
-        if ran:
+        if not ran:
+            self.other_notes.append("not run at other sizes: no sizes near the trace satisfy "
+                                    "the model's requirements")
+        else:
             self.stats["sizes_checked"] = len(ran)
             self.other_notes.append("ran at " + "; ".join(
                 ", ".join(f"{k}={v}" for k, v in sorted(b.items())) for b in ran)
