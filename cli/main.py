@@ -247,23 +247,28 @@ def _run_optimize(args) -> int:
 
 
 def _attach_dynamic(items, dynamic: list[str], values: bool) -> None:
+    """Give --dynamic/--dynamize-values to every dynamize pass in the pipeline (groups too)."""
+    from ..errors import UsageError
+
+    if not _set_dynamic(items, dynamic, values):
+        raise UsageError("--dynamic and --dynamize-values need the dynamize pass in the pipeline "
+                         "(-p dynamize)")
+
+
+def _set_dynamic(items, dynamic: list[str], values: bool) -> bool:
     from ..passes.pipeline import Group, PassSpec
 
     found = False
     for it in items:
         if isinstance(it, Group):
-            _attach_dynamic(it.items, dynamic, values)
+            found |= _set_dynamic(it.items, dynamic, values)
         elif isinstance(it, PassSpec) and it.name == "dynamize":
             if dynamic:
                 it.options["dynamic"] = ";".join(dynamic)
             if values:
                 it.options["values"] = True
             found = True
-    if not found and not any(isinstance(i, Group) for i in items):
-        from ..errors import UsageError
-
-        raise UsageError("--dynamic and --dynamize-values need the dynamize pass in the pipeline "
-                         "(-p dynamize)")
+    return found
 
 
 def _run_show(argv: list[str]) -> int:

@@ -167,3 +167,14 @@ def test_shared_models_end_to_end(name, tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["verification"]["status"] == "ok", d["verification"]
     assert d["after"]["nodes"] <= d["before"]["nodes"]
+
+
+def test_dynamic_flags_reach_dynamize_inside_a_longer_pipeline(tmp_path, capsys):
+    model = ROOT / "golden" / "dynamize" / "cnn_flatten.onnx"
+    out = tmp_path / "o.onnx"
+    assert main([str(model), "-p", "dynamize,default", "--dynamic", "batch", "-o", str(out),
+                 "-q"]) == 0, capsys.readouterr().err
+    dim0 = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[0]
+    assert dim0.dim_param == "batch"
+    assert main([str(model), "-p", "default", "--dynamic", "batch", "-o", str(out)]) == 2
+    assert "need the dynamize pass" in capsys.readouterr().err
