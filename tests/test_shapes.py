@@ -339,6 +339,23 @@ def test_function_call_is_inferred_per_call_site():
     assert shp(m, "v") == "[6]"
 
 
+def test_function_attribute_references_resolve_per_call():
+    m, info = infer("""g (float[b,8] x) => (float[] u, float[] v) {
+        u = local.Twice<ax = 1>(x)
+        v = local.Twice(x)
+    }
+    <domain: "local", opset_import: ["" : 17]>
+    Twice <ax: int = 0> (a) => (r) {
+        r = Concat<axis: int = @ax>(a, a)
+    }""", head='<ir_version: 8, opset_import: ["" : 17, "local" : 1]>\n')
+    assert shp(m, "u") == "[b,16]"
+    assert shp(m, "v") == "[2*b,8]"
+    assert not info.unknown
+    # The body is annotated with what both calls agree on.
+    body = next(iter(m.functions.values())).graph
+    assert str(shape_of(body.outputs[0])) == "[?,?]"
+
+
 # -- the pass and the API -----------------------------------------------------------------------------------
 
 

@@ -367,8 +367,9 @@ class Inference:
 
                 fn = onnx_fallback(domain, n.op_type, ctx)
                 if fn is None:
-                    reason = f"no shape function for {domain + '::' if domain else ''}{n.op_type}"
-                    self.root.unknown_ops[n.op_type] = self.root.unknown_ops.get(n.op_type, 0) + 1
+                    op = f"{domain + '::' if domain else ''}{n.op_type}"
+                    reason = f"no shape function for {op}"
+                    self.root.unknown_ops[op] = self.root.unknown_ops.get(op, 0) + 1
         if fn is not None:
             try:
                 fn(ctx)
