@@ -120,8 +120,8 @@ def _loop(n: NodeCtx) -> None:
             n.set_type(i, t)
     trip = None
     m = n.scalar(0) if n.has(0) else None
-    if not n.has(1) and m is not None and not isinstance(m, D.SymDim):
-        trip = int(m)
+    if not n.has(1) and m is not None:
+        trip = m if isinstance(m, D.SymDim) else max(int(m), 0)  # a for loop: M iterations
     elif n.n_out > ncarried:
         trip = n.fresh("loop")
     for k in range(ncarried, n.n_out):

@@ -619,7 +619,12 @@ def _range(n: NodeCtx) -> None:
             if delta == 0:
                 n.error("Range: delta is 0")
                 return
-            count = max(0, math.ceil((limit - start) / delta))
+            if dt in (1, 10, 11):  # limit - start in the tensor's float type, as runtimes do
+                t = {1: np.float32, 10: np.float16, 11: np.float64}[dt]
+                diff = float(t(limit) - t(start))
+            else:
+                diff = limit - start
+            count = max(0, math.ceil(diff / delta))
         elif type(delta) is int or (isinstance(delta, float) and delta == int(delta)):
             dl = int(delta)
             diff = V.sub(limit, start, dt)
