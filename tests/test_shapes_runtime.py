@@ -5,7 +5,8 @@ Models: ``../shared/models/*.onnx`` (inputs as MANIFEST.md says), onnx's light m
 ``.io.npz``). Every intermediate value of the main graph is exposed as an output and the model runs
 in onnxruntime at two bindings of its symbolic input dims; every inferred dim, evaluated at that
 binding, must equal the runtime dim. The fraction of values whose shape is fully known is printed
-(``pytest -s``).
+(``pytest -s``). Two stricter variants: the light models with N, H, W made symbolic, and the
+golden/dynamize corpus (sizes baked in at export) with its dynamic dims made symbolic.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def test_light_models_with_symbolic_input_dims(path: Path) -> None:
         fd = {i.name: rng.standard_normal((n, 3, hh, ww)).astype(np.float32) for i in ins}
         try:
             actual = runtime_shapes(proto, fd)
-        except Exception:  # noqa: BLE001 - the model only runs at its export size
+        except Exception:  # noqa: BLE001, S112 - the model only runs at its export size
             continue
         ran += 1
         b = input_binding(model, fd)
@@ -141,4 +142,40 @@ def test_light_models_with_symbolic_input_dims(path: Path) -> None:
         assert not r.wrong, f"{path.name} at {b}: wrong dims {r.wrong[:5]}"
         print(f"\n{path.name} (symbolic N,H,W) at {b}: {r.known}/{r.values} values fully known "
               f"({100 * r.fraction_known:.1f}%)", end="")
+    assert ran
+
+
+def _dynamize_cases() -> list[Path]:
+    return sorted((ROOT / "golden" / "dynamize").glob("*.json"))
+
+
+@pytest.mark.parametrize("spec", _dynamize_cases(), ids=lambda p: p.stem)
+def test_dynamize_corpus_with_symbolic_dims(spec: Path) -> None:
+    """golden/dynamize models (traced at one shape, sizes baked in) with the dims their .json
+    names dynamic made symbolic, checked at every stored shape onnxruntime runs."""
+    import json
+
+    j = json.loads(spec.read_text())
+    path = spec.parent / j["model"]
+    proto = onnx.load(str(path))
+    for i in proto.graph.input:
+        for ax, sym in j.get("dynamic", {}).get(i.name, {}).items():
+            i.type.tensor_type.shape.dim[int(ax)].dim_param = sym
+    model = load(proto)
+    info = infer_shapes(model)
+    assert not info.errors, str(info.errors[0])
+    data = np.load(spec.parent / j["expected"])
+    ran = 0
+    for k in range(8):
+        fd = {key.split(":", 1)[1]: data[key] for key in data.files
+              if key.startswith(f"shape{k}/input:")}
+        if not fd:
+            break
+        try:
+            actual = runtime_shapes(proto, fd)
+        except Exception:  # noqa: BLE001, S112 - sizes baked in at export: the model fails there
+            continue
+        ran += 1
+        r = compare(model, actual, input_binding(model, fd))
+        assert not r.wrong, f"{path.name}: wrong dims {r.wrong[:5]}"
     assert ran
