@@ -45,8 +45,8 @@ class ShapesPass(Pass):
         if ctx.verbose:
             for msg in notes:
                 ctx.note(msg)
-        modified = any(v.type != t or v.meta.get("symval") != meta.get("symval")
-                       for v, t, meta in snap)
+        # Types are the IR (lowering writes them); symvals are derived metadata, never saved.
+        modified = any(v.type != t for v, t, _ in snap)
         stats = Counter({k: v for k, v in info.stats.items() if isinstance(v, int)})
         stats["constraints"] = len(info.constraints)
         if info.hint_conflicts:
