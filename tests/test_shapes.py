@@ -377,6 +377,21 @@ def test_pass_writes_value_info_with_expressions_and_strip_removes_them():
     assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim][:2] == ["N", 8]
 
 
+def test_pass_is_idempotent_across_save_and_load():
+    m = model_from_text(HEAD + """g (float[batch,seq,16] x) => (float[] y) {
+        s = Shape(x)
+        k = Constant<value_ints=[0, 0, 2, 8]>()
+        r = Reshape(x, k)
+        y = Transpose<perm=[0, 2, 1, 3]>(r)
+    }""")
+    run_passes(m, "shapes")
+    from onnxopt.io import load
+
+    m2 = load(lower_model(m))
+    assert not run_passes(m2, "shapes").records[0].modified
+    assert str(shape_of(m2.graph.outputs[0])) == "[batch,2,seq,8]"
+
+
 def test_strip_restores_unnamed_input_dims():
     m = model_from_text(HEAD + """g (float[?,4] x) => (float[] y) { y = Relu(x) }""")
     run_passes(m, "shapes")

@@ -43,7 +43,8 @@ def shape_of(value: Value) -> Shape | None:
 
 def sym_value(value: Value) -> tuple | None:
     """The symbolic elements of a small int32/int64 tensor of rank 0 or 1: a tuple of int /
-    SymDim / None (unknown element), or None when the value is not tracked."""
+    SymDim / None (unknown element; a scalar gives a 1-tuple), or None when the value is not
+    tracked (up to 64 elements are)."""
     return value.meta.get("symval")
 
 
