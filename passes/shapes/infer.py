@@ -6,8 +6,11 @@ dictionaries first and written to the IR at the end (:meth:`Inference.commit`):
 
 - graph inputs: the declared type is the truth; an unnamed unknown dim gets a fresh symbol
   ``unk_<input>_<axis>`` (the declared type is kept in ``value.meta["shapes_declared_type"]``);
-- node outputs: what the graph proves wins; a declared (value_info / output) shape only fills dims
-  the graph leaves unknown, and a disagreement is recorded in ``ShapeInfo.hint_conflicts``;
+- node outputs: only what the graph proves propagates; a declared (value_info / output) shape the
+  graph contradicts is recorded in ``ShapeInfo.hint_conflicts``; at commit, dims the graph leaves
+  unknown keep their declared value, marked in ``value.meta["shapes_hint_dims"]``;
+- body inputs (If/Loop/Scan): derived from the node, with the body's own static declarations
+  filling the gaps;
 - function bodies are inferred per call site (cached by the call's input types and values) and
   annotated with what all call sites agree on.
 """
@@ -152,7 +155,8 @@ class Inference:
 
     def fresh(self, kind: str, node: Node | None, hint: str = "") -> SymDim:
         """A fresh symbol ``<kind>_<node>`` (numbered when taken)."""
-        base = f"{kind}_{_sanitize(hint or (node.name if node is not None and node.name else (node.op_type if node is not None else 'v')))}"
+        label = hint or (node.name or node.op_type if node is not None else "v")
+        base = f"{kind}_{_sanitize(label)}"
         name = base
         i = 1
         names = self.root.names
@@ -335,6 +339,9 @@ class Inference:
 
     @staticmethod
     def _merge_input(derived, declared):
+        # Declared body-input dims fill what the outer graph leaves unknown (static ones only:
+        # a body's symbolic names are not the outer graph's).
+        declared = _static_elems(declared)
         if derived is None:
             return declared
         if declared is None or not isinstance(derived, TensorType) \
@@ -344,11 +351,8 @@ class Inference:
             return TensorType(derived.dtype or declared.dtype, declared.shape)
         if declared.shape is None or len(declared.shape) != len(derived.shape):
             return TensorType(derived.dtype or declared.dtype, derived.shape)
-        # Declared body-input dims fill what the outer graph leaves unknown (static ones only:
-        # a body's symbolic names are not the outer graph's).
         return TensorType(derived.dtype or declared.dtype, Shape(
-            [a if a is not None else (b if type(b) is int else None)
-             for a, b in zip(derived.shape, declared.shape)]))
+            [a if a is not None else b for a, b in zip(derived.shape, declared.shape)]))
 
     # -- nodes -----------------------------------------------------------------------------------
     def node(self, n: Node, opsets: dict, fattrs: dict | None) -> None:
