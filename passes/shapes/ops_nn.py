@@ -623,6 +623,14 @@ def _roi_align(n: NodeCtx) -> None:
     n.set(0, n.dtype(0), out)
 
 
+@shape_fn("", "MaxRoiPool")
+def _max_roi_pool(n: NodeCtx) -> None:
+    x, rois = n.shape(0), n.shape(1)
+    ph, pw = (list(n.attr("pooled_shape")) + [None, None])[:2]
+    n.set(0, n.dtype(0), [rois[0] if rois is not None else None,
+                          x[1] if x is not None else None, ph, pw])
+
+
 @shape_fn("", "GridSample")
 def _grid_sample(n: NodeCtx) -> None:
     x, g = n.shape(0), n.shape(1)

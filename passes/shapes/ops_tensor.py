@@ -534,6 +534,8 @@ def _pad(n: NodeCtx) -> None:
     r = len(s)
     if n.has_attr("pads") and not n.has(1):
         pads = list(n.attr("pads"))
+    elif n.has_attr("paddings"):  # Pad-1
+        pads = list(n.attr("paddings"))
     else:
         pads = n.dimlist(1)
     axes = list(range(r))
@@ -644,6 +646,18 @@ def _range(n: NodeCtx) -> None:
             cur = V.add(cur, delta, dt)
         vals = obj_array(items, (count,))
     n.set(0, dt, [count], vals)
+
+
+@shape_fn("", "RandomNormal", "RandomUniform")
+def _random(n: NodeCtx) -> None:
+    shape = n.attr("shape")
+    n.set(0, n.attr("dtype", 1), None if shape is None else list(shape))
+
+
+@shape_fn("", "Multinomial")
+def _multinomial(n: NodeCtx) -> None:
+    s = n.shape(0)
+    n.set(0, n.attr("dtype", 6), [s[0] if s is not None else None, n.attr("sample_size", 1)])
 
 
 @shape_fn("", "NonZero")
