@@ -547,3 +547,34 @@ def test_declared_value_info_is_kept_but_not_propagated():
     assert shape_of(t) is None
     # ... and nothing downstream is derived from it; the declared dtype does flow.
     assert shape_of(y) is None and y.type.dtype == 1
+
+
+def test_dim_algebra_agrees_with_integer_arithmetic():
+    """Random conv/pool/reshape-like chains over two symbols, evaluated at many bindings."""
+    import random
+
+    rng = random.Random(0)
+    H, W = SymDim("H"), SymDim("W")
+    for _ in range(40):
+        d, ref = H, (lambda b: b["H"])
+        for _ in range(rng.randint(1, 4)):
+            k, s, p = rng.choice([1, 3, 5]), rng.choice([1, 2, 3]), rng.choice([0, 1, 2])
+            op = rng.choice(["conv", "ceil", "mul", "div"])
+            if op == "conv":
+                d = D.add(D.floordiv(D.sub(D.add(d, 2 * p), k), s), 1)
+                ref = (lambda f, k, s, p: lambda b: (f(b) + 2 * p - k) // s + 1)(ref, k, s, p)
+            elif op == "ceil":
+                d = D.ceildiv(d, s)
+                ref = (lambda f, s: lambda b: -(-f(b) // s))(ref, s)
+            elif op == "mul":
+                d = D.mul(d, W)
+                ref = (lambda f: lambda b: f(b) * b["W"])(ref)
+            else:
+                d = D.floordiv(d, s)
+                ref = (lambda f, s: lambda b: f(b) // s)(ref, s)
+        for h in range(20, 80, 7):
+            for w in (1, 2, 5):
+                b = {"H": h, "W": w}
+                assert D.evaluate(d, b) == ref(b), (d, b)
+        if isinstance(d, SymDim):
+            assert str(d.expr) == d.text  # the canonical text is sympy's own
