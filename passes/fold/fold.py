@@ -5,14 +5,23 @@ already folded; a value of an enclosing graph is a constant inside If/Loop/Scan 
 arithmetic folds as well: ``Shape``/``Size`` of a value whose needed dims are proven static, and
 any small integer tensor whose element values symbolic shape inference proved (``symval``), so
 ``Shape -> Gather(1)`` folds when dim 1 is static even if dim 0 is symbolic. An ``If`` whose
-condition is constant is replaced by the nodes of the branch it takes.
+condition is constant is replaced by the nodes of the branch it takes. A Reshape whose target is
+known in terms of its input's dims (``[batch, seq, 4, 16]`` for an input ``[batch, seq, 64]``)
+gets the constant target ``[0, 0, 4, 16]``, which leaves the Shape/Gather/Concat chain dead.
+
+Shapes are facts from symbolic shape inference, constants, or the model's own inputs, never a
+file's declared intermediate types. Nothing computed from an IR < 4 initializer that is also a
+graph input (an overridable default, not a constant) feeds a shape fold.
 
 Evaluation, per node in topological order (one walk, no rescans):
 
 1. numpy evaluators (:mod:`.evaluators`) for the cheap common ops, exact to the spec;
 2. everything else goes to a batch that onnxruntime evaluates as one small model per walk (the
    region's nodes plus the constants they read, never the whole model); if the runtime refuses the
-   batch, each node is retried alone in onnxruntime, then in onnx's reference evaluator;
+   batch, each node is retried alone in onnxruntime, then, only when onnxruntime lacks the op or
+   type (not when it ran the node and failed), in onnx's reference evaluator. Ops where
+   onnxruntime departs from the spec in some modes (:data:`CROSS_CHECK`) fold only when the
+   reference evaluator agrees;
 3. a node an evaluator rejects (shape mismatch, integer division by zero...) stays as it is and
    the reason goes to ``ctx.note``; the pass never aborts and never writes a guessed constant.
 
