@@ -133,7 +133,7 @@ def bench_model(path: Path, repeat: int) -> dict:
         best_infer = holder["t"] if best_infer is None else min(best_infer, holder["t"])
         row["ours_io"] = total if "ours_io" not in row else min(row["ours_io"], total)
     row["ours_t"] = best_infer
-    named = [(v.name, v.type) for n in m.graph.nodes for v in n.outputs if v.name]
+    named = [(v.name, proven_type(v)) for n in m.graph.nodes for v in n.outputs if v.name]
     b = _binding({v.name: v.type for v in m.graph.inputs}, feeds[0] if feeds else {})
     row["ours"] = _strict_known(named, actual, b)
 

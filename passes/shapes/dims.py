@@ -334,6 +334,24 @@ def mod(a: Dim, b: Dim) -> Dim:
     return _binop("%", a, b, lambda x, y: sp().Mod(x, y))
 
 
+def _minmax(cls, x, y):
+    """``cls(x, y)`` (Max or Min) without sympy's evaluation, which compares every pair of
+    arguments symbolically and costs tens of milliseconds on convolution-size expressions.
+    Callers have already failed to order x and y; nested calls of the same kind are flattened
+    and the arguments sorted, so the result is canonical."""
+    s = sp()
+    if x.is_Number and y.is_Number:
+        return cls(x, y)
+    args: list = []
+    for e in (x, y):
+        for a in (e.args if isinstance(e, cls) else (e,)):
+            if a not in args:
+                args.append(a)
+    if len(args) == 1:
+        return args[0]
+    return cls(*sorted(args, key=s.default_sort_key), evaluate=False)
+
+
 def dmax(a: Dim, b: Dim) -> Dim:
     """max(a, b)."""
     if a is None or b is None:
@@ -346,7 +364,7 @@ def dmax(a: Dim, b: Dim) -> Dim:
         return a
     if le(a, b) is True:
         return b
-    return _binop("max", a, b, lambda x, y: sp().Max(x, y))
+    return _binop("max", a, b, lambda x, y: _minmax(sp().Max, x, y))
 
 
 def dmin(a: Dim, b: Dim) -> Dim:
@@ -361,7 +379,7 @@ def dmin(a: Dim, b: Dim) -> Dim:
         return a
     if le(b, a) is True:
         return b
-    return _binop("min", a, b, lambda x, y: sp().Min(x, y))
+    return _binop("min", a, b, lambda x, y: _minmax(sp().Min, x, y))
 
 
 def prod(ds: Iterable[Dim]) -> Dim:
@@ -460,8 +478,8 @@ def _nonneg(e) -> bool | None:
                 r = True
             elif m in (0, -1) and _at_one(e) < 0:
                 r = False
-            elif m is None:
-                r = e.is_nonnegative
+            elif m is None and not e.has(sp().floor, sp().Max, sp().Min, sp().Mod):
+                r = e.is_nonnegative  # sympy decides polynomials; floors and Max it rarely can
         except (TypeError, ValueError, RecursionError):
             r = None
         _sign_cache[e] = r
