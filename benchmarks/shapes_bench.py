@@ -33,6 +33,7 @@ from onnxopt.ir import SymDim, lift_type, lower_model
 from onnxopt.passes.shapes import dims as D
 from onnxopt.passes.shapes import infer_shapes
 from onnxopt.passes.shapes.check import compare_types, runtime_shapes
+from onnxopt.passes.shapes.infer import proven_type
 from test_shapes_runtime import feeds_for, model_paths
 
 
