@@ -494,6 +494,16 @@ def le(a: Dim, b: Dim) -> bool | None:
         return a <= b
     if a == b:
         return True
+    # An int against a product of symbols (each >= 1) needs no sympy: the product is at least
+    # its coefficient and grows without bound.
+    if type(a) is int:
+        m = _mono(b)
+        if m is not None and a <= m[0]:
+            return True
+    elif type(b) is int:
+        m = _mono(a)
+        if m is not None and m[0] > b:
+            return False
     return _nonneg(expr(b) - expr(a))
 
 
