@@ -36,11 +36,15 @@ class _Activation(Rule):
     targets: dict[str, float] = {}
     consts = ("a", "b", "lo", "hi", "s", "d")
 
+    no_double = False  # onnxruntime's CPU provider has no double kernel for the fused op
+
     def check(self, m: Match) -> Optional[str]:
         names = tuple(self.targets) + self.consts
         dt = m.dtype("x") or next((m.dtype(k) for k in names if m.get(k) is not None), None)
         if dt not in FLOATS:
             return "input is not a float tensor"
+        if self.no_double and dt == 11:
+            return "onnxruntime has no double kernel for the fused op"
         for name, want in self.targets.items():
             if m.get(name) is None:
                 continue
@@ -145,6 +149,7 @@ class HardSigmoid(_Activation):
     name = "hard_sigmoid"
     summary = "HardSigmoid from Clip(a*x+b, 0, 1) or Clip(x+3, 0, 6)/6"
     opset = 6
+    no_double = True
     benefit = 5
     pattern = [Op("Div", _CLIP, Const("d"), name="out"),
                Op("Mul", _CLIP, Const("s"), commutative=True, name="out"), _CLIP]
@@ -172,6 +177,7 @@ class HardSwish(_Activation):
     name = "hard_swish"
     summary = "HardSwish from x*HardSigmoid(x) or x*Clip(x+3, 0, 6)/6 (x*HardSigmoid(x) < 14)"
     opset = 6
+    no_double = True
     benefit = 6
     pattern = [Op("Mul", "x", Op("HardSigmoid", "x", name="hs"), commutative=True, name="out"),
                Op("Div", Op("Mul", "x", _CLIP, commutative=True, name="xc"), Const("d"),
