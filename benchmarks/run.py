@@ -167,14 +167,14 @@ def _error_line(text: str) -> str:
 def run_timed(cmd: list[str], timeout: float, logdir: str) -> Run:
     """Run cmd in its own session under _timed.py; wall time, peak RSS and its first error line.
 
-    The wrapper measures (see its docstring for why run.py cannot); a timeout kills the whole
-    session. The wrapper's own start (about 20 ms, before it starts the clock) is not counted.
+    The wrapper measures (see its docstring for why run.py cannot) and enforces the timeout; 30 s
+    later run.py kills the whole session if it is still there. The wrapper's own start (about 20 ms, before it starts the clock) is not counted.
     """
     out_path, err_path = os.path.join(logdir, "stdout.txt"), os.path.join(logdir, "stderr.txt")
     res_path = os.path.join(logdir, "timing.json")
     if os.path.exists(res_path):
         os.remove(res_path)
-    wrapped = [sys.executable, "-S", os.path.join(HERE, "_timed.py"), res_path, *cmd]
+    wrapped = [sys.executable, "-S", os.path.join(HERE, "_timed.py"), res_path, str(timeout), *cmd]
     timed_out = threading.Event()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
@@ -187,7 +187,7 @@ def run_timed(cmd: list[str], timeout: float, logdir: str) -> Run:
             except ProcessLookupError:
                 pass
 
-        timer = threading.Timer(timeout, kill)
+        timer = threading.Timer(timeout + 30, kill)  # backstop: _timed.py enforces the limit itself
         timer.start()
         proc.wait()
         wall = time.perf_counter() - t0
@@ -207,6 +207,8 @@ def run_timed(cmd: list[str], timeout: float, logdir: str) -> Run:
             timing = json.load(f)
         wall, rss, code = timing["wall_s"], timing["peak_rss_mb"], timing["exit_code"]
         cpu, load = timing["cpu_s"], timing["load_before"]
+        if timing["timed_out"]:
+            timed_out.set()
     if timed_out.is_set():
         return Run(False, wall, rss, f"timeout after {timeout:g} s", stdout, cpu, load)
     if code == 0:
@@ -234,6 +236,8 @@ def tool_command(tool: str, src: str, out: str, external: bool) -> list[str] | s
 def evaluate(mode: str, model_path: str, refdir: str, spec: dict, timeout: float, logdir: str, runs: int) -> dict:
     cmd = [sys.executable, os.path.join(HERE, "_eval.py"), mode, model_path, refdir, "--spec", json.dumps(spec),
            "--runs", str(runs)]
+    logdir = os.path.join(logdir, "eval")  # keep the tool's own logs
+    os.makedirs(logdir, exist_ok=True)
     r = run_timed(cmd, timeout, logdir)
     if not r.ok:
         return {"eval_error": f"eval: {r.error}"}
@@ -341,7 +345,8 @@ def markdown(rows: list[dict], header: dict) -> str:
                     cpu = f" ({r['cpu_s']:.2f})" if r.get("cpu_s") is not None else ""
                     cells.append(f"{r['wall_s']:.2f}{cpu}")
                 elif r.get("error", "").startswith("timeout"):
-                    cells.append(f"> {header['timeout']:g} (timeout)")
+                    cpu = f", {r['cpu_s']:.0f} CPU s" if r.get("cpu_s") is not None else ""
+                    cells.append(f"> {header['timeout']:g} (timeout{cpu})")
                 else:
                     cells.append("failed" if not r.get("error", "").startswith("pending") else "pending")
             out.append(f"| {t} | " + " | ".join(cells) + " |")
