@@ -16,9 +16,10 @@ import re
 from functools import lru_cache
 from typing import Iterable, Union
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(\*\*|//|[-+*/%(),]))")
-_FUNCS = ("floor", "ceil", "max", "min", "Max", "Min", "Mod")
+# Dotted names are identifiers too: exporters write dims like "p2o.DynamicDimension.1".
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+_TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_.]*)|(\*\*|//|[-+*/%(),]))")
+_FUNCS = ("floor", "ceil", "ceiling", "max", "min", "Max", "Min", "Mod")
 _MAX_EXPR_CHARS = 256  # longer dim strings stay opaque symbols
 
 
@@ -128,6 +129,7 @@ class _Parser:
             fn = {
                 "floor": sp.floor,
                 "ceil": sp.ceiling,
+                "ceiling": sp.ceiling,  # how sympy prints it
                 "max": sp.Max,
                 "Max": sp.Max,
                 "min": sp.Min,
@@ -158,19 +160,28 @@ class SymDim:
     ``seq`` because expression texts are printed back from sympy.
     """
 
-    __slots__ = ("text", "_expr")
+    __slots__ = ("text", "_expr", "_canon")
 
     def __init__(self, text: str, expr=None):
-        # The text is kept as written (no sympy at lift); canonical() normalizes expressions.
+        # The text is kept as written (no sympy at lift); comparisons use the canonical text,
+        # which needs sympy only for expressions (a lone name is its own canonical form).
         self.text = text
         self._expr = expr
+        self._canon = text if _IDENT.match(text) else None
 
     @classmethod
     def from_expr(cls, expr) -> "Dim":
         """A dim from a sympy expression: an int when the expression is a constant."""
         if expr.is_Integer:
             return int(expr)
-        return cls(_expr_text(expr), expr)
+        d = cls(_expr_text(expr), expr)
+        d._canon = d.text
+        return d
+
+    def _key(self) -> str:
+        if self._canon is None:
+            self._canon = _expr_text(self.expr)
+        return self._canon
 
     @property
     def expr(self):
@@ -192,11 +203,11 @@ class SymDim:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, SymDim):
-            return self.text == other.text
+            return self.text == other.text or self._key() == other._key()
         return False
 
     def __hash__(self) -> int:
-        return hash(("SymDim", self.text))
+        return hash(("SymDim", self._key()))
 
     def __repr__(self) -> str:
         return f"SymDim({self.text!r})"

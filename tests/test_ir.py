@@ -204,3 +204,17 @@ def test_string_tensor_bytes_keep_element_boundaries():
     a = ir.Tensor.from_numpy(np.array([b"a\0", b"b"], dtype=object), dtype=8)
     b = ir.Tensor.from_numpy(np.array([b"a", b"\0b"], dtype=object), dtype=8)
     assert a.raw_bytes() != b.raw_bytes()
+
+
+def test_dims_compare_by_canonical_form_and_round_trip_sympy_text():
+    import sympy
+
+    from onnxopt.ir.shape import parse_dim_expr, symbol
+
+    assert ir.SymDim("2*seq") == ir.SymDim("seq*2")
+    assert hash(ir.SymDim("2*seq")) == hash(ir.SymDim("seq*2"))
+    assert ir.SymDim("seq*4/4") == ir.SymDim("seq")
+    ceil = sympy.ceiling(symbol("H") / 2)
+    assert parse_dim_expr(str(ceil)) == ceil
+    dotted = parse_dim_expr("floor(p2o.DynamicDimension.1/2)")
+    assert not dotted.is_Symbol and symbol("p2o.DynamicDimension.1") in dotted.free_symbols
