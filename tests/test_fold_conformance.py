@@ -24,6 +24,7 @@ from _conformance import conformance_cases  # noqa: E402
 # Cases whose expected outputs come from a random generator (nothing to compare against).
 _RANDOM = ("random", "bernoulli", "multinomial", "training_dropout")
 
+_SEQ = "sequence/optional input or output"
 _RTOL = {1: 1e-4, 10: 2e-3, 11: 1e-7, 16: 1e-2, 14: 1e-4, 15: 1e-7}
 _ATOL = {1: 1e-5, 10: 1e-3, 11: 1e-9, 16: 1e-2, 14: 1e-5, 15: 1e-9}
 
@@ -54,11 +55,11 @@ def _as_constants(case):
     inputs, outputs = case.data_sets[0]
     if any(not isinstance(x, np.ndarray) for x in inputs) or \
             any(not isinstance(x, np.ndarray) for x in outputs):
-        return None, "sequence/optional input or output"
+        return None, _SEQ
     names = [i.name for i in m.graph.input]
     for vi in m.graph.input:
         if not vi.type.HasField("tensor_type"):
-            return None, "sequence/optional input or output"
+            return None, _SEQ
     inits = []
     for name, arr, vi in zip(names, inputs, m.graph.input):
         dt = vi.type.tensor_type.elem_type
@@ -137,8 +138,10 @@ def test_fold_conformance(capsys):
         for r, n in reasons.most_common(8):
             print(f"  left alone: {n:4d}  {r}")
     assert not wrong, "wrong folds:\n" + "\n".join(wrong[:20])
-    # Nearly every deterministic case folds; a drop here means an evaluator regressed.
-    assert counts["equal"] >= 0.85 * (counts["equal"] + counts["left"])
+    # Nearly every deterministic tensor case folds (sequences and optionals are out of scope);
+    # a drop here means an evaluator or the size policy regressed.
+    tensor_cases = counts["equal"] + counts["left"] - reasons[_SEQ]
+    assert counts["equal"] >= 0.93 * tensor_cases
 
 
 if __name__ == "__main__":
