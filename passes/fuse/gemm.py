@@ -25,6 +25,8 @@ class MatMulAdd(Rule):
                            name="mm"), "c", commutative=True, name="add")
 
     def check(self, m: Match) -> Optional[str]:
+        if m["c"] is m.node("mm").outputs[0]:
+            return "the added value is the product itself (MatMul + itself)"
         cs = m.shape("c")
         if cs is None:
             return "rank of the added value is unknown"
