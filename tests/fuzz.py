@@ -111,7 +111,7 @@ class Gen:
     # -- building blocks
     def name(self, prefix: str) -> str:
         self.n += 1
-        return f"{prefix}{self.n}"
+        return f"{prefix}_{self.n}"  # the "_": prefix "sqrt2" + 8 must not meet "sqrt" + 28
 
     def node(self, op: str, inputs: list, n_out: int = 1, **attrs) -> list:
         outs = [self.name(op.lower()[:5]) for _ in range(n_out)]
@@ -278,6 +278,10 @@ def op_pow(g: Gen) -> None:
 def op_matmul(g: Gen) -> None:
     a = g.pick(lambda v: len(v.shape) >= 1 and isinstance(v.shape[-1], int))
     k = a.shape[-1]
+    if len(a.shape) >= 2 and g.flag("vector rhs"):  # [.., K] @ [K] drops the last dim
+        (y,) = g.node("MatMul", [a.name, g.const(g.fvals((k,)), "W")])
+        g.add(y, a.shape[:-1])
+        return
     m = g.choice([1, 2, 3, 4, 8], "M")
     w = g.const(g.fvals((k, m)), "W")
     ins = [a.name, w]
@@ -311,7 +315,9 @@ def op_gemm(g: Gen) -> None:
         attrs["alpha"] = g.choice([0.5, 2.0], "alpha value")
     ins = [a.name, w]
     if g.flag("C") or g.opset < 11:
-        ins.append(g.fconst(g.choice([(m,), (1, m), ()], "C shape")))
+        cshapes = [(m,), (1, m), ()] + ([(a.shape[0], 1), (a.shape[0], m)]
+                                        if isinstance(a.shape[0], int) else [])
+        ins.append(g.fconst(g.choice(cshapes, "C shape")))
         if g.flag("beta"):
             attrs["beta"] = g.choice([0.5, 2.0], "beta value")
     (y,) = g.node("Gemm", ins, **attrs)
@@ -339,14 +345,18 @@ def op_conv(g: Gen) -> None:
         raise Unfit("conv window")
     src = a.name
     if g.flag("pad first"):  # Pad -> Conv: a zero Pad folds into the Conv's pads
-        extra = g.choice([0, 1], "pad size")
-        pads = [0, 0] + [extra] * spatial + [0, 0] + [extra] * spatial
+        begin = [g.choice([0, 1, 2], "pad begin") for _ in range(spatial)]
+        end = [g.choice([0, 1], "pad end") for _ in range(spatial)]
+        pads = [0, 0] + begin + [0, 0] + end
         mode_zero = g.flag("zero pad")
         ins = [a.name, g.ints(pads)]
         if not mode_zero or g.flag("explicit zero"):
             ins.append(g.const(np.array(0.0 if mode_zero else 0.5, np.float32), "pv"))
         (src,) = g.node("Pad", ins)
-        out_sp = tuple(_conv_out(x + 2 * extra, k, s, p, d) for x in a.shape[2:])
+        out_sp = tuple(_conv_out(x + b + e, k, s, p, d)
+                       for x, b, e in zip(a.shape[2:], begin, end, strict=True))
+        if min(out_sp) < 1:
+            raise Unfit("conv window")
     w = g.const(g.fvals((co, c // groups) + (k,) * spatial, -4, 4), "W")
     ins = [src, w]
     if g.flag("conv bias"):
@@ -594,13 +604,18 @@ def op_layernorm(g: Gen) -> None:
     """Decomposed LayerNorm over the last axis (the pattern exporters emit)."""
     a = g.pick(lambda v: len(v.shape) >= 1 and isinstance(v.shape[-1], int))
     last = a.shape[-1]
-    (mean,) = g.axes_op("ReduceMean", [a.name], [-1], 18, keepdims=1)
+    r = len(a.shape)
+    axes = [-1]
+    if r >= 2 and g.flag("other axes"):  # near-misses (and LayerNorm over the last two axes)
+        axes = g.choice([[-2], [-2, -1], [r - 1], [0]] if r >= 2 else [[-1]], "norm axes")
+    (mean,) = g.axes_op("ReduceMean", [a.name], axes, 18, keepdims=1)
     (d,) = g.node("Sub", [a.name, mean])
     if g.flag("pow"):
         (sq,) = g.node("Pow", [d, g.const(np.array(2.0, np.float32), "two")])
     else:
         (sq,) = g.node("Mul", [d, d])
-    (var,) = g.axes_op("ReduceMean", [sq], [-1], 18, keepdims=1)
+    (var,) = g.axes_op("ReduceMean", [sq], axes if g.flag("same axes") else [-1], 18,
+                       keepdims=1)
     # eps >= 1e-5: over a constant row (a padded border, say) the result is rounding noise
     # amplified by 1/sqrt(eps), which any reassociation changes; that is no miscompile.
     (ve,) = g.node("Add", [var, g.const(np.array(g.choice([1e-5, 1e-3], "eps"), np.float32))])
@@ -863,13 +878,81 @@ def op_if(g: Gen) -> None:
     g.add(y, a.shape)
 
 
+def op_shape_arith(g: Gen) -> None:
+    """Reshape targets computed with integer arithmetic on Shape: [d0, d1 * d2], [d0, -1]..."""
+    a = g.pick(lambda v: len(v.shape) >= 3)
+    (s,) = g.node("Shape", [a.name])
+
+    def dim(i: int) -> str:
+        (d,) = g.node("Gather", [s, g.ints([i])], axis=0)
+        return d
+
+    kind = g.choice(["merge", "neg", "div"], "arith")
+    if kind == "merge":  # [d0, .., d(r-2) * d(r-1)]
+        r = len(a.shape)
+        (prod,) = g.node("Mul", [dim(r - 2), dim(r - 1)])
+        parts = [dim(i) for i in range(r - 2)] + [prod]
+        shape = a.shape[:-2] + (_prod(a.shape[-2:]),)
+    elif kind == "neg":  # [d0, -1]
+        parts = [dim(0), g.ints([-1])]
+        shape = (a.shape[0], _prod(a.shape[1:]))
+    else:  # [d0, .., d(r-1) / p, p] with d(r-1) divisible by p
+        if not isinstance(a.shape[-1], int) or a.shape[-1] % 2:
+            raise Unfit("odd")
+        r = len(a.shape)
+        (half,) = g.node("Div", [dim(r - 1), g.ints([2])])
+        parts = [dim(i) for i in range(r - 1)] + [half, g.ints([2])]
+        shape = a.shape[:-1] + (a.shape[-1] // 2, 2)
+    (c,) = g.node("Concat", parts, axis=0)
+    (y,) = g.node("Reshape", [a.name, c])
+    g.add(y, shape, bounded=a.bounded, pos=a.pos)
+
+
+def op_squeeze_all(g: Gen) -> None:
+    """Squeeze without axes (every dim of size 1) on a value whose dims are all static."""
+    a = g.pick(lambda v: 1 in v.shape and all(isinstance(d, int) for d in v.shape))
+    (y,) = g.node("Squeeze", [a.name])
+    g.add(y, tuple(d for d in a.shape if d != 1), bounded=a.bounded, pos=a.pos)
+
+
+def op_slice_symbolic(g: Gen) -> None:
+    """Slice all of a symbolic dim (start 0, end "to the end"): a no-op."""
+    a = g.pick(lambda v: any(isinstance(d, str) for d in v.shape))
+    ax = g.choice([i for i, d in enumerate(a.shape) if isinstance(d, str)], "axis")
+    end = g.choice([BIG, 2**31 - 1, 2**63 - 1], "end")
+    (y,) = g.node("Slice", [a.name, g.ints([0]), g.ints([end]), g.ints([ax])])
+    g.add(y, a.shape, bounded=a.bounded, pos=a.pos)
+
+
+def op_expand_keep(g: Gen) -> None:
+    """Expand to a shape that cannot grow the input (1s and fewer dims): a no-op."""
+    a = g.pick(lambda v: len(v.shape) >= 1)
+    k = g.draw(st.integers(0, len(a.shape)), label="target rank")
+    target = [1 if not isinstance(d, int) or g.flag("1") else d
+              for d in a.shape[len(a.shape) - k:]]
+    (y,) = g.node("Expand", [a.name, g.ints(target)])
+    g.add(y, a.shape, bounded=a.bounded, pos=a.pos)
+
+
+def op_same_constants(g: Gen) -> None:
+    """The same constant twice (byte-identical initializers / Constant nodes), both used."""
+    a = g.pick()
+    shape = g.partner_shape(a.shape)
+    vals = g.fvals(shape)
+    c1, c2 = g.const(vals, "dup"), g.const(vals.copy(), "dup")
+    (y1,) = g.node("Mul", [a.name, c1])
+    (y2,) = g.node("Add", [y1, c2])
+    g.add(y2, _bcast(a.shape, shape))
+
+
 OPS = [op_unary, op_unary, op_sqrt, op_exp, op_binary, op_binary, op_div, op_pow, op_matmul,
        op_matmul, op_matmul_values, op_gemm, op_conv, op_conv, op_bn, op_reshape_split,
        op_reshape_merge, op_shape_chain, op_transpose, op_unsqueeze, op_squeeze, op_flatten,
        op_concat, op_slice, op_gather, op_expand, op_cast, op_identity, op_dropout, op_reduce,
        op_softmax, op_layernorm, op_gelu, op_neutral, op_duplicate, op_const_region,
        op_const_chain, op_matmul_siblings, op_attention, op_clip, op_gelu_tanh, op_mish,
-       op_rms_norm, op_transpose_around, op_transpose_gemm, op_squeeze_unsqueeze, op_if]
+       op_rms_norm, op_transpose_around, op_transpose_gemm, op_squeeze_unsqueeze, op_if,
+       op_shape_arith, op_squeeze_all, op_slice_symbolic, op_expand_keep, op_same_constants]
 
 
 def _input_shape(g: Gen, first: Optional[tuple]) -> tuple:
