@@ -49,13 +49,27 @@ class PassResult:
 class Analysis:
     """A cached computation over the model that passes request through the context.
 
-    An analysis never changes what the model computes; it may annotate values (types, shapes).
+    An analysis never changes the IR; it may record facts beside it (``value.meta``).
+
+    After a pass that modified the IR, a cached result is either *preserved* (the pass named the
+    analysis in ``PassResult.preserved``: its facts stay true, though new nodes may lack them) or
+    dropped. A preserved result is brought up to date by :meth:`update` on the next request (by
+    default it is returned as it is); a dropped one is recomputed, and :meth:`discard` is called
+    first so the analysis can forget facts it recorded on the model.
     """
 
     name: ClassVar[str] = ""
 
     def compute(self, model: Model, ctx: "PassContext") -> Any:  # pragma: no cover - protocol
         raise NotImplementedError
+
+    def update(self, model: Model, ctx: "PassContext", previous: Any) -> Any:
+        """The result after passes that preserved this analysis (default: ``previous``)."""
+        return previous
+
+    @classmethod
+    def discard(cls, model: Model) -> None:
+        """Forget facts recorded on ``model`` (a pass that did not preserve the analysis ran)."""
 
 
 class PassContext:
@@ -66,27 +80,55 @@ class PassContext:
         self.verbose = verbose
         self.options: dict[str, Any] = dict(options or {})
         self._analyses: dict[str, Any] = {}
+        self._stale: set[str] = set()  # preserved across a modification: update() on request
         self.notes: list[str] = []  # messages for the user (verbose output, reports)
 
     def analysis(self, kind: type[Analysis]) -> Any:
-        """The result of an analysis, computed once and kept until a pass invalidates it."""
+        """The result of an analysis: computed once, brought up to date after passes that
+        preserved it, recomputed after one that did not."""
         key = kind.name
         if key not in self._analyses:
+            _record_kind(self.model, kind)
             self._analyses[key] = kind().compute(self.model, self)
+            self._stale.discard(key)
+        elif key in self._stale:
+            self._stale.discard(key)
+            self._analyses[key] = kind().update(self.model, self, self._analyses[key])
         return self._analyses[key]
 
+    def set_analysis(self, kind: type[Analysis], result: Any) -> None:
+        """Cache ``result`` as the up-to-date result of ``kind`` (a pass that computed it)."""
+        _record_kind(self.model, kind)
+        self._analyses[kind.name] = result
+        self._stale.discard(kind.name)
+
     def invalidate(self, preserved: frozenset) -> None:
-        """Drop cached analyses not named in ``preserved``."""
+        """After a pass modified the IR: analyses named in ``preserved`` are updated on their
+        next request, the others are dropped (and forget the facts they recorded)."""
         if "*" in preserved:
             return
         for k in list(self._analyses):
-            if k not in preserved:
+            if k in preserved:
+                self._stale.add(k)
+            else:
                 del self._analyses[k]
+                self._stale.discard(k)
+        kinds = self.model.meta.get(_KINDS)
+        if kinds:
+            for k in [k for k in kinds if k not in preserved]:
+                kinds.pop(k).discard(self.model)
 
     def note(self, message: str) -> None:
         """Record a message for the user (shown with -v, collected in reports)."""
         self.notes.append(message)
         log.info(message)
+
+
+_KINDS = "analyses"  # model.meta: name -> Analysis class of analyses that ran on the model
+
+
+def _record_kind(model: Model, kind: type[Analysis]) -> None:
+    model.meta.setdefault(_KINDS, {})[kind.name] = kind
 
 
 class Pass:
@@ -122,15 +164,28 @@ class GraphPass(Pass):
     """
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
+        """Run on every graph; analyses are preserved when every graph that changed kept them."""
         result = PassResult()
+        preserved = ALL
         for g in _post_order(model):
-            result.merge(self.run_on_graph(g, ctx))
-        if not result.modified:
-            result.preserved = ALL
+            r = self.run_on_graph(g, ctx)
+            result.merge(r)
+            if r.modified:
+                preserved = _meet(preserved, r.preserved)
+        result.preserved = ALL if not result.modified else preserved
         return result
 
     def run_on_graph(self, graph: Graph, ctx: PassContext) -> PassResult:  # pragma: no cover
         raise NotImplementedError
+
+
+def _meet(a: frozenset, b: frozenset) -> frozenset:
+    """Analyses preserved by both (``ALL`` is every one)."""
+    if "*" in a:
+        return b
+    if "*" in b:
+        return a
+    return a & b
 
 
 def _post_order(model: Model) -> list[Graph]:

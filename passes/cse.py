@@ -181,10 +181,9 @@ class CommonSubexpressionElimination(GraphPass):
     def run(self, model, ctx: PassContext) -> PassResult:
         result = super().run(model, ctx)
         if result.modified:
-            # Merging changes no surviving value's shape, unless an Identity had to be added to
-            # keep a graph output's name (a new value no shape analysis has seen).
-            result.preserved = frozenset() if result.stats["identities_added"] else \
-                frozenset({"shapes"})
+            # Merging changes no surviving value's shape (an Identity added to keep a graph
+            # output's name is a new node: the analysis' update infers it).
+            result.preserved = frozenset({"shapes"})
         return result
 
     def run_on_graph(self, graph: Graph, ctx: PassContext) -> PassResult:

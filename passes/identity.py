@@ -284,8 +284,9 @@ class RemoveIdentities(GraphPass):
             else:
                 stats["nodes_removed"] += 1
             rewrites.append(Rewrite(f"identity.{node.op_type}", (node.name or node.op_type,)))
+        # Uses of an unchanged value move to an equal one: every surviving value keeps its shape.
         return PassResult(modified=bool(stats), stats=stats, rewrites=rewrites,
-                          preserved=ALL if not stats else frozenset())
+                          preserved=ALL if not stats else frozenset({"shapes"}))
 
 
 __all__ = [

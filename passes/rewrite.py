@@ -39,7 +39,7 @@ from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import UsageError
-from ..ir import Builder, Graph, Model, Node, Value
+from ..ir import Builder, Graph, Model, Node, TensorType, Value
 from .base import ALL, Pass, PassContext, PassResult, Rewrite, iter_graphs
 
 # -- patterns -------------------------------------------------------------------------------------
@@ -195,16 +195,14 @@ def attr_of(node: Node, name: str, opset: int) -> Any:
 # -- shapes ----------------------------------------------------------------------------------------
 
 
-def _types(model: Model) -> list:
-    """Every value with its type and symbolic value (to undo an analysis' annotations)."""
-    out = []
-    for g in model.graphs():
-        for v in itertools.chain(g.inputs, g.initializers):
-            out.append((v, v.type, v.meta.get("symval", _UNBOUND)))
-        for n in g.nodes:
-            for v in n.outputs:
-                out.append((v, v.type, v.meta.get("symval", _UNBOUND)))
-    return out
+# Where the shape analysis records its facts (``onnxopt.passes.shapes``; see ShapeAnalysis).
+_FACT, _HINT = "shapes_type", "shapes_hint_dims"
+
+
+def _best_type(v: Value):
+    """The analysis' type of ``v`` when it recorded one, else the declared type."""
+    t = v.meta.get(_FACT, _UNBOUND)
+    return v.type if t is _UNBOUND else t
 
 
 class Shapes:
@@ -212,46 +210,47 @@ class Shapes:
     (``onnxopt.passes.shapes``), else from the declared types. Every answer is a proof: an
     unknown shape or dim never satisfies a constraint.
 
-    Inference runs on the first question (a rule set that never asks costs nothing). It
-    annotates the IR; a pass that then rewrites nothing calls :meth:`undo` so the IR comes out
-    exactly as it came in."""
+    Inference runs on the first question (a rule set that never asks costs nothing); its facts
+    are kept beside the IR and read through this object, so asking never changes the IR.
 
-    def __init__(self, ctx: Optional[PassContext] = None, infer: bool = True):
+    ``materialize=True`` is for callers that read ``value.type``/``value.shape`` directly: the
+    facts are then also written into the value types when the analysis runs, and :meth:`undo`
+    puts the declared types back (a pass that rewrote nothing must leave the IR as it came)."""
+
+    def __init__(self, ctx: Optional[PassContext] = None, infer: bool = True,
+                 materialize: bool = True):
         self._ctx = ctx if infer else None
         self._ready = self._ctx is None
+        self._materialize = materialize
         self._shape_of: Optional[Callable] = None
         self._dims_equal: Optional[Callable] = None
         self._sym_value: Optional[Callable] = None
-        self._saved: Optional[list] = None  # types before this object ran the analysis
-        self._name = ""
+        self._changes: Optional[list] = None  # what materializing changed (for undo)
+        if materialize and self._ctx is not None:
+            self._load()  # such callers read value types right away
 
     def _load(self) -> None:
         self._ready = True
         ctx = self._ctx
         try:
             from .shapes import ShapeAnalysis, dims_equal, shape_of, sym_value
+            from .shapes.infer import materialize
         except ImportError:
             return
-        saved = _types(ctx.model)
         ctx.analysis(ShapeAnalysis)
-        if any(v.type is not t or v.meta.get("symval", _UNBOUND) is not sv
-               for v, t, sv in saved):
-            self._saved, self._name = saved, ShapeAnalysis.name
+        if self._materialize:
+            self._changes = materialize(ctx.model)
         self._shape_of, self._dims_equal, self._sym_value = shape_of, dims_equal, sym_value
 
     def undo(self) -> bool:
-        """Put back the types the analysis overwrote and drop it from the context's cache;
-        True when there was something to undo."""
-        if self._saved is None:
+        """Put back the types materializing overwrote; True when there was something to undo.
+        (The facts and the context's cached analysis stay: they are still true.)"""
+        if not self._changes:
             return False
-        for v, t, sv in self._saved:
-            v.type = t
-            if sv is _UNBOUND:
-                v.meta.pop("symval", None)
-            else:
-                v.meta["symval"] = sv
-        self._ctx._analyses.pop(self._name, None)  # the cached result no longer matches the IR
-        self._saved = None
+        from .shapes.infer import unmaterialize
+
+        unmaterialize(self._changes)
+        self._changes = None
         return True
 
     def shape(self, v: Optional[Value]):
@@ -265,9 +264,14 @@ class Shapes:
         return v.shape
 
     def dtype(self, v: Optional[Value]) -> Optional[int]:
-        """The element type of ``v`` (declared, from constant data, or inferred)."""
+        """The element type of ``v`` (inferred, declared, or from constant data)."""
         if v is None:
             return None
+        if self._shape_of is not None:
+            t = _best_type(v)
+            dt = t.dtype if isinstance(t, TensorType) else None
+            if dt:
+                return dt
         if v.dtype:
             return v.dtype
         c = const_value(v)
@@ -277,6 +281,9 @@ class Shapes:
             return from_np_dtype(c.dtype)
         if not self._ready:
             self._load()
+            if self._shape_of is not None:
+                t = _best_type(v)
+                return (t.dtype or None) if isinstance(t, TensorType) else None
             return v.dtype
         return None
 
@@ -742,7 +749,7 @@ class Rewriter:
             shapes: Optional[Shapes] = None) -> PassResult:
         """Rewrite every graph of ``model`` (subgraphs first, then function bodies, then main)."""
         ctx = ctx or PassContext(model)
-        shapes = shapes or Shapes(ctx)
+        shapes = shapes or Shapes(ctx, materialize=False)
         result = PassResult()
         for g in iter_graphs(model):
             opset = _graph_opset(model, g)
@@ -750,9 +757,11 @@ class Rewriter:
         for msg in self.capped:
             ctx.note(msg)
         if result.modified:
-            result.preserved = frozenset()
+            # A rewrite replaces values by equal ones (same type and shape, checked) and never
+            # edits a matched node: every surviving value keeps its shape.
+            result.preserved = frozenset({"shapes"})
         else:
-            shapes.undo()  # nothing rewritten: the IR leaves exactly as it came
+            shapes.undo()  # a materializing Shapes passed in: the IR leaves as it came
             result.preserved = ALL
         return result
 
@@ -857,6 +866,7 @@ class Rewriter:
                 continue
             if nv.type is None:
                 nv.type = old.type
+            _inherit_fact(old, nv)
             if nv.name is None and old.name and id(nv.producer) in created \
                     and not old.is_graph_output():
                 nv.name, old.name = old.name, None
@@ -902,16 +912,29 @@ def _graph_opset(model: Model, g: Graph) -> int:
     return model.opset("") or 1
 
 
+def _inherit_fact(old: Value, new: Value) -> None:
+    """A new value replacing ``old`` has its type: carry the analysis' fact over (so later
+    rules in this pass can ask about it) unless the value already has its own."""
+    meta = old.meta
+    if _FACT in meta and _FACT not in new.meta:
+        new.meta[_FACT] = meta[_FACT]
+        if _HINT in meta:
+            new.meta[_HINT] = meta[_HINT]
+
+
 def _check_replacement(rule: str, old: Value, new: Optional[Value]) -> None:
     """A rewrite keeps each output's element type and (known) static shape."""
     if new is None:
         if old.has_uses():
             raise RuntimeError(f"rule {rule} dropped {old.name!r}, which is still used")
         return
-    if old.dtype and new.dtype and old.dtype != new.dtype:
+    to, tn = _best_type(old), _best_type(new)
+    if not (isinstance(to, TensorType) and isinstance(tn, TensorType)):
+        return
+    if to.dtype and tn.dtype and to.dtype != tn.dtype:
         raise RuntimeError(f"rule {rule} changed the element type of {old.name!r} "
-                           f"({old.dtype} -> {new.dtype})")
-    so, sn = old.shape, new.shape
+                           f"({to.dtype} -> {tn.dtype})")
+    so, sn = to.shape, tn.shape
     if so is not None and sn is not None and so.is_static() and sn.is_static() and so != sn:
         raise RuntimeError(f"rule {rule} changed the shape of {old.name!r} ({so} -> {sn})")
 

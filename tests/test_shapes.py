@@ -578,3 +578,79 @@ def test_dim_algebra_agrees_with_integer_arithmetic():
                 assert D.evaluate(d, b) == ref(b), (d, b)
         if isinstance(d, SymDim):
             assert str(d.expr) == d.text  # the canonical text is sympy's own
+
+
+# -- the analysis records facts; updates are incremental ------------------------------------------
+
+
+def test_analysis_records_facts_and_leaves_types_alone():
+    from onnxopt.passes.manager import fingerprint
+
+    m = model_from_text(HEAD + """g (float[b,4] x) => (float[] y) {
+        r = Relu(x)
+        y = Neg(r)
+    }""")
+    before = print_model(m)
+    fp = fingerprint(m)
+    PassContext(m).analysis(ShapeAnalysis)
+    r = next(iter(m.graph.nodes)).outputs[0]
+    assert r.type is None and str(shape_of(r)) == "[b,4]"
+    assert print_model(m) == before and fingerprint(m) == fp
+
+
+def test_update_infers_only_new_and_rewired_nodes():
+    from onnxopt.ir import Builder
+
+    m = model_from_text(HEAD + """g (float[b,4] x) => (float[] y) {
+        r = Relu(x)
+        s = Sigmoid(r)
+        y = Neg(s)
+    }""")
+    ctx = PassContext(m)
+    info = ctx.analysis(ShapeAnalysis)
+    relu, sig, neg = list(m.graph.nodes)
+    t = Builder(m.graph, before=sig).op("Abs", [relu.outputs[0]])
+    sig.set_input(0, t)  # every value keeps its shape: the pass preserves "shapes"
+    ctx.invalidate(frozenset({"shapes"}))
+    assert ctx.analysis(ShapeAnalysis) is info
+    assert str(shape_of(t)) == "[b,4]" and t.type is None
+    # The new Abs and the rewired Sigmoid are inferred; Neg, whose input's fact did not change,
+    # is not visited.
+    assert info.stats["updated_nodes"] == 2
+
+
+def test_not_preserving_drops_the_facts():
+    m = model_from_text(HEAD + """g (float[b,4] x) => (float[] y) { y = Relu(x) }""")
+    ctx = PassContext(m)
+    ctx.analysis(ShapeAnalysis)
+    y = m.graph.outputs[0]
+    assert str(shape_of(y)) == "[b,4]"
+    ctx.invalidate(frozenset())
+    assert shape_of(y) is None  # back to the declaration (rank unknown)
+    assert str(shape_of(ctx.analysis(ShapeAnalysis) and y)) == "[b,4]"
+
+
+def test_pipeline_facts_equal_a_fresh_inference():
+    """After the default pipeline (one whole inference, then updates), every fact equals what a
+    whole inference of the result proves."""
+    import importlib.util
+    from pathlib import Path
+
+    from onnxopt.ir import lift_model
+    from onnxopt.passes import PassManager
+    from onnxopt.passes.shapes.infer import proven_type
+
+    spec = importlib.util.spec_from_file_location(
+        "synth", Path(__file__).resolve().parent.parent / "benchmarks" / "synth.py")
+    synth = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synth)
+    m = lift_model(synth.build(1200))
+    ctx = PassContext(m)
+    PassManager("default").run(m, ctx)
+    info = ctx.analysis(ShapeAnalysis)
+    assert info.stats.get("updated_nodes", 0) > 0
+    values = [v for n in m.graph.nodes for v in n.outputs]
+    incremental = [(str(proven_type(v)), sym_value(v)) for v in values]
+    shapes_infer.run_inference(m)
+    fresh = [(str(proven_type(v)), sym_value(v)) for v in values]
+    assert incremental == fresh

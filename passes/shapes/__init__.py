@@ -9,16 +9,34 @@ for NonZero, ``uniq_``, ``nms_``, ``compress_``, ``loop_``, ``if_``...).
 
 Public API::
 
-    ShapeAnalysis                  ctx.analysis(ShapeAnalysis) -> ShapeInfo (annotates in place)
-    infer_shapes(model, ctx=None)  -> ShapeInfo (constraints, errors, unknown, hint_conflicts)
+    ShapeAnalysis                  ctx.analysis(ShapeAnalysis) -> ShapeInfo (facts, IR untouched)
+    infer_shapes(model, ctx=None)  -> ShapeInfo (constraints, errors, unknown, hint_conflicts);
+                                      without a context also writes the types into the IR
     shape_of(value)                -> Shape | None
     dims_equal(a, b)               -> True only when provably equal
     sym_value(value)               -> tuple of int / SymDim / None, or None
 
-The ``shapes`` pass writes the result as value_info (``dim_param`` holds the expression text);
-``shapes{strip=true}`` removes inferred types from intermediate values. Contradicting shapes
-(a static broadcast mismatch, MatMul inner dims that differ) raise
-:class:`onnxopt.errors.ShapeError` naming the nodes, and the model is left unchanged.
+Facts, not IR. The analysis records what it proves beside the IR, in ``value.meta``:
+``"shapes_type"`` (the inferred type), ``"shapes_hint_dims"`` and ``"symval"``. It never writes
+``value.type``, so requesting it is never a modification and leaves nothing in the saved model or
+in golden text. Read facts with :func:`shape_of` / :func:`sym_value` (or a rewrite ``Match``'s
+``m.shape``/``m.dtype``); ``value.type``/``value.shape`` stay the declared types. The ``shapes``
+pass (and :func:`infer_shapes` without a context) writes the facts into ``value.type``, which
+lowering saves as value_info (``dim_param`` holds the expression text); ``shapes{strip=true}``
+removes inferred types from intermediate values. ``rewrite.Shapes(ctx)`` (``materialize=True``,
+the default) also writes them into the types for callers that read ``value.shape`` directly, and
+its ``undo()`` restores the declared types. Contradicting shapes (a static broadcast mismatch,
+MatMul inner dims that differ) raise :class:`onnxopt.errors.ShapeError` naming the nodes, and the
+model is left unchanged.
+
+Incremental. An SSA value keeps its shape while it exists, so a pass that keeps every surviving
+value's shape (dce, cse, identity, fold, rewrite-rule passes) returns ``preserved={"shapes"}``:
+the facts stay, and the next request infers only nodes that are new, whose input tuple changed
+(``set_input``), or whose inputs' facts changed (known facts are kept and only refined; a
+re-inferred node reuses its fresh symbol names). A modifying pass that does not preserve
+``shapes`` (one that changes an input's dims or edits a node so its output changes shape, e.g.
+dynamize) drops the facts, and the next request infers the whole model again. The ``shapes`` pass
+always runs a whole inference, so what it writes does not depend on the passes before it.
 
 Declared types (value_info, graph outputs) are hints: inference propagates only what the graph
 proves; a declaration it contradicts is reported (``ShapeInfo.hint_conflicts``), never acted on.

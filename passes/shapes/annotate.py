@@ -9,14 +9,8 @@ from ...errors import ShapeError
 from ...ir import Model
 from ..base import ALL, Pass, PassContext, PassResult
 from ..registry import register
-from .infer import run_inference
-
-
-def _values(model: Model):
-    for g in model.graphs():
-        yield from g.inputs
-        for n in g.nodes:
-            yield from n.outputs
+from .analysis import ShapeAnalysis
+from .infer import materialize, run_inference
 
 
 @register
@@ -31,14 +25,13 @@ class ShapesPass(Pass):
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         if self.opts["strip"]:
             return self._strip(model)
-        snap = [(v, v.type, dict(v.meta)) for v in _values(model)]
         notes: list = []
+        # Always a whole run (not an update of the context's analysis): what the pass writes
+        # does not depend on the passes before it. The context keeps the result.
         info = run_inference(model, verbose=ctx.verbose, notes=notes)
+        ctx.set_analysis(ShapeAnalysis, info)
         if info.errors:
-            for v, t, meta in snap:
-                v.type = t
-                v.meta.clear()
-                v.meta.update(meta)
+            # Facts are not the IR: the model is unchanged.
             first = str(info.errors[0])
             more = f" (and {len(info.errors) - 1} more)" if len(info.errors) > 1 else ""
             raise ShapeError(f"shapes contradict: {first}{more}")
@@ -46,7 +39,7 @@ class ShapesPass(Pass):
             for msg in notes:
                 ctx.note(msg)
         # Types are the IR (lowering writes them); symvals are derived metadata, never saved.
-        modified = any(v.type != t for v, t, _ in snap)
+        modified = bool(materialize(model))
         stats = Counter({k: v for k, v in info.stats.items() if isinstance(v, int)})
         stats["constraints"] = len(info.constraints)
         if info.hint_conflicts:

@@ -95,6 +95,8 @@ class ShapeInfo:
     symbols: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
     seconds: float = 0.0
+    # The inference frame behind this result (what an incremental update continues from).
+    state: Any = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def shape(value: Value) -> Shape | None:

@@ -13,6 +13,16 @@ dictionaries first and written to the IR at the end (:meth:`Inference.commit`):
   filling the gaps;
 - function bodies are inferred per call site (cached by the call's input types and values) and
   annotated with what all call sites agree on.
+
+Results are *facts*, kept beside the IR: ``value.meta["shapes_type"]`` (the type inference gives
+the value), ``value.meta["shapes_hint_dims"]`` and ``value.meta["symval"]``. Nothing here writes
+``value.type``; :func:`materialize` does, for the ``shapes`` pass and :func:`infer_shapes`.
+
+Incremental updates (:func:`update_inference`): an SSA value keeps its shape while it exists, so
+after a pass that preserved the analysis only nodes that are new, whose input tuple changed, or
+whose inputs' facts changed are inferred again (with their bodies); a value's known facts are
+kept and only refined. The inference frame (types, element values, fresh names) persists in
+``ShapeInfo.state`` between updates.
 """
 
 from __future__ import annotations
@@ -103,6 +113,10 @@ class _Root:
         self.err_keys: set = set()
         self.con_keys: set = set()
         self.unknown_ops: dict = {}
+        self.seen: dict = {}  # node -> its input tuple when it was last inferred
+        self.fresh_memo: dict = {}  # (node, kind, label, k) -> the fresh name it was given
+        self.fresh_count: dict | None = None  # fresh names handed out in the current node
+        self.reuse = False  # updates give a node the fresh names its last inference gave it
 
 
 class Inference:
@@ -155,15 +169,28 @@ class Inference:
 
     def fresh(self, kind: str, node: Node | None, hint: str = "") -> SymDim:
         """A fresh symbol ``<kind>_<node>`` (numbered when taken)."""
+        root = self.root
+        key = None
+        if node is not None and root.fresh_count is not None:
+            k = root.fresh_count.get((kind, hint), 0)
+            root.fresh_count[(kind, hint)] = k + 1
+            key = (node, kind, hint, k)
+            if root.reuse:
+                name = root.fresh_memo.get(key)
+                if name is not None:
+                    self.used_fresh = True
+                    return D.sym(name)
         label = hint or (node.name or node.op_type if node is not None else "v")
         base = f"{kind}_{_sanitize(label)}"
         name = base
         i = 1
-        names = self.root.names
+        names = root.names
         while name in names:
             name = f"{base}_{i}"
             i += 1
         names.add(name)
+        if key is not None:
+            root.fresh_memo[key] = name
         self.info.symbols[name] = (f"data-dependent, from {node_label(node)}" if node is not None
                                    else "fresh")
         self.used_fresh = True
@@ -306,7 +333,11 @@ class Inference:
 
     def initializers(self, g) -> None:
         """Types and small values of a graph's initializers."""
-        for v in g.initializers:
+        self.initializers_of(g.initializers)
+
+    def initializers_of(self, values) -> None:
+        """Types and small values of initializers."""
+        for v in values:
             t = v.const_value
             self.types[v] = TensorType(t.dtype, Shape(t.dims))
             if t.dtype != 8 and t.size <= MAX_VALS:
@@ -357,6 +388,16 @@ class Inference:
     # -- nodes -----------------------------------------------------------------------------------
     def node(self, n: Node, opsets: dict, fattrs: dict | None) -> None:
         """Infer one node's outputs."""
+        root = self.root
+        root.seen[n] = n.inputs
+        saved = root.fresh_count
+        root.fresh_count = {}
+        try:
+            self._node(n, opsets, fattrs)
+        finally:
+            root.fresh_count = saved
+
+    def _node(self, n: Node, opsets: dict, fattrs: dict | None) -> None:
         ctx = NodeCtx(n, self, opsets, fattrs)
         domain = "" if n.domain == "ai.onnx" else n.domain
         fn = lookup(domain, n.op_type) if domain == "" or (
@@ -441,18 +482,23 @@ class Inference:
                 self.set_out(ctx.node.outputs[i], t, a)
 
     # -- writing back ----------------------------------------------------------------------------
+    def commit_value(self, v: Value) -> bool:
+        """Record ``v``'s inferred type and symval as facts; True when they changed."""
+        t = self.types.get(v)
+        meta = v.meta
+        old = (meta.get(FACT, _MISSING), meta.get(HINT), meta.get(SYMVAL))
+        if v.graph is self.model.graph and v.is_graph_input():
+            meta[FACT] = t if t is not None else v.type
+        else:
+            _write(v, *self.fill_from_declared(t, v.type, v))
+        _write_symval(v, t, self.vals.get(v))
+        return old != (meta.get(FACT, _MISSING), meta.get(HINT), meta.get(SYMVAL))
+
     def commit(self) -> None:
-        """Write inferred types (and symvals) into the IR."""
+        """Record inferred types (and symvals) as facts beside the IR (see :func:`materialize`)."""
         model = self.model
-        main_inputs = {v for v in model.graph.inputs}
-        for v, t in self.types.items():
-            if v in main_inputs:
-                if t is not None and t != v.type:
-                    v.meta.setdefault("shapes_declared_type", v.type)
-                    v.type = t
-            else:
-                _write(v, *self.fill_from_declared(t, v.type, v))
-            _write_symval(v, self.types.get(v), self.vals.get(v))
+        for v in self.types:
+            self.commit_value(v)
         for key in model.functions:
             frames = self.root.frames.get(key)
             if not frames:
@@ -489,19 +535,19 @@ def _same_vals(a, b):
 
 
 def _write(v: Value, t, hint=None) -> None:
+    """Record the fact ``t`` for ``v`` (what the ``shapes`` pass would write as its type)."""
+    meta = v.meta
     if hint is None:
-        v.meta.pop("shapes_hint_dims", None)
+        meta.pop(HINT, None)
     else:
-        v.meta["shapes_hint_dims"] = hint
+        meta[HINT] = hint
     t = _clean(t)
-    if t is None:
-        return
     old = v.type
-    if old == t:
-        return
-    if isinstance(old, TensorType) and isinstance(t, TensorType) and old.dtype and not t.dtype:
-        return
-    v.type = t
+    if t is None or (isinstance(old, TensorType) and isinstance(t, TensorType) and old.dtype
+                     and not t.dtype):
+        meta[FACT] = old
+    else:
+        meta[FACT] = t
 
 
 def _write_symval(v: Value, t, a) -> None:
@@ -514,12 +560,31 @@ def _write_symval(v: Value, t, a) -> None:
 
 
 _MISSING = object()
+FACT = "shapes_type"  # value.meta: the inferred type (an analysis fact, not the IR's type)
+HINT = "shapes_hint_dims"  # value.meta: dims of the fact that only a declaration gives
+SYMVAL = "symval"  # value.meta: elements of a small int tensor
+FACTS_FLAG = "shapes.facts"  # model.meta: facts have been recorded on the model's values
+
+
+def best_type(v: Value):
+    """The inferred type of ``v`` when the analysis recorded one, else ``v.type`` (declared)."""
+    t = v.meta.get(FACT, _MISSING)
+    return v.type if t is _MISSING else t
+
+
+def has_fact(v: Value) -> bool:
+    """True when the analysis recorded a type for ``v``."""
+    return FACT in v.meta
 
 
 def proven_type(v: Value):
-    """``v.type`` without the dims that only a declaration gives (see fill_from_declared)."""
-    t = v.type
-    hint = v.meta.get("shapes_hint_dims")
+    """The inferred type of ``v`` (its declared one when there is no fact) without the dims that
+    only a declaration gives (see fill_from_declared)."""
+    meta = v.meta
+    t = meta.get(FACT, _MISSING)
+    if t is _MISSING:
+        t = v.type
+    hint = meta.get(HINT)
     if hint is None or not isinstance(t, TensorType):
         return t
     if hint == "*" or t.shape is None:
@@ -558,8 +623,60 @@ def load_ops() -> None:
     )
 
 
+def _values(model: Model):
+    for g in model.graphs():
+        yield from g.inputs
+        yield from g.initializers
+        for n in g.nodes:
+            yield from n.outputs
+
+
+def discard_facts(model: Model) -> None:
+    """Forget every fact recorded on the model's values (after a pass that changed shapes)."""
+    if not model.meta.pop(FACTS_FLAG, False):
+        return
+    for v in _values(model):
+        meta = v.meta
+        if meta:
+            meta.pop(FACT, None)
+            meta.pop(HINT, None)
+            meta.pop(SYMVAL, None)
+
+
+def materialize(model: Model) -> list:
+    """Write the recorded facts into the IR: every value with a fact gets it as its type (main
+    graph inputs keep their declared type in ``value.meta["shapes_declared_type"]``). Returns the
+    changes as ``(value, previous type, declared-type key added)`` (what :func:`unmaterialize`
+    undoes)."""
+    changes = []
+    main_inputs = set(model.graph.inputs)
+    for v in _values(model):
+        t = v.meta.get(FACT, _MISSING)
+        if t is _MISSING or t is None:
+            continue
+        old = v.type
+        if t == old:
+            continue
+        added = False
+        if v in main_inputs and "shapes_declared_type" not in v.meta:
+            v.meta["shapes_declared_type"] = old
+            added = True
+        v.type = t
+        changes.append((v, old, added))
+    return changes
+
+
+def unmaterialize(changes: list) -> None:
+    """Undo :func:`materialize`."""
+    for v, old, added in reversed(changes):
+        v.type = old
+        if added:
+            v.meta.pop("shapes_declared_type", None)
+
+
 def run_inference(model: Model, verbose: int = 0, notes: list | None = None) -> ShapeInfo:
-    """Infer every value of ``model`` in place and return the :class:`ShapeInfo`."""
+    """Infer every value of ``model`` and return the :class:`ShapeInfo`. The results are facts
+    beside the IR (``value.type`` is not touched: :func:`materialize` writes them)."""
     load_ops()
 
     t0 = time.perf_counter()
@@ -575,6 +692,7 @@ def run_inference(model: Model, verbose: int = 0, notes: list | None = None) -> 
 
 
 def _run(model: Model, verbose: int, notes: list | None, t0: float) -> ShapeInfo:
+    discard_facts(model)
     info = ShapeInfo()
     inf = Inference(model, info, verbose=verbose, notes=notes)
     g = model.graph
@@ -592,6 +710,8 @@ def _run(model: Model, verbose: int, notes: list | None, t0: float) -> ShapeInfo
             frame.run_graph(f.graph, opsets, {"__absent__": set()} if not f.attributes else None)
             inf.root.frames[key] = [frame]
     inf.commit()
+    model.meta[FACTS_FLAG] = True
+    info.state = inf
     last = {}
     for u in info.unknown:  # a Loop body inferred twice reports its nodes once
         last[id(u.node)] = u
@@ -608,4 +728,155 @@ def _run(model: Model, verbose: int, notes: list | None, t0: float) -> ShapeInfo
     return info
 
 
-__all__ = ["STRICT", "Inference", "join_types", "run_inference"]
+def _refine(old, new):
+    """Both types are true of one value: ``old``, with its unknowns filled from ``new``."""
+    if new is None or old == new:
+        return old
+    if old is None:
+        return new
+    if not (isinstance(old, TensorType) and isinstance(new, TensorType)):
+        return old
+    dt = old.dtype or new.dtype
+    so, sn = old.shape, new.shape
+    if so is None:
+        return TensorType(dt, sn)
+    if sn is None or len(sn) != len(so):
+        return old if dt == old.dtype else TensorType(dt, so)
+    dims = [b if a is None or (type(b) is int and type(a) is not int) else a
+            for a, b in zip(so, sn)]
+    return TensorType(dt, Shape(dims))
+
+
+def _refine_vals(old, new):
+    if old is None:
+        return new
+    if new is None or old.shape != new.shape:
+        return old
+    if all(x is not None for x in old.flat):
+        return old
+    out = old.copy()
+    for i, (x, y) in enumerate(zip(old.flat, new.flat)):
+        if x is None and y is not None:
+            out.flat[i] = y
+    return out
+
+
+def _body_dirty(n: Node, seen: dict, changed: set) -> bool:
+    for g in n.subgraphs():
+        for b in g.all_nodes():
+            if seen.get(b) is not b.inputs or (changed and any(v in changed for v in b.inputs)):
+                return True
+    return False
+
+
+def _body_values(n: Node):
+    for g in n.subgraphs():
+        yield from g.inputs
+        yield from g.initializers
+        for b in g.all_nodes():
+            yield from b.outputs
+
+
+def update_inference(model: Model, info: ShapeInfo, verbose: int = 0,
+                     notes: list | None = None) -> ShapeInfo:
+    """Bring ``info`` (a result of :func:`run_inference` on ``model``) up to date after passes
+    that kept every surviving value's shape: infer the nodes that are new, whose input tuple
+    changed or whose inputs' facts changed. Facts already known are kept (and refined). Falls
+    back to a full run when the state is missing or a model-local function is involved."""
+    inf = info.state
+    if inf is None or inf.model is not model or not model.meta.get(FACTS_FLAG):
+        return run_inference(model, verbose, notes)
+    load_ops()
+    t0 = time.perf_counter()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        out = _update(model, info, inf)
+    finally:
+        if enabled:
+            gc.enable()
+    if out is None:
+        return run_inference(model, verbose, notes)
+    info.seconds += time.perf_counter() - t0
+    return info
+
+
+def _update(model: Model, info: ShapeInfo, inf: Inference) -> ShapeInfo | None:
+    root = inf.root
+    seen = root.seen
+    functions = model.functions
+    for f in functions.values():
+        for n in f.graph.all_nodes():
+            if seen.get(n) is not n.inputs:
+                return None
+    g = model.graph
+    for v in g.initializers:
+        if v not in inf.types:
+            inf.initializers_of([v])
+            inf.commit_value(v)
+    opsets = dict(model.opset_imports)
+    changed: set = set()
+    types, vals, seqs = inf.types, inf.vals, inf.seqs
+    updated = 0
+    root.reuse = True
+    try:
+        for n in g.nodes:
+            if seen.get(n) is n.inputs and not (changed and any(v in changed for v in n.inputs)):
+                if not n.attributes or not n.subgraphs() or not _body_dirty(n, seen, changed):
+                    continue
+            if functions and (n.domain, n.op_type, n.overload) in functions:
+                return None
+            updated += 1
+            outs = n.outputs
+            old = []
+            for v in outs:
+                old.append((types.pop(v, _MISSING), vals.pop(v, None)))
+                seqs.pop(v, None)
+            inf.node(n, opsets, None)
+            for v, (ot, ov) in zip(outs, old):
+                if ot is not _MISSING:
+                    nt = types.get(v)
+                    rt = _refine(ot, nt)
+                    if rt is not nt:
+                        types[v] = rt
+                    nv = vals.get(v)
+                    rv = _refine_vals(ov, nv)
+                    if rv is not nv:
+                        if rv is None:
+                            vals.pop(v, None)
+                        else:
+                            vals[v] = rv
+                if inf.commit_value(v):
+                    changed.add(v)
+            if n.attributes and n.subgraphs():
+                for v in _body_values(n):
+                    if v in types:
+                        inf.commit_value(v)
+    finally:
+        root.reuse = False
+    if updated:
+        _prune(info)
+    info.stats["updated_nodes"] = info.stats.get("updated_nodes", 0) + updated
+    return info
+
+
+def _prune(info: ShapeInfo) -> None:
+    """Drop reports about nodes no longer in the model (and repeats for one node)."""
+    last = {}
+    for u in info.unknown:
+        if u.node.graph is not None:
+            last[id(u.node)] = u
+    info.unknown = list(last.values())
+    seen = set()
+    conflicts = []
+    for c in info.hint_conflicts:
+        key = (id(c.value), c.message)
+        if key not in seen and (c.node is None or c.node.graph is not None):
+            seen.add(key)
+            conflicts.append(c)
+    info.hint_conflicts = conflicts
+
+
+__all__ = ["STRICT", "Inference", "join_types", "run_inference", "update_inference",
+           "materialize", "unmaterialize", "discard_facts", "best_type", "has_fact",
+           "proven_type", "FACT"]
