@@ -30,6 +30,16 @@ A_SPARSE_TENSOR, A_SPARSE_TENSORS, A_TYPE_PROTO, A_TYPE_PROTOS = 11, 12, 13, 14
 
 _ids = itertools.count()
 
+# Bumped whenever the set of graphs nested in some graph may change (a node holding graphs is
+# adopted, erased or detached, or a graph attribute is set): Graph.subgraphs() caches its walk
+# for the current value.
+_nesting = [0]
+
+
+def bump_nesting() -> None:
+    """Invalidate every cached subgraph list (call after changing nesting outside this module)."""
+    _nesting[0] += 1
+
 
 class Value:
     """One SSA value: a graph input, an initializer, or a node output."""
@@ -304,10 +314,12 @@ class Node:
         """Set or replace an attribute (type inferred unless an Attr is given)."""
         old = self.attributes.get(name)
         if old is not None and old.type in (A_GRAPH, A_GRAPHS):
+            _nesting[0] += 1
             for g in _attr_graphs(old):
                 g._detach_captures()
         self.attributes[name] = Attr.make(name, value) if not isinstance(value, Attr) else value
         for g in _attr_graphs(self.attributes[name]):
+            _nesting[0] += 1
             g.parent_node = self
 
     def subgraphs(self) -> list["Graph"]:
@@ -357,6 +369,7 @@ class Graph:
         self.sparse_initializers: list[Any] = []  # SparseTensorProto, kept opaque
         self.quantization_annotation: list[Any] = []  # TensorAnnotation protos, kept opaque
         self.meta: dict[str, Any] = {}
+        self._subs: Optional[tuple] = None  # (nesting generation, every nested graph)
         self._nodes = NodeList()
         self._inputs: list[Value] = []
         self._outputs: list[Value] = []
@@ -457,6 +470,10 @@ class Graph:
         if not value._is_input:
             value.graph = None
 
+    def num_initializers(self) -> int:
+        """Number of initializers."""
+        return len(self._inits)
+
     def initializer(self, name: str) -> Optional[Value]:
         """Look an initializer up by name (linear; passes hold Values instead)."""
         for v in self._inits:
@@ -469,8 +486,11 @@ class Graph:
         if node.graph is not None:
             raise IRError(f"{node!r} already belongs to a graph")
         node.graph = self
-        for g in node.subgraphs():
-            g.parent_node = node
+        subs = node.subgraphs()
+        if subs:
+            _nesting[0] += 1
+            for g in subs:
+                g.parent_node = node
 
     def append(self, node: Node) -> Node:
         """Add a node at the end."""
@@ -508,8 +528,11 @@ class Graph:
         for i, v in enumerate(node._inputs):
             if v is not None:
                 del v._uses[(node, i)]
-        for g in node.subgraphs():
-            g._detach_captures()
+        subs = node.subgraphs()
+        if subs:
+            _nesting[0] += 1
+            for g in subs:
+                g._detach_captures()
 
     def detach(self, node: Node) -> None:
         """Take a node out of the order without touching any use (to move it elsewhere)."""
@@ -517,6 +540,8 @@ class Graph:
             raise IRError(f"{node!r} is not in this graph")
         self._nodes.unlink(node)
         node.graph = None
+        if node.subgraphs():
+            _nesting[0] += 1
 
     def _detach_captures(self) -> None:
         """Drop every use this graph's nodes make, recursively (the graph is going away)."""
@@ -550,24 +575,38 @@ class Graph:
     # -- walking --------------------------------------------------------------------------------
     def all_nodes(self) -> Iterator[Node]:
         """Every node of this graph and of its subgraphs, depth first, parents first."""
+        if not self._nested():
+            yield from self._nodes
+            return
         for n in self._nodes:
             yield n
-            for g in n.subgraphs():
-                yield from g.all_nodes()
-
-    def subgraphs(self) -> Iterator["Graph"]:
-        """Every graph nested in this one, recursively (not including this one)."""
-        for n in self._nodes:
             if n.attributes:
                 for g in n.subgraphs():
-                    yield g
-                    yield from g.subgraphs()
+                    yield from g.all_nodes()
+
+    def _nested(self) -> list["Graph"]:
+        c = self._subs
+        gen = _nesting[0]
+        if c is None or c[0] != gen:
+            out: list[Graph] = []
+            for n in self._nodes:
+                if n.attributes:
+                    for g in n.subgraphs():
+                        out.append(g)
+                        out.extend(g._nested())
+            self._subs = c = (gen, out)
+        return c[1]
+
+    def subgraphs(self) -> Iterator["Graph"]:
+        """Every graph nested in this one, recursively (not including this one), parents
+        first. The walk is cached until the nesting changes; the iterator is over a snapshot."""
+        return iter(list(self._nested()))
 
     def num_nodes(self, recursive: bool = True) -> int:
         """Node count, with subgraph nodes when ``recursive``."""
         if not recursive:
             return len(self._nodes)
-        return sum(1 for _ in self.all_nodes())
+        return len(self._nodes) + sum(len(g._nodes) for g in self._nested())
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self._nodes)} nodes)"

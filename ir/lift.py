@@ -15,6 +15,7 @@ from ..errors import InvalidModelError, ModelLoadError
 from .gcpause import paused_gc
 from .core import A_GRAPH, A_GRAPHS, A_TENSOR, A_TENSORS, Attr, Function, Graph, Model, Node, Value
 from .core import _ids as _uids
+from .core import bump_nesting
 from .shape import Shape, SymDim
 from .tensor import Tensor, check_proto_data
 from .types import MapType, OptionalType, SequenceType, SparseTensorType, TensorType
@@ -390,7 +391,9 @@ def lift_model(proto, base_dir: Optional[str] = None) -> Model:
     if proto.ir_version <= 0:
         raise ModelLoadError("not an ONNX model: ir_version is missing")
     with paused_gc():
-        return _lift_model(proto, base_dir)
+        m = _lift_model(proto, base_dir)
+    bump_nesting()  # nodes were linked without Graph._adopt
+    return m
 
 
 def _lift_model(proto, base_dir: Optional[str]) -> Model:

@@ -2,7 +2,8 @@
 
 Checked: every input is defined before use (values of enclosing graphs included, up to the
 parent node's position), use lists are exact in both directions, producers and output indices
-agree, graph outputs are defined and counted, names are unique, initializer types match their data.
+agree, graph outputs are defined and counted, names are unique, initializer types match their data,
+the cached list of nested graphs is current.
 """
 
 from __future__ import annotations
@@ -81,13 +82,31 @@ def verify_graph_uses(values: dict[int, Value], problems: list[str]) -> None:
                                 "value")
 
 
+def _walk_nested(g: Graph) -> list[Graph]:
+    out: list[Graph] = []
+    for n in g.nodes:
+        for sub in n.subgraphs():
+            out.append(sub)
+            out.extend(_walk_nested(sub))
+    return out
+
+
+def _check_nesting(g: Graph, problems: list[str]) -> None:
+    """The cached list of nested graphs (Graph.subgraphs) matches a fresh walk."""
+    fresh = _walk_nested(g)
+    if list(map(id, g.subgraphs())) != list(map(id, fresh)):
+        problems.append(f"graph {g.name!r}: the cached list of nested graphs is stale")
+
+
 def check_model(model: Model) -> list[str]:
     """All invariant violations in the model, as messages (empty when the IR is sound)."""
     problems: list[str] = []
     seen: dict[int, Value] = {}
     _check_graph(model.graph, [], seen, {}, problems)
+    _check_nesting(model.graph, problems)
     for f in model.functions.values():
         _check_graph(f.graph, [], seen, {}, problems)
+        _check_nesting(f.graph, problems)
     verify_graph_uses(seen, problems)
     return problems
 

@@ -63,7 +63,7 @@ class PipelineReport:
 
 
 def _num_inits(model: Model) -> int:
-    return sum(len(g.initializers) for g in model.graphs())
+    return sum(g.num_initializers() for g in model.graphs())
 
 
 def fingerprint(model: Model) -> str:

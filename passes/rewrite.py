@@ -580,6 +580,62 @@ def _op_patterns(p: Pattern, out: dict[int, Op], b: dict) -> None:
             _op_patterns(q, out, b)
 
 
+def _needs(p: Pattern):
+    """What a root input matched by ``p`` must be, checkable without matching: a set of
+    (domain, op type) producers, "const", or None (anything)."""
+    if isinstance(p, Op):
+        return frozenset((p.domain, t) for t in p.op_types)
+    if isinstance(p, Var):
+        return "const" if p.const else None
+    if isinstance(p, Or):
+        alts = [_needs(a) for a in p.alternatives]
+        if alts and all(isinstance(a, frozenset) for a in alts):
+            return frozenset().union(*alts)
+    return None  # Opt (may be absent), or alternatives of different kinds
+
+
+def _plan(p: Op) -> tuple:
+    plan = getattr(p, "_quick", None)
+    if plan is None:
+        plan = tuple((i, need) for i, need in enumerate(_needs(q) for q in p.inputs)
+                     if need is not None)
+        p._quick = plan
+    return plan
+
+
+def _cheap_const(v: Value) -> bool:
+    """What :func:`const_value` accepts, without decoding anything."""
+    p = v.producer
+    if p is None:
+        return v.const_value is not None and not v._is_input
+    return p.op_type == "Constant" and p.domain in ("", "ai.onnx")
+
+
+def _input_ok(v: Optional[Value], need) -> bool:
+    if v is None:
+        return False
+    if need == "const":
+        return _cheap_const(v)
+    p = v.producer
+    return p is not None and ((_dom(p), p.op_type) in need)
+
+
+def _quick_ok(p: Op, root: Node) -> bool:
+    """False when ``p`` cannot match at ``root`` because of a direct input (its producer's op
+    type, or not a constant): a cheap test before the full matcher."""
+    plan = _plan(p)
+    if not plan:
+        return True
+    ins = root.inputs
+    n = len(ins)
+    if all(_input_ok(ins[i] if i < n else None, need) for i, need in plan):
+        return True
+    if p.commutative and n >= 2:
+        sw = (ins[1], ins[0]) + ins[2:]
+        return all(_input_ok(sw[i] if i < n else None, need) for i, need in plan)
+    return False
+
+
 def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
           miss: Optional[_Miss] = None) -> Optional[Match]:
     """Match one pattern at ``root``; None when it does not match (the reason goes to ``miss``)."""
@@ -705,6 +761,9 @@ class _Builder(Builder):
         return v
 
 
+_MAX_REQUEUE = 16  # users of a value re-queued after a rewrite, at most
+
+
 class _Worklist:
     """LIFO of nodes, each at most once. Seeded in graph order, so later nodes (the roots of the
     largest patterns) are examined first."""
@@ -825,7 +884,10 @@ class Rewriter:
         """The first pattern of ``rule`` that matches at ``node`` and passes the check; else
         None, after telling the tracer the deepest near-miss."""
         miss = _Miss()
+        quick = self.tracer is None  # the tracer wants the reason of every miss
         for pat in pats:
+            if quick and not _quick_ok(pat, node):
+                continue
             m = match(rule, pat, node, opset, shapes, miss)
             if m is None:
                 continue
@@ -885,8 +947,12 @@ class Rewriter:
             if v is None:
                 continue
             work.push(v.producer)
-            for user, _ in v.uses():
-                work.push(user)
+            # A value read by many nodes (a shared constant, the attention mask) would make
+            # every rewrite touching it cost as much as the graph: its users wait for the next
+            # round, which seeds every node anyway after a round that rewrote something.
+            if v.num_uses() <= _MAX_REQUEUE:
+                for user, _ in v.uses():
+                    work.push(user)
 
 
 def _node_id(n: Node) -> str:

@@ -761,6 +761,34 @@ def _refine_vals(old, new):
     return out
 
 
+def _same_vals(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a is b or (a.shape == b.shape and all(
+        x is y or (x is not None and y is not None and type(x) is type(y) and x == y)
+        for x, y in zip(a.flat, b.flat)))
+
+
+def _same_inputs(inf: "Inference", old: tuple, new: tuple) -> bool:
+    """True when the inputs a node read last time and reads now are facts-for-facts the same
+    (a value replaced by an equal one: a folded constant, a merged duplicate): inferring it
+    again would give what it gave."""
+    if len(old) != len(new):
+        return False
+    types, vals, seqs = inf.types, inf.vals, inf.seqs
+    for a, b in zip(old, new):
+        if a is b:
+            continue
+        if a is None or b is None:
+            return False
+        ta, tb = types.get(a, _MISSING), types.get(b, _MISSING)
+        if ta is _MISSING or tb is _MISSING or ta != tb:
+            return False
+        if not _same_vals(vals.get(a), vals.get(b)) or a in seqs or b in seqs:
+            return False
+    return True
+
+
 def _body_dirty(n: Node, seen: dict, changed: set) -> bool:
     for g in n.subgraphs():
         for b in g.all_nodes():
@@ -821,8 +849,13 @@ def _update(model: Model, info: ShapeInfo, inf: Inference) -> ShapeInfo | None:
     root.reuse = True
     try:
         for n in g.nodes:
-            if seen.get(n) is n.inputs and not (changed and any(v in changed for v in n.inputs)):
-                if not n.attributes or not n.subgraphs() or not _body_dirty(n, seen, changed):
+            last = seen.get(n)
+            ins = n.inputs
+            if not (changed and any(v in changed for v in ins)):
+                if last is not ins and last is not None and _same_inputs(inf, last, ins):
+                    seen[n] = last = ins  # rewired to equal values: nothing to infer
+                if last is ins and (not n.attributes or not n.subgraphs()
+                                    or not _body_dirty(n, seen, changed)):
                     continue
             if functions and (n.domain, n.op_type, n.overload) in functions:
                 return None
