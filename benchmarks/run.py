@@ -250,6 +250,15 @@ def evaluate(mode: str, model_path: str, refdir: str, spec: dict, timeout: float
 # ---------------------------------------------------------------- reporting
 
 
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=False)
+        return done.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def machine_info() -> dict:
     from importlib import metadata
 
@@ -318,17 +327,40 @@ def row_cells(r: dict) -> list[str]:
             _fmt(r.get("lat_noopt_ms"), ".2f"), _fmt(r.get("lat_all_ms"), ".2f")]
 
 
+def merge_runs(paths: list[str]) -> tuple[list[dict], dict]:
+    """Rows of several --json files, grouped by model in first-seen order; one "(original)" row each."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    header = dict(runs[0])
+    header.pop("rows")
+    header["command"] = [r["command"] for r in runs] if len(runs) > 1 else runs[0]["command"]
+    header["timeout"] = max(r["timeout"] for r in runs)
+    by_model: dict[str, list[dict]] = {}
+    for run in runs:
+        for row in run["rows"]:
+            rows = by_model.setdefault(row["model"], [])
+            if row["tool"] == "(original)" and any(r["tool"] == "(original)" for r in rows):
+                continue
+            rows.append(row)
+    return [r for rows in by_model.values() for r in rows], header
+
+
 def markdown(rows: list[dict], header: dict) -> str:
-    out = ["# onnxopt benchmark", "", f"Command: `{header['command']}`", ""]
+    commands = header["command"] if isinstance(header["command"], list) else [header["command"]]
+    out = ["# onnxopt benchmark", "", "Command" + ("s" if len(commands) > 1 else "") + ": "
+           + "; ".join(f"`{c}`" for c in commands), ""]
     m = header["machine"]
     pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     out += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM; {m['os']}; Python {m['python']}; {pk}.",
-            "", f"Timeout {header['timeout']:g} s per run. \"time s\" is the whole-process wall time (interpreter "
-            "start and imports included), \"cpu s\" its user+system CPU time, \"peak MB\" its peak RSS.", ""]
+            "", (f"Timeout {header['timeout']:g} s per run. \"time s\" is the whole-process wall time "
+                 "(interpreter start and imports included), \"cpu s\" its user+system CPU time, \"peak MB\" "
+                 "its peak RSS."), ""]
     loads = [r["load"] for r in rows if r.get("load") is not None]
     if loads:
-        out += [f"1-minute load average before each run: median {sorted(loads)[len(loads) // 2]:.2f}, "
-                f"max {max(loads):.2f} on {m['cores']} cores (above ~1, other work inflated wall times).", ""]
+        out += [(f"1-minute load average before each run: median {sorted(loads)[len(loads) // 2]:.2f}, "
+                 f"max {max(loads):.2f} on {m['cores']} cores (above ~1, other work inflated wall times)."), ""]
     synth = [r for r in rows if r["group"] == "synth" and r["tool"] != "(original)"]
     if synth:
         sizes = list(dict.fromkeys(r["model"] for r in synth))
@@ -388,12 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-outputs", action="store_true", help="keep each tool's output under the cache dir")
     p.add_argument("--json", help="write the results as JSON here")
     p.add_argument("--md", help="write the markdown tables here")
-    p.add_argument("--render", metavar="JSON", help="only render an earlier --json file (to --md or stdout)")
+    p.add_argument("--render", metavar="JSON[,JSON...]",
+                   help="only render earlier --json files (to --md or stdout); several are merged per model")
     a = p.parse_args(argv)
     if a.render:
-        with open(a.render) as f:
-            data = json.load(f)
-        text = markdown(data.pop("rows"), data)
+        text = markdown(*merge_runs(a.render.split(",")))
         if a.md:
             with open(a.md, "w") as f:
                 f.write(text)
@@ -411,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         keep = set(a.only.split(","))
         models = [m for m in models if m.name in keep]
     header = {"command": "python benchmarks/run.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-              "machine": machine_info(), "timeout": a.timeout, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "machine": machine_info(), "timeout": a.timeout, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "commit": _git_commit()}
     rows: list[dict] = []
 
     def flush() -> None:
@@ -427,8 +459,12 @@ def main(argv: list[str] | None = None) -> int:
             cmd = tool_command(tool, "", "", False)
             if isinstance(cmd, list):
                 pkg = {"floor": "onnx", "ort-basic": "onnxruntime"}.get(tool, tool)
-                cmd = [cmd[0], "--help"] if tool.startswith("onnxopt") else [sys.executable, "-c", f"import onnx, {pkg}"]
-                subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=a.timeout)
+                if tool in ("onnxopt", "onnxopt+verify"):
+                    cmd = [cmd[0], "--help"]
+                else:
+                    cmd = [sys.executable, "-c", f"import onnx, {pkg}"]
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=a.timeout,
+                               check=False)
     for model in models:
         work = os.path.join(a.cache_dir, "runs", model.group, model.name)
         refdir = os.path.join(work, "ref")

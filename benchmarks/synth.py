@@ -126,7 +126,7 @@ class Builder:
 
 def _set_attr(a: AttributeProto, key: str, value) -> None:
     a.name = key
-    if isinstance(value, bool) or isinstance(value, (int, np.integer)):
+    if isinstance(value, (bool, int, np.integer)):
         a.type = AttributeProto.INT
         a.i = int(value)
     elif isinstance(value, float):
