@@ -150,8 +150,9 @@ class MulChain(_Chain):
         num, den = self.parts(m)
         if dt.kind != "f":
             return b.op("Mul", [m["x"], b.const(num.astype(dt))])
-        if np.all(num == 1):
-            return b.op("Div", [m["x"], b.const(den.astype(dt))])
+        if np.all(num == 1):  # keep the shape num broadcasts to: ones[2,1,4] / c is no scalar
+            den = np.broadcast_to(den, np.broadcast_shapes(num.shape, den.shape))
+            return b.op("Div", [m["x"], b.const(np.ascontiguousarray(den).astype(dt))])
         with np.errstate(all="ignore"):
             k = num / den
         return b.op("Mul", [m["x"], b.const(k.astype(dt))])
