@@ -97,6 +97,8 @@ class _Norm(Rule):
         if shape is None or len(shape) < k:
             return "shape of the normalized axes unknown"
         norm_dims = list(shape[len(shape) - k:])
+        if 0 in norm_dims:  # empty rows: the decomposition gives an empty result, the fused
+            return "a normalized dim is 0"  # ops are refused by onnxruntime
         scale, why = _param(m, "gamma", norm_dims)
         if why:
             return why
