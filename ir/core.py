@@ -30,6 +30,32 @@ A_SPARSE_TENSOR, A_SPARSE_TENSORS, A_TYPE_PROTO, A_TYPE_PROTOS = 11, 12, 13, 14
 
 _ids = itertools.count()
 
+# The mutation clock. A node's ``_stamp`` is the clock when its neighbourhood last changed: it was
+# created, inserted or moved, its inputs or attributes were set, or the use list or graph-output
+# role of one of its outputs changed. A pass that examined every node at clock c needs to look
+# again only near nodes stamped after c (the rewrite driver does; see ``changed_since``).
+_clock = itertools.count(1)
+_MAX_TOUCH = 16  # a producer-less value's users are stamped only up to this many
+
+
+def clock() -> int:
+    """The current value of the mutation clock (every later stamp is greater)."""
+    return next(_clock)
+
+
+def touch_value(v: "Value") -> None:
+    """Record that what a pass can see of ``v`` changed (its use list, its role, its type or an
+    analysis' facts about it): its producer is stamped, or, for a graph input or initializer,
+    its users (when there are few: with many, one more or less changes no rewrite's mind)."""
+    t = next(_clock)
+    p = v.producer
+    if p is not None:
+        p._stamp = t
+    elif len(v._uses) <= _MAX_TOUCH:
+        for n, _ in v._uses:
+            n._stamp = t
+
+
 # Bumped whenever the set of graphs nested in some graph may change (a node holding graphs is
 # adopted, erased or detached, or a graph attribute is set): Graph.subgraphs() caches its walk
 # for the current value.
@@ -241,7 +267,7 @@ class Node:
 
     __slots__ = ("domain", "op_type", "name", "attributes", "_inputs", "_outputs", "graph",
                  "overload", "doc_string", "metadata_props", "meta", "_prev", "_next", "_erased",
-                 "_uid")
+                 "_uid", "_stamp")
 
     def __init__(self, domain: str, op_type: str, inputs: Sequence[Optional[Value]] = (),
                  attributes: Union[dict[str, Any], Iterable[Attr]] = (), num_outputs: int = 1,
@@ -257,6 +283,7 @@ class Node:
         self._prev = self._next = None
         self._erased = True
         self._uid = next(_ids)
+        self._stamp = next(_clock)
         if isinstance(attributes, dict):
             self.attributes = {k: Attr.make(k, v) for k, v in attributes.items()}
         else:
@@ -265,6 +292,7 @@ class Node:
         for i, v in enumerate(self._inputs):
             if v is not None:
                 v._uses[(self, i)] = None
+                touch_value(v)
         if outputs is None:
             outputs = [Value() for _ in range(num_outputs)]
         for i, v in enumerate(outputs):
@@ -291,19 +319,25 @@ class Node:
             return
         if old is not None:
             del old._uses[(self, index)]
+            touch_value(old)
         if value is not None:
             value._uses[(self, index)] = None
+            touch_value(value)
         self._inputs = self._inputs[:index] + (value,) + self._inputs[index + 1:]
+        self._stamp = next(_clock)
 
     def set_inputs(self, values: Sequence[Optional[Value]]) -> None:
         """Replace the whole input list (its length may change)."""
         for i, v in enumerate(self._inputs):
             if v is not None:
                 del v._uses[(self, i)]
+                touch_value(v)
         self._inputs = tuple(values)
         for i, v in enumerate(self._inputs):
             if v is not None:
                 v._uses[(self, i)] = None
+                touch_value(v)
+        self._stamp = next(_clock)
 
     def attr(self, name: str, default: Any = None) -> Any:
         """The decoded value of an attribute, or ``default`` when absent."""
@@ -312,6 +346,7 @@ class Node:
 
     def set_attr(self, name: str, value: Any) -> None:
         """Set or replace an attribute (type inferred unless an Attr is given)."""
+        self._stamp = next(_clock)
         old = self.attributes.get(name)
         if old is not None and old.type in (A_GRAPH, A_GRAPHS):
             _nesting[0] += 1
@@ -402,9 +437,11 @@ class Graph:
     def outputs(self, values: Sequence[Value]) -> None:
         for v in self._outputs:
             v._outputs_of.remove(self)
+            touch_value(v)
         self._outputs = list(values)
         for v in self._outputs:
             v._outputs_of.append(self)
+            touch_value(v)
 
     def set_output(self, index: int, value: Value) -> None:
         """Replace one graph output."""
@@ -412,6 +449,8 @@ class Graph:
         old._outputs_of.remove(self)
         self._outputs[index] = value
         value._outputs_of.append(self)
+        touch_value(old)
+        touch_value(value)
 
     @property
     def initializers(self) -> list[Value]:
@@ -435,6 +474,7 @@ class Graph:
         value._is_input = True
         value.graph = self
         self._inputs.append(value)
+        touch_value(value)
         return value
 
     def remove_input(self, value: Value) -> None:
@@ -445,6 +485,7 @@ class Graph:
         value._is_input = False
         if value not in self._inits:
             value.graph = None
+        touch_value(value)
 
     def add_initializer(self, value: Value, tensor: Optional[Tensor] = None) -> Value:
         """Register ``value`` as an initializer (``tensor`` sets its data)."""
@@ -459,6 +500,7 @@ class Graph:
             value.type = TensorType(t.dtype, Shape(t.dims))
         value.graph = self
         self._inits[value] = None
+        touch_value(value)
         return value
 
     def remove_initializer(self, value: Value) -> None:
@@ -469,6 +511,7 @@ class Graph:
         value.const_value = None
         if not value._is_input:
             value.graph = None
+        touch_value(value)
 
     def num_initializers(self) -> int:
         """Number of initializers."""
@@ -486,6 +529,7 @@ class Graph:
         if node.graph is not None:
             raise IRError(f"{node!r} already belongs to a graph")
         node.graph = self
+        node._stamp = next(_clock)
         subs = node.subgraphs()
         if subs:
             _nesting[0] += 1
@@ -528,6 +572,7 @@ class Graph:
         for i, v in enumerate(node._inputs):
             if v is not None:
                 del v._uses[(node, i)]
+                touch_value(v)
         subs = node.subgraphs()
         if subs:
             _nesting[0] += 1
@@ -549,6 +594,7 @@ class Graph:
             for i, v in enumerate(n._inputs):
                 if v is not None:
                     v._uses.pop((n, i), None)
+                    touch_value(v)
             for g in n.subgraphs():
                 g._detach_captures()
         for v in self._outputs:
@@ -687,4 +733,24 @@ class Model:
         return f"Model(opset={self.opset_imports}, {self.graph!r})"
 
 
-__all__ = ["Value", "Node", "Attr", "Graph", "Function", "Model"]
+def changed_since(graph: "Graph", since: int, depth: int) -> set:
+    """Nodes of ``graph`` stamped after ``since``, with everything up to ``depth`` uses
+    downstream of them (the roots whose patterns can see a change)."""
+    frontier = [n for n in graph._nodes if n._stamp > since]
+    seen = set(frontier)
+    for _ in range(depth):
+        nxt = []
+        for n in frontier:
+            for v in n._outputs:
+                for u, _ in v._uses:
+                    if u not in seen and u.graph is graph:
+                        seen.add(u)
+                        nxt.append(u)
+        if not nxt:
+            break
+        frontier = nxt
+    return seen
+
+
+__all__ = ["Value", "Node", "Attr", "Graph", "Function", "Model", "clock", "touch_value",
+           "changed_since"]

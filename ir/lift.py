@@ -259,6 +259,7 @@ class _Lifter:
                 if len(np_.metadata_props) else {}
             node.meta = {}
             node._uid = next(uid)
+            node._stamp = 0
             node._inputs = tuple(ins)
             node._outputs = tuple(outs)
             node.attributes = {}

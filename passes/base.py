@@ -96,6 +96,10 @@ class PassContext:
             self._analyses[key] = kind().update(self.model, self, self._analyses[key])
         return self._analyses[key]
 
+    def has_analysis(self, name: str) -> bool:
+        """True when a result of the analysis ``name`` is cached (perhaps due an update)."""
+        return name in self._analyses
+
     def set_analysis(self, kind: type[Analysis], result: Any) -> None:
         """Cache ``result`` as the up-to-date result of ``kind`` (a pass that computed it)."""
         _record_kind(self.model, kind)

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir import Builder, Graph, Model, Node, TensorType, Value
+from ..ir.core import changed_since, clock
 from .base import ALL, Pass, PassContext, PassResult, Rewrite, iter_graphs
 
 # -- patterns -------------------------------------------------------------------------------------
@@ -762,6 +763,7 @@ class _Builder(Builder):
 
 
 _MAX_REQUEUE = 16  # users of a value re-queued after a rewrite, at most
+MEMO = True  # sweeps look only near changes since the last clean sweep (tests turn it off)
 
 
 class _Worklist:
@@ -795,7 +797,8 @@ class Rewriter:
     """Applies rules to a model: a worklist per graph, indexed by root op."""
 
     def __init__(self, rules: Sequence[Rule], *, prefix: str = "",
-                 max_rewrites: Optional[int] = None, tracer: Optional[Tracer] = None):
+                 max_rewrites: Optional[int] = None, tracer: Optional[Tracer] = None,
+                 memo_key: Optional[tuple] = None):
         self.rules = list(rules)
         self.prefix = prefix
         self.max_rewrites = max_rewrites
@@ -803,16 +806,39 @@ class Rewriter:
         self.count = 0
         self.capped: list[str] = []
         self.max_rounds = 8
+        # With a key, each graph remembers the mutation clock of the last sweep that found
+        # nothing, and the next run with the same key looks only near what changed since.
+        self.memo_key = memo_key
+        self._clean: Optional[int] = None  # start of the last round of run_on_graph, if clean
 
     def run(self, model: Model, ctx: Optional[PassContext] = None,
             shapes: Optional[Shapes] = None) -> PassResult:
         """Rewrite every graph of ``model`` (subgraphs first, then function bodies, then main)."""
         ctx = ctx or PassContext(model)
+        memo = MEMO and self.memo_key is not None and shapes is None and self.tracer is None \
+            and self.max_rewrites is None
         shapes = shapes or Shapes(ctx, materialize=False)
+        if memo:
+            # The memo holds for facts of one generation, read before the sweep: bring the
+            # analysis up to date now (cheap when cached); without it, sweep everything.
+            if ctx.has_analysis("shapes"):
+                shapes._load()
+            else:
+                memo = False
         result = PassResult()
         for g in iter_graphs(model):
             opset = _graph_opset(model, g)
-            result.merge(self.run_on_graph(g, opset, shapes))
+            key = ("rewrite", self.memo_key)
+            since = None
+            if memo:
+                last = g.meta.get(key)
+                if last is not None and last[1] == (model.meta.get("shapes.generation"), opset):
+                    since = last[0]
+            result.merge(self.run_on_graph(g, opset, shapes, since))
+            if memo and self._clean is not None:
+                g.meta[key] = (self._clean, (model.meta.get("shapes.generation"), opset))
+            else:
+                g.meta.pop(key, None)
         for msg in self.capped:
             ctx.note(msg)
         if result.modified:
@@ -838,23 +864,38 @@ class Rewriter:
                 index.setdefault(key, []).append((rule, pats))
         return index
 
-    def run_on_graph(self, graph: Graph, opset: int, shapes: Shapes) -> PassResult:
+    def run_on_graph(self, graph: Graph, opset: int, shapes: Shapes,
+                     since: Optional[int] = None) -> PassResult:
         """Run the worklist on one graph to a fixed point (or the rewrite budget).
 
         A rewrite re-queues its neighbourhood (new nodes, users of the new values, producers
         and users of the inputs). A pattern whose root lies further downstream than that can
         only be enabled by a later rewrite, so after the worklist drains, another round seeds
-        it with every node; rounds stop when one rewrites nothing (usually the second)."""
+        it with every node near a change of the round before (the nodes stamped since it began,
+        and what lies within the rules' pattern depth downstream of them: nothing else can
+        match now when it did not then); rounds stop when one rewrites nothing. ``since``: the
+        clock of an earlier sweep of these rules that found nothing, so that the first round
+        too seeds only what is near a change made after it."""
         result = PassResult()
+        self._clean = None
         index = self._index(opset)
         if not index:
             return result
+        depth = _index_depth(index)
         cap = 8 * len(graph.nodes) + 64  # a rule set that never settles is a bug: stop, report
         done = 0
         for _ in range(self.max_rounds):
+            start = clock()
             work = _Worklist(graph, index)
-            for n in graph.nodes:
-                work.push(n)
+            if since is None:
+                for n in graph.nodes:
+                    work.push(n)
+            else:
+                near = changed_since(graph, since, depth)
+                if near:
+                    for n in graph.nodes:
+                        if n in near:
+                            work.push(n)
             before = done
             while not self._exhausted():
                 node = work.pop()
@@ -871,7 +912,10 @@ class Rewriter:
                         done += 1
                         break
             if done == before or self._exhausted():
+                if done == before:
+                    self._clean = start
                 return result
+            since = start
         self.capped.append(f"rewrite: graph {graph.name!r} still changing after "
                            f"{self.max_rounds} rounds; stopped")
         return result
@@ -953,6 +997,25 @@ class Rewriter:
             if v.num_uses() <= _MAX_REQUEUE:
                 for user, _ in v.uses():
                     work.push(user)
+
+
+def _pattern_depth(p: Pattern) -> int:
+    if isinstance(p, Op):
+        return 1 + max((_pattern_depth(q) for q in p.inputs), default=0)
+    if isinstance(p, Opt):
+        return _pattern_depth(p.inner)
+    if isinstance(p, Or):
+        return max((_pattern_depth(a) for a in p.alternatives), default=0)
+    return 0
+
+
+def _index_depth(index: dict) -> int:
+    """How far downstream of a change a root can be whose match sees it: the deepest pattern,
+    plus a margin for checks that look a little beyond their pattern (a producer's producer,
+    a sibling reading the same input)."""
+    deepest = max((_pattern_depth(p) for entries in index.values() for _, pats in entries
+                   for p in pats), default=1)
+    return deepest + 2
 
 
 def _node_id(n: Node) -> str:
@@ -1095,7 +1158,9 @@ class RewritePass(Pass):
         if tracer is not None and newer:
             ctx.note(f"{self.name}: rules not run at opset {opset}: {', '.join(newer)}; "
                      "--target-opset upgrades the model")
-        rw = Rewriter(rules, prefix=f"{self.name}.", max_rewrites=limit, tracer=tracer)
+        key = (self.name, tuple(sorted((k, repr(v)) for k, v in self.opts.items())))
+        rw = Rewriter(rules, prefix=f"{self.name}.", max_rewrites=limit, tracer=tracer,
+                      memo_key=key)
         result = rw.run(model, ctx)
         if tracer is not None:
             tracer.flush()

@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from ...ir import Model, Node, OptionalType, SequenceType, Shape, SymDim, TensorType, Value
+from ...ir.core import touch_value
 from ...ir.types import Type
 from . import dims as D
 from .context import (
@@ -564,6 +565,11 @@ FACT = "shapes_type"  # value.meta: the inferred type (an analysis fact, not the
 HINT = "shapes_hint_dims"  # value.meta: dims of the fact that only a declaration gives
 SYMVAL = "symval"  # value.meta: elements of a small int tensor
 FACTS_FLAG = "shapes.facts"  # model.meta: facts have been recorded on the model's values
+GENERATION = "shapes.generation"  # model.meta: bumped when facts are recomputed or dropped
+
+
+def _new_generation(model: Model) -> None:
+    model.meta[GENERATION] = model.meta.get(GENERATION, 0) + 1
 
 
 def best_type(v: Value):
@@ -635,6 +641,7 @@ def discard_facts(model: Model) -> None:
     """Forget every fact recorded on the model's values (after a pass that changed shapes)."""
     if not model.meta.pop(FACTS_FLAG, False):
         return
+    _new_generation(model)
     for v in _values(model):
         meta = v.meta
         if meta:
@@ -662,6 +669,7 @@ def materialize(model: Model) -> list:
             v.meta["shapes_declared_type"] = old
             added = True
         v.type = t
+        touch_value(v)
         changes.append((v, old, added))
     return changes
 
@@ -670,6 +678,7 @@ def unmaterialize(changes: list) -> None:
     """Undo :func:`materialize`."""
     for v, old, added in reversed(changes):
         v.type = old
+        touch_value(v)
         if added:
             v.meta.pop("shapes_declared_type", None)
 
@@ -693,6 +702,7 @@ def run_inference(model: Model, verbose: int = 0, notes: list | None = None) -> 
 
 def _run(model: Model, verbose: int, notes: list | None, t0: float) -> ShapeInfo:
     discard_facts(model)
+    _new_generation(model)
     info = ShapeInfo()
     inf = Inference(model, info, verbose=verbose, notes=notes)
     g = model.graph
@@ -881,10 +891,12 @@ def _update(model: Model, info: ShapeInfo, inf: Inference) -> ShapeInfo | None:
                             vals[v] = rv
                 if inf.commit_value(v):
                     changed.add(v)
+                    if ot is not _MISSING:
+                        touch_value(v)  # a known value's facts were refined
             if n.attributes and n.subgraphs():
                 for v in _body_values(n):
-                    if v in types:
-                        inf.commit_value(v)
+                    if v in types and inf.commit_value(v):
+                        touch_value(v)
     finally:
         root.reuse = False
     if updated:
