@@ -604,36 +604,46 @@ def _plan(p: Op) -> tuple:
     return plan
 
 
-def _cheap_const(v: Value) -> bool:
-    """What :func:`const_value` accepts, without decoding anything."""
-    p = v.producer
-    if p is None:
-        return v.const_value is not None and not v._is_input
-    return p.op_type == "Constant" and p.domain in ("", "ai.onnx")
+def _signature(ins: Sequence[Optional[Value]]) -> list:
+    """Per input of a root: None when absent, else (producer's (domain, op type) or None, is
+    it possibly a constant) — what :func:`_sig_ok` tests plans against, computed once."""
+    out: list = []
+    for v in ins:
+        if v is None:
+            out.append(None)
+            continue
+        p = v.producer
+        if p is None:
+            out.append((None, v.const_value is not None and not v._is_input))
+        else:
+            dom = p.domain
+            std = dom in ("", "ai.onnx")
+            out.append((("" if std else dom, p.op_type), std and p.op_type == "Constant"))
+    return out
 
 
-def _input_ok(v: Optional[Value], need) -> bool:
-    if v is None:
-        return False
-    if need == "const":
-        return _cheap_const(v)
-    p = v.producer
-    return p is not None and ((_dom(p), p.op_type) in need)
+def _plan_holds(plan: tuple, sig: list) -> bool:
+    n = len(sig)
+    for i, need in plan:
+        s = sig[i] if i < n else None
+        if s is None:
+            return False
+        if need == "const":
+            if not s[1]:
+                return False
+        elif s[0] not in need:
+            return False
+    return True
 
 
-def _quick_ok(p: Op, root: Node) -> bool:
-    """False when ``p`` cannot match at ``root`` because of a direct input (its producer's op
-    type, or not a constant): a cheap test before the full matcher."""
-    plan = _plan(p)
-    if not plan:
+def _sig_ok(plan: tuple, commutative: bool, sig: list) -> bool:
+    """False when a pattern with ``plan`` cannot match a root whose inputs have ``sig``
+    (a direct input's producer op type, or not a constant): a cheap test before matching.
+    Constant-ness is tested as :func:`const_value` would, without decoding anything."""
+    if not plan or _plan_holds(plan, sig):
         return True
-    ins = root.inputs
-    n = len(ins)
-    if all(_input_ok(ins[i] if i < n else None, need) for i, need in plan):
-        return True
-    if p.commutative and n >= 2:
-        sw = (ins[1], ins[0]) + ins[2:]
-        return all(_input_ok(sw[i] if i < n else None, need) for i, need in plan)
+    if commutative and len(sig) >= 2:
+        return _plan_holds(plan, [sig[1], sig[0]] + sig[2:])
     return False
 
 
@@ -646,6 +656,12 @@ def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
     if root.op_type not in pattern.op_types or _dom(root) != pattern.domain:
         m.miss.fail(0, f"root is {root.op_type}, not {'|'.join(pattern.op_types)}")
         return None
+    flat = pattern.__dict__.get("_flat")
+    if flat is None:
+        flat = pattern._flat = all(isinstance(q, Var) or (
+            isinstance(q, Opt) and isinstance(q.inner, Var)) for q in pattern.inputs)
+    if flat:
+        return _match_flat(m, rule, pattern, root)
     start = {"@nodes": (), pattern.name: root.outputs[pattern.output]}
     for b in m.node(pattern, root, start):
         pats: dict[int, Op] = {}
@@ -656,6 +672,54 @@ def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
             continue
         binds = {k: v for k, v in b.items() if k != "@nodes"}
         return Match(rule, root, binds, b["@nodes"], opset, shapes)
+    return None
+
+
+def _match_flat(mt: _Matcher, rule: "Rule", p: Op, root: Node) -> Optional[Match]:
+    """:func:`match` for a pattern whose inputs are all values (Var, Const, Opt of those):
+    the same answers and miss reasons, without the generator machinery."""
+    reason = mt.node_constraints(p, root)
+    if reason is not None:
+        mt.miss.fail(0, f"{_label_node(root)}: {reason}")
+        return None
+    inputs = list(root.inputs)
+    while inputs and inputs[-1] is None:
+        inputs.pop()
+    if len(inputs) > len(p.inputs):
+        mt.miss.fail(0, f"{_label_node(root)} has {len(inputs)} inputs, the pattern "
+                        f"{len(p.inputs)}")
+        return None
+    inputs += [None] * (len(p.inputs) - len(inputs))
+    orders = [inputs]
+    if p.commutative and len(inputs) >= 2 and inputs[0] is not inputs[1]:
+        orders.append([inputs[1], inputs[0]] + inputs[2:])
+    for order in orders:
+        b = {p.name: root.outputs[p.output]}
+        for q, v in zip(p.inputs, order):
+            if isinstance(q, Opt):
+                if v is None:
+                    if q.inner.name:
+                        b[q.inner.name] = None
+                    continue
+                q = q.inner
+            if v is None:
+                mt.miss.fail(1, f"{_describe(q)} is missing")
+                break
+            bound = b.get(q.name, _UNBOUND)
+            if bound is not _UNBOUND:
+                if bound is not v:
+                    mt.miss.fail(1, f"{q.name!r} is bound to two different values")
+                    break
+                continue
+            why = mt.value_constraints(v, q.dtypes, q.rank)
+            if why is None and q.const and const_value(v) is None:
+                why = "is not a constant"
+            if why is not None:
+                mt.miss.fail(1, f"{_label(v)} ({q.name}) {why}")
+                break
+            b[q.name] = v
+        else:
+            return Match(rule, root, b, (root,), mt.opset, mt.shapes)
     return None
 
 
@@ -905,8 +969,11 @@ class Rewriter:
                     self.capped.append(f"rewrite: graph {graph.name!r} still changing after "
                                        f"{cap} rewrites (rules undo each other?); stopped")
                     return result
-                for rule, pats in index.get((_dom(node), node.op_type), ()):
-                    m = self._try(rule, pats, node, opset, shapes)
+                entries = index.get((_dom(node), node.op_type), ())
+                # The tracer wants the reason of every miss: no quick filter then.
+                sig = _signature(node.inputs) if entries and self.tracer is None else None
+                for rule, pats in entries:
+                    m = self._try(rule, pats, node, opset, shapes, sig)
                     if m is not None:
                         self._apply(m, work, result)
                         done += 1
@@ -924,13 +991,13 @@ class Rewriter:
         return self.max_rewrites is not None and self.count >= self.max_rewrites
 
     def _try(self, rule: Rule, pats: list[Op], node: Node, opset: int,
-             shapes: Shapes) -> Optional[Match]:
+             shapes: Shapes, sig: Optional[list] = None) -> Optional[Match]:
         """The first pattern of ``rule`` that matches at ``node`` and passes the check; else
-        None, after telling the tracer the deepest near-miss."""
+        None, after telling the tracer the deepest near-miss. ``sig``: the root's input
+        signature (:func:`_signature`), to skip patterns its direct inputs rule out."""
         miss = _Miss()
-        quick = self.tracer is None  # the tracer wants the reason of every miss
         for pat in pats:
-            if quick and not _quick_ok(pat, node):
+            if sig is not None and not _sig_ok(_plan(pat), pat.commutative, sig):
                 continue
             m = match(rule, pat, node, opset, shapes, miss)
             if m is None:
