@@ -152,7 +152,7 @@ class MulChain(_Chain):
             return b.op("Mul", [m["x"], b.const(num.astype(dt))])
         if np.all(num == 1):  # keep the shape num broadcasts to: ones[2,1,4] / c is no scalar
             den = np.broadcast_to(den, np.broadcast_shapes(num.shape, den.shape))
-            return b.op("Div", [m["x"], b.const(np.ascontiguousarray(den).astype(dt))])
+            return b.op("Div", [m["x"], b.const(np.array(den, dtype=dt))])  # 0-d stays 0-d
         with np.errstate(all="ignore"):
             k = num / den
         return b.op("Mul", [m["x"], b.const(k.astype(dt))])
