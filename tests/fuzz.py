@@ -753,7 +753,8 @@ def op_matmul_siblings(g: Gen) -> None:
 
 def op_attention(g: Gen) -> None:
     """softmax(Q @ K^T * scale (+ mask)) @ V from one value [.., S, D] (Attention, opset 23)."""
-    a = g.pick(lambda v: len(v.shape) in (3, 4) and isinstance(v.shape[-1], int))
+    a = g.pick(lambda v: len(v.shape) in (3, 4) and isinstance(v.shape[-1], int)
+               and v.shape[-1] >= 1)
     d = a.shape[-1]
     proj = []
     for _ in range(3):
