@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...ir import Node, TensorType, Value
+from ..shapes.infer import best_type
 from .algebra import Algebra, fmt_dims, is_int
 
 BROADCAST_OPS = frozenset({
@@ -30,10 +31,17 @@ HANDLED = BROADCAST_OPS | RNN_OPS | {"MatMul", "Gemm", "Concat", "Expand", "Resh
 
 
 def shape(v: Value | None) -> list | None:
+    """The inferred shape of ``v`` (the analysis' fact; the declared type without one)."""
     if v is None:
         return None
-    t = v.type
+    t = best_type(v)
     return list(t.shape) if isinstance(t, TensorType) and t.shape is not None else None
+
+
+def dtype(v: Value | None) -> int | None:
+    """The inferred element type of ``v`` (the analysis' fact, else the declared one)."""
+    t = best_type(v) if v is not None else None
+    return (t.dtype or None) if isinstance(t, TensorType) else None
 
 
 def symval(v: Value | None) -> list | None:
@@ -401,6 +409,7 @@ __all__ = [
     "group_by_trace",
     "label",
     "node_conflicts",
+    "dtype",
     "shape",
     "symval",
 ]

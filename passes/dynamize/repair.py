@@ -37,6 +37,7 @@ from .conflicts import (
     ReshapeConflict,
     Unhandled,
     VecConflict,
+    dtype,
     label,
     node_conflicts,
     shape,
@@ -87,6 +88,7 @@ class Dynamizer:
         self.reshapes: dict = {}   # id(Reshape) -> (node, symbolic target) rebuilt by the rounds
         self.constraints: list = []
         self.touched: set = set()  # ids of nodes whose inputs a rewrite of this round changed
+        self.info = None  # the shape inference the rounds update
 
     # -- setup ------------------------------------------------------------------------------
     def _sources(self) -> dict:
@@ -122,11 +124,22 @@ class Dynamizer:
                         v.type = TensorType(t.dtype, None)
                     v.meta.pop("symval", None)
 
-    def _infer(self):
-        from ..shapes import infer_shapes
+    def _infer(self, final: bool = False):
+        """Shape inference for this round. The first round strips the declared intermediate
+        shapes (stale static ones would be taken as hints) and infers the whole model; later
+        rounds update it, inferring again only what the last round's rewrites reach (nodes they
+        rewired or created, and downstream as far as facts change). The results stay facts
+        (``conflicts.shape``); the ``final`` inference is a whole one, written into the types."""
+        from ..shapes.infer import materialize, run_inference, update_inference
 
-        self._strip()
-        return infer_shapes(self.model)
+        if final or self.info is None:
+            self._strip()
+            self.info = run_inference(self.model)
+            if final:
+                materialize(self.model)
+        else:
+            self.info = update_inference(self.model, self.info, replace=True)
+        return self.info
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -150,7 +163,7 @@ class Dynamizer:
         self._finish_reshapes()
         self._values()
         self._cleanup()
-        info = self._infer()
+        info = self._infer(final=True)
         self.constraints = info.constraints
         self._requirements()
         self._simplify_outputs()
@@ -294,7 +307,7 @@ class Dynamizer:
         except Unemittable as e:
             self.problems.append(f"{label(node)}: {role} {fmt_dims(elems)}: {e}")
             return
-        dt = old.dtype
+        dt = dtype(old)
         if dt and dt != 7:
             new = self.em.op("Cast", [new], {"to": dt})
         made = self.made.get(id(node))
@@ -448,7 +461,7 @@ class Dynamizer:
             return
         old = node.inputs[1]
         lim = self.alg.dim(self.alg.expr(want) * delta[0] + start[0])
-        new = self.em.scalar(self.alg.simplify(lim), old.dtype or 7)
+        new = self.em.scalar(self.alg.simplify(lim), dtype(old) or 7)
         self.vec_notes[(id(node), 1)] = [node, "limit", symval(old), [lim], [lim]]
         node.set_input(1, new)
         self.touched.add(id(node))

@@ -118,6 +118,24 @@ class _Root:
         self.fresh_memo: dict = {}  # (node, kind, label, k) -> the fresh name it was given
         self.fresh_count: dict | None = None  # fresh names handed out in the current node
         self.reuse = False  # updates give a node the fresh names its last inference gave it
+        # Reports (constraints, errors, unknowns, hint conflicts) filed under the main-graph
+        # node whose inference made them, so an update can replace those of the nodes it
+        # infers again and rebuild the lists (see _rebuild); ``loose`` holds the others.
+        self.top: Node | None = None
+        self.reports: dict = {}
+        self.loose: list = []
+
+    def file(self, entry: tuple) -> None:
+        """File a report under the main-graph node being inferred."""
+        top = self.top
+        if top is None:
+            self.loose.append(entry)
+        else:
+            lst = self.reports.get(top)
+            if lst is None:
+                self.reports[top] = [entry]
+            else:
+                lst.append(entry)
 
 
 class Inference:
@@ -202,22 +220,26 @@ class Inference:
         if self.root.speculative:
             return
         key = (a, b, kind) if str(a) <= str(b) else (b, a, kind)
+        c = Constraint(a, b, kind, node, why)
+        self.root.file(("con", key, c))
         if key in self.root.con_keys:
             return
         self.root.con_keys.add(key)
-        self.info.constraints.append(Constraint(a, b, kind, node, why))
+        self.info.constraints.append(c)
 
     def error(self, node: Node | None, message: str) -> None:
         """Record a contradiction naming the node (deduplicated)."""
         key = (id(node), message)
+        if self.root.speculative:
+            issue, where = ShapeIssue(node, message + " (in an If branch that may not run)"), \
+                "warn"
+        else:
+            issue, where = ShapeIssue(node, message), "err"
+        self.root.file((where, key, issue))
         if key in self.root.err_keys:
             return
         self.root.err_keys.add(key)
-        if self.root.speculative:
-            self.info.warnings.append(ShapeIssue(node, message + " (in an If branch that may "
-                                                                "not run)"))
-        else:
-            self.info.errors.append(ShapeIssue(node, message))
+        (self.info.warnings if where == "warn" else self.info.errors).append(issue)
 
     # -- declarations ------------------------------------------------------------------------
     # A declared (value_info / output) type is a hint. Inference propagates only what the graph
@@ -287,7 +309,9 @@ class Inference:
 
     def _conflict(self, v: Value, msg: str) -> None:
         node = v.producer
-        self.info.hint_conflicts.append(ShapeIssue(node, f"value {v.name!r}: {msg}", v))
+        issue = ShapeIssue(node, f"value {v.name!r}: {msg}", v)
+        self.root.file(("hint", None, issue))
+        self.info.hint_conflicts.append(issue)
 
     # -- graphs ----------------------------------------------------------------------------------
     def main_inputs(self, g) -> None:
@@ -393,10 +417,15 @@ class Inference:
         root.seen[n] = n.inputs
         saved = root.fresh_count
         root.fresh_count = {}
+        top = root.top is None and n.graph is self.model.graph and root.depth == 0
+        if top:
+            root.top = n
         try:
             self._node(n, opsets, fattrs)
         finally:
             root.fresh_count = saved
+            if top:
+                root.top = None
 
     def _node(self, n: Node, opsets: dict, fattrs: dict | None) -> None:
         ctx = NodeCtx(n, self, opsets, fattrs)
@@ -434,7 +463,9 @@ class Inference:
         if reason or not all(_precise(self.types[v]) or not v.name or isinstance(
                 self.types[v], (SequenceType, OptionalType)) for v in n.outputs):
             vs = tuple(v for v in n.outputs if v.name and not _precise(self.types[v]))
-            self.info.unknown.append(Unknown(n, reason or "outputs partly unknown", vs))
+            u = Unknown(n, reason or "outputs partly unknown", vs)
+            self.root.file(("unk", None, u))
+            self.info.unknown.append(u)
 
     # -- functions -------------------------------------------------------------------------------
     def call_function(self, ctx: NodeCtx, f) -> None:
@@ -816,11 +847,18 @@ def _body_values(n: Node):
 
 
 def update_inference(model: Model, info: ShapeInfo, verbose: int = 0,
-                     notes: list | None = None) -> ShapeInfo:
-    """Bring ``info`` (a result of :func:`run_inference` on ``model``) up to date after passes
-    that kept every surviving value's shape: infer the nodes that are new, whose input tuple
-    changed or whose inputs' facts changed. Facts already known are kept (and refined). Falls
-    back to a full run when the state is missing or a model-local function is involved."""
+                     notes: list | None = None, replace: bool = False) -> ShapeInfo:
+    """Bring ``info`` (a result of :func:`run_inference` on ``model``) up to date: infer again
+    the nodes that are new, whose input tuple changed (unless to values with the same facts) or
+    whose inputs' facts changed, in graph order, and nothing else.
+
+    By default (after passes that kept every surviving value's shape) facts already known are
+    kept and only refined. With ``replace`` (after edits that change what values compute, e.g.
+    dynamize rewriting a Reshape's target) the new facts replace the old ones, and the change
+    propagates downstream as far as facts change. The graph inputs' types must be unchanged.
+    Reports (constraints, errors, unknown nodes, hint conflicts) of the nodes inferred again are
+    replaced. Falls back to a full run when the state is missing or a model-local function is
+    involved."""
     inf = info.state
     if inf is None or inf.model is not model or not model.meta.get(FACTS_FLAG):
         return run_inference(model, verbose, notes)
@@ -829,7 +867,7 @@ def update_inference(model: Model, info: ShapeInfo, verbose: int = 0,
     enabled = gc.isenabled()
     gc.disable()
     try:
-        out = _update(model, info, inf)
+        out = _update(model, info, inf, replace)
     finally:
         if enabled:
             gc.enable()
@@ -839,7 +877,7 @@ def update_inference(model: Model, info: ShapeInfo, verbose: int = 0,
     return info
 
 
-def _update(model: Model, info: ShapeInfo, inf: Inference) -> ShapeInfo | None:
+def _update(model: Model, info: ShapeInfo, inf: Inference, replace: bool) -> ShapeInfo | None:
     root = inf.root
     seen = root.seen
     functions = model.functions
@@ -855,6 +893,7 @@ def _update(model: Model, info: ShapeInfo, inf: Inference) -> ShapeInfo | None:
     opsets = dict(model.opset_imports)
     changed: set = set()
     types, vals, seqs = inf.types, inf.vals, inf.seqs
+    reports = root.reports
     updated = 0
     root.reuse = True
     try:
@@ -875,9 +914,10 @@ def _update(model: Model, info: ShapeInfo, inf: Inference) -> ShapeInfo | None:
             for v in outs:
                 old.append((types.pop(v, _MISSING), vals.pop(v, None)))
                 seqs.pop(v, None)
+            reports.pop(n, None)
             inf.node(n, opsets, None)
             for v, (ot, ov) in zip(outs, old):
-                if ot is not _MISSING:
+                if ot is not _MISSING and not replace:
                     nt = types.get(v)
                     rt = _refine(ot, nt)
                     if rt is not nt:
@@ -892,7 +932,7 @@ def _update(model: Model, info: ShapeInfo, inf: Inference) -> ShapeInfo | None:
                 if inf.commit_value(v):
                     changed.add(v)
                     if ot is not _MISSING:
-                        touch_value(v)  # a known value's facts were refined
+                        touch_value(v)  # a known value's facts changed
             if n.attributes and n.subgraphs():
                 for v in _body_values(n):
                     if v in types and inf.commit_value(v):
@@ -900,26 +940,50 @@ def _update(model: Model, info: ShapeInfo, inf: Inference) -> ShapeInfo | None:
     finally:
         root.reuse = False
     if updated:
-        _prune(info)
+        _rebuild(info, model, root)
     info.stats["updated_nodes"] = info.stats.get("updated_nodes", 0) + updated
     return info
 
 
-def _prune(info: ShapeInfo) -> None:
-    """Drop reports about nodes no longer in the model (and repeats for one node)."""
-    last = {}
-    for u in info.unknown:
-        if u.node.graph is not None:
-            last[id(u.node)] = u
-    info.unknown = list(last.values())
-    seen = set()
-    conflicts = []
-    for c in info.hint_conflicts:
-        key = (id(c.value), c.message)
-        if key not in seen and (c.node is None or c.node.graph is not None):
-            seen.add(key)
-            conflicts.append(c)
-    info.hint_conflicts = conflicts
+def _rebuild(info: ShapeInfo, model: Model, root: _Root) -> None:
+    """The report lists from what is filed under the main graph's nodes, in graph order, then
+    the loose reports, deduplicated as a whole run does (see Inference.constraint/error)."""
+    cons: list = []
+    con_keys: set = set()
+    errors: list = []
+    warnings: list = []
+    err_keys: set = set()
+    unknown: dict = {}
+    hints: list = []
+    live: dict = {}
+    reports = root.reports
+
+    def take(entries) -> None:
+        for kind, key, item in entries:
+            if kind == "con":
+                if key not in con_keys:
+                    con_keys.add(key)
+                    cons.append(item)
+            elif kind in ("err", "warn"):
+                if key not in err_keys:
+                    err_keys.add(key)
+                    (errors if kind == "err" else warnings).append(item)
+            elif kind == "unk":
+                unknown[id(item.node)] = item
+            else:
+                hints.append(item)
+
+    for n in model.graph.nodes:
+        entries = reports.get(n)
+        if entries is not None:
+            live[n] = entries
+            take(entries)
+    take(root.loose)
+    root.reports = live
+    root.con_keys, root.err_keys = con_keys, err_keys
+    info.constraints, info.errors, info.warnings = cons, errors, warnings
+    info.unknown = [u for u in unknown.values() if u.node.graph is not None]
+    info.hint_conflicts = hints
 
 
 __all__ = ["STRICT", "Inference", "join_types", "run_inference", "update_inference",
