@@ -10,20 +10,17 @@ import sys
 from pathlib import Path
 
 import fuzz
-import numpy as np
 import onnx
 import onnx.parser
-import onnxopt
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import seed as hseed
 from onnxopt.ir import Graph
 from onnxopt.passes import registry
 from onnxopt.passes.base import GraphPass, PassResult
 
 ROOT = Path(__file__).resolve().parent.parent
 REGRESSIONS = sorted(Path(fuzz.REGRESSIONS).glob("*.onnxtxt"))
-SHORT_RUN_EXAMPLES = 1500  # about 50 s on 2 cores
+SHORT_RUN_EXAMPLES = 3500  # about a minute on 2 cores (capped at 110 s)
 
 
 def _report(stats: fuzz.Stats) -> str:
@@ -179,18 +176,3 @@ def test_check_flags_a_model_onnx_refuses_as_invalid_not_as_a_finding():
         g (float[2] x) => (float[2] y) { y = Add(x, nowhere) }""")
     status, f = fuzz.check(m)
     assert status == "invalid" and f.kind == "invalid"
-
-
-@settings(max_examples=5, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@hseed(0)
-@given(fuzz.models(max_ops=3))
-def test_models_run_in_onnxruntime(m):
-    from onnxopt.testing import run_model
-
-    feeds = {}
-    for vi in m.graph.input:
-        dims = [d.dim_value if d.HasField("dim_value") else 2 for d in
-                vi.type.tensor_type.shape.dim]
-        feeds[vi.name] = np.ones(dims, np.float32)
-    run_model(m, feeds)
-    assert onnxopt is not None
