@@ -20,7 +20,7 @@ from onnxopt.passes.base import GraphPass, PassResult
 
 ROOT = Path(__file__).resolve().parent.parent
 REGRESSIONS = sorted(Path(fuzz.REGRESSIONS).glob("*.onnxtxt"))
-SHORT_RUN_EXAMPLES = 3500  # about a minute on 2 cores (capped at 110 s)
+SHORT_RUN_EXAMPLES = 2500  # about a minute on 2 cores (capped at 110 s)
 
 
 def _report(stats: fuzz.Stats) -> str:
