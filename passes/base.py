@@ -81,6 +81,7 @@ class PassContext:
         self.options: dict[str, Any] = dict(options or {})
         self._analyses: dict[str, Any] = {}
         self._stale: set[str] = set()  # preserved across a modification: update() on request
+        self._at_pass_end: list[Callable[[], Any]] = []
         self.notes: list[str] = []  # messages for the user (verbose output, reports)
 
     def analysis(self, kind: type[Analysis]) -> Any:
@@ -95,6 +96,17 @@ class PassContext:
             self._stale.discard(key)
             self._analyses[key] = kind().update(self.model, self, self._analyses[key])
         return self._analyses[key]
+
+    def at_pass_end(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn`` when the running pass ends (the pass manager calls :meth:`end_pass`)."""
+        self._at_pass_end.append(fn)
+
+    def end_pass(self) -> None:
+        """Run what the pass that just ended asked for (e.g. put back the declared types a
+        materializing ``rewrite.Shapes`` wrote for it), last registered first."""
+        fns, self._at_pass_end = self._at_pass_end, []
+        for fn in reversed(fns):
+            fn()
 
     def has_analysis(self, name: str) -> bool:
         """True when a result of the analysis ``name`` is cached (perhaps due an update)."""

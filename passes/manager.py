@@ -187,7 +187,10 @@ class PassManager:
             snapshot = lower_model(model).SerializeToString()
         t = time.perf_counter()
         try:
-            result = p.run(model, ctx)
+            try:
+                result = p.run(model, ctx)
+            finally:
+                ctx.end_pass()
             if not isinstance(result, PassResult):
                 raise PassError(f"pass {spec.name!r} returned {type(result).__name__}, "
                                 "not a PassResult")

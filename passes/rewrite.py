@@ -215,8 +215,9 @@ class Shapes:
     are kept beside the IR and read through this object, so asking never changes the IR.
 
     ``materialize=True`` is for callers that read ``value.type``/``value.shape`` directly: the
-    facts are then also written into the value types when the analysis runs, and :meth:`undo`
-    puts the declared types back (a pass that rewrote nothing must leave the IR as it came)."""
+    facts are then also written into the value types when the analysis runs, for the duration
+    of the pass: :meth:`undo` puts the declared types back, and the pass manager calls it when
+    the pass ends (the facts stay in ``value.meta``; only the ``shapes`` pass writes types)."""
 
     def __init__(self, ctx: Optional[PassContext] = None, infer: bool = True,
                  materialize: bool = True):
@@ -241,6 +242,8 @@ class Shapes:
         ctx.analysis(ShapeAnalysis)
         if self._materialize:
             self._changes = materialize(ctx.model)
+            if self._changes:
+                ctx.at_pass_end(self.undo)
         self._shape_of, self._dims_equal, self._sym_value = shape_of, dims_equal, sym_value
 
     def undo(self) -> bool:
