@@ -42,8 +42,62 @@ def _parse(data: bytes, what: str):
     return m
 
 
-def read_model_proto(path: str):
-    """Read a ModelProto from a file without loading external data."""
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    x = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        x |= (c & 0x7F) << shift
+        if c < 0x80:
+            return x, i
+        shift += 7
+
+
+def _fields(b: bytes, i: int, end: int):
+    """(field number, wire type, payload start, payload end) of each field in b[i:end]."""
+    while i < end:
+        tag, i = _varint(b, i)
+        wt = tag & 7
+        if wt == 0:
+            _, j = _varint(b, i)
+        elif wt == 1:
+            j = i + 8
+        elif wt == 2:
+            n, i = _varint(b, i)
+            j = i + n
+        elif wt == 5:
+            j = i + 4
+        else:  # groups: never in ONNX
+            raise ValueError("group")
+        yield tag >> 3, wt, i, j
+        i = j
+
+
+def raw_lengths(data: bytes) -> Optional[list]:
+    """The raw_data length (None: no raw_data) of each main-graph initializer, in order, read
+    from the serialized model without copying the weights; None when the layout is unusual.
+
+    Lift uses these to check each tensor's data against its dims: measuring ``raw_data`` on the
+    parsed proto would copy every weight once more.
+    """
+    try:
+        graphs = [(s, e) for num, wt, s, e in _fields(data, 0, len(data)) if num == 7 and wt == 2]
+        if len(graphs) != 1:  # repeated graph fields merge; leave that to the slow path
+            return None
+        out = []
+        for num, wt, s, e in _fields(data, *graphs[0]):
+            if num == 5 and wt == 2:  # GraphProto.initializer
+                raw = None
+                for tnum, twt, ts, te in _fields(data, s, e):
+                    if tnum == 9 and twt == 2:  # TensorProto.raw_data (the last one wins)
+                        raw = te - ts
+                out.append(raw)
+        return out
+    except (IndexError, ValueError):
+        return None
+
+
+def _read_bytes(path: str) -> bytes:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -65,7 +119,12 @@ def read_model_proto(path: str):
         raise ModelLoadError(f"{path}: cannot read ({e.strerror or e})") from None
     if len(data) > size:
         raise ModelLoadError(f"{path}: the file grew while it was being read")
-    return _parse(data, path)
+    return data
+
+
+def read_model_proto(path: str):
+    """Read a ModelProto from a file without loading external data."""
+    return _parse(_read_bytes(path), path)
 
 
 def check_header(proto, what: str) -> None:
@@ -135,13 +194,18 @@ def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[st
     """
     from .ir.lift import lift_model
 
+    lengths = None
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        proto = read_model_proto(path)
+        data = _read_bytes(path)
+        proto = _parse(data, path)
+        lengths = raw_lengths(data)
+        del data
         what = path
         base_dir = base_dir or os.path.dirname(os.path.abspath(path))
     elif isinstance(source, (bytes, bytearray)):
         proto = _parse(bytes(source), "<bytes>")
+        lengths = raw_lengths(source)
         what = "<bytes>"
     elif hasattr(source, "SerializeToString") and hasattr(source, "graph"):
         proto = source
@@ -150,7 +214,7 @@ def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[st
         raise UsageError(f"cannot load a model from {type(source).__name__}")
     check_header(proto, what)
     try:
-        return lift_model(proto, base_dir)
+        return lift_model(proto, base_dir, lengths)
     except RecursionError as e:
         raise InvalidModelError(f"{what}: the model is nested too deeply to read") from e
 

@@ -88,9 +88,10 @@ def _free_names(gp, cache: dict) -> set:
 
 
 class _Lifter:
-    def __init__(self, base_dir: Optional[str]):
+    def __init__(self, base_dir: Optional[str], raw_lengths: Optional[list] = None):
         self.base_dir = base_dir
         self.free_cache: dict = {}
+        self.raw_lengths = raw_lengths  # raw_data lengths of the main graph's initializers
 
     # -- attributes -----------------------------------------------------------------------------
     def attr(self, a, chain: list, owner=None) -> Attr:
@@ -132,14 +133,17 @@ class _Lifter:
             scope[name] = v
             g.add_input(v)
         if function is None:
-            for tp in gp.initializer:
+            lengths = self.raw_lengths if not chain[:-1] and self.raw_lengths is not None and \
+                len(self.raw_lengths) == len(gp.initializer) else None
+            for i, tp in enumerate(gp.initializer):
                 v = scope.get(tp.name)
                 if v is None:
                     v = scope[tp.name] = Value(tp.name)
                 elif v.const_value is not None:
                     raise InvalidModelError(
                         f"graph {g.name!r}: initializer {tp.name!r} is declared twice")
-                g.add_initializer(v, Tensor.from_proto(tp, self.base_dir))
+                g.add_initializer(v, Tensor.from_proto(
+                    tp, self.base_dir, None if lengths is None else lengths[i]))
             for sp in gp.sparse_initializer:
                 name = sp.values.name
                 if name in scope:
@@ -385,20 +389,22 @@ def _infer_attr_type(a, helper) -> int:
     return 0
 
 
-def lift_model(proto, base_dir: Optional[str] = None) -> Model:
-    """Lift a ModelProto. ``base_dir`` is the folder external data locations are relative to."""
+def lift_model(proto, base_dir: Optional[str] = None, raw_lengths: Optional[list] = None) -> Model:
+    """Lift a ModelProto. ``base_dir`` is the folder external data locations are relative to;
+    ``raw_lengths`` (from :func:`onnxopt.io`'s scan of the file) gives the raw_data length of
+    each main-graph initializer, so checking it does not copy the weights."""
     if not proto.HasField("graph"):
         raise ModelLoadError("not an ONNX model: it has no graph")
     if proto.ir_version <= 0:
         raise ModelLoadError("not an ONNX model: ir_version is missing")
     with paused_gc():
-        m = _lift_model(proto, base_dir)
+        m = _lift_model(proto, base_dir, raw_lengths)
     bump_nesting()  # nodes were linked without Graph._adopt
     return m
 
 
-def _lift_model(proto, base_dir: Optional[str]) -> Model:
-    lifter = _Lifter(base_dir)
+def _lift_model(proto, base_dir: Optional[str], raw_lengths: Optional[list] = None) -> Model:
+    lifter = _Lifter(base_dir, raw_lengths)
     functions = {}
     for fp in proto.functions:
         f = lifter.function(fp)

@@ -91,12 +91,14 @@ def _count(n: int, per: float) -> int:
     return n * per if isinstance(per, int) else -(-n * int(per * 4) // 4)
 
 
-def check_proto_data(proto, dims: Optional[tuple] = None, what: str = "") -> None:
+def check_proto_data(proto, dims: Optional[tuple] = None, what: str = "",
+                     raw_len: Optional[int] = None) -> None:
     """Refuse a TensorProto whose dims are negative or whose inline data does not fit its dims.
 
     Cheap: nothing is decoded (the length of ``raw_data`` and the count of the typed field are
     compared with what the dims need), so absurd dims are caught before anything allocates.
-    External data is checked by :func:`resolve_external` and the caller.
+    External data is checked by :func:`resolve_external` and the caller. ``raw_len``, when the
+    caller read it from the serialized bytes, spares copying ``raw_data`` to measure it.
     """
     dims = tuple(proto.dims) if dims is None else dims
     what = what or f"tensor {proto.name!r}"
@@ -112,7 +114,7 @@ def check_proto_data(proto, dims: Optional[tuple] = None, what: str = "") -> Non
         per = _ITEMSIZE.get(dtype)
         if per is None:
             return
-        got, need = len(proto.raw_data), _count(n, per)
+        got, need = len(proto.raw_data) if raw_len is None else raw_len, _count(n, per)
         if got != need:
             raise InvalidModelError(
                 f"{what}: raw_data holds {got} bytes, dims {list(dims)} of "
@@ -143,7 +145,8 @@ class Tensor:
         self.doc_string = ""
 
     @classmethod
-    def from_proto(cls, proto, base_dir: Optional[str] = None) -> "Tensor":
+    def from_proto(cls, proto, base_dir: Optional[str] = None,
+                   raw_len: Optional[int] = None) -> "Tensor":
         """Wrap a TensorProto without decoding it; external data is checked but not read.
 
         Raises :class:`~onnxopt.errors.InvalidModelError` when the data cannot fit the dims
@@ -152,7 +155,7 @@ class Tensor:
         """
         t = cls(proto.name, proto.data_type, tuple(proto.dims))
         t._proto = proto
-        check_proto_data(proto, t.dims)
+        check_proto_data(proto, t.dims, raw_len=raw_len)
         if proto.data_location == 1:  # EXTERNAL
             info = {e.key: e.value for e in proto.external_data}
             if base_dir is None:

@@ -409,3 +409,16 @@ def test_errors_are_onnxopt_errors():
     for c in CASES.values():
         assert c.error is None or issubclass(c.error, OnnxoptError)
     assert len(CASES) >= 40
+
+
+def test_raw_lengths_scan_matches_the_parsed_protos():
+    """load() measures raw_data from the file bytes (no copy of the weights); same answer."""
+    from onnxopt.io import raw_lengths
+
+    m = good_model()
+    m.graph.initializer.append(onnx.helper.make_tensor("f", onnx.TensorProto.FLOAT, [2], [1, 2]))
+    m.graph.initializer.append(numpy_helper.from_array(np.zeros((3, 5), np.float64), "d"))
+    data = m.SerializeToString()
+    assert raw_lengths(data) == [24, None, 120]
+    assert raw_lengths(data + data) is None  # two graph fields merge: the scan steps aside
+    assert raw_lengths(b"\x0b") is None  # a group tag: not ONNX
