@@ -34,20 +34,26 @@ _ids = itertools.count()
 # created, inserted or moved, its inputs or attributes were set, or the use list or graph-output
 # role of one of its outputs changed. A pass that examined every node at clock c needs to look
 # again only near nodes stamped after c (the rewrite driver does; see ``changed_since``).
-_clock = itertools.count(1)
+_now = [0]
 _MAX_TOUCH = 16  # a producer-less value's users are stamped only up to this many
 
 
+def _tick() -> int:
+    _now[0] += 1
+    return _now[0]
+
+
 def clock() -> int:
-    """The current value of the mutation clock (every later stamp is greater)."""
-    return next(_clock)
+    """The mutation clock now: every later stamp is greater, and two equal readings mean the
+    IR did not change in between (caches valid for one reading can rely on that)."""
+    return _now[0]
 
 
 def touch_value(v: "Value") -> None:
     """Record that what a pass can see of ``v`` changed (its use list, its role, its type or an
     analysis' facts about it): its producer is stamped, or, for a graph input or initializer,
     its users (when there are few: with many, one more or less changes no rewrite's mind)."""
-    t = next(_clock)
+    t = _tick()
     p = v.producer
     if p is not None:
         p._stamp = t
@@ -283,7 +289,7 @@ class Node:
         self._prev = self._next = None
         self._erased = True
         self._uid = next(_ids)
-        self._stamp = next(_clock)
+        self._stamp = _tick()
         if isinstance(attributes, dict):
             self.attributes = {k: Attr.make(k, v) for k, v in attributes.items()}
         else:
@@ -324,7 +330,7 @@ class Node:
             value._uses[(self, index)] = None
             touch_value(value)
         self._inputs = self._inputs[:index] + (value,) + self._inputs[index + 1:]
-        self._stamp = next(_clock)
+        self._stamp = _tick()
 
     def set_inputs(self, values: Sequence[Optional[Value]]) -> None:
         """Replace the whole input list (its length may change)."""
@@ -337,7 +343,7 @@ class Node:
             if v is not None:
                 v._uses[(self, i)] = None
                 touch_value(v)
-        self._stamp = next(_clock)
+        self._stamp = _tick()
 
     def attr(self, name: str, default: Any = None) -> Any:
         """The decoded value of an attribute, or ``default`` when absent."""
@@ -346,7 +352,7 @@ class Node:
 
     def set_attr(self, name: str, value: Any) -> None:
         """Set or replace an attribute (type inferred unless an Attr is given)."""
-        self._stamp = next(_clock)
+        self._stamp = _tick()
         old = self.attributes.get(name)
         if old is not None and old.type in (A_GRAPH, A_GRAPHS):
             _nesting[0] += 1
@@ -408,6 +414,7 @@ class Graph:
         self._nodes = NodeList()
         self._inputs: list[Value] = []
         self._outputs: list[Value] = []
+        self._out_pos: dict[Value, list[int]] = {}  # value -> the output slots holding it
         self._inits: dict[Value, None] = {}
         for v in inputs:
             self.add_input(v)
@@ -439,16 +446,27 @@ class Graph:
             v._outputs_of.remove(self)
             touch_value(v)
         self._outputs = list(values)
-        for v in self._outputs:
+        self._out_pos = {}
+        for i, v in enumerate(self._outputs):
             v._outputs_of.append(self)
+            self._out_pos.setdefault(v, []).append(i)
             touch_value(v)
+
+    def output_slots(self, value: Value) -> list[int]:
+        """The output positions holding ``value`` (without scanning the outputs)."""
+        return list(self._out_pos.get(value, ()))
 
     def set_output(self, index: int, value: Value) -> None:
         """Replace one graph output."""
         old = self._outputs[index]
         old._outputs_of.remove(self)
+        pos = self._out_pos[old]
+        pos.remove(index)
+        if not pos:
+            del self._out_pos[old]
         self._outputs[index] = value
         value._outputs_of.append(self)
+        self._out_pos.setdefault(value, []).append(index)
         touch_value(old)
         touch_value(value)
 
@@ -529,7 +547,7 @@ class Graph:
         if node.graph is not None:
             raise IRError(f"{node!r} already belongs to a graph")
         node.graph = self
-        node._stamp = next(_clock)
+        node._stamp = _tick()
         subs = node.subgraphs()
         if subs:
             _nesting[0] += 1
@@ -600,6 +618,7 @@ class Graph:
         for v in self._outputs:
             v._outputs_of.remove(self)
         self._outputs = []
+        self._out_pos = {}
 
     def _redirect_output(self, old: Value, new: Value) -> None:
         can_rename = (new.producer is not None and new.producer.graph is self
@@ -614,9 +633,8 @@ class Graph:
             old.name = None
             ident = Node("", "Identity", [new], outputs=[carrier])
             self.append(ident)
-        for i, v in enumerate(self._outputs):
-            if v is old:
-                self.set_output(i, carrier)
+        for i in self.output_slots(old):
+            self.set_output(i, carrier)
 
     # -- walking --------------------------------------------------------------------------------
     def all_nodes(self) -> Iterator[Node]:

@@ -63,6 +63,11 @@ def _check_graph(g: Graph, outer: list[set], seen: dict[int, Value], names: dict
             if id(v) in defined:
                 problems.append(f"{where}: {v.name!r} is defined twice")
             define(v)
+    slots: dict = {}
+    for i, v in enumerate(g.outputs):
+        slots.setdefault(v, []).append(i)
+    if slots != g._out_pos:
+        problems.append(f"{where}: the index of output slots is stale")
     for v in g.outputs:
         if not any(id(v) in s for s in scopes):
             problems.append(f"{where}: output {v.name!r} is not defined")

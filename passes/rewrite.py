@@ -228,6 +228,7 @@ class Shapes:
         self._dims_equal: Optional[Callable] = None
         self._sym_value: Optional[Callable] = None
         self._changes: Optional[list] = None  # what materializing changed (for undo)
+        self.memo: dict = {}  # scratch for rules, one run long (see Match.memo)
         if materialize and self._ctx is not None:
             self._load()  # such callers read value types right away
 
@@ -338,6 +339,14 @@ class Match:
         self._b = bindings
         self._consts: dict[str, Optional[np.ndarray]] = {}
         self.extra: list[tuple[Value, Value]] = []  # also_replace() requests of the rewrite
+
+    @property
+    def memo(self) -> dict:
+        """A dict shared by every match of one run, for rules that compute something per value
+        (the siblings reading it...) and would otherwise redo it at every root: store
+        ``(onnxopt.ir.core.clock(), result)`` and use an entry only while the clock still
+        reads the same (the IR has not changed since)."""
+        return self.shapes.memo
 
     def also_replace(self, old: Value, new: Value) -> None:
         """From ``rewrite``: replace ``old`` (an output of a node outside the match, e.g. a

@@ -218,3 +218,24 @@ def test_dims_compare_by_canonical_form_and_round_trip_sympy_text():
     assert parse_dim_expr(str(ceil)) == ceil
     dotted = parse_dim_expr("floor(p2o.DynamicDimension.1/2)")
     assert not dotted.is_Symbol and symbol("p2o.DynamicDimension.1") in dotted.free_symbols
+
+
+def test_output_slots_follow_every_change():
+    from onnxopt.ir import Graph, Node, TensorType, Value, check_model
+    from onnxopt.ir import Model as _Model
+
+    x = Value("x", TensorType(1, None))
+    g = Graph(inputs=[x], name="g")
+    a = Node("", "Relu", [x])
+    b = Node("", "Neg", [x])
+    g.append(a)
+    g.append(b)
+    ya, yb = a.outputs[0], b.outputs[0]
+    ya.name, yb.name = "ya", "yb"
+    g.outputs = [ya, yb, ya]
+    assert g.output_slots(ya) == [0, 2] and g.output_slots(yb) == [1]
+    g.set_output(2, yb)
+    assert g.output_slots(ya) == [0] and g.output_slots(yb) == [1, 2]
+    ya.replace_all_uses_with(yb, outputs=True)  # yb is an output already: an Identity carries ya's name
+    assert g.output_slots(ya) == [] and len(g.output_slots(g.outputs[0])) == 1
+    assert not check_model(_Model(g))

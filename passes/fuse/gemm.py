@@ -6,6 +6,7 @@ from typing import Optional
 
 import numpy as np
 
+from ...ir.core import clock
 from ..rewrite import Const, Match, NotApplicable, Op, Opt, Rule, Var, const_value
 from ._common import DOUBLE, FLOAT, attrs_of
 
@@ -74,8 +75,20 @@ class TransposeGemm(Rule):
 
 def _sibling_plan(m: Match):
     """[(matmul node, weights, bias Add node or None, bias)] for every MatMul reading x with
-    private constant 2-D weights of the root's type and inner size, in use order."""
+    private constant 2-D weights of the root's type and inner size, in use order. Computed
+    once per x while the IR does not change (every sibling is a root asking the same)."""
     x, w0 = m["x"], m.const("w")
+    key = ("matmul_siblings", x, w0.dtype, w0.shape[0])
+    now = clock()
+    hit = m.memo.get(key)
+    if hit is not None and hit[0] == now:
+        return hit[1]
+    out = _siblings(m, x, w0)
+    m.memo[key] = (now, out)
+    return out
+
+
+def _siblings(m: Match, x, w0) -> list:
     out, seen = [], set()
     for node, i in x.uses():
         if i != 0 or node.op_type != "MatMul" or node.domain or id(node) in seen:

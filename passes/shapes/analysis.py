@@ -24,7 +24,7 @@ class ShapeAnalysis(Analysis):
 
     def compute(self, model: Model, ctx: PassContext) -> ShapeInfo:
         notes: list | None = [] if ctx.verbose else None
-        info = run_inference(model, verbose=ctx.verbose, notes=notes)
+        info = run_inference(model, verbose=ctx.verbose, notes=notes, count=False)
         for msg in notes or ():
             ctx.note(msg)
         return info

@@ -516,21 +516,26 @@ class Inference:
     # -- writing back ----------------------------------------------------------------------------
     def commit_value(self, v: Value) -> bool:
         """Record ``v``'s inferred type and symval as facts; True when they changed."""
-        t = self.types.get(v)
         meta = v.meta
         old = (meta.get(FACT, _MISSING), meta.get(HINT), meta.get(SYMVAL))
-        if v.graph is self.model.graph and v.is_graph_input():
-            meta[FACT] = t if t is not None else v.type
+        self._record(v, self.types.get(v))
+        return old != (meta.get(FACT, _MISSING), meta.get(HINT), meta.get(SYMVAL))
+
+    def _record(self, v: Value, t) -> None:
+        if v._is_input and v.graph is self.model.graph:
+            v.meta[FACT] = t if t is not None else v.type
+        elif v.type is None and not v.meta:  # nothing declared, nothing recorded: the common case
+            v.meta[FACT] = _clean(t)
         else:
             _write(v, *self.fill_from_declared(t, v.type, v))
         _write_symval(v, t, self.vals.get(v))
-        return old != (meta.get(FACT, _MISSING), meta.get(HINT), meta.get(SYMVAL))
 
     def commit(self) -> None:
         """Record inferred types (and symvals) as facts beside the IR (see :func:`materialize`)."""
         model = self.model
-        for v in self.types:
-            self.commit_value(v)
+        record = self._record
+        for v, t in self.types.items():
+            record(v, t)
         for key in model.functions:
             frames = self.root.frames.get(key)
             if not frames:
@@ -714,9 +719,12 @@ def unmaterialize(changes: list) -> None:
             v.meta.pop("shapes_declared_type", None)
 
 
-def run_inference(model: Model, verbose: int = 0, notes: list | None = None) -> ShapeInfo:
+def run_inference(model: Model, verbose: int = 0, notes: list | None = None,
+                  count: bool = True) -> ShapeInfo:
     """Infer every value of ``model`` and return the :class:`ShapeInfo`. The results are facts
-    beside the IR (``value.type`` is not touched: :func:`materialize` writes them)."""
+    beside the IR (``value.type`` is not touched: :func:`materialize` writes them). ``count``:
+    fill ``stats`` with how many values are fully known, partly known and unknown (a walk over
+    every value; the analysis other passes request skips it)."""
     load_ops()
 
     t0 = time.perf_counter()
@@ -725,13 +733,14 @@ def run_inference(model: Model, verbose: int = 0, notes: list | None = None) -> 
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run(model, verbose, notes, t0)
+        return _run(model, verbose, notes, t0, count)
     finally:
         if enabled:
             gc.enable()
 
 
-def _run(model: Model, verbose: int, notes: list | None, t0: float) -> ShapeInfo:
+def _run(model: Model, verbose: int, notes: list | None, t0: float,
+         count: bool = True) -> ShapeInfo:
     discard_facts(model)
     _new_generation(model)
     info = ShapeInfo()
@@ -757,7 +766,8 @@ def _run(model: Model, verbose: int, notes: list | None, t0: float) -> ShapeInfo
     for u in info.unknown:  # a Loop body inferred twice reports its nodes once
         last[id(u.node)] = u
     info.unknown = list(last.values())
-    _count(info, model)
+    if count:
+        _count(info, model)
     info.stats["unknown_ops"] = dict(inf.root.unknown_ops)
     info.seconds = time.perf_counter() - t0
     if notes is not None:
