@@ -208,9 +208,10 @@ def _post_order(model: Model) -> list[Graph]:
     out: list[Graph] = []
 
     def visit(g: Graph) -> None:
-        for n in list(g.nodes):
-            for sub in n.subgraphs():
-                visit(sub)
+        if next(g.subgraphs(), None) is not None:  # a cached walk: most graphs nest nothing
+            for n in list(g.nodes):
+                for sub in n.subgraphs():
+                    visit(sub)
         out.append(g)
 
     for f in model.functions.values():

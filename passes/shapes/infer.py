@@ -690,7 +690,9 @@ def materialize(model: Model) -> list:
     """Write the recorded facts into the IR: every value with a fact gets it as its type (main
     graph inputs keep their declared type in ``value.meta["shapes_declared_type"]``). Returns the
     changes as ``(value, previous type, declared-type key added)`` (what :func:`unmaterialize`
-    undoes)."""
+    undoes). Nodes are not stamped (``ir.core.touch_value``): rewrite rules read facts, which
+    do not change here, and a pass that materializes for its own reading puts the types back
+    when it ends."""
     changes = []
     main_inputs = set(model.graph.inputs)
     for v in _values(model):
@@ -705,7 +707,6 @@ def materialize(model: Model) -> list:
             v.meta["shapes_declared_type"] = old
             added = True
         v.type = t
-        touch_value(v)
         changes.append((v, old, added))
     return changes
 
@@ -714,7 +715,6 @@ def unmaterialize(changes: list) -> None:
     """Undo :func:`materialize`."""
     for v, old, added in reversed(changes):
         v.type = old
-        touch_value(v)
         if added:
             v.meta.pop("shapes_declared_type", None)
 
