@@ -65,7 +65,10 @@ def _sanitize(s: str) -> str:
 
 
 def _precise(t) -> bool:
-    return isinstance(t, TensorType) and t.shape is not None and all(d is not None for d in t.shape)
+    if type(t) is not TensorType:
+        return isinstance(t, TensorType) and t.shape is not None and None not in t.shape
+    shape = t.shape
+    return shape is not None and None not in shape
 
 
 def _clean(t):
@@ -456,13 +459,18 @@ class Inference:
                 if STRICT:
                     raise
                 reason = f"shape function failed: {type(e).__name__}: {e}"
+        types = self.types
+        complete = not reason
         for v in n.outputs:
-            if v not in self.types:
-                self.types[v] = self._proven(None, v.type, v)
+            t = types.get(v, _MISSING)
+            if t is _MISSING:
+                t = types[v] = self._proven(None, v.type, v)
                 self.vals.pop(v, None)
-        if reason or not all(_precise(self.types[v]) or not v.name or isinstance(
-                self.types[v], (SequenceType, OptionalType)) for v in n.outputs):
-            vs = tuple(v for v in n.outputs if v.name and not _precise(self.types[v]))
+            if complete and v.name and not _precise(t) and not isinstance(
+                    t, (SequenceType, OptionalType)):
+                complete = False
+        if not complete:
+            vs = tuple(v for v in n.outputs if v.name and not _precise(types[v]))
             u = Unknown(n, reason or "outputs partly unknown", vs)
             self.root.file(("unk", None, u))
             self.info.unknown.append(u)
