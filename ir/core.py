@@ -10,6 +10,11 @@ Invariants every mutation keeps true (checked by :mod:`onnxopt.ir.verify`):
 - Nodes of a graph are kept in a valid topological order.
 
 Identity is object identity; names are labels. Nothing here defines a structural ``__eq__``.
+
+Bookkeeping for speed, kept exact by the mutation API: each graph caches the list of graphs nested
+in it (until a node holding graphs comes or goes) and the output slots of each value; every node
+carries a stamp of the mutation clock (:func:`clock`), moved forward whenever its neighbourhood
+changes, so a pass can revisit only what changed since it last looked (:func:`changed_since`).
 """
 
 from __future__ import annotations

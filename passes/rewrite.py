@@ -23,7 +23,10 @@ graph. On success it replaces the root's outputs (graph outputs included, names 
 matched nodes that became dead and whatever only they read, tags new nodes with the rule
 name, records a :class:`~onnxopt.passes.Rewrite`, and pushes the neighbourhood back on the worklist.
 ``max_rewrites`` stops after N rewrites (bisection finds the first bad one with it). A rule whose
-``opset`` (the minimum opset of the ops it creates) is newer than the graph's does not run.
+``opset`` (the minimum opset of the ops it creates) is newer than the graph's does not run. Later
+rounds, and a later run of the same :class:`RewritePass` (a fixed-point iteration), examine only
+nodes within the rules' pattern depth downstream of what changed since (the IR's mutation clock).
+Shape questions read the shape analysis' facts (``value.meta``); asking changes nothing.
 
 :class:`RewritePass` turns a list of rules into a pass with ``only`` and ``max_rewrites`` options;
 built-in fusions (``fuse``) and plugins use it the same way.
