@@ -130,6 +130,8 @@ class Attention(Rule):
         if isinstance(d, str):
             return d
         r, sq, sk = d
+        if 0 in (sq, sk, m.shape("q")[-1]):  # empty: onnxruntime refuses the fused op
+            return "a sequence length or the head size is 0"
         axis = int(m.attr("sm", "axis"))
         if axis not in (-1, r - 1):
             return f"Softmax axis {axis} is not the last"
