@@ -1,5 +1,5 @@
 """``onnxopt check``: the health report, the TensorRT readiness report, JSON output, exit codes,
-and the run over ../shared/models and golden/models shown in the README."""
+and the run over tests/models and golden/models shown in the README."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from onnxopt.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+SHARED = Path(__file__).resolve().parent / "models"  # committed copies (models/README.md)
 GOLDEN_MODELS = sorted((ROOT / "golden" / "models").glob("*.onnx"))
 
 CLEAN = """<ir_version: 10, opset_import: ["" : 17]>
@@ -191,7 +191,6 @@ def test_readme_run_over_shared_and_golden_models(path, capsys):
     assert code == 0, out
 
 
-@pytest.mark.skipif(not (SHARED / "silero_vad_op15_ts.onnx").exists(), reason="no shared models")
 def test_silero_passes_after_fixing_dims_and_the_preset(tmp_path, capsys):
     out = str(tmp_path / "silero.onnx")
     assert main([str(SHARED / "silero_vad_op15_ts.onnx"), "--preset", "tensorrt", "-q",

@@ -16,7 +16,7 @@ import pytest
 from onnxopt.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "models"
+SHARED = ROOT / "tests" / "models"  # committed copies (models/README.md)
 LIGHT = sorted(glob.glob(os.path.join(os.path.dirname(onnx.__file__),
                                       "backend/test/data/light/*.onnx")))
 
@@ -158,7 +158,6 @@ def test_light_models_end_to_end(path, tmp_path, capsys):
     onnx.checker.check_model(onnx.load(str(out)))
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/models is not present")
 @pytest.mark.parametrize("name", sorted(p.name for p in SHARED.glob("*.onnx"))
                          if SHARED.is_dir() else [])
 def test_shared_models_end_to_end(name, tmp_path, capsys):

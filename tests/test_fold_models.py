@@ -1,4 +1,4 @@
-"""fold and simplify on real models: ../shared/models and onnx's light models.
+"""fold and simplify on real models: tests/models and onnx's light models.
 
 Each model goes through ``fold,simplify,dce,cse`` and must compute what it computed before (in
 onnxruntime, at two bindings of every symbolic input dim); the light models, whose weights are
@@ -17,7 +17,7 @@ from onnxopt import load
 from onnxopt.passes import PassManager
 from onnxopt.testing import assert_equivalent, m_bytes
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+SHARED = Path(__file__).resolve().parent / "models"  # committed copies (models/README.md)
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 PIPELINE = "fold,simplify,dce,cse"
 
@@ -62,6 +62,6 @@ def test_light_model_weight_generators_do_not_balloon(path: Path):
 
 
 def test_shared_models_are_present():
-    """The shared models are part of the environment; a missing folder must not pass silently."""
+    """The real models are committed under tests/models; a missing file must not pass silently."""
     assert len(list(SHARED.glob("*.onnx"))) >= 4, f"no models in {SHARED}"
     assert os.path.isdir(LIGHT)

@@ -64,8 +64,15 @@ def test_wheel_contents_have_no_top_level_ir_passes_cli(wheel):
 
 def test_wheel_installs_and_runs_from_outside_the_checkout(wheel, tmp_path):
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    # system_site_packages would show the *base* interpreter's packages, not those of a venv
+    # running this test: point the new venv at the running interpreter's site directories
+    # instead (plain path lines: their .pth files, such as our editable install, are not run).
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    parents = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
+    (Path(purelib) / "_onnxopt_test_parent_site.pth").write_text("\n".join(parents) + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
                     "-q", "--force-reinstall", str(wheel)], check=True, cwd=tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

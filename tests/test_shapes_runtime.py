@@ -1,6 +1,6 @@
 """Shape inference against the runtime on real models.
 
-Models: ``../shared/models/*.onnx`` (inputs as MANIFEST.md says), onnx's light models
+Models: ``tests/models/*.onnx`` (inputs as MANIFEST.md says), onnx's light models
 (``onnx/backend/test/data/light``, static inputs) and ``golden/models/*.onnx`` (inputs from their
 ``.io.npz``). Every intermediate value of the main graph is exposed as an output and the model runs
 in onnxruntime at two bindings of its symbolic input dims; every inferred dim, evaluated at that
@@ -22,12 +22,12 @@ from onnxopt.passes.shapes import infer_shapes
 from onnxopt.passes.shapes.check import compare, input_binding, runtime_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+SHARED = Path(__file__).resolve().parent / "models"  # committed copies (models/README.md)
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
 
 def _shared_feeds(name: str, rng: np.random.Generator):
-    """Two valid input sets per shared model (see ../shared/models/MANIFEST.md)."""
+    """Two valid input sets per shared model (see tests/models/MANIFEST.md)."""
     f32 = np.float32
     if name.startswith("magika"):
         return [{"bytes": rng.integers(0, 257, (b, 2048)).astype(np.int32)} for b in (1, 3)]

@@ -11,7 +11,7 @@ import pytest
 from onnxopt.errors import UsageError
 from onnxopt.verify import Verifier, VerifyOptions, verify
 
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+MODELS = Path(__file__).resolve().parent / "models"  # committed copies (models/README.md)
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>\n'
 
 
@@ -298,7 +298,7 @@ def test_generation_is_deterministic_from_the_seed():
     assert not np.array_equal(a[0][1]["x"], c[0][1]["x"])
 
 
-# ---- real models (third-party files in ../shared/models)
+# ---- real models (third-party files in tests/models)
 
 
 @pytest.mark.parametrize("name", ["silero_vad_op15_ts.onnx", "magika_v3_3.onnx",
