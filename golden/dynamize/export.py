@@ -1,6 +1,7 @@
 """Regenerate the dynamize corpus in golden/dynamize/.
 
     pip install torch==2.13.0 && python golden/dynamize/export.py
+    HF_HUB_OFFLINE=1 python golden/dynamize/export.py --zoo     # the wider corpus: see zoo.py
 
 Torch is needed ONLY to regenerate these files; nothing else in onnxopt imports it.
 
@@ -756,6 +757,11 @@ def run_case(case: dict) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--zoo"]:  # the wider corpus of common architectures: see zoo.py
+        sys.path.insert(0, HERE)
+        import zoo
+
+        return zoo.main(sys.argv[2:])
     print(f"torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}")
     only = set(sys.argv[1:])
     for case in CASES:
