@@ -426,8 +426,11 @@ class Simplify(RewritePass):
 
     @property
     def rules(self):  # per instance: two rules read an option
+        from . import simplify_merge, simplify_units  # they import this module's helpers
+
         sz = bool(self.opts.get("signed_zeros"))
-        return [r(sz) if r in (AddZero, SubZero) else r() for r in RULES]
+        return [r(sz) if r in (AddZero, SubZero) else r()
+                for r in RULES + simplify_merge.RULES + simplify_units.RULES]
 
 
 __all__ = ["Simplify", "RULES"]

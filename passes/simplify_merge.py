@@ -1,0 +1,248 @@
+"""``simplify`` rules that merge two nodes of one kind into one node doing both.
+
+=====================  =========================================================================
+``squeeze_squeeze``    Squeeze(Squeeze(x, a), b) -> one Squeeze over both axis sets
+``unsqueeze_pair``     Unsqueeze(Unsqueeze(x, a), b) -> one Unsqueeze over both axis sets
+``concat_concat``      Concat(.., Concat(p, q), ..) on the same axis -> one Concat
+``reduce_unsqueeze``   Unsqueeze(Reduce*(x, A, keepdims=0), A) -> Reduce*(x, A, keepdims=1)
+``slice_slice``        Slice(Slice(x)) -> one Slice (disjoint axes, or static dims on shared ones)
+=====================  =========================================================================
+
+The first node must be read only by the second (otherwise both stay and nothing is saved). Axes
+are attributes below opset 13 (Squeeze/Unsqueeze, ReduceSum) or 18 (the other Reduce ops) and
+inputs from there on; each rule reads and writes them the way the model's opset says. Negative
+axes are normalized with the rank shape inference proves; an unknown rank refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..ir import Value
+from .fuse._common import attrs_of, axes_of
+from .rewrite import Const, Match, Op, Opt, Rule
+from .simplify import _BIG, _norm, _ones_at
+
+_REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+           "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+# A pattern lists its inputs; a Concat wider than this is left as it is.
+_MAX_CONCAT = 64
+
+
+def concat_pattern(name: str) -> Op:
+    """A Concat of any number of inputs (up to _MAX_CONCAT), bound as ``name``."""
+    return Op("Concat", *[Opt(f"{name}{k}") for k in range(_MAX_CONCAT)], name=name)
+
+
+def _axes_arg(m: Match, b, op_type: str, axes: list[int]) -> tuple[list, dict]:
+    """(extra inputs, attributes) carrying ``axes`` for ``op_type`` at the model's opset."""
+    as_input = m.opset >= (13 if op_type in ("Squeeze", "Unsqueeze", "ReduceSum") else 18)
+    if as_input:
+        return [b.const(np.array(axes, dtype=np.int64))], {}
+    return [], {"axes": list(axes)}
+
+
+class SqueezeSqueeze(Rule):
+    """Squeeze(Squeeze(x, a), b): ``b`` counts the dims left by ``a``; map it back to ``x``'s
+    positions and squeeze the union at once. A Squeeze without axes needs its input's dims."""
+
+    name = "squeeze_squeeze"
+    summary = "Squeeze(Squeeze(x, a), b) -> Squeeze(x, a + b)"
+    pattern = Op("Squeeze", Op("Squeeze", "x", Opt(Const("a1")), name="inner"),
+                 Opt(Const("a2")), name="outer")
+
+    def combined(self, m: Match) -> Optional[list[int]]:
+        rank = m.rank("x")
+        a1, a2 = axes_of(m, "inner", "a1"), axes_of(m, "outer", "a2")
+        if rank is None or a1 is None or a2 is None:
+            return None
+        if not a1:
+            a1 = _ones_at(m.shape("x"))
+        n1 = _norm(a1, rank) if a1 is not None else None
+        if n1 is None:
+            return None
+        left = [i for i in range(rank) if i not in n1]
+        if not a2:
+            a2 = _ones_at(m.shape("inner"))
+        n2 = _norm(a2, len(left)) if a2 is not None else None
+        if n2 is None:
+            return None
+        return sorted(n1 | {left[i] for i in n2})
+
+    def check(self, m: Match) -> Optional[str]:
+        axes = self.combined(m)
+        if axes is None:
+            return "rank, axes or (for a Squeeze without axes) dims unknown"
+        return None if axes else "neither Squeeze removes a dim"
+
+    def rewrite(self, m: Match, b) -> Value:
+        extra, attrs = _axes_arg(m, b, "Squeeze", self.combined(m))
+        return b.op("Squeeze", [m["x"], *extra], attrs, name=m.node("outer").name)
+
+
+class UnsqueezePair(Rule):
+    """Unsqueeze(Unsqueeze(x, a), b): the final positions of ``a``'s new dims are the
+    positions not in ``b``, counted in order, whose index is in ``a``."""
+
+    name = "unsqueeze_pair"
+    summary = "Unsqueeze(Unsqueeze(x, a), b) -> Unsqueeze(x, a + b)"
+    pattern = Op("Unsqueeze", Op("Unsqueeze", "x", Opt(Const("a1")), name="inner"),
+                 Opt(Const("a2")), name="outer")
+
+    def combined(self, m: Match) -> Optional[list[int]]:
+        rank = m.rank("x")
+        a1, a2 = axes_of(m, "inner", "a1"), axes_of(m, "outer", "a2")
+        if rank is None or not a1 or not a2:
+            return None
+        n1 = _norm(a1, rank + len(a1))
+        n2 = _norm(a2, rank + len(a1) + len(a2))
+        if n1 is None or n2 is None:
+            return None
+        kept = [p for p in range(rank + len(a1) + len(a2)) if p not in n2]
+        return sorted(n2 | {p for k, p in enumerate(kept) if k in n1})
+
+    def check(self, m: Match) -> Optional[str]:
+        return None if self.combined(m) is not None else "rank or axes unknown"
+
+    def rewrite(self, m: Match, b) -> Value:
+        extra, attrs = _axes_arg(m, b, "Unsqueeze", self.combined(m))
+        return b.op("Unsqueeze", [m["x"], *extra], attrs, name=m.node("outer").name)
+
+
+class ConcatConcat(Rule):
+    """A Concat input made by another Concat on the same axis, read by nothing else, is
+    replaced by that Concat's inputs in place (concatenation is associative)."""
+
+    name = "concat_concat"
+    summary = "Concat(a, Concat(b, c), d) on one axis -> Concat(a, b, c, d)"
+    pattern = concat_pattern("outer")
+
+    def spliced(self, m: Match) -> Optional[list[Value]]:
+        outer = m.node("outer")
+        rank = m.rank(outer.outputs[0])
+        axis = m.attr(outer, "axis")
+        if rank is None or axis is None:
+            return None
+        out, merged = [], False
+        for v in outer.inputs:
+            p = v.producer if v is not None else None
+            if (p is not None and p.op_type == "Concat" and p.domain in ("", "ai.onnx")
+                    and p.graph is outer.graph and not v.is_graph_output()
+                    and all(u is outer for u, _ in v.uses())
+                    and (m.attr(p, "axis") - axis) % rank == 0):
+                out.extend(p.inputs)
+                merged = True
+            else:
+                out.append(v)
+        return out if merged else None
+
+    def check(self, m: Match) -> Optional[str]:
+        if self.spliced(m) is None:
+            return "no input is a Concat on the same axis read only here (or rank unknown)"
+        return None
+
+    def rewrite(self, m: Match, b) -> Value:
+        outer = m.node("outer")
+        return b.op("Concat", self.spliced(m), attrs_of(outer), name=outer.name)
+
+
+class ReduceUnsqueeze(Rule):
+    """Unsqueeze(Reduce(x, A, keepdims=0), A) is Reduce(x, A, keepdims=1): both axis lists name
+    positions of a tensor of x's rank. Reducing every axis (no axes) counts as A = all axes;
+    ``noop_with_empty_axes=1`` without axes refuses. ArgMax/ArgMin have one ``axis``."""
+
+    name = "reduce_unsqueeze"
+    summary = "Unsqueeze(Reduce(x, A, keepdims=0), A) -> Reduce(x, A, keepdims=1)"
+    pattern = Op("Unsqueeze", Op(_REDUCE + ("ArgMax", "ArgMin"), "x", Opt(Const("ra")),
+                                 name="red", attrs={"keepdims": 0}),
+                 Opt(Const("ua")), name="outer")
+
+    def check(self, m: Match) -> Optional[str]:
+        red, rank = m.node("red"), m.rank("x")
+        if rank is None:
+            return "rank unknown"
+        if red.op_type in ("ArgMax", "ArgMin"):
+            ra = [int(m.attr(red, "axis") or 0)]
+        else:
+            ra = axes_of(m, "red", "ra")
+            if ra == [] and m.attr(red, "noop_with_empty_axes"):
+                return "no axes with noop_with_empty_axes=1"
+            ra = list(range(rank)) if ra == [] else ra
+        ua = axes_of(m, "outer", "ua")
+        if ra is None or not ua:
+            return "axes unknown"
+        n1, n2 = _norm(ra, rank), _norm(ua, rank)
+        if n1 is None or n1 != n2:
+            return "the Unsqueeze does not restore the reduced axes"
+        return None
+
+    def rewrite(self, m: Match, b) -> Value:
+        red = m.node("red")
+        return b.op(red.op_type, list(red.inputs), attrs_of(red, keepdims=1),
+                    name=m.node("outer").name)
+
+
+def _slice_args(m: Match, node, pre: str) -> Optional[dict[int, tuple[int, int, int]]]:
+    """axis -> (start, end, step) of a Slice (opset >= 10) whose arguments are constants."""
+    rank = m.rank(node.inputs[0])
+    st, en = m.const(pre + "s"), m.const(pre + "e")
+    ax = m.const(pre + "a") if pre + "a" in m else np.arange(0 if st is None else st.size)
+    sp = m.const(pre + "p") if pre + "p" in m else np.ones_like(ax)
+    if rank is None or any(c is None for c in (st, en, ax, sp)):
+        return None
+    norm = _norm([int(a) for a in ax.reshape(-1)], rank)
+    if norm is None or not (st.size == en.size == ax.size == sp.size):
+        return None
+    axes = [int(a) + rank if int(a) < 0 else int(a) for a in ax.reshape(-1)]
+    return {a: (int(s), int(e), int(p)) for a, s, e, p in
+            zip(axes, st.reshape(-1), en.reshape(-1), sp.reshape(-1))}
+
+
+class SliceSlice(Rule):
+    """Slice(Slice(x, A), B) -> one Slice. Axes in only one of them keep their arguments (the
+    dim they clamp against is x's either way); an axis in both needs x's dim there as a number:
+    then the two index ranges compose into one range (Slice clamps exactly like Python's
+    ``range(d)[start:end:step]``). Slice-1 (attributes) is left alone."""
+
+    name = "slice_slice"
+    summary = "Slice(Slice(x)) -> one Slice"
+    opset = 10
+    pattern = Op("Slice", Op("Slice", "x", Const("is"), Const("ie"), Opt(Const("ia")),
+                             Opt(Const("ip")), name="inner"),
+                 Const("os"), Const("oe"), Opt(Const("oa")), Opt(Const("op")), name="outer")
+
+    def composed(self, m: Match) -> Optional[dict[int, tuple[int, int, int]]]:
+        first = _slice_args(m, m.node("inner"), "i")
+        second = _slice_args(m, m.node("outer"), "o")
+        shape = m.shape("x")
+        if first is None or second is None or shape is None:
+            return None
+        out = {**first, **second}
+        for a in first.keys() & second.keys():
+            d = shape[a]
+            if type(d) is not int or 0 in first[a][2:] + second[a][2:]:
+                return None
+            r = range(d)[slice(*first[a])][slice(*second[a])]
+            end = r.stop if r.stop >= 0 else -_BIG  # before index 0 (a negative step)
+            out[a] = (r.start, end, r.step) if len(r) else (0, 0, 1)
+        return out
+
+    def check(self, m: Match) -> Optional[str]:
+        if self.composed(m) is None:
+            return "arguments, rank or (on an axis both slice) the dim unknown"
+        return None
+
+    def rewrite(self, m: Match, b) -> Value:
+        args = sorted(self.composed(m).items())
+        ins = [np.array([a[1][k] for a in args], dtype=np.int64) for k in range(3)]
+        axes = np.array([a[0] for a in args], dtype=np.int64)
+        consts = [b.const(c) for c in (ins[0], ins[1], axes, ins[2])]
+        return b.op("Slice", [m["x"], *consts], name=m.node("outer").name)
+
+
+RULES = (SqueezeSqueeze, UnsqueezePair, ConcatConcat, ReduceUnsqueeze, SliceSlice)
+
+__all__ = ["RULES", "SqueezeSqueeze", "UnsqueezePair", "ConcatConcat", "ReduceUnsqueeze",
+           "SliceSlice"]

@@ -1,0 +1,134 @@
+"""``simplify`` rules where a node provably does nothing, or undoes or repeats its input's node.
+
+=====================  =========================================================================
+``idempotent``         f(f(x)) -> f(x) for Relu, Sign, Floor, Ceil, Round, Abs
+``involution``         Neg(Neg(x)) -> x, Not(Not(x)) -> x
+``where_not``          Where(Not(c), a, b) -> Where(c, b, a)
+``concat_empty``       Concat inputs of provably 0 length on the axis are dropped
+``bool_unit``          Or(x, false), Xor(x, false), And(x, true) -> x (and the same for
+                       BitwiseOr/BitwiseXor with 0, BitwiseAnd with all ones)
+``flatten_same``       Flatten whose output shape is provably its input's
+=====================  =========================================================================
+
+Like the identities in :mod:`.simplify`, a replacement must keep element type and shape (a
+constant operand that could broadcast ``x`` larger refuses), and a graph output is only replaced
+by a value that can take its name. ``x * 1`` and ``x + 0`` on integers are the identities'
+``mul_one``/``add_zero``, which compare values, not float types.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..ir import Value
+from .fuse._common import attrs_of
+from .rewrite import Const, Match, Op, Rule
+from .simplify import _Neutral, _Same, _replaceable
+from .simplify_merge import concat_pattern
+
+_IDEMPOTENT = ("Relu", "Sign", "Floor", "Ceil", "Round", "Abs")
+_INVOLUTION = ("Neg", "Not")
+
+
+class Idempotent(Rule):
+    """f(f(x)) is f(x) when f is a projection: Relu, Sign, Floor, Ceil, Round (values are
+    already integral) and Abs. The inner node stays (it may have other readers)."""
+
+    name = "idempotent"
+    summary = "f(f(x)) -> f(x) for Relu, Sign, Floor, Ceil, Round, Abs"
+    pattern = Op(_IDEMPOTENT, Op(_IDEMPOTENT, "x", name="inner", private=False), name="outer")
+
+    def check(self, m: Match) -> Optional[str]:
+        if m.node("inner").op_type != m.node("outer").op_type:
+            return "two different ops"
+        return _replaceable(m, m["inner"])
+
+    def rewrite(self, m: Match, b) -> Value:
+        return m["inner"]
+
+
+class Involution(Rule):
+    """Neg(Neg(x)) and Not(Not(x)) are x (exact for every integer too: -(-INT_MIN) wraps back)."""
+
+    name = "involution"
+    summary = "Neg(Neg(x)) -> x, Not(Not(x)) -> x"
+    pattern = Op(_INVOLUTION, Op(_INVOLUTION, "x", name="inner", private=False), name="outer")
+
+    def check(self, m: Match) -> Optional[str]:
+        if m.node("inner").op_type != m.node("outer").op_type:
+            return "two different ops"
+        return _replaceable(m, m["x"])
+
+    def rewrite(self, m: Match, b) -> Value:
+        return m["x"]
+
+
+class WhereNot(Rule):
+    """Where(Not(c), a, b) selects a where c is false: Where(c, b, a). The Not must be read
+    only here, else it stays and nothing is saved."""
+
+    name = "where_not"
+    summary = "Where(Not(c), a, b) -> Where(c, b, a)"
+    opset = 9
+    pattern = Op("Where", Op("Not", "c"), "a", "b", name="where")
+
+    def rewrite(self, m: Match, b) -> Value:
+        w = m.node("where")
+        return b.op("Where", [m["c"], m["b"], m["a"]], attrs_of(w), name=w.name)
+
+
+class ConcatEmpty(Rule):
+    """A Concat input whose length on the axis is provably 0 contributes nothing; it is dropped
+    while at least one input is left (the others fix every other dim of the result)."""
+
+    name = "concat_empty"
+    summary = "drop Concat inputs of length 0 on the axis"
+    pattern = concat_pattern("c")
+
+    def kept(self, m: Match) -> Optional[list[Value]]:
+        node = m.node("c")
+        rank, axis = m.rank(node.outputs[0]), m.attr(node, "axis")
+        if rank is None or axis is None or not -rank <= axis < rank:
+            return None
+        axis %= rank
+        keep = [v for v in node.inputs
+                if not ((m.shape(v) or [None] * rank)[axis] == 0)]
+        if not keep:
+            keep = node.inputs[:1]
+        return keep if len(keep) < len(node.inputs) else None
+
+    def check(self, m: Match) -> Optional[str]:
+        return None if self.kept(m) is not None else "no input is provably empty on the axis"
+
+    def rewrite(self, m: Match, b) -> Value:
+        node = m.node("c")
+        return b.op("Concat", self.kept(m), attrs_of(node), name=node.name)
+
+
+class BoolUnit(_Neutral):
+    """``x`` combined with the op's unit: false for Or/Xor, true for And; 0 for BitwiseOr and
+    BitwiseXor, every bit set for BitwiseAnd. Same checks as ``x * 1``."""
+
+    name = "bool_unit"
+    summary = "Or(x, false), Xor(x, false), And(x, true) -> x (and their bitwise forms)"
+    pattern = Op(("Or", "Xor", "And", "BitwiseOr", "BitwiseXor", "BitwiseAnd"), "x", Const("c"),
+                 commutative=True)
+
+    def neutral(self, m: Match, c: np.ndarray) -> Optional[str]:
+        unit = np.invert(np.zeros_like(c)) if m.root.op_type in ("And", "BitwiseAnd") \
+            else np.zeros_like(c)
+        return None if c.size and np.array_equal(c, unit) else "the constant is not the unit"
+
+
+class FlattenSame(_Same):
+    name = "flatten_same"
+    summary = "Flatten whose output has its input's shape -> x"
+    pattern = Op("Flatten", "x")
+
+
+RULES = (Idempotent, Involution, WhereNot, ConcatEmpty, BoolUnit, FlattenSame)
+
+__all__ = ["RULES", "Idempotent", "Involution", "WhereNot", "ConcatEmpty", "BoolUnit",
+           "FlattenSame"]
