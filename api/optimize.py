@@ -38,9 +38,12 @@ class Culprit:
     rule: Optional[str] = None
     replaced: tuple = ()
     rewrite_index: Optional[int] = None
+    round: Optional[int] = None  # its fixpoint group's iteration, when inside one
 
     def __str__(self) -> str:
-        s = f"pass {self.pass_spec!r} (execution #{self.index + 1})"
+        # The index counts pass runs in execution order, each round of a fixpoint group anew.
+        where = f"; round {self.round} of its fixpoint group" if self.round else ""
+        s = f"pass {self.pass_spec!r} (pass run #{self.index + 1} of the pipeline{where})"
         if self.rule:
             s += f", rewrite #{self.rewrite_index} by rule {self.rule!r}"
             if self.replaced:
@@ -156,7 +159,7 @@ def _fresh(source_ref, base_dir):
 
 def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[str, Sequence] = "default",
              verify: bool = True, *, verify_options: Any = None, verify_each: bool = False,
-             check_modified: bool = False, print_ir_after: Sequence[str] = (),
+             check_modified: Optional[bool] = None, print_ir_after: Sequence[str] = (),
              print_fn: Callable[[str], None] = print, plugins: Sequence[str] = (),
              progress: Optional[Callable[[str, int, int], None]] = None, bisect: bool = True,
              target_opset: Optional[int] = None, input_shapes: Optional[dict] = None,
@@ -169,6 +172,12 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     pipeline is bisected and :class:`~onnxopt.errors.VerificationError` is raised (with the
     result attached as ``.result``) unless ``raise_on_failure`` is False. The input is never
     modified; nothing is written (use :func:`onnxopt.save`).
+
+    ``plugins``: plugin files to load first (``--plugin``). ``verify_each``: check the IR's
+    invariants and the opsets of touched nodes after built-in passes too (they always run after
+    plugin passes). ``check_modified``: fingerprint the IR around each pass and fail one that
+    reports no change after changing it; None (the default) does it for plugin passes (and for
+    every pass with ``verify_each``), True for every pass, False for none.
     """
     from .passes import PassManager, load_plugin_file
     from .passes.pipeline import PassSpec, parse_pipeline
@@ -244,7 +253,7 @@ def _bisect(items, report, original_ref, base_dir, vopts, input_shapes) -> Optio
         else:
             hi = mid
     rec = report.records[hi - 1]
-    culprit = Culprit(rec.spec, hi - 1)
+    culprit = Culprit(rec.spec, hi - 1, round=rec.iteration)
     cls = registry.get(rec.name).cls
     if "max_rewrites" in getattr(cls, "options", {}) and rec.rewrites:
         rlo, rhi = 0, len(rec.rewrites)

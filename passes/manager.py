@@ -3,25 +3,32 @@
 Instrumentation: per-pass wall time, node and initializer deltas, statistics counters, rewrites,
 print IR after named passes, verify the IR after every pass (naming the pass that broke it), check
 that a pass reporting ``modified=False`` left the IR untouched, and on failure a reproducer (the
-model just before the failing pass plus the pipeline text). The IR of a plugin's pass (one not
-shipped with onnxopt) is always verified after it runs, and errors name the plugin's origin.
+model just before the failing pass, the pipeline text, the plugin file and the command that replays
+it). After a plugin's pass (one not shipped with onnxopt) all three checks always run: the IR
+invariants, the ops of the nodes it created or edited against the model's opsets, and the
+"modified is honest" fingerprint; errors name the plugin's origin and the line in its code.
+``verify_each`` runs them after built-ins too; ``check_modified=True`` runs the fingerprint after
+every pass, ``False`` after none (None, the default: plugins, or all with ``verify_each``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shlex
+import shutil
 import time
-import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..errors import OnnxoptError, PassError
 from ..ir import Model, check_model, print_model
+from ..ir.core import clock
 from ..ir.gcpause import paused_gc
-from . import registry
+from . import blame, registry
 from .base import PassContext, PassResult, Rewrite
+from .opsets import model_problem
 from .pipeline import Group, Item, PassSpec, format_pipeline, parse_pipeline
 
 
@@ -92,7 +99,8 @@ def fingerprint(model: Model) -> str:
 class PassManager:
     """Runs a pipeline (text or parsed items) over a model."""
 
-    def __init__(self, pipeline, *, verify_each: bool = False, check_modified: bool = False,
+    def __init__(self, pipeline, *, verify_each: bool = False,
+                 check_modified: Optional[bool] = None,
                  print_ir_after: tuple[str, ...] = (), print_fn: Callable[[str], None] = print,
                  reproducer_dir: Optional[str] = None, verbose: int = 0,
                  progress: Optional[Callable[[str, int, int], None]] = None,
@@ -170,8 +178,6 @@ class PassManager:
     def _run_pass(self, spec: PassSpec, model: Model, ctx: PassContext, report, iteration) -> bool:
         p = self._instances[id(spec)]
         entry = registry.get(spec.name)
-        # Plugins are checked always: their errors name where they came from.
-        whence = "" if entry.builtin else f" [{entry.origin}]"
         self._executed += 1
         if self.limit is not None and self._executed == self.limit and self.last_options:
             p = registry.create(spec.name, {**spec.options, **self.last_options})
@@ -179,7 +185,11 @@ class PassManager:
             self.progress(spec.name, self._done, self._total)
         nodes_before = model.num_nodes()
         inits_before = _num_inits(model)
-        before_fp = fingerprint(model) if self.check_modified else None
+        # Plugins are always checked (cheap, and their authors need it); built-ins on request.
+        checked = self.verify_each or not entry.builtin
+        honest = self.check_modified if self.check_modified is not None else checked
+        before_fp = fingerprint(model) if honest else None
+        start = clock()
         snapshot = None
         if self.reproducer_dir:
             from ..ir import lower_model
@@ -194,30 +204,22 @@ class PassManager:
             if not isinstance(result, PassResult):
                 raise PassError(f"pass {spec.name!r} returned {type(result).__name__}, "
                                 "not a PassResult")
-        except OnnxoptError as e:
-            self._reproduce(snapshot, spec)
+        except Exception as e:
+            self._reproduce(snapshot, spec, entry)
             if isinstance(e, PassError):
                 raise
-            raise PassError(f"pass {spec.name!r} failed: {e}{whence}") from e
-        except Exception as e:
-            self._reproduce(snapshot, spec)
-            where = traceback.extract_tb(e.__traceback__)[-1]
-            first = (str(e).strip().splitlines() or [""])[0]  # the error is one line
-            raise PassError(f"pass {spec.name!r} raised {type(e).__name__}: {first} "
-                            f"({os.path.basename(where.filename)}:{where.lineno}){whence}") from e
+            raise PassError(_raised_message(spec.name, e, entry)) from e
         seconds = time.perf_counter() - t
         if result.modified:
             ctx.invalidate(result.preserved)
+        problem = None
         if before_fp is not None and not result.modified and fingerprint(model) != before_fp:
-            self._reproduce(snapshot, spec)
-            raise PassError(f"pass {spec.name!r} reported no change but changed the IR{whence}")
-        if self.verify_each or not entry.builtin:
-            problems = check_model(model)
-            if problems:
-                self._reproduce(snapshot, spec)
-                raise PassError(f"pass {spec.name!r} broke the IR: {problems[0]}"
-                                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                                + whence)
+            problem = _dishonest_message(spec.name, entry, nodes_before, model.num_nodes())
+        elif checked:
+            problem = _ir_problem(spec.name, entry, model, start)
+        if problem is not None:
+            self._reproduce(snapshot, spec, entry)
+            raise PassError(problem + _whence(entry))
         rec = PassRecord(spec.name, str(spec), seconds, nodes_before, model.num_nodes(),
                          inits_before, _num_inits(model), result.modified, result.stats,
                          result.rewrites, iteration)
@@ -228,14 +230,69 @@ class PassManager:
                           + print_model(model))
         return result.modified
 
-    def _reproduce(self, snapshot: Optional[bytes], spec: PassSpec) -> None:
+    def _reproduce(self, snapshot: Optional[bytes], spec: PassSpec, entry) -> None:
+        """Write the model before the failing pass, the pipeline that fails on it, a copy of
+        the pass's plugin file and the command that replays the failure from this folder."""
         if snapshot is None or not self.reproducer_dir:
             return
-        os.makedirs(self.reproducer_dir, exist_ok=True)
-        with open(os.path.join(self.reproducer_dir, "reproducer.onnx"), "wb") as f:
+        d = self.reproducer_dir
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "reproducer.onnx"), "wb") as f:
             f.write(snapshot)
-        with open(os.path.join(self.reproducer_dir, "reproducer.pipeline"), "w") as f:
+        with open(os.path.join(d, "reproducer.pipeline"), "w") as f:
             f.write(f"{spec}\n")
+        plugin = ""
+        if entry.plugin_file and os.path.isfile(entry.plugin_file):
+            copy = os.path.basename(entry.plugin_file)
+            shutil.copyfile(entry.plugin_file, os.path.join(d, copy))
+            plugin = f" --plugin {shlex.quote(copy)}"
+        with open(os.path.join(d, "reproducer.sh"), "w") as f:
+            f.write(f"# Replays the failure (run it in this folder); from {entry.origin}.\n"
+                    f"onnxopt reproducer.onnx{plugin} -p {shlex.quote(str(spec))} "
+                    "-o reproducer.opt.onnx\n")
+
+
+def _whence(entry) -> str:
+    """`` [plugin file x.py]`` for a plugin's pass (errors name where it came from)."""
+    return "" if entry.builtin else f" [{entry.origin}]"
+
+
+def _raised_message(name: str, e: Exception, entry) -> str:
+    """The one line for an exception out of a pass: the pass, the rule it escaped (when the
+    rewrite driver marked one), and the innermost line of the author's own code."""
+    root = None if entry.builtin else blame.code_root(entry.cls, entry.plugin_file)
+    rule = blame.rule_of(e)
+    who = f"pass {name!r}" + (f", rule {rule!r}," if rule else "")
+    if isinstance(e, OnnxoptError):  # e.g. the mutation API refusing an edit: say where
+        at = f" ({blame.where(e, root)})" if root or rule else ""
+        return f"{who} failed: {e}{at}{_whence(entry)}"
+    first = (str(e).strip().splitlines() or [""])[0]  # the error is one line
+    return (f"{who} raised {type(e).__name__}: {first} ({blame.where(e, root)})"
+            f"{_whence(entry)}")
+
+
+def _dishonest_message(name: str, entry, nodes_before: int, nodes_after: int) -> str:
+    what = (f"nodes {nodes_before} -> {nodes_after}" if nodes_before != nodes_after
+            else "a name, an input, an attribute or the interface")
+    at = blame.definition(entry.cls, "run_on_graph", "run")
+    return (f"pass {name!r} reported no change but changed the IR ({what}): its PassResult "
+            f"must say modified=True ({at})")
+
+
+def _ir_problem(name: str, entry, model: Model, start: int) -> Optional[str]:
+    """What the pass left wrong: a broken IR invariant, or a node it created or edited whose
+    op the graph's opsets do not define."""
+    problems = check_model(model)
+    if problems:
+        return (f"pass {name!r} broke the IR: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    bad = model_problem(model, since=start)
+    if bad is None:
+        return None
+    node, why = bad
+    return (f"pass {name!r} created {why} (node {node.name or node.op_type!r}); every node a "
+            f"pass creates or edits must exist in the model's opsets "
+            f"({blame.definition(entry.cls, 'run_on_graph', 'run')})")
 
 
 __all__ = ["PassManager", "PassRecord", "PipelineReport", "fingerprint"]

@@ -55,6 +55,12 @@ class Entry:
         return self.origin.startswith("built-in ")
 
     @property
+    def plugin_file(self) -> Optional[str]:
+        """The file given to ``--plugin`` for a pass it registered, else None."""
+        return self.origin[len("plugin file "):] if self.origin.startswith("plugin file ") \
+            else None
+
+    @property
     def summary(self) -> str:
         """The pass's one-line summary."""
         return getattr(self.cls, "summary", "") or (self.cls.__doc__ or "").strip().split("\n")[0]
