@@ -12,6 +12,12 @@ IR's dim parser does not read back.
 
 Comparisons are three-valued where it matters: :func:`eq` is True only when provably equal,
 :func:`ne` only when provably different, :func:`le` returns None when it cannot decide.
+
+Dims come from model files, so the algebra has a budget: an expression over :data:`MAX_NODES`
+tree nodes, or whose expansion would hold over :data:`MAX_TERMS` terms, is never expanded or
+asked for its sign. A result over the budget is an unknown dim (``None``) and a comparison over it
+is "cannot prove" — a product of a dozen sums in a 250-character ``dim_param`` would otherwise
+expand to millions of terms (minutes, gigabytes) inside a broadcast check.
 """
 
 from __future__ import annotations
@@ -136,6 +142,61 @@ def floor_expr(e):
     return result
 
 
+# -- the budget ------------------------------------------------------------------------------
+
+MAX_NODES = 256  # tree nodes of one dim expression; a real model's dims stay far below
+MAX_TERMS = 256  # terms of an expanded polynomial (eq and the sign test expand)
+
+
+def size(e, cap: int = MAX_NODES) -> int:
+    """Tree nodes of a sympy expression, counting stops past ``cap`` (so it costs O(cap))."""
+    n = 0
+    stack = [e]
+    while stack:
+        n += 1
+        if n > cap:
+            return n
+        stack.extend(stack.pop().args)
+    return n
+
+
+def expanded_terms(e, cap: int = MAX_TERMS) -> int:
+    """An upper bound of the terms ``expand(e)`` holds, computed without expanding (saturates
+    just past ``cap``): sums add, products multiply, a power ``b**k`` raises to ``k``."""
+    s = sp()
+    if e.is_Atom:
+        return 1
+    if isinstance(e, s.Add):
+        n = 0
+        for a in e.args:
+            n += expanded_terms(a, cap)
+            if n > cap:
+                return cap + 1
+        return n
+    if isinstance(e, s.Mul):
+        n = 1
+        for a in e.args:
+            n *= expanded_terms(a, cap)
+            if n > cap:
+                return cap + 1
+        return n
+    if isinstance(e, s.Pow) and e.exp.is_Integer and e.exp > 0:
+        base, n = expanded_terms(e.base, cap), 1
+        for _ in range(int(e.exp)):
+            n *= base
+            if n > cap:
+                return cap + 1
+            if n == 1:
+                break  # a power of one term is one term
+        return n
+    return 1  # floor, Max, Mod...: expand leaves them whole
+
+
+def within_budget(e) -> bool:
+    """True when ``e`` is small enough to expand and compare (see the module docstring)."""
+    return size(e) <= MAX_NODES and expanded_terms(e) <= MAX_TERMS
+
+
 _cache: dict = {}
 
 
@@ -144,8 +205,13 @@ def _binop(op: str, a, b, fn):
     r = _cache.get(key)
     if r is None and key not in _cache:
         try:
-            r = from_expr(fn(expr(a), expr(b)))
-        except (TypeError, ValueError, ZeroDivisionError, AttributeError):
+            x, y = expr(a), expr(b)
+            if size(x) > MAX_NODES or size(y) > MAX_NODES:
+                r = None  # over the budget: an unknown dim
+            else:
+                e = fn(x, y)
+                r = from_expr(e) if size(e) <= MAX_NODES else None
+        except (TypeError, ValueError, ZeroDivisionError, AttributeError, RecursionError):
             r = None
         _cache[key] = r
     return r
@@ -264,7 +330,7 @@ def neg(a: Dim) -> Dim:
         return None
     if type(a) is int:
         return -a
-    return from_expr(-expr(a))
+    return _binop("neg", a, 0, lambda x, _: -x)
 
 
 def floordiv(a: Dim, b: Dim) -> Dim:
@@ -419,8 +485,8 @@ def eq(a: Dim, b: Dim) -> bool:
     if r is None:
         try:
             d = expr(a) - expr(b)
-            r = d == 0 or sp().expand(d) == 0
-        except (TypeError, ValueError):
+            r = d == 0 or (within_budget(d) and sp().expand(d) == 0)
+        except (TypeError, ValueError, RecursionError):
             r = False
         _eq_cache[key] = r
     return r
@@ -472,6 +538,8 @@ def _nonneg(e) -> bool | None:
     if r == 0:
         r = None
         try:
+            if not within_budget(e):
+                raise ValueError("over the dim budget")  # cannot prove: None
             # Dims are monotone in their symbols almost always: the extreme is at symbols = 1.
             m = _monotone(e)
             if m in (0, 1) and _at_one(e) >= 0:
