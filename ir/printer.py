@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from .escape import escape
 from .core import (
     A_FLOAT, A_FLOATS, A_GRAPH, A_GRAPHS, A_INT, A_INTS, A_STRING, A_STRINGS, A_TENSOR,
     A_TENSORS, Attr, Function, Graph, Model, Node, Value,
@@ -30,7 +31,8 @@ _ATTR_TYPES = {A_FLOAT: "float", A_INT: "int", A_STRING: "string", A_TENSOR: "te
 def _quote(s) -> str:
     if isinstance(s, bytes):
         s = s.decode("utf-8", "backslashreplace")
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # Control and bidi characters become visible escapes (the parser reads them as text).
+    return '"' + escape(s.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 def _float(x, kind=np.float32) -> str:
@@ -115,8 +117,9 @@ class Printer:
     def attr(self, a: Attr, depth: int) -> str:
         v = a.value if not a.ref_attr_name else None
         tname = _ATTR_TYPES.get(a.type, "")
+        name = escape(a.name)  # names the textual syntax cannot quote: escaped, never raw
         if a.ref_attr_name:
-            return f"{a.name}: {tname} = @{a.ref_attr_name}"
+            return f"{name}: {tname} = @{escape(a.ref_attr_name)}"
         if a.type == A_FLOAT:
             body = _float(v)
         elif a.type == A_INT:
@@ -137,12 +140,13 @@ class Printer:
         elif a.type == A_GRAPHS:
             body = "[" + ", ".join(self.graph(g, depth + 1, nested=True) for g in v) + "]"
         else:
-            return f"{a.name} = <opaque attribute type {a.type}>"
-        return f"{a.name}: {tname} = {body}"
+            return f"{name} = <opaque attribute type {a.type}>"
+        return f"{name}: {tname} = {body}"
 
     def node(self, n: Node, depth: int) -> str:
         outs = ", ".join(self.names(v) for v in n.outputs)
         op = f"{n.domain}.{n.op_type}" if n.domain and n.domain != "ai.onnx" else n.op_type
+        op = escape(op)
         attrs = ""
         if n.attributes:
             attrs = " <" + ", ".join(self.attr(n.attributes[k], depth)
@@ -186,11 +190,11 @@ class Printer:
     def function(self, f: Function) -> str:
         imports = ", ".join(f'{_quote(d)} : {v}' for d, v in sorted(f.opset_imports.items()))
         head = f'<\n{self.ind}domain: {_quote(f.domain)},\n{self.ind}opset_import: [{imports}]\n>\n'
-        attrs = f" <{', '.join(f.attributes)}>" if f.attributes else ""
+        attrs = f" <{escape(', '.join(f.attributes))}>" if f.attributes else ""
         ins = ", ".join(self.names(v) for v in f.graph.inputs)
         body = "\n".join(self.ind + self.node(n, 1) for n in f.graph.nodes)
         outs = ", ".join(self.names(v) for v in f.graph.outputs)
-        return f"{head}{f.name}{attrs} ({ins}) => ({outs}) {{\n{body}\n}}"
+        return f"{head}{escape(f.name)}{attrs} ({ins}) => ({outs}) {{\n{body}\n}}"
 
     def model(self, m: Model) -> str:
         fields = [f"ir_version: {m.ir_version}"]
