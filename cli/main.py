@@ -118,17 +118,17 @@ def _parse_ranges(specs: list[str]) -> dict:
 def _list_passes(args) -> int:
     from ..passes import all_entries, load_plugin_file
     from ..passes.presets import PRESETS, SUMMARIES
+    from ..passes.registry import broken_plugins
 
     for p in args.plugin:
         load_plugin_file(p)
     rows = []
     for e in all_entries():
         rows.append((e.name, e.summary, e.origin))
-        rules = getattr(sys.modules.get(e.cls.__module__), "RULES", None)
-        if isinstance(rules, dict):
-            for rname, rule in sorted(rules.items()):
-                if _rule_summary(rule):
-                    rows.append((f"  {e.name}.{rname}", _rule_summary(rule), "rule"))
+        for rname, summary in _rules_of(e.cls):
+            rows.append((f"  {e.name}.{rname}", summary, "rule"))
+    for name, why in sorted(broken_plugins().items()):  # listed, marked, and the rest goes on
+        rows.append((name, f"BROKEN: {why}", "broken"))
     if args.json:
         import json
 
@@ -145,6 +145,20 @@ def _list_passes(args) -> int:
     for k, v in PRESETS.items():
         print(f"  {k:<{width}}  {SUMMARIES.get(k, '')}: {v}")
     return EXIT_OK
+
+
+def _rules_of(cls) -> list[tuple[str, str]]:
+    """(name, summary) of a pass's rules: its ``rules`` (every RewritePass has them), else its
+    module's RULES table."""
+    rules = getattr(cls, "rules", None)
+    if isinstance(rules, (list, tuple)) and all(getattr(r, "name", "") for r in rules):
+        table = sys.modules.get(cls.__module__).__dict__.get("RULES")
+        given = table if isinstance(table, dict) else {}
+        return sorted((r.name, _rule_summary(given.get(r.name) or r)) for r in rules)
+    table = getattr(sys.modules.get(cls.__module__), "RULES", None)
+    if isinstance(table, dict):
+        return [(n, _rule_summary(r)) for n, r in sorted(table.items()) if _rule_summary(r)]
+    return []
 
 
 def _rule_summary(rule) -> str:

@@ -4,7 +4,9 @@ Built-in passes live in modules named after their CLI name (``fold`` in ``passes
 ``passes/dce.py``) and register with :func:`register` when imported; :data:`BUILTIN_MODULES` lists
 them so they can be imported on demand. Plugins come from the entry-point group
 ``onnxopt.passes`` (entry name = CLI name, value = the pass class) and from ``--plugin file.py``.
-A name registered twice is an error naming both origins.
+A name registered twice is an error naming both origins. An entry point is imported only when a
+pipeline names its pass (or every pass is listed), so one broken package disables only its own
+passes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "dynamize": "dynamize",
     "trt": "tensorrt.trt",
     "simplify": "simplify",
+    "controlflow": "controlflow",
     # Peers (other tools) as passes: `onnxsim`, and every onnxoptimizer pass as
     # `onnxoptimizer:NAME` (a namespace filled on first use, see register_namespace).
     "onnxsim": "peers",
@@ -70,7 +73,8 @@ _entries: dict[str, Entry] = {}
 _origin_stack: list[str] = []
 _loaded_builtins = False
 _plugin_files: dict[str, list[str]] = {}
-_loaded_entry_points = False
+_eps: Optional[list] = None  # the group's entry points (read once)
+_ep_done: dict[str, str] = {}  # entry points imported: name -> "" or why it failed
 # Namespaces whose pass names are known only at run time ("onnxoptimizer" -> a function that
 # registers every `onnxoptimizer:NAME`), with the origin their passes get.
 _namespaces: dict[str, tuple[Callable[[], None], str]] = {}
@@ -138,24 +142,75 @@ def _load_builtins() -> None:
             importlib.import_module(f"onnxopt.passes.{mod}")
 
 
-def _load_entry_points() -> None:
-    global _loaded_entry_points
-    if _loaded_entry_points:
-        return
-    _loaded_entry_points = True
-    from importlib.metadata import entry_points
+def _entry_points() -> list:
+    """The installed entry points of the group (metadata only: nothing is imported)."""
+    global _eps
+    if _eps is None:
+        from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        origin = f"entry point {ep.value!r} of {dist.name if dist else 'an installed package'}"
-        try:
-            with _origin(origin):
-                obj = ep.load()
-        except Exception as e:  # a broken plugin must not take the tool down
-            raise UsageError(f"plugin {ep.name!r} ({origin}) failed to load: "
-                             f"{type(e).__name__}: {e}") from e
-        if isinstance(obj, type) and issubclass(obj, Pass):
-            _add(ep.name, obj, origin)
+        _eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    return _eps
+
+
+def _ep_origin(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"entry point {ep.value!r} of {dist.name if dist else 'an installed package'}"
+
+
+def _load_entry_point(ep) -> None:
+    """Import one entry point and register its pass; a failure (an import error, a value that
+    is not a pass, a name that differs from the class's) is a UsageError naming the entry point
+    and its package, raised again (not retried) on every later request."""
+    if ep.name in _ep_done:
+        if _ep_done[ep.name]:
+            raise UsageError(_ep_done[ep.name])
+        return
+    origin = _ep_origin(ep)
+    _ep_done[ep.name] = ""
+    try:
+        with _origin(origin):
+            obj = ep.load()
+    except Exception as e:  # a broken plugin must not take the tool down
+        _ep_done[ep.name] = (f"plugin {ep.name!r} ({origin}) failed to load: "
+                             f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+    else:
+        if not (isinstance(obj, type) and issubclass(obj, Pass)):
+            _ep_done[ep.name] = f"plugin {ep.name!r} ({origin}) is {obj!r}, not a Pass subclass"
+        elif obj.name and obj.name != ep.name:
+            _ep_done[ep.name] = (f"plugin {ep.name!r} ({origin}): the class is named "
+                                 f"{obj.name!r}; the entry point's name must be the class's "
+                                 f"`name` (the CLI name)")
+    if _ep_done[ep.name]:
+        raise UsageError(_ep_done[ep.name])
+    _add(ep.name, obj, origin)
+
+
+def _load_named_entry_points(name: str) -> None:
+    """Import only the entry points that can define ``name`` (``ns:pass`` or ``ns:pass.rule``):
+    one broken package then cannot disable the others."""
+    base = name.split(".", 1)[0]
+    for ep in _entry_points():
+        if ep.name in (name, base):
+            _load_entry_point(ep)
+
+
+def broken_plugins() -> dict[str, str]:
+    """Entry points that failed to load so far: name -> the one-line reason."""
+    return {k: v for k, v in _ep_done.items() if v}
+
+
+def _unknown(name: str) -> UsageError:
+    """The error for a pass nobody defines, with what the user most likely forgot."""
+    ns = name.split(":", 1)[0] if ":" in name else None
+    if ns is None:
+        return UsageError(f"unknown pass {name!r} (see --list-passes)")
+    known = sorted({n for n in _entries if n.startswith(ns + ":")}
+                   | {ep.name for ep in _entry_points() if ep.name.startswith(ns + ":")})
+    if known:
+        return UsageError(f"unknown pass {name!r} (namespace {ns!r} has: {', '.join(known)})")
+    return UsageError(f"unknown pass {name!r}: no loaded plugin has the namespace {ns!r}; a "
+                      f"pass in a plugin file needs --plugin FILE (plugins=[FILE] in "
+                      f"optimize()), an installed one its package (see --list-passes)")
 
 
 def load_plugin_file(path: str) -> list[str]:
@@ -169,7 +224,6 @@ def load_plugin_file(path: str) -> list[str]:
     if real in _plugin_files:  # loading the same file twice is not a name collision
         return _plugin_files[real]
     _load_builtins()
-    _load_entry_points()
     before = set(_entries)
     mod_name = "onnxopt_plugin_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
     spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -185,6 +239,8 @@ def load_plugin_file(path: str) -> list[str]:
     except Exception as e:
         raise UsageError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from e
     _plugin_files[real] = sorted(set(_entries) - before)
+    for name in _plugin_files[real]:  # an installed pass of the same name is a collision
+        _load_named_entry_points(name)
     return _plugin_files[real]
 
 
@@ -194,25 +250,30 @@ def get(name: str) -> Entry:
     if name not in _entries and ":" in name:
         _load_namespace(name.split(":", 1)[0])
     if name not in _entries:
-        _load_entry_points()
+        _load_named_entry_points(name)
     if name not in _entries and "." in name:
         base = name.split(".", 1)[0]
         if base in _entries:
             return _entries[base]
     if name not in _entries:
-        raise UsageError(f"unknown pass {name!r} (see --list-passes)")
+        raise _unknown(name)
     return _entries[name]
 
 
 def all_entries() -> list[Entry]:
-    """Every registered pass, built-ins and plugins, sorted by name."""
+    """Every registered pass, built-ins and plugins, sorted by name. Every installed entry
+    point is imported; one that fails is left out and recorded (:func:`broken_plugins`)."""
     _load_builtins()
     for prefix in list(_namespaces):
         try:
             _load_namespace(prefix)
         except UsageError:  # the wrapped tool is not installed: its passes are not listed
             pass
-    _load_entry_points()
+    for ep in _entry_points():
+        try:
+            _load_entry_point(ep)
+        except UsageError:
+            pass
     return sorted(_entries.values(), key=lambda e: e.name)
 
 
@@ -226,4 +287,4 @@ def create(name: str, options: Optional[dict] = None) -> Pass:
 
 
 __all__ = ["register", "register_namespace", "get", "create", "all_entries", "load_plugin_file",
-           "Entry", "BUILTIN_MODULES", "ENTRY_POINT_GROUP"]
+           "broken_plugins", "Entry", "BUILTIN_MODULES", "ENTRY_POINT_GROUP"]
