@@ -1,0 +1,151 @@
+"""What a stage costs (FLOPs, parameter bytes, memory) and what a boundary carries (bytes), from
+the symbolic shapes.
+
+Costs are exact expressions over the model's dim symbols where shapes are symbolic (``2*seq*...``)
+and plain ints where they are static. To compare and balance them, every symbol gets a number:
+the value the user gave (``--input-shape``), else 1 for a batch-like symbol and 128 for any other.
+A dim that inference cannot bound at all counts as 1 and the node is reported as not costed.
+
+FLOPs count a multiply-add as 2: MatMul/Gemm ``2*M*N*K``, Conv ``2 * out elements * C/group *
+kernel``, ConvTranspose per input element, recurrent nets ``2 * steps * batch * (|W| + |R|)``, If
+its costlier branch, Loop/Scan one trip of the body; any other op one per output element (reductions
+one per input element).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..ir import Node, Shape, SymDim, TensorType, Value
+
+DEFAULT_SIZE, DEFAULT_BATCH = 128, 1
+_MATMUL = {"MatMul", "MatMulInteger", "FusedMatMul", "QLinearMatMul", "MatMulNBits"}
+_CONV = {"Conv", "ConvInteger", "FusedConv", "QLinearConv", "NhwcConv"}
+_RNN = {"LSTM", "GRU", "RNN"}
+
+
+def _dim(d) -> Any:
+    if type(d) is int:
+        return d
+    if isinstance(d, SymDim):
+        return d.expr
+    return None
+
+
+def numel(shape: Optional[Shape]) -> Any:
+    """Product of the dims (an int or a sympy expression), None when some dim is unknown."""
+    if shape is None:
+        return None
+    out: Any = 1
+    for d in shape:
+        x = _dim(d)
+        if x is None:
+            return None
+        out = out * x
+    return out
+
+
+class CostModel:
+    """Per-node costs and per-value bytes over one model whose shapes were inferred."""
+
+    def __init__(self, shape_of, binding: dict[str, int]):
+        self.shape_of = shape_of  # Value -> inferred Shape or None
+        self.binding = dict(binding)
+        self.uncosted: list[Node] = []
+        self._numeric: dict = {}
+
+    # -- numbers ------------------------------------------------------------------------------
+    def number(self, expr: Any) -> float:
+        """``expr`` with every symbol bound (see the module docstring)."""
+        if expr is None:
+            return 0.0
+        if isinstance(expr, (int, float)):
+            return float(expr)
+        got = self._numeric.get(expr)
+        if got is None:
+            subs = {s: self._bind(s.name) for s in expr.free_symbols}
+            got = float(expr.xreplace(subs))
+            self._numeric[expr] = got
+        return got
+
+    def _bind(self, name: str) -> int:
+        if name in self.binding:
+            return self.binding[name]
+        return DEFAULT_BATCH if "batch" in name.lower() else DEFAULT_SIZE
+
+    # -- values -------------------------------------------------------------------------------
+    def elems(self, v: Optional[Value]) -> Any:
+        return None if v is None else numel(self.shape_of(v))
+
+    def nbytes(self, v: Value) -> Any:
+        """Bytes of a tensor value (expression), 0 when its size is unknown."""
+        t = v.meta.get("shapes_type") or v.type
+        n = self.elems(v)
+        if n is None or not isinstance(t, TensorType) or not t.dtype:
+            return 0
+        from ..ir import np_dtype
+
+        try:
+            size = 1 if t.dtype == 8 else int(__import__("numpy").dtype(np_dtype(t.dtype)).itemsize)
+        except (TypeError, KeyError, ValueError):
+            size = 1
+        return n * size
+
+    # -- nodes --------------------------------------------------------------------------------
+    def flops(self, n: Node) -> Any:
+        """FLOPs of one node (expression); 0 (and noted in ``uncosted``) when shapes are unknown."""
+        got = self._flops(n)
+        if got is None:
+            self.uncosted.append(n)
+            return 0
+        return got
+
+    def _flops(self, n: Node) -> Any:
+        op = n.op_type
+        out = self.elems(n.outputs[0]) if n.outputs else 0
+        ins = n.inputs
+        if op in _MATMUL and len(ins) >= 2:
+            a = self.shape_of(ins[0]) if ins[0] is not None else None
+            k = _dim(a[-1]) if a else None
+            return None if out is None or k is None else 2 * out * k
+        if op == "Gemm" and len(ins) >= 2:
+            a = self.shape_of(ins[0]) if ins[0] is not None else None
+            k = _dim(a[0 if n.attr("transA", 0) else -1]) if a and len(a) == 2 else None
+            return None if out is None or k is None else 2 * out * k
+        if op in _CONV or op == "ConvTranspose":
+            w = ins[1] if len(ins) > 1 else None
+            ws = self.shape_of(w) if w is not None else None
+            per = numel(Shape(ws[1:])) if ws else None
+            base = self.elems(ins[0]) if op == "ConvTranspose" else out
+            return None if per is None or base is None else 2 * base * per
+        if op in _RNN and len(ins) >= 3:
+            x = self.shape_of(ins[0])
+            w, r = self.elems(ins[1]), self.elems(ins[2])
+            if not x or len(x) < 2 or w is None or r is None:
+                return None
+            steps, batch = _dim(x[0]), _dim(x[1])
+            return None if steps is None or batch is None else 2 * steps * batch * (w + r)
+        if n.subgraphs():
+            return self._body_flops(n)
+        if op.startswith("Reduce") and ins and ins[0] is not None:
+            return self.elems(ins[0])
+        return out
+
+    def _body_flops(self, n: Node) -> Any:
+        """If: the costlier branch; Loop/Scan: one trip of the body."""
+        best, best_num = 0, -1.0
+        for body in n.subgraphs():
+            total: Any = 0
+            for inner in body.nodes:
+                total = total + self.flops(inner)
+            num = self.number(total)
+            if num > best_num:
+                best, best_num = total, num
+        return best
+
+
+def expr_text(expr: Any) -> str:
+    """An expression as text (``2*seq*768``), ints as digits."""
+    if isinstance(expr, float) and expr.is_integer():
+        expr = int(expr)
+    return str(expr).replace(" ", "")
