@@ -10,14 +10,14 @@ _TENSORRT_FUSE = ",".join("fuse." + r for r in (
     "mul_chain", "transpose_transpose", "transpose_gemm", "transpose_elementwise",
     "transpose_binary", "reshape_chain", "flatten_chain", "squeeze_unsqueeze", "gelu_erf",
     "gelu_tanh", "layer_norm", "hard_sigmoid", "hard_swish", "mish"))
-_TENSORRT_CLEANUP = "fixpoint(fold,simplify,identity,trt,dce,cse){max=8}"
+_TENSORRT_CLEANUP = "fixpoint(fold,simplify,identity,controlflow,trt,dce,cse){max=8}"
 
 PRESETS: dict[str, str] = {
     # Cleanup to a fixed point, fusions (their own fixed point), then cleanup of what fusion
     # left dead or duplicated (shape chains of fused heads, shared mask expansions). fold and
     # simplify run in both cleanup groups.
-    "default": ("fixpoint(fold,simplify,identity,dce,cse){max=8},fuse,"
-                "fixpoint(fold,simplify,identity,dce,cse){max=8}"),
+    "default": ("fixpoint(fold,simplify,identity,controlflow,dce,cse){max=8},fuse,"
+                "fixpoint(fold,simplify,identity,controlflow,dce,cse){max=8}"),
     # For TensorRT 10's ONNX parser: fold every static shape computation and constant If, rewrite
     # what the parser refuses into exact equivalents (the trt pass), fuse where the result
     # parses, clean up, and write the inferred shapes.

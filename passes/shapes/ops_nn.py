@@ -122,8 +122,8 @@ def conv_out(n, ins, kernel, strides, dil, pads, auto, ceil_mode=False):
 
 def _conv_like(n: NodeCtx, xi: int, wi: int, dtype: int) -> None:
     x, w = n.shape(xi), n.shape(wi)
-    if x is None:
-        n.set(0, dtype, None if w is None else [None] * len(w))
+    if x is None:  # x has w's rank (or the op fails): the output's channels are w's dim 0
+        n.set(0, dtype, None if w is None else [None, w[0]] + [None] * (len(w) - 2))
         return
     r = len(x)
     if r < 3:
