@@ -32,6 +32,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "cse": "cse",
     "fuse": "fuse",
     "upgrade": "upgrade",
+    "opset": "opset",
     "fold": "fold",
     "dynamize": "dynamize",
     "trt": "tensorrt.trt",
