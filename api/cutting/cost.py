@@ -4,7 +4,8 @@ the symbolic shapes.
 Costs are exact expressions over the model's dim symbols where shapes are symbolic (``2*seq*...``)
 and plain ints where they are static. To compare and balance them, every symbol gets a number:
 the value the user gave (``--input-shape``), else 1 for a batch-like symbol and 128 for any other.
-A dim that inference cannot bound at all counts as 1 and the node is reported as not costed.
+A dim that inference cannot bound counts as 1; a node whose output rank is unknown counts 0 (both are
+reported).
 
 FLOPs count a multiply-add as 2: MatMul/Gemm ``2*M*N*K``, Conv ``2 * out elements * C/group *
 kernel``, ConvTranspose per input element, recurrent nets ``2 * steps * batch * (|W| + |R|)``, If
@@ -32,15 +33,18 @@ def _dim(d) -> Any:
     return None
 
 
-def numel(shape: Optional[Shape]) -> Any:
-    """Product of the dims (an int or a sympy expression), None when some dim is unknown."""
+def numel(shape: Optional[Shape], unknown: Any = None) -> Any:
+    """Product of the dims (an int or a sympy expression); an unknown dim counts as ``unknown``
+    (None: the product is None)."""
     if shape is None:
         return None
     out: Any = 1
     for d in shape:
         x = _dim(d)
         if x is None:
-            return None
+            if unknown is None:
+                return None
+            x = unknown
         out = out * x
     return out
 
@@ -51,7 +55,8 @@ class CostModel:
     def __init__(self, shape_of, binding: dict[str, int]):
         self.shape_of = shape_of  # Value -> inferred Shape or None
         self.binding = dict(binding)
-        self.uncosted: list[Node] = []
+        self.uncosted: list[Node] = []  # rank unknown: counted 0
+        self.unknown_dims: set = set()  # some dim unknown: counted 1
         self._numeric: dict = {}
 
     # -- numbers ------------------------------------------------------------------------------
@@ -75,7 +80,15 @@ class CostModel:
 
     # -- values -------------------------------------------------------------------------------
     def elems(self, v: Optional[Value]) -> Any:
-        return None if v is None else numel(self.shape_of(v))
+        """Elements of a tensor value; an unknown dim counts as 1 (the value is noted)."""
+        if v is None:
+            return None
+        shape = self.shape_of(v)
+        n = numel(shape)
+        if n is None and shape is not None:
+            self.unknown_dims.add(v)
+            n = numel(shape, 1)
+        return n
 
     def nbytes(self, v: Value) -> Any:
         """Bytes of a tensor value (expression), 0 when its size is unknown."""

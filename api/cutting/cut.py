@@ -213,7 +213,10 @@ def cut(model: Any, at: Union[None, str, Sequence] = None, stages: Optional[int]
                          balance if mode == "stages" else None)
     result = CutResult(models, manifest)
     if costs.uncosted:
-        result.notes.append(f"{len(costs.uncosted)} node(s) with unknown shapes count 0 FLOPs")
+        result.notes.append(f"{len(set(costs.uncosted))} node(s) of unknown rank count 0 FLOPs")
+    if costs.unknown_dims:
+        result.notes.append(f"{len(costs.unknown_dims)} value(s) have dims inference cannot "
+                            "bound; each such dim counts as 1 in the costs")
     check = None
     if verify:
         def check(folder: str) -> None:

@@ -19,8 +19,8 @@ def is_free(node: Node) -> bool:
 
 
 def top_node(node: Node, main: Graph) -> Node:
-    """The main-graph node that holds ``node`` (itself when it is in the main graph)."""
-    while node.graph is not main:
+    """The outermost node holding ``node``: in ``main``, or in a stage graph made already."""
+    while node.graph is not main and node.graph is not None and node.graph.parent_node:
         node = node.graph.parent_node
     return node
 
