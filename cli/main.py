@@ -314,6 +314,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             return _run_show(argv[1:])
         if argv and argv[0] == "check":
             return _run_check(argv[1:])
+        if argv and argv[0] == "cut":
+            from .cut import run_cut
+
+            return run_cut(argv[1:])
         args = _optimize_parser().parse_args(argv)
         if args.list_passes:
             return _list_passes(args)
