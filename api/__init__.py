@@ -14,6 +14,7 @@ from .errors import (
     InvalidModelError,
     IRError,
     ModelLoadError,
+    NotVerifiedError,
     OnnxoptError,
     PassError,
     ShapeError,
@@ -28,6 +29,8 @@ _LAZY = {
     "save": ("io", "save"),
     "optimize": ("optimize", "optimize"),
     "OptimizeResult": ("optimize", "OptimizeResult"),
+    "cut": ("cutting", "cut"),
+    "CutResult": ("cutting", "CutResult"),
 }
 
 
@@ -43,7 +46,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "load", "save", "optimize", "OptimizeResult", "OnnxoptError", "ModelLoadError",
+    "load", "save", "optimize", "OptimizeResult", "cut", "CutResult", "OnnxoptError", "ModelLoadError",
     "InvalidModelError", "ExternalDataError", "UsageError", "PassError", "IRError", "ShapeError",
-    "VerificationError", "__version__",
+    "VerificationError", "NotVerifiedError", "__version__",
 ]

@@ -47,6 +47,11 @@ class VerificationError(OnnxoptError):
     exit_code = 1
 
 
+class NotVerifiedError(VerificationError):
+    """Verification could not run and the caller required it (``require_verified``); the
+    message says why (the original does not load in onnxruntime, inputs too big to generate...)."""
+
+
 __all__ = [
     "OnnxoptError",
     "ModelLoadError",
@@ -57,4 +62,5 @@ __all__ = [
     "IRError",
     "ShapeError",
     "VerificationError",
+    "NotVerifiedError",
 ]

@@ -337,8 +337,8 @@ def _data_location(path: str, folder: str) -> tuple[str, set]:
         return candidates[0], set()
     old = _old_locations(path)
     ours = {c for c in candidates if c in old}
-    for c in candidates:
-        if c not in old:
+    for c in candidates:  # never one the old output reads, nor a folder (rename cannot replace)
+        if c not in old and not os.path.isdir(os.path.join(folder, c)):
             return c, ours
     raise UsageError(f"{path}: the existing file reads all of {', '.join(candidates)}")
 

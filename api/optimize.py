@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
-from .errors import UsageError, VerificationError
+from .errors import NotVerifiedError, UsageError, VerificationError
 
 
 @dataclass
@@ -121,6 +121,19 @@ def _apply_input_shapes(model, input_shapes: dict) -> None:
             raise UsageError(f"--input-shape: input {name!r} has rank {len(old.shape)}, "
                              f"got {len(dims)} dims")
         v.type = TensorType(old.dtype, Shape(dims))
+    _check_input_shapes(model)
+
+
+def _check_input_shapes(model) -> None:
+    """Refuse input shapes the graph contradicts (an Add with a [2,3] weight given x:4,5): the
+    output would be a model onnxruntime cannot load."""
+    from .passes.shapes import infer_shapes
+
+    errors = getattr(infer_shapes(model), "errors", ())
+    if errors:
+        first = getattr(errors[0], "message", str(errors[0]))
+        raise UsageError(f"--input-shape: the model contradicts the given shapes: {first}"
+                         + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
 
 
 def _load_original(source):
@@ -164,7 +177,7 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
              progress: Optional[Callable[[str, int, int], None]] = None, bisect: bool = True,
              target_opset: Optional[int] = None, input_shapes: Optional[dict] = None,
              reproducer_dir: Optional[str] = None, raise_on_failure: bool = True,
-             verbose: int = 0) -> OptimizeResult:
+             verbose: int = 0, require_verified: bool = False) -> OptimizeResult:
     """Optimize a model (path, bytes, ModelProto or IR Model) with a pipeline.
 
     ``passes`` is pipeline text (``"fold,fuse"``, ``"default"``) or parsed items. With ``verify``
@@ -178,9 +191,20 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     plugin passes). ``check_modified``: fingerprint the IR around each pass and fail one that
     reports no change after changing it; None (the default) does it for plugin passes (and for
     every pass with ``verify_each``), True for every pass, False for none.
+
+    When verification cannot run (onnxruntime cannot load or run the original, inputs too big to
+    generate, a custom domain), ``result.verification.status`` is "not verified" and its
+    ``reason`` says why; with ``require_verified`` that raises
+    :class:`~onnxopt.errors.NotVerifiedError` (exit code 1 in the CLI) instead.
     """
     from .passes import PassManager, load_plugin_file
     from .passes.pipeline import PassSpec, parse_pipeline
+
+    if require_verified and not verify:
+        raise UsageError("require_verified needs verify=True")
+    if reproducer_dir is not None and os.path.exists(reproducer_dir) \
+            and not os.path.isdir(reproducer_dir):
+        raise UsageError(f"reproducer folder {reproducer_dir}: exists and is not a directory")
 
     for p in plugins:
         load_plugin_file(p)
@@ -221,6 +245,10 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
             err = VerificationError(msg)
             err.result = result  # type: ignore[attr-defined]
             raise err
+    elif result.verification.status != "ok" and require_verified:
+        err = NotVerifiedError(f"not verified: {result.verification.reason}")
+        err.result = result  # type: ignore[attr-defined]
+        raise err
     return result
 
 

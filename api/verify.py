@@ -67,7 +67,7 @@ _PROBE_SECONDS = 120.0      # stop looking for more bindings after this long
 _INFER_LIMIT = 256 << 20    # run onnx shape inference on models smaller than this
 _CONST_LIMIT = 1 << 16      # decode constants up to this many elements when reading hints
 _PROTO_LIMIT = 2**31 - 2**26  # serialize protos below this; above, go through a temp file
-_FEED_LIMIT = 1 << 30        # bytes of generated inputs per run, at most (resource guard)
+_FEED_LIMIT = 1 << 30        # bytes allocated generating inputs, over all bindings tried
 _SAMPLE_RATE_NAMES = ("sr", "sample_rate", "sampling_rate", "samplerate")
 
 
@@ -491,6 +491,14 @@ def _choices(inp: _Input) -> list:
     return out
 
 
+def _generated_bytes(dtype: int) -> int:
+    """Bytes per element that :func:`_generate` allocates at its peak: numpy draws float64 or
+    int64 values, then casts them to the input's type (a second array); strings are objects."""
+    if dtype == _STRING:
+        return 64
+    return 8 + max(1, _np_dtype(dtype).itemsize)
+
+
 def _generate(inp: _Input, shape: tuple, binding: dict, rng, cand: int,
               ranges: dict) -> np.ndarray:
     """Seeded values for one input that the model can take (see the module docstring)."""
@@ -659,6 +667,7 @@ class Verifier:
         self.options = options or VerifyOptions()
         self._original = _Source(original, "original model")
         self._prepared: Optional[_Prepared] = None
+        self._generated = 0  # bytes allocated for generated inputs so far (all bindings)
 
     # ---- the original
 
@@ -904,15 +913,20 @@ class Verifier:
             if given is not None and inp.name in given:
                 feed[inp.name] = np.asarray(given[inp.name])
                 continue
-            shape = tuple(int(_resolve(d, binding) or 1) for d in inp.dims)
-            total += math.prod(shape) * max(1, _np_dtype(inp.dtype).itemsize)
-            if total > _FEED_LIMIT:  # never allocate what declared (or bound) dims make absurd
+            # A static 0 is fed as 0 (an empty input is what the model declares); an unbound
+            # symbol as 1.
+            shape = tuple(int(1 if v is None else v)
+                          for v in (_resolve(d, binding) for d in inp.dims))
+            total += math.prod(shape) * _generated_bytes(inp.dtype)
+            if self._generated + total > _FEED_LIMIT:  # never allocate what dims make absurd
                 raise _NotVerified(f"input {inp.name!r} of shape {list(shape)} is too big to "
-                                   f"generate ({total / 2**30:.3g} GiB of inputs); give smaller "
-                                   "shapes (--input-shape) or feeds")
+                                   f"generate ({(self._generated + total) / 2**30:.3g} GiB of "
+                                   "inputs over the bindings tried); give smaller shapes "
+                                   "(--input-shape) or feeds")
             rng = np.random.default_rng([seed, cand, zlib.crc32(inp.name.encode())])
             # numpy returns 0-d results as scalars, which onnxruntime will not take
             feed[inp.name] = np.asarray(_generate(inp, shape, binding, rng, cand, ranges))
+        self._generated += total
         return feed
 
     def feeds(self) -> list[tuple[dict[str, int], dict[str, np.ndarray]]]:
