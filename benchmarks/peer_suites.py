@@ -128,7 +128,7 @@ def monotone_argmax():
 def nop_pad():
     yield "op11_zero", g(11, "(float[1,3,4,4] x) => (float[1,3,4,4] y)",
                          "p = Constant <value = int64[8] {0,0,0,0,0,0,0,0}> ()\na = Pad (x, p)\ny = Relu (a)")
-    yield "op2_zero_attr", g(2, "(float[1,3,4,4] x) => (float[1,3,4,4] y)",
+    yield "op10_zero_attr", g(10, "(float[1,3,4,4] x) => (float[1,3,4,4] y)",
                              "a = Pad <pads = [0,0,0,0,0,0,0,0]> (x)\ny = Relu (a)")
     yield "near_miss_pads", g(11, "(float[1,3,4,4] x) => (float[1,3,6,6] y)",
                               "p = Constant <value = int64[8] {0,0,1,1,0,0,1,1}> ()\na = Pad (x, p)\ny = Relu (a)")
@@ -735,6 +735,9 @@ def details(outcomes: list[Outcome]) -> str:
     pw = [o for o in outcomes if o.peer_ok is False]
     lines.append(f"\npeer wrong (its rewrite is not exact): {len(pw)}" +
                  "".join(f"\n- {o.case.name} ({o.case.peer}): {'; '.join(o.notes)[:160]}" for o in pw))
+    crashed = [o for o in outcomes if not o.error and o.peer is None]
+    lines.append(f"\npeer failed to run: {len(crashed)}" +
+                 "".join(f"\n- {o.case.name}: {'; '.join(o.notes)[:120]}" for o in crashed))
     more = [o for o in outcomes if more_than_peer(o)]
     lines.append(f"\nonnxopt above a correct peer: {len(more)}" +
                  "".join(f"\n- {o.case.name}: {o.ours[1]} vs {o.peer[1]} nodes: {reason(o)}" for o in more))

@@ -6,6 +6,8 @@
 ``concat_concat``      Concat(.., Concat(p, q), ..) on the same axis -> one Concat
 ``reduce_unsqueeze``   Unsqueeze(Reduce*(x, A, keepdims=0), A) -> Reduce*(x, A, keepdims=1)
 ``slice_slice``        Slice(Slice(x)) -> one Slice (disjoint axes, or static dims on shared ones)
+``transpose_view``     Transpose(Unsqueeze|Squeeze(Transpose(x))) -> Unsqueeze|Squeeze(x), and a
+                       Transpose only when the dims of x do not come out in order
 =====================  =========================================================================
 
 The first node must be read only by the second (otherwise both stay and nothing is saved). Axes
@@ -242,7 +244,72 @@ class SliceSlice(Rule):
         return b.op("Slice", [m["x"], *consts], name=m.node("outer").name)
 
 
-RULES = (SqueezeSqueeze, UnsqueezePair, ConcatConcat, ReduceUnsqueeze, SliceSlice)
+def _perm(m: Match, node, rank: int) -> Optional[list[int]]:
+    p = m.attr(node, "perm")
+    p = list(range(rank))[::-1] if p is None else [int(i) for i in p]
+    return p if sorted(p) == list(range(rank)) else None
+
+
+class TransposeView(Rule):
+    """Transpose(V(Transpose(x, p), A), q) with V an Unsqueeze or Squeeze. Follow each dim of x
+    through the three nodes (new unit dims carry no label); the result is V(x) on the dims that
+    end up new (or go), followed by the permutation that puts x's dims where they end up, which
+    is dropped when it is the identity. Unit dims are interchangeable, so any order among them
+    is the same tensor."""
+
+    name = "transpose_view"
+    summary = "Transpose(Unsqueeze|Squeeze(Transpose(x))) -> Unsqueeze|Squeeze(x) (+ Transpose)"
+    pattern = Op("Transpose", Op(("Unsqueeze", "Squeeze"), Op("Transpose", "x", name="t1"),
+                                 Opt(Const("ax")), name="view"), name="t2")
+
+    def plan(self, m: Match) -> Optional[tuple[list[int], list[int]]]:
+        """(axes of V applied to x, permutation after it)."""
+        rank, view = m.rank("x"), m.node("view")
+        axes = axes_of(m, "view", "ax")
+        p1 = _perm(m, m.node("t1"), rank) if rank is not None else None
+        if p1 is None or axes is None:
+            return None
+        labels: list = list(p1)  # position i of t1's output holds dim p1[i] of x
+        if view.op_type == "Unsqueeze":
+            new = _norm(axes, rank + len(axes)) if axes else None
+            if new is None:
+                return None
+            it = iter(labels)
+            labels = [None if i in new else next(it) for i in range(rank + len(axes))]
+        else:
+            gone = _norm(axes or _ones_at(m.shape(view.inputs[0])) or [], rank)
+            if not gone:
+                return None
+            labels = [lb for i, lb in enumerate(labels) if i not in gone]
+        p2 = _perm(m, m.node("t2"), len(labels))
+        if p2 is None:
+            return None
+        final = [labels[j] for j in p2]
+        if view.op_type == "Unsqueeze":
+            vaxes = [i for i, lb in enumerate(final) if lb is None]
+            order = iter(range(rank))  # V(x): x's dims in order at the labelled positions
+            after = [None if lb is None else next(order) for lb in final]
+        else:
+            vaxes = sorted(set(range(rank)) - set(final))
+            after = [lb for lb in range(rank) if lb not in vaxes]
+        units = iter(i for i, lb in enumerate(after) if lb is None)
+        perm = [next(units) if lb is None else after.index(lb) for lb in final]
+        return vaxes, perm
+
+    def check(self, m: Match) -> Optional[str]:
+        return None if self.plan(m) is not None else "rank, permutations or axes unknown"
+
+    def rewrite(self, m: Match, b) -> Value:
+        vaxes, perm = self.plan(m)
+        op = m.node("view").op_type
+        extra, attrs = _axes_arg(m, b, op, vaxes)
+        y = b.op(op, [m["x"], *extra], attrs)
+        if perm == list(range(len(perm))):
+            return y
+        return b.op("Transpose", [y], {"perm": perm}, name=m.node("t2").name)
+
+
+RULES = (SqueezeSqueeze, UnsqueezePair, ConcatConcat, ReduceUnsqueeze, SliceSlice, TransposeView)
 
 __all__ = ["RULES", "SqueezeSqueeze", "UnsqueezePair", "ConcatConcat", "ReduceUnsqueeze",
-           "SliceSlice"]
+           "SliceSlice", "TransposeView"]

@@ -8,6 +8,7 @@
 ``bool_unit``          Or(x, false), Xor(x, false), And(x, true) -> x (and the same for
                        BitwiseOr/BitwiseXor with 0, BitwiseAnd with all ones)
 ``flatten_same``       Flatten whose output shape is provably its input's
+``split_single``       Split into one output that has its input's shape
 =====================  =========================================================================
 
 Like the identities in :mod:`.simplify`, a replacement must keep element type and shape (a
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..ir import Value
 from .fuse._common import attrs_of
-from .rewrite import Const, Match, Op, Rule
+from .rewrite import Const, Match, Op, Opt, Rule
 from .simplify import _Neutral, _Same, _replaceable
 from .simplify_merge import concat_pattern
 
@@ -128,7 +129,21 @@ class FlattenSame(_Same):
     pattern = Op("Flatten", "x")
 
 
-RULES = (Idempotent, Involution, WhereNot, ConcatEmpty, BoolUnit, FlattenSame)
+class SplitSingle(_Same):
+    """A Split with one output copies its input when that output keeps the input's shape (a
+    ``split`` of another length than the axis is invalid; the shape check covers it)."""
+
+    name = "split_single"
+    summary = "Split into one output -> x"
+    pattern = Op("Split", "x", Opt("s"))
+
+    def check(self, m: Match) -> Optional[str]:
+        if len(m.root.outputs) != 1:
+            return "more than one output"
+        return super().check(m)
+
+
+RULES = (Idempotent, Involution, WhereNot, ConcatEmpty, BoolUnit, FlattenSame, SplitSingle)
 
 __all__ = ["RULES", "Idempotent", "Involution", "WhereNot", "ConcatEmpty", "BoolUnit",
-           "FlattenSame"]
+           "FlattenSame", "SplitSingle"]
