@@ -46,7 +46,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "load", "save", "optimize", "OptimizeResult", "cut", "CutResult", "OnnxoptError", "ModelLoadError",
+    "load", "save", "optimize", "OptimizeResult", "OnnxoptError", "ModelLoadError",
+    "cut", "CutResult",
     "InvalidModelError", "ExternalDataError", "UsageError", "PassError", "IRError", "ShapeError",
     "VerificationError", "NotVerifiedError", "__version__",
 ]
