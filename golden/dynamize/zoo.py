@@ -149,6 +149,13 @@ CASES = [
          max_position_embeddings=64),
     text("clip_text", "CLIPTextModel", "CLIPTextConfig", key="last_hidden_state",
          vocab_size=VOCAB, max_position_embeddings=32, **SMALL),
+    text("mpnet", "MPNetModel", "MPNetConfig", vocab_size=VOCAB, max_position_embeddings=64,
+         relative_attention_num_buckets=8, **SMALL),
+    text("gemma", "GemmaModel", "GemmaConfig", head_dim=16, **LLAMA_LIKE),
+    image("dinov2", hf("Dinov2Model", "Dinov2Config", **VIT), BATCH_ONLY, dynamic=BATCH,
+          key="last_hidden_state"),
+    image("mobilenet_v2", hf("MobileNetV2Model", "MobileNetV2Config", image_size=32,
+                             depth_multiplier=0.25), ANY_IMAGE, key="pooler_output"),
     image("vit", hf("ViTModel", "ViTConfig", **VIT), BATCH_ONLY, dynamic=BATCH,
           key="last_hidden_state"),
     image("deit", hf("DeiTModel", "DeiTConfig", **VIT), BATCH_ONLY, dynamic=BATCH,
@@ -187,7 +194,8 @@ CASES += [
          hf=hf("WhisperModel", "WhisperConfig", vocab_size=VOCAB, d_model=32, encoder_layers=2,
                decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
                encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=8, max_source_positions=16,
-               max_target_positions=16), encoder=True, key="last_hidden_state",
+               max_target_positions=16, pad_token_id=1, bos_token_id=2, eos_token_id=2,
+               decoder_start_token_id=2), encoder=True, key="last_hidden_state",
          dynamic={"input_features": BATCH},
          shapes=[{"input_features": [b, 8, 32]} for b in (3, 1, 2, 5)]),
     dict(name="wav2vec2", kind="audio", inputs={"input_values": "float"},
@@ -330,7 +338,7 @@ CASES += [
          img_shapes([(3, 32, 48), (1, 32, 48), (3, 64, 64), (2, 16, 40)])),
     hand("lstm", lambda: _golden("LstmZeroState")(), {"x": "float"}, {"x": SEQ},
          [{"x": [b, t, 8]} for b, t in TEXT_SHAPES], kind="sequence"),
-    hand("gru", lambda: _golden("GruZeroState")(), {"input_ids": "ids"}, {"input_ids": SEQ},
+    hand("gru", lambda: _golden("GruZeroState")(), {"input_ids": "ids50"}, {"input_ids": SEQ},
          [{"input_ids": [b, t]} for b, t in TEXT_SHAPES], kind="sequence"),
 ]
 
@@ -367,8 +375,9 @@ def make_inputs(case, shape, seed):
         dims = shape[name]
         if kind == "float":
             out[name] = torch.randn(*dims, generator=g)
-        elif kind == "ids":
-            out[name] = torch.randint(3, VOCAB, dims, generator=g, dtype=torch.int64)
+        elif kind.startswith("ids"):
+            top = int(kind[3:] or VOCAB)
+            out[name] = torch.randint(3, top, dims, generator=g, dtype=torch.int64)
         elif kind == "mask":
             b, t = dims
             m = torch.ones(b, t, dtype=torch.int64)

@@ -389,6 +389,12 @@ def node_conflicts(node: Node, alg: Algebra, constraints: list) -> list:
     if op == "Reshape":
         r = analyse_reshape(node, alg)
         return [r] if r is not None else []
+    if op == "GatherElements":
+        from .indexing import gather_elements_conflicts
+
+        out = gather_elements_conflicts(node, alg)
+        if out:
+            return out
     out = []
     for c in constraints:
         sides = (c.lhs, c.rhs)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ...ir import Node, Value
 from .algebra import Algebra, is_int
 from .conflicts import BROADCAST_OPS, group_by_trace, label, shape, symval
+from .indexing import INDEX_OPS, follow_index
 
 UNARY_OPS = frozenset({
     "Cast", "CastLike", "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf",
@@ -54,6 +55,7 @@ class VecCulprit:
     div: int = 1
     add: int = 0
     bound: int | None = None  # the largest X this element can take (a Slice of a table)
+    trace: int | None = None  # the static size on this culprit's path (a factor of the conflict's)
 
 
 @dataclass
@@ -61,11 +63,13 @@ class DataCulprit:
     value: Value
     use: tuple
     dim: int
+    trace: int | None = None
 
 
 @dataclass
 class RangeCulprit:
     node: Node
+    trace: int | None = None
 
 
 @dataclass
@@ -105,7 +109,7 @@ class Tracer:
         p = v.producer
         if p is None:
             if v.const_value is not None:
-                out.append(DataCulprit(v, use, a))
+                out.append(DataCulprit(v, use, a, c))
             elif v.is_graph_input():
                 out.append(Dead(f"dim {a} of input {v.name!r} is a static {c} (free it too, "
                                 f"e.g. --dynamic {v.name}:{a}=NAME)"))
@@ -113,19 +117,26 @@ class Tracer:
                 out.append(Dead(f"dim {a} of {v.name!r} has no producer"))
             return
         if p.op_type == "Constant" and p.domain in ("", "ai.onnx"):
-            out.append(DataCulprit(v, use, a))
+            out.append(DataCulprit(v, use, a, c))
             return
         n = len(out)
         self._step(p, v, a, c, out, seen, depth)
         if len(out) == n:
             out.append(Dead(f"{label(p)}: dim {a} of its output ({c}) does not come from any "
                             "input this walk can follow"))
+        # A path that split a merged dim (Reshape -1) carries a factor of the conflict's size:
+        # each culprit remembers the static size of its own path (innermost frame wins).
+        for cu in out[n:]:
+            if getattr(cu, "trace", 0) is None:
+                cu.trace = c
 
     def _follow(self, node: Node, i: int, b: int, c: int, out, seen, depth) -> bool:
         if i >= len(node.inputs) or node.inputs[i] is None:
             return False
         x = node.inputs[i]
         s = shape(x)
+        if c is None and s is not None and 0 <= b < len(s) and is_int(s[b]):
+            c = s[b]  # a factor of a merged dim: follow it with its own size
         if s is None or not 0 <= b < len(s) or not (is_int(s[b]) and s[b] == c):
             return False
         self._walk(x, b, c, (node, i), out, seen, depth + 1)
@@ -170,7 +181,7 @@ class Tracer:
                 f(0, kept[a])
             return
         if op == "Reshape":
-            self._reshape(p, a, c, out, f)
+            self._reshape(p, a, c, out, f, seen, depth)
             return
         if op == "Expand":
             s = shape(p.inputs[0])
@@ -199,6 +210,9 @@ class Tracer:
             return
         if op == "Range":
             out.append(RangeCulprit(p))
+            return
+        if op in INDEX_OPS:
+            follow_index(p, a, f)
             return
         if op == "Gather":
             sd, si = shape(p.inputs[0]), shape(p.inputs[1])
@@ -322,7 +336,7 @@ class Tracer:
                 f(0, 0)
             return
 
-    def _reshape(self, p: Node, a: int, c: int, out: list, f) -> None:
+    def _reshape(self, p: Node, a: int, c: int, out: list, f, seen=None, depth=0) -> None:
         if len(p.inputs) < 2 or p.inputs[1] is None:
             return
         tv = symval(p.inputs[1])
@@ -347,6 +361,9 @@ class Tracer:
                     cands = [i for i in gd if dt[i] != 1]
                     if len(cands) == 1:
                         f(0, cands[0])
+                    else:  # -1 merged several dims: each factor is followed on its own
+                        for i in cands:
+                            self._follow(p, 0, i, None, out, seen, depth)
             return
         out.append(VecCulprit(p, 1, a))
 

@@ -44,6 +44,7 @@ from .conflicts import (
     symval,
 )
 from .emit import Emitter, Unemittable
+from .indexing import factor_of
 from .provenance import DataCulprit, Dead, RangeCulprit, Tracer, VecCulprit, const_array
 from .spec import Freed, parse_spec, resolve
 from .structure import Arange, ExpandTo, recognise
@@ -218,11 +219,18 @@ class Dynamizer:
                                      f"{c.static}")
                 return
             for cu in self.tracer.culprits(c.value, c.axis, c.static, c.use):
+                want = c.want
+                if getattr(cu, "trace", None) not in (None, c.static):  # a merged dim's factor
+                    want = factor_of(self.alg, c.want, cu.trace)
+                    if want is None:
+                        self.problems.append(f"{label(c.node)} needs {c.want} where the graph "
+                                             f"has {c.static}: no single factor of it is "
+                                             f"{cu.trace} (a merged index dim)")
+                        continue
                 if isinstance(cu, Dead):
                     self.problems.append(f"{label(c.node)} needs {c.want} where the graph has "
                                          f"{c.static} ({c.why}): {cu.why}")
                 elif isinstance(cu, VecCulprit):
-                    want = c.want
                     if (cu.mul, cu.div, cu.add) != (1, 1, 0):
                         e = self.alg.expr(want) * cu.mul / cu.div + cu.add
                         want = self.alg.simplify(self.alg.dim(e))
@@ -233,11 +241,11 @@ class Dynamizer:
                          f"element {cu.elem} of input {cu.index} of {label(cu.node)}")
                 elif isinstance(cu, DataCulprit):
                     node, idx = cu.use
-                    need(datas, (id(node), idx), (cu.use, cu.value, {}), cu.dim, c.want,
+                    need(datas, (id(node), idx), (cu.use, cu.value, {}), cu.dim, want,
                          f"dim {cu.dim} of {cu.value.name or 'a constant'} (read by "
                          f"{label(node)})")
                 elif isinstance(cu, RangeCulprit):
-                    ranges[id(cu.node)] = (cu.node, c.want)
+                    ranges[id(cu.node)] = (cu.node, want)
 
         for n, cs in found:
             for c in cs:

@@ -235,7 +235,9 @@ def recognise(arr: np.ndarray, new_dims: list, at) -> Recipe | None:
     if not vc:
         rec = Literal(core)
     elif vs or len(vc) > 2 or arr.dtype.kind == "b" and len(vc) == 1:
-        return None
+        from .indexing import recognise_affine  # stacked meshgrids, per-column steps
+
+        return None if arr.dtype.kind == "b" else recognise_affine(arr, new_dims, at)
     elif len(vc) == 1:
         k = vc[0]
         vec = core.reshape(-1)

@@ -1,0 +1,171 @@
+"""Index operands and structured index constants.
+
+Exporters turn ``attention_mask[batch_idx, kv_idx]``, ``torch.gather(buffer, 1, position_ids)``
+and rotary angle tables into constants computed at the trace size:
+
+- the TorchScript tracer folds ``kv_arange + batch_arange * T`` into Gather indices and
+  ``arange(T)`` into GatherElements indices;
+- the dynamo exporter bakes a GatherND index ``[B, 1, 1, T, 2]``: two aranges stacked on the
+  last axis (a meshgrid);
+- a rotary table is ``arange(T) (x) inv_freq``: an arange whose step differs per column.
+
+Two things make them repairable. The walk follows index operands, not only data operands
+(:func:`follow_index`): the output dims of GatherElements are its indices' dims, the leading
+output dims of GatherND are its indices' leading dims. And :class:`Affine` recognises every such
+constant as one structure: ``base[s] + sum_k i_k * step_k[s]`` where ``i_k`` runs along each
+dim that becomes symbolic and ``s`` indexes the dims that stay static (the stacked axis, the
+columns of a frequency table). The regenerated tensor is proved equal to the constant at the
+trace size (exactly, element by element) before it replaces it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import Value
+from .conflicts import shape
+from .emit import Emitter
+from .structure import Recipe, _dims_at, _index
+
+INDEX_OPS = frozenset({"GatherElements", "GatherND"})
+
+
+def follow_index(p, a: int, f) -> None:
+    """Map output dim ``a`` of an index op to the operand dims it comes from (``f(i, b)``)."""
+    if p.op_type == "GatherElements":
+        f(1, a)  # the output has exactly the indices' shape
+        return
+    si, sd = shape(p.inputs[1]), shape(p.inputs[0])
+    if si is None or sd is None or type(si[-1]) is not int:
+        return
+    lead = len(si) - 1
+    if a < lead:
+        f(1, a)
+    else:
+        f(0, p.attr("batch_dims", 0) + si[-1] + (a - lead))
+
+
+def gather_elements_conflicts(node, alg) -> list:
+    """GatherElements needs its data at least as large as its indices on every other axis
+    (onnxruntime checks it). A data dim baked at the trace size of a freed indices dim (a
+    buffer ``expand``-ed to the batch) must follow that dim."""
+    from .conflicts import DimConflict
+
+    sd, si = shape(node.inputs[0]), shape(node.inputs[1])
+    if sd is None or si is None or len(sd) != len(si):
+        return []
+    ax = node.attr("axis", 0)
+    ax = ax + len(sd) if ax < 0 else ax
+    out = []
+    for k, (d, i) in enumerate(zip(sd, si)):
+        want = alg.freed_dim(i)
+        if k != ax and type(d) is int and want is not None and alg.evaluate(want) == d:
+            out.append(DimConflict(node, node.inputs[0], (node, 0), k, d, want,
+                                   f"GatherElements data along indices of {want}"))
+    return out
+
+
+class Affine(Recipe):
+    """``base + sum_k i_k * step_k``: ``i_k`` an arange along changed dim ``k``, ``base`` and
+    each ``step_k`` constants over the static dims (size 1 along every changed dim)."""
+
+    def __init__(self, base: np.ndarray, steps: dict, dims: list):
+        self.base, self.steps, self.dims = base, steps, list(dims)
+        self.what = ("an affine index grid (" + " + ".join(
+            ["base"] + [f"i{k}*step{k}" for k in sorted(steps)]) + ")")
+
+    def _term_np(self, k, at) -> np.ndarray:
+        n = int(at(self.dims[k]))
+        shape = [1] * len(self.dims)
+        shape[k] = n
+        i = np.arange(n, dtype=np.int64).reshape(shape)
+        step = self.steps[k]
+        if self.base.dtype.kind in "iu":
+            return i * step.astype(np.int64)
+        return i.astype(self.base.dtype) * step
+
+    def eval(self, at):
+        acc = self.base.astype(np.int64) if self.base.dtype.kind in "iu" else self.base
+        for k in sorted(self.steps):
+            acc = acc + self._term_np(k, at)
+        out = np.broadcast_to(acc, _dims_at(self.dims, at))
+        return out.astype(self.base.dtype)
+
+    def emit(self, em: Emitter) -> Value:
+        ints = self.base.dtype.kind in "iu"
+        acc = em.const(self.base.astype(np.int64) if ints else self.base)
+        for k in sorted(self.steps):
+            shape = [1] * len(self.dims)
+            shape[k] = -1
+            i = em.op("Reshape", [_index(em, self.dims[k]), em.i64(shape)])
+            step = self.steps[k]
+            if ints:
+                term = em.op("Mul", [i, em.const(step.astype(np.int64))])
+            else:
+                term = em.op("Mul", [em.op("Cast", [i], {"to": _onnx_dtype(step.dtype)}),
+                                     em.const(step)])
+            acc = em.op("Add", [acc, term])
+        acc = em.op("Expand", [acc, em.vector(self.dims)])
+        if ints and self.base.dtype != np.int64:
+            acc = em.op("Cast", [acc], {"to": _onnx_dtype(self.base.dtype)})
+        return acc
+
+
+def factor_of(alg, want, trace: int):
+    """The factor of ``want`` (a product such as ``batch*seq``) that is ``trace`` at the trace
+    size: what one dim of a merged (flattened) index must become. None when no factor or more
+    than one (batch and seq both 7) has that size: the caller reports it."""
+    if alg.evaluate(want) == trace:
+        return want
+    import itertools
+
+    e = alg.expr(want)
+    args = list(e.args) if e.is_Mul else [e]
+    found = {}
+    for r in range(1, len(args)):
+        for sub in itertools.combinations(args, r):
+            prod = 1
+            for x in sub:
+                prod = prod * x
+            if alg.evaluate(alg.dim(prod)) == trace:
+                found[str(prod)] = prod
+    if len(found) != 1:
+        return None
+    return alg.simplify(alg.dim(next(iter(found.values()))))
+
+
+def _onnx_dtype(dt) -> int:
+    from ...ir.types import from_np_dtype
+
+    return from_np_dtype(np.dtype(dt))
+
+
+def recognise_affine(arr: np.ndarray, new_dims: list, at) -> Affine | None:
+    """An :class:`Affine` reproducing ``arr`` exactly at the trace size, or None. Every changed
+    dim needs at least 2 elements at the trace size (a step cannot be read from one)."""
+    if arr.dtype.kind not in "iuf" or arr.size == 0:
+        return None
+    changed = [k for k in range(arr.ndim) if type(new_dims[k]) is not int]
+    if not changed or any(arr.shape[k] < 2 for k in changed):
+        return None
+    origin = tuple(slice(0, 1) if k in changed else slice(None) for k in range(arr.ndim))
+    base = arr[origin]
+    wide = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr
+    steps = {}
+    for k in changed:
+        one = tuple(slice(1, 2) if j == k else origin[j] for j in range(arr.ndim))
+        step = wide[one] - wide[origin]
+        if arr.dtype.kind in "iu" or bool(np.any(step != 0)):
+            steps[k] = step.astype(arr.dtype) if arr.dtype.kind == "f" else step
+    rec = Affine(base, steps, new_dims)
+    try:
+        got = rec.eval(at)
+    except (ValueError, TypeError):
+        return None
+    if got.shape != arr.shape or not np.array_equal(got, arr):
+        return None
+    return rec
+
+
+__all__ = ["INDEX_OPS", "Affine", "factor_of", "follow_index", "gather_elements_conflicts",
+           "recognise_affine"]
