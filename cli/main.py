@@ -23,7 +23,9 @@ EXIT_OK, EXIT_VERIFY, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, like every other bad input
-        sys.stderr.write(f"onnxopt: error: {message}\n")
+        from ..ir.escape import escape
+
+        sys.stderr.write(f"onnxopt: error: {escape(message)}\n")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -35,6 +37,7 @@ def _optimize_parser() -> argparse.ArgumentParser:
                     "`onnxopt check [--target tensorrt] MODEL`.",
     )
     p.add_argument("input", nargs="?", help="model to optimize (.onnx)")
+    p.add_argument("--version", action="version", version=f"onnxopt {_version()}")
     p.add_argument("-o", "--output", help="where to write (default: IN with .opt.onnx)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("-p", "--passes", help="pipeline, e.g. 'fold,fuse' or "
@@ -57,10 +60,17 @@ def _optimize_parser() -> argparse.ArgumentParser:
                    help="allow -o to name the input itself (it is replaced atomically)")
     p.add_argument("--force", action="store_true",
                    help="write the output even when verification fails")
+    p.add_argument("--require-verified", action="store_true",
+                   help="exit 1 and write nothing when verification cannot run (default: write "
+                        "the output and say why it is not verified)")
     p.add_argument("--target-opset", type=int, metavar="N",
-                   help="upgrade the model to opset N first (onnx's version converter)")
+                   help="convert the model to default-domain opset N first, down or up "
+                        "(the opset pass; the rest of the pipeline then respects N)")
     p.add_argument("--dynamic", action="append", default=[], metavar="SPEC",
                    help="for -p dynamize: free input dims, e.g. input_ids:0=batch,1=seq or batch")
+    p.add_argument("--constraint", action="append", default=[], metavar="EXPR",
+                   help="for -p dynamize: assume a freed size satisfies EXPR (height%%16==0, or "
+                        "seq<=7 to allow slicing a table folded at the trace length; repeatable)")
     p.add_argument("--dynamize-values", action="store_true",
                    help="for -p dynamize: also rewrite values that merely equal a freed size")
     p.add_argument("--report", action="store_true", help="print the passes' detailed reports")
@@ -79,27 +89,26 @@ def _optimize_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    from ..ir.escape import escape
+
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    sys.stderr.write(f"onnxopt: error: {first}\n")
+    sys.stderr.write(f"onnxopt: error: {escape(first)}\n")  # model text never reaches the tty raw
     return code
 
 
-def _parse_input_shapes(specs: list[str]) -> dict:
-    from ..errors import UsageError
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    out = {}
-    for s in specs:
-        name, sep, dims = s.rpartition(":")
-        if not sep or not name:
-            raise UsageError(f"--input-shape {s!r}: expected NAME:D1,D2,...")
-        parsed = []
-        for d in dims.split(",") if dims else []:
-            d = d.strip()
-            parsed.append(int(d) if d.lstrip("-").isdigit() else d)
-        if any(isinstance(d, int) and d < 0 for d in parsed):
-            raise UsageError(f"--input-shape {s!r}: dims must be non-negative")
-        out[name] = parsed
-    return out
+    try:
+        return version("onnxopt")
+    except PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "unknown (not installed)"
+
+
+def _parse_input_shapes(specs: list[str]) -> dict:
+    from .inputs import parse_input_shapes
+
+    return parse_input_shapes(specs)
 
 
 def _parse_ranges(specs: list[str]) -> dict:
@@ -152,7 +161,7 @@ def _rules_of(cls) -> list[tuple[str, str]]:
     module's RULES table."""
     rules = getattr(cls, "rules", None)
     if isinstance(rules, (list, tuple)) and all(getattr(r, "name", "") for r in rules):
-        table = sys.modules.get(cls.__module__).__dict__.get("RULES")
+        table = getattr(sys.modules.get(cls.__module__), "RULES", None)
         given = table if isinstance(table, dict) else {}
         return sorted((r.name, _rule_summary(given.get(r.name) or r)) for r in rules)
     table = getattr(sys.modules.get(cls.__module__), "RULES", None)
@@ -188,10 +197,15 @@ def _run_optimize(args) -> int:
 
         if args.preset not in PRESETS:
             raise UsageError(f"unknown preset {args.preset!r} (presets: {', '.join(PRESETS)})")
-    if os.path.isdir(out):
-        raise UsageError(f"{out}: is a directory")
+    from .inputs import check_output, check_reproducer_dir, parse_input_shapes, read_feeds
+
+    check_output(out)
     if os.path.exists(out) and os.path.samefile(out, args.input) and not args.overwrite:
         raise UsageError(f"{out}: is the input model; pass --overwrite to replace it")
+    if args.reproducer:
+        check_reproducer_dir(args.reproducer)
+    if args.require_verified and not args.verify:
+        raise UsageError("--require-verified needs verification (drop --no-verify)")
     from .. import optimize, save
     from ..errors import VerificationError
     from ..ir import gcpause
@@ -210,19 +224,13 @@ def _run_optimize(args) -> int:
         if args.rtol is not None:
             vopts.rtol_override = args.rtol
         if args.inputs:
-            import numpy as np
-
-            try:
-                data = np.load(args.inputs)
-            except (OSError, ValueError) as e:
-                raise UsageError(f"--inputs {args.inputs}: cannot read ({e})") from None
-            vopts.feeds = [{k: data[k] for k in data.files}]
-    input_shapes = _parse_input_shapes(args.input_shape)
-    if args.dynamic or args.dynamize_values:
+            vopts.feeds = read_feeds(args.inputs)
+    input_shapes = parse_input_shapes(args.input_shape)
+    if args.dynamic or args.dynamize_values or args.constraint:
         from ..passes.pipeline import parse_pipeline
 
         items = parse_pipeline(pipeline)
-        _attach_dynamic(items, args.dynamic, args.dynamize_values)
+        _attach_dynamic(items, args.dynamic, args.dynamize_values, args.constraint)
         pipeline = items
     interactive = sys.stdout.isatty() and not args.quiet and not args.json
     progress = Progress() if interactive else None
@@ -232,7 +240,8 @@ def _run_optimize(args) -> int:
                           verify_each=args.verify_each, print_ir_after=args.print_ir_after,
                           plugins=args.plugin, progress=progress, input_shapes=input_shapes,
                           target_opset=args.target_opset, reproducer_dir=args.reproducer,
-                          verbose=args.verbose)
+                          verbose=args.verbose, print_fn=_print_escaped,
+                          require_verified=args.require_verified)
     except VerificationError as e:
         result = getattr(e, "result", None)
         failed = e
@@ -243,7 +252,10 @@ def _run_optimize(args) -> int:
             progress.stop()
     wrote = False
     if failed is None or args.force:
-        save(result.model, out)
+        try:
+            save(result.model, out)
+        except OSError as e:  # the folder filled up or changed under us: nothing is left behind
+            raise UsageError(f"{out}: cannot write ({e.strerror or e})") from None
         result.after.file_bytes = os.path.getsize(out)
         wrote = True
     if args.json:
@@ -260,27 +272,37 @@ def _run_optimize(args) -> int:
     return EXIT_OK
 
 
-def _attach_dynamic(items, dynamic: list[str], values: bool) -> None:
-    """Give --dynamic/--dynamize-values to every dynamize pass in the pipeline (groups too)."""
+def _print_escaped(text: str) -> None:
+    """``--print-ir-after``: the IR text with any control character from the model escaped."""
+    from ..ir.escape import escape
+
+    print(escape(text, newlines=True))
+
+
+def _attach_dynamic(items, dynamic: list[str], values: bool, constraint=()) -> None:
+    """Give --dynamic/--dynamize-values/--constraint to every dynamize pass in the pipeline
+    (groups too)."""
     from ..errors import UsageError
 
-    if not _set_dynamic(items, dynamic, values):
-        raise UsageError("--dynamic and --dynamize-values need the dynamize pass in the pipeline "
-                         "(-p dynamize)")
+    if not _set_dynamic(items, dynamic, values, list(constraint)):
+        raise UsageError("--dynamic, --constraint and --dynamize-values need the dynamize pass "
+                         "in the pipeline (-p dynamize)")
 
 
-def _set_dynamic(items, dynamic: list[str], values: bool) -> bool:
+def _set_dynamic(items, dynamic: list[str], values: bool, constraint=()) -> bool:
     from ..passes.pipeline import Group, PassSpec
 
     found = False
     for it in items:
         if isinstance(it, Group):
-            found |= _set_dynamic(it.items, dynamic, values)
+            found |= _set_dynamic(it.items, dynamic, values, constraint)
         elif isinstance(it, PassSpec) and it.name == "dynamize":
             if dynamic:
                 it.options["dynamic"] = ";".join(dynamic)
             if values:
                 it.options["values"] = True
+            if constraint:
+                it.options["constraint"] = ";".join(constraint)
             found = True
     return found
 
@@ -295,7 +317,10 @@ def _run_show(argv: list[str]) -> int:
     from .. import load
     from ..ir import print_model
 
-    sys.stdout.write(print_model(load(args.model), max_inline=args.max_inline))
+    from ..ir.escape import escape
+
+    sys.stdout.write(escape(print_model(load(args.model), max_inline=args.max_inline),
+                            newlines=True))
     return EXIT_OK
 
 

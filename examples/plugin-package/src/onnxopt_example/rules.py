@@ -46,8 +46,4 @@ class ExampleFuse(RewritePass):
 
     name = "example:fuse"
     summary = "the example package's rewrite rules"
-    rules = (GapFlatten(),)
-
-
-# `onnxopt --list-passes` shows a pass module's RULES under the pass.
-RULES = {r.name: r.summary for r in ExampleFuse.rules}
+    rules = (GapFlatten(),)  # `onnxopt --list-passes` lists them under the pass
