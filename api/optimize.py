@@ -209,8 +209,10 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     for p in plugins:
         load_plugin_file(p)
     items = parse_pipeline(passes) if isinstance(passes, str) else list(passes)
-    if target_opset is not None:
-        items = [PassSpec("upgrade", {"opset": int(target_opset)})] + items
+    if target_opset is not None:  # down or up, checked before anything is loaded
+        from .passes.opset import parse_target
+
+        items = [PassSpec("opset", {"target": parse_target(target_opset)})] + items
     model, original_ref, size = _load_original(model_or_path)
     base_dir = model.base_dir
     if input_shapes:

@@ -60,8 +60,11 @@ class Opset(Pass):
     options = {"target": 0}
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
-        target = parse_target(self.opts["target"])
-        source = source_opset(model)
+        try:
+            target = parse_target(self.opts["target"])
+            source = source_opset(model)
+        except UsageError as e:  # one line naming the pass, without a source location
+            raise PassError(f"opset: {e}") from None
         if target == source:
             return PassResult(preserved=ALL)
         if target > source and _converter(model, source, target, ctx):
