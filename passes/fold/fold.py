@@ -46,6 +46,16 @@ onnx shape inference on the region) and again before a result is materialized:
   Reshape, Transpose, Gather, Concat: growth <= 1) and for modest broadcasting of a bias against a
   small tensor, and stops every generator whose output dwarfs its inputs. A value refused here
   keeps its producing node; the constants that node reads are materialized instead.
+- What a constant replaces counts too: a value above the growth limit is still materialized when
+  at least ``replace_nodes`` (default 2) of the folded nodes it is computed from do work on data,
+  and it holds at most ``replace_elements`` (default 262,144: 1 MiB of float32). Nodes that do
+  no such work: Constant, the generators (``ConstantOfShape``, ``Expand``, ``Tile``, ``Range``,
+  ``EyeLike``) and shape arithmetic (outputs of at most ``small_elements`` elements). So a causal
+  mask made from two constant aranges (Range, Range, Unsqueeze, Unsqueeze, Less, Where: four
+  nodes of work) becomes one constant instead of six nodes recomputing it at every run, while a
+  ConstantOfShape of a static shape, an Expand of a scalar or a Range followed by one Unsqueeze
+  stay generators. On a graph whose every dim is known, every shape computation is small
+  integers (or proven values) and folds whatever these limits say.
 """
 
 from __future__ import annotations
@@ -64,6 +74,9 @@ from . import evaluators as ev
 from .bounds import output_bound
 from .proven import SHAPES, request_shapes
 from .runtime import EVALUABLE_DOMAINS, ORT_DOMAINS, RegionModel, RuntimeFailed
+
+# Nodes that write data from a few numbers (the size policy does not count them as work).
+_GENERATORS = frozenset({"Constant", "ConstantOfShape", "Expand", "Tile", "Range", "EyeLike"})
 
 NEVER_FOLD = frozenset({
     "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
@@ -128,7 +141,8 @@ class Fold(Pass):
     name = "fold"
     summary = "evaluate nodes whose inputs are constant (shape arithmetic too), inline constant Ifs"
     options = {"max_elements": 1_000_000, "max_growth": 4.0, "small_elements": 64,
-               "max_input_elements": 16_000_000, "runtime": True, "shapes": True}
+               "max_input_elements": 16_000_000, "runtime": True, "shapes": True,
+               "replace_nodes": 2, "replace_elements": 262_144}
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         folder = _Folder(model, ctx, self.opts)
@@ -148,6 +162,8 @@ class _Folder:
         self.max_elements = int(opts["max_elements"])
         self.max_growth = float(opts["max_growth"])
         self.small = int(opts["small_elements"])
+        self.replace_nodes = int(opts["replace_nodes"])
+        self.replace_elements = int(opts["replace_elements"])
         self.max_inputs = int(opts["max_input_elements"])
         self.use_runtime = bool(opts["runtime"])
         self.use_shapes = bool(opts["shapes"])
@@ -701,7 +717,31 @@ class _Folder:
     def allowed(self, v: Value, t: Tensor) -> bool:
         if t.size > self.max_elements:
             return False
-        return t.size <= self.small or t.size <= self.max_growth * self.source_of(v)
+        if t.size <= self.small or t.size <= self.max_growth * self.source_of(v):
+            return True
+        return t.size <= self.replace_elements and self.work(v) >= self.replace_nodes
+
+    def work(self, v: Value) -> int:
+        """How many folded nodes that do work on data ``v`` is computed from (see the size
+        policy), counted over its folded ancestors, each once."""
+        seen: set[Node] = set()
+        stack = [v.producer] if v.producer in self.folded_set else []
+        count = 0
+        while stack and count < self.replace_nodes:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            count += self.does_work(n)
+            stack.extend(i.producer for i in n.inputs
+                         if i is not None and i.producer in self.folded_set)
+        return count
+
+    def does_work(self, n: Node) -> bool:
+        if n.op_type in _GENERATORS or n.domain not in ("", "ai.onnx"):
+            return False
+        sizes = [self.known[o].size for o in n.outputs if o in self.known]
+        return bool(sizes) and max(sizes) > self.small
 
     def needed(self, v: Value) -> bool:
         """True when something that stays reads ``v`` (a kept or unfolded node, a graph output)."""
