@@ -44,6 +44,8 @@ from .conflicts import (
     symval,
 )
 from .emit import Emitter, Unemittable
+from .bounded import bounded_hint, bounded_recipe
+from .constraints import METADATA_KEY, check_constraints, parse_constraints, record, suggest_modulus
 from .indexing import factor_of
 from .provenance import DataCulprit, Dead, RangeCulprit, Tracer, VecCulprit, const_array
 from .spec import Freed, parse_spec, resolve
@@ -67,7 +69,7 @@ class Dynamizer:
     """One repair of one model."""
 
     def __init__(self, model: Model, ctx: PassContext, freed: list[Freed], values: bool,
-                 check: bool):
+                 check: bool, constraints: tuple = ()):
         self.model = model
         self.graph = model.graph
         self.ctx = ctx
@@ -90,6 +92,8 @@ class Dynamizer:
         self.constraints: list = []
         self.touched: set = set()  # ids of nodes whose inputs a rewrite of this round changed
         self.info = None  # the shape inference the rounds update
+        self.user = list(constraints)  # --constraint items (.constraints)
+        self.allowed: dict[str, int] = {}  # symbol -> bound the user allows a bounded repair to
 
     # -- setup ------------------------------------------------------------------------------
     def _sources(self) -> dict:
@@ -143,7 +147,19 @@ class Dynamizer:
         return self.info
 
     # -- the loop -------------------------------------------------------------------------
+    def _assume(self) -> None:
+        """The user's constraints hold from the start: proofs run under them."""
+        for c in self.user:
+            if c.kind == "mod":
+                self.alg.assume_multiple(c.symbol, c.value)
+            else:
+                self.allowed[c.symbol] = c.value
+                self._bound(SymDim(c.symbol), c.value, "given by --constraint")
+            self.other_notes.append(f"assumes {c} (--constraint; recorded in the model's "
+                                    f"metadata as {METADATA_KEY})")
+
     def run(self) -> None:
+        self._assume()
         self._free_inputs()
         first = next(iter(self.graph.nodes), None)
         self.em = Emitter(self.model, self.graph, self._sources(), first)
@@ -170,6 +186,7 @@ class Dynamizer:
         self._simplify_outputs()
         if self.check:
             self._run_check()
+        record(self.model, self.user)
         self._report()
 
     def _first_conflicts(self, info) -> list:
@@ -276,6 +293,10 @@ class Dynamizer:
         for node, want in ranges.values():
             self._fix_range(node, want)
 
+    def _hint(self, want) -> str:
+        c = suggest_modulus(self.alg, want)
+        return f" (it is with --constraint '{c}')" if c else ""
+
     def _once(self, key, what: str) -> bool:
         if key in self.applied:
             self.problems.append(f"{what}: rewriting it did not resolve the conflict")
@@ -303,7 +324,8 @@ class Dynamizer:
                 return
             if not self.alg.assume_integral(want):
                 self.problems.append(f"{label(node)}: {role} element {e} would be {want}, "
-                                     "which is not a whole number at every size")
+                                     f"which is not a whole number at every size"
+                                     f"{self._hint(want)}")
                 return
             elems[e] = want
         key = (id(node), index, tuple(str(e) for e in elems))
@@ -388,7 +410,7 @@ class Dynamizer:
                 return
             if not self.alg.assume_integral(want):
                 self.problems.append(f"{desc}: dim {d} would be {want}, which is not a whole "
-                                     "number at every size")
+                                     f"number at every size{self._hint(want)}")
                 return
             new_dims[d] = self.alg.simplify(want)
         if not self._once((id(node), idx, id(value), tuple(map(str, new_dims))),
@@ -397,7 +419,8 @@ class Dynamizer:
         key = (id(value), tuple(map(str, new_dims)))
         new = self.regen.get(key)
         if new is None:
-            rec = recognise(arr, new_dims, self.alg.evaluate)
+            rec = recognise(arr, new_dims, self.alg.evaluate) or \
+                bounded_recipe(arr, new_dims, self.alg.evaluate, self.allowed)
             if rec is None:
                 which = ", ".join(f"dim {d} is {fmt_dims([w])[1:-1]} (trace size {arr.shape[d]})"
                                   for d, w in sorted(reqs.items()))
@@ -408,7 +431,8 @@ class Dynamizer:
                     f"has sizes of the trace baked in ({which}) and its values are not a fill, "
                     "range, triangle or broadcast that could be regenerated at another size; the "
                     f"exporter computed it for {_trace_text(self.alg, syms)} (e.g. a folded table "
-                    "of position embeddings), so other sizes are not recoverable from this file")
+                    "of position embeddings), so other sizes are not recoverable from this file"
+                    + bounded_hint(arr, new_dims))
                 return
             try:
                 new = rec.emit(self.em)
@@ -622,15 +646,19 @@ class DynamizePass(Pass):
     name = "dynamize"
     summary = ("free input dims of a traced fixed-shape export (dynamic=x:0=batch,1=seq) and "
                "rebuild the constants derived from them from runtime shapes")
-    options: ClassVar[dict[str, Any]] = {"dynamic": "", "values": False, "check": True}
+    options: ClassVar[dict[str, Any]] = {"dynamic": "", "values": False, "check": True,
+                                         "constraint": ""}
 
     def __init__(self, **opts):
         super().__init__(**opts)
         self.items = parse_spec(str(self.opts["dynamic"] or ""))
+        self.cons = parse_constraints(str(self.opts["constraint"] or ""))
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         freed = resolve(model.graph, self.items)
-        d = Dynamizer(model, ctx, freed, _flag(self.opts["values"]), _flag(self.opts["check"]))
+        check_constraints(self.cons, {f.symbol: f.trace for f in freed})
+        d = Dynamizer(model, ctx, freed, _flag(self.opts["values"]), _flag(self.opts["check"]),
+                      tuple(self.cons))
         d.run()
         return PassResult(modified=True, stats=d.stats, preserved=frozenset())
 
