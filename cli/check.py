@@ -157,7 +157,19 @@ def check_health(model, path: Optional[str] = None):
                         f"input {v.name!r} is never read", none, label)
     report.info = {"opset": dict(model.opset_imports), "nodes": model.num_nodes(),
                    "shape_summary": info.summary() if info is not None else None}
+    report.info["lowest_opset"], report.info["lowest_opset_stop"] = _lowest_opset(model)
     return report
+
+
+def _lowest_opset(model):
+    """(lowest default-domain opset the opset pass converts the model to, why not one lower)."""
+    from ..errors import OnnxoptError
+    from ..passes.opset import lowest_opset
+
+    try:
+        return lowest_opset(model)
+    except OnnxoptError as e:  # a model the rules cannot read is reported by the other checks
+        return None, str(e)
 
 
 def _node_id(node) -> str:
@@ -284,6 +296,10 @@ def format_report(report, title: str, kinds: dict[str, str]) -> str:
     else:
         lines.append(f"  opsets {info.get('opset')}; {info.get('nodes')} nodes"
                      + (f"; shapes: {info['shape_summary']}" if info.get("shape_summary") else ""))
+        if info.get("lowest_opset") is not None:
+            stop = info.get("lowest_opset_stop")
+            lines.append(f"  lowest opset it converts to: {info['lowest_opset']} "
+                         f"(--target-opset N)" + (f"; below: {stop}" if stop else ""))
     for k, fs in report.by_kind().items():
         nb = sum(f.severity == "block" for f in fs)
         lines.append("")
