@@ -6,7 +6,8 @@ BiasAdd, BiasSplitGelu, BiasSoftmax, SkipLayerNormalization, SkipSimplifiedLayer
 LayerNormalization, SimplifiedLayerNormalization, EmbedLayerNormalization, GroupNorm, SkipGroupNorm,
 Attention, MultiHeadAttention, GroupQueryAttention, RotaryEmbedding, QuantizeLinear,
 DequantizeLinear, QLinearAdd, QLinearMul, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax,
-QLinearConcat, QLinearAveragePool, QLinearGlobalAveragePool, Trilu, Inverse.
+QLinearConcat, QLinearAveragePool, QLinearGlobalAveragePool, Trilu, Inverse, DynamicQuantizeLSTM,
+QAttention, QLinearConv. A rule given a malformed attribute sets no shape (never raises).
 """
 
 from __future__ import annotations
@@ -294,12 +295,79 @@ def _qlinear_gap(n: NodeCtx) -> None:
         n.set(0, n.dtype(0), list(x[:2]) + [1] * (len(x) - 2))
 
 
+def _pos_int(v) -> bool:
+    """An attribute usable as a dim: a positive int (a malformed one gives no shape, no crash)."""
+    return type(v) is int and v > 0
+
+
+def _direction(n: NodeCtx) -> int | None:
+    d = n.attr("direction", "forward")
+    d = d.decode() if isinstance(d, bytes) else d
+    return {"forward": 1, "reverse": 1, "bidirectional": 2}.get(d) if isinstance(d, str) else None
+
+
+@shape_fn(MS, "DynamicQuantizeLSTM")
+def _dynamic_quantize_lstm(n: NodeCtx) -> None:
+    """LSTM with quantized weights: Y [seq, dirs, batch, hidden], Y_h and Y_c [dirs, batch,
+    hidden] (float, the type of X)."""
+    x, dirs, hidden = n.shape(0), _direction(n), n.attr("hidden_size")
+    if x is None or len(x) != 3 or dirs is None or not _pos_int(hidden):
+        return
+    dt = n.dtype(0) or FLOAT
+    n.set(0, dt, [x[0], dirs, x[1], hidden])
+    for i in (1, 2):
+        n.set(i, dt, [dirs, x[1], hidden])
+
+
+@shape_fn(MS, "QAttention")
+def _qattention(n: NodeCtx) -> None:
+    """Quantized Attention: output [B, S, bias/3] in the bias' float type; present
+    [2, B, heads, past + S, head size]."""
+    x, b, heads = n.shape(0), n.shape(2), n.attr("num_heads")
+    if x is None or len(x) != 3 or b is None or len(b) != 1 or not _pos_int(heads):
+        return
+    hidden = b[0] // 3 if type(b[0]) is int and b[0] % 3 == 0 else None
+    dt = n.dtype(2) or FLOAT
+    n.set(0, dt, [x[0], x[1], hidden])
+    if n.has_out(1):
+        past = n.shape(8) if n.has(8) else None
+        total = x[1] if not n.has(8) else (
+            D.add(past[3], x[1]) if past is not None and len(past) == 5 else None)
+        head = hidden // heads if type(hidden) is int and hidden % heads == 0 else None
+        n.set(1, dt, [2, x[0], heads, total, head])
+
+
+@shape_fn(MS, "QLinearConv")
+def _ms_qlinear_conv(n: NodeCtx) -> None:
+    """com.microsoft's QLinearConv: onnx's, or with ``channels_last`` NHWC input and output."""
+    dt = n.dtype(7) or n.dtype(0)
+    cl = n.attr("channels_last", 0)
+    if cl not in (0, 1):
+        return
+    if not cl:
+        _conv_like(n, 0, 3, dt)
+        return
+    x, w = n.shape(0), n.shape(3)
+    if x is None or w is None or len(x) < 3 or len(w) != len(x):
+        return
+    k = len(x) - 2
+    kernel = list(n.attr("kernel_shape") or w[2:])
+    strides = list(n.attr("strides", None) or [1] * k)
+    dil = list(n.attr("dilations", None) or [1] * k)
+    pads = list(n.attr("pads", None) or [0] * (2 * k))
+    auto = n.attr("auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if len(kernel) != k or len(strides) != k or len(dil) != k or len(pads) != 2 * k:
+        return
+    n.set(0, dt, [x[0]] + conv_out(n, list(x[1:-1]), kernel, strides, dil, pads, auto) + [w[0]])
+
+
 MS_OPS = ("FusedConv", "NhwcConv", "FusedGemm", "FusedMatMul", "MatMulNBits", "MatMulInteger16",
           "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "GemmFastGelu", "BiasSplitGelu",
           "SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "LayerNormalization",
           "SimplifiedLayerNormalization", "EmbedLayerNormalization", "Attention",
           "MultiHeadAttention", "GroupQueryAttention", "QuantizeLinear", "DequantizeLinear",
           "QLinearAdd", "QLinearMul", "QLinearConcat", "QLinearAveragePool",
-          "QLinearGlobalAveragePool") + SAME
+          "QLinearGlobalAveragePool", "DynamicQuantizeLSTM", "QAttention", "QLinearConv") + SAME
 
 __all__ = ["MS_OPS"]
