@@ -297,3 +297,336 @@ def test_the_testing_helpers_on_the_docs_example(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="text differs"):
         assert_golden(model_from_text(header + "g (float[4] x) => (float[4] y) { y = Abs (x) }"),
                       golden)
+
+
+# -- when it goes wrong: each mistake, its one line and exit code, through the CLI and the API ----
+
+WRONG_MODEL = """
+<ir_version: 10, opset_import: ["" : 17]>
+g (float[N,4] x) => (float[N,4] y) {
+    i = Identity (x)
+    s = Sigmoid (i)
+    y = Mul (i, s)
+}
+"""
+
+
+@pytest.fixture
+def wrong_model(tmp_path) -> Path:
+    p = tmp_path / "wrong.onnx"
+    onnx.save(onnx.parser.parse_model(WRONG_MODEL), str(p))
+    return p
+
+
+def line_of(path: Path, fragment: str) -> int:
+    """The 1-based line of ``path`` holding ``fragment`` (messages must point there)."""
+    return next(i for i, s in enumerate(path.read_text().splitlines(), 1) if fragment in s)
+
+
+def cli_error(capsys, *argv: str) -> tuple[int, str]:
+    """(exit code, the one error line) of the command run in this process."""
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("onnxopt: error: "), err
+    return code, err[len("onnxopt: error: "):].rstrip("\n")
+
+
+def api_error(model: Path, pipeline: str, plugin: Path | None, **kw) -> str:
+    from onnxopt import OnnxoptError, optimize
+
+    with pytest.raises(OnnxoptError) as e:
+        optimize(str(model), pipeline, plugins=[str(plugin)] if plugin else (), **kw)
+    return str(e.value)
+
+
+HAND_SWISH = """
+    from onnxopt.ir import Builder
+    from onnxopt.passes import GraphPass, PassResult, register
+
+
+    @register
+    class HandSwish(GraphPass):
+        name = "t-opset:hand-swish"
+        summary = "Sigmoid(x) -> Swish(x), never asking the opset"
+
+        def run_on_graph(self, graph, ctx):
+            result = PassResult()
+            for node in list(graph.nodes):
+                if node.op_type == "Sigmoid":
+                    y = Builder(graph, before=node).op("Swish", [node.inputs[0]])
+                    node.outputs[0].replace_all_uses_with(y, outputs=True)
+                    graph.erase(node)
+                    result.modified = True
+            return result
+"""
+
+
+def test_a_hand_written_pass_creating_an_op_newer_than_the_model(wrong_model, tmp_path, capsys):
+    plugin = write(tmp_path / "hand_swish.py", HAND_SWISH)
+    line = line_of(plugin, "def run_on_graph")
+    want = (f"pass 't-opset:hand-swish' created Swish (opset 24) at opset 17: create it only "
+            f"when ctx.model.opset('') >= 24 (hand_swish.py:{line}) [plugin file {plugin}]")
+    out = tmp_path / "o.onnx"
+    code, err = cli_error(capsys, str(wrong_model), "--plugin", str(plugin), "-p",
+                          "t-opset:hand-swish", "--no-verify", "-o", str(out))
+    assert (code, err) == (2, want)
+    assert not out.exists()  # even under --no-verify: the model would be invalid
+    assert api_error(wrong_model, "t-opset:hand-swish", plugin, verify=False) == want
+
+
+LIAR = """
+    from onnxopt.passes import GraphPass, PassResult, register
+
+
+    @register
+    class DropIdentity(GraphPass):
+        name = "t-liar:drop-identity"
+        summary = "removes Identity nodes and forgets to say so"
+
+        def run_on_graph(self, graph, ctx):
+            result = PassResult()
+            for node in list(graph.nodes):
+                if node.op_type == "Identity" and not node.outputs[0].is_graph_output():
+                    node.outputs[0].replace_all_uses_with(node.inputs[0])
+                    graph.erase(node)
+            return result
+"""
+
+
+def test_a_plugin_pass_that_changes_the_ir_and_reports_no_change(wrong_model, tmp_path, capsys):
+    plugin = write(tmp_path / "liar.py", LIAR)
+    line = line_of(plugin, "def run_on_graph")
+    want = (f"pass 't-liar:drop-identity' reported no change but changed the IR (nodes 3 -> 2): "
+            f"its PassResult must say modified=True (liar.py:{line}) [plugin file {plugin}]")
+    out = tmp_path / "o.onnx"
+    code, err = cli_error(capsys, str(wrong_model), "--plugin", str(plugin), "-p",
+                          "fixpoint(t-liar:drop-identity,dce)", "-o", str(out))
+    assert (code, err) == (2, want)
+    assert not out.exists()
+    assert api_error(wrong_model, "t-liar:drop-identity", plugin) == want
+    # Turned off on request (to time a pass alone, say): then nothing is checked.
+    from onnxopt import optimize
+
+    optimize(str(wrong_model), "t-liar:drop-identity", check_modified=False)
+
+
+def test_built_in_passes_are_fingerprinted_on_request(wrong_model, monkeypatch, capsys):
+    from onnxopt import PassError, optimize
+    from onnxopt.passes import get
+
+    cls = get("identity").cls
+    honest = cls.run
+
+    def lies(self, model, ctx):  # a built-in with the bug: it works, then says it did nothing
+        result = honest(self, model, ctx)
+        result.modified = False
+        return result
+
+    monkeypatch.setattr(cls, "run", lies)
+    optimize(str(wrong_model), "identity", verify=False)  # built-ins: not by default
+    for kw in ({"check_modified": True}, {"verify_each": True}):
+        with pytest.raises(PassError, match="^pass 'identity' reported no change but changed "
+                                            r"the IR \(nodes 3 -> 2\)"):
+            optimize(str(wrong_model), "identity", verify=False, **kw)
+    code, err = cli_error(capsys, str(wrong_model), "-p", "identity", "--verify-each",
+                          "--no-verify", "-o", os.devnull)
+    assert code == 2 and err.startswith("pass 'identity' reported no change")
+
+
+def test_a_pass_in_an_unknown_namespace_suggests_the_plugin_flag(wrong_model, tmp_path, capsys):
+    want = ("unknown pass 't-nowhere:fuse': no loaded plugin has the namespace 't-nowhere'; a "
+            "pass in a plugin file needs --plugin FILE (plugins=[FILE] in optimize()), an "
+            "installed one its package (see --list-passes)")
+    code, err = cli_error(capsys, str(wrong_model), "-p", "dce,t-nowhere:fuse")
+    assert (code, err) == (2, want)
+    assert api_error(wrong_model, "dce,t-nowhere:fuse", None) == want
+    # A known namespace lists its passes instead.
+    plugin = write(tmp_path / "liar2.py", LIAR.replace("t-liar:", "t-near:"))
+    code, err = cli_error(capsys, str(wrong_model), "--plugin", str(plugin), "-p", "t-near:drop")
+    assert (code, err) == (2, "unknown pass 't-near:drop' (namespace 't-near' has: "
+                               "t-near:drop-identity)")
+
+
+ACME_MODULES = {
+    "acme_passes/__init__.py": "",
+    "acme_passes/gpu.py": """
+        import acme_native  # a native extension that failed to build
+
+        class GpuFuse: ...
+    """,
+    "acme_passes/fold.py": """
+        from onnxopt.passes import GraphPass, PassResult
+
+        class FoldConstants(GraphPass):
+            name = "acme:fold-constants"
+            summary = "fold"
+
+            def run_on_graph(self, graph, ctx):
+                return PassResult()
+    """,
+    "acme_passes/identity.py": """
+        from onnxopt.passes import GraphPass, PassResult
+
+        class DropIdentity(GraphPass):
+            name = "acme:drop-identity"
+            summary = "remove Identity nodes"
+
+            def run_on_graph(self, graph, ctx):
+                result = PassResult()
+                for node in list(graph.nodes):
+                    if node.op_type == "Identity" and not node.outputs[0].is_graph_output():
+                        node.outputs[0].replace_all_uses_with(node.inputs[0])
+                        graph.erase(node)
+                        result.modified = True
+                return result
+    """,
+}
+
+
+def acme_site(site: Path, entries: dict[str, str]) -> Path:
+    """The acme-passes package, installed into ``site`` (modules + dist-info, no network)."""
+    for rel, source in ACME_MODULES.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        write(site / rel, source)
+    _fake_installed_package(site, "acme-passes", entries)
+    return site
+
+
+ACME_ENTRIES = {"acme:gpu-fuse": "acme_passes.gpu:GpuFuse",
+                "acme:fold": "acme_passes.fold:FoldConstants",
+                "acme:drop-identity": "acme_passes.identity:DropIdentity"}
+
+
+@pytest.fixture
+def acme_installed(tmp_path, monkeypatch) -> Path:
+    """acme-passes on sys.path, with a registry that forgets it (and its passes) afterwards."""
+    from onnxopt.passes import registry
+
+    site = acme_site(tmp_path / "site", ACME_ENTRIES)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(registry, "_eps", None)
+    monkeypatch.setattr(registry, "_ep_done", {})
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    yield site
+    for mod in [m for m in sys.modules if m.startswith("acme_passes")]:
+        del sys.modules[mod]
+
+
+GPU_BROKEN = ("plugin 'acme:gpu-fuse' (entry point 'acme_passes.gpu:GpuFuse' of acme-passes) "
+              "failed to load: ModuleNotFoundError: No module named 'acme_native'")
+FOLD_MISNAMED = ("plugin 'acme:fold' (entry point 'acme_passes.fold:FoldConstants' of "
+                 "acme-passes): the class is named 'acme:fold-constants'; the entry point's name "
+                 "must be the class's `name` (the CLI name)")
+
+
+def test_one_broken_package_disables_only_its_own_passes(acme_installed, wrong_model, tmp_path,
+                                                        capsys):
+    from onnxopt import optimize
+
+    # A pipeline imports only the entry points it names: the broken one is never imported.
+    out = tmp_path / "o.onnx"
+    assert main([str(wrong_model), "-p", "acme:drop-identity,dce", "-o", str(out), "-q"]) == 0
+    assert [n.op_type for n in onnx.load(str(out)).graph.node] == ["Sigmoid", "Mul"]
+    assert "acme_passes.gpu" not in sys.modules
+    assert optimize(str(wrong_model), "acme:drop-identity").verified
+    # Naming the broken one: its package and the import error, one line, exit 2.
+    assert cli_error(capsys, str(wrong_model), "-p", "acme:gpu-fuse") == (2, GPU_BROKEN)
+    assert api_error(wrong_model, "acme:gpu-fuse", None) == GPU_BROKEN
+    # The misnamed entry point is an error too (the pass would answer to two names).
+    assert cli_error(capsys, str(wrong_model), "-p", "acme:fold") == (2, FOLD_MISNAMED)
+    # --list-passes marks both, lists the rest, and exits 0.
+    assert main(["--list-passes"]) == 0
+    lines = [" ".join(s.split()) for s in capsys.readouterr().out.splitlines()]
+    assert "acme:drop-identity remove Identity nodes" in lines
+    assert f"acme:gpu-fuse BROKEN: {GPU_BROKEN}" in lines
+    assert f"acme:fold BROKEN: {FOLD_MISNAMED}" in lines
+    assert "dce remove dead nodes, unused initializers and unused model-local functions" in lines
+
+
+REPRO_PLUGIN = HAND_SWISH.replace("t-opset:", "t-repro:")
+
+
+def test_a_reproducer_holds_the_plugin_file_and_replays_alone(wrong_model, tmp_path, capsys):
+    plugin = write(tmp_path / "repro_swish.py", REPRO_PLUGIN)
+    repro = tmp_path / "repro"
+    code, err = cli_error(capsys, str(wrong_model), "--plugin", str(plugin), "-p",
+                          "identity,t-repro:hand-swish,dce", "--reproducer", str(repro),
+                          "-o", str(tmp_path / "o.onnx"))
+    assert code == 2 and "created Swish (opset 24) at opset 17" in err
+    assert (repro / "repro_swish.py").read_text() == plugin.read_text()
+    assert (repro / "reproducer.pipeline").read_text() == "t-repro:hand-swish\n"
+    command = (repro / "reproducer.sh").read_text().splitlines()[-1]
+    assert command == ("onnxopt reproducer.onnx --plugin repro_swish.py -p t-repro:hand-swish "
+                       "-o reproducer.opt.onnx")
+    argv = command.split()[1:]
+    r = subprocess.run([sys.executable, "-m", "onnxopt.cli.main", *argv], cwd=repro,
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 2
+    assert r.stderr == err.replace(str(plugin), "repro_swish.py").join(
+        ["onnxopt: error: ", "\n"])
+
+
+LATE_BUG = """
+    from onnxopt.ir import Builder
+    from onnxopt.passes import GraphPass, PassResult, Rewrite, register
+
+
+    @register
+    class NegNeg(GraphPass):
+        name = "t-round:negneg"
+        summary = "Neg(Neg(x)) -> x, one pair per run"
+
+        def run_on_graph(self, graph, ctx):
+            for n in list(graph.nodes):
+                x = n.inputs[0] if n.op_type == "Neg" else None
+                if x is not None and x.producer is not None and x.producer.op_type == "Neg":
+                    n.outputs[0].replace_all_uses_with(x.producer.inputs[0], outputs=True)
+                    graph.erase(n)
+                    graph.erase(x.producer)
+                    return PassResult(modified=True)
+            return PassResult()
+
+
+    @register
+    class LateBug(GraphPass):
+        name = "t-round:late-bug"
+        summary = "wrong on its second run: Relu -> Abs"
+
+        def __init__(self, **opts):
+            super().__init__(**opts)
+            self.runs = 0
+
+        def run_on_graph(self, graph, ctx):
+            self.runs += 1
+            for n in list(graph.nodes):
+                if self.runs == 2 and n.op_type == "Relu":
+                    y = Builder(graph, before=n).op("Abs", [n.inputs[0]])
+                    n.outputs[0].replace_all_uses_with(y, outputs=True)
+                    graph.erase(n)
+                    return PassResult(modified=True, rewrites=[Rewrite("relu_abs", ("Relu",))])
+            return PassResult()
+"""
+
+ROUND_MODEL = """
+<ir_version: 10, opset_import: ["" : 17]>
+g (float[N,4] x) => (float[N,4] y) {
+    a = Neg (x)
+    b = Neg (a)
+    c = Neg (b)
+    d = Neg (c)
+    y = Relu (d)
+}
+"""
+
+
+def test_a_culprit_says_what_its_run_number_counts(tmp_path, capsys):
+    model = tmp_path / "round.onnx"
+    onnx.save(onnx.parser.parse_model(ROUND_MODEL), str(model))
+    plugin = write(tmp_path / "late_bug.py", LATE_BUG)
+    want = ("first divergence after pass 't-round:late-bug' (pass run #4 of the pipeline; "
+            "round 2 of its fixpoint group)")
+    code = main([str(model), "--plugin", str(plugin), "-p",
+                 "fixpoint(t-round:negneg,t-round:late-bug)", "-o", str(tmp_path / "o.onnx")])
+    err = capsys.readouterr().err
+    assert code == 1 and want in err and err.count("\n") == 1
+    assert want in api_error(model, "fixpoint(t-round:negneg,t-round:late-bug)", plugin)
