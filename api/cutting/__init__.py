@@ -4,7 +4,7 @@ Public names: :func:`cut` (also ``onnxopt.cut``), :class:`CutResult`, :func:`run
 The package is ``onnxopt.cutting`` so that the module never shadows the function ``onnxopt.cut``.
 """
 
-from .cut import BALANCES, CutResult, cut
+from .cutter import BALANCES, CutResult, cut
 from .store import read_manifest, run_pipeline
 
 __all__ = ["BALANCES", "CutResult", "cut", "read_manifest", "run_pipeline"]

@@ -73,6 +73,13 @@ class CostModel:
             self._numeric[expr] = got
         return got
 
+    def text(self, expr: Any) -> str:
+        """``expr`` as text with the user's dims put in (symbols left free stay symbols)."""
+        if self.binding and not isinstance(expr, (int, float)) and expr is not None:
+            expr = expr.xreplace({s: self.binding[s.name] for s in expr.free_symbols
+                                  if s.name in self.binding})
+        return expr_text(expr)
+
     def _bind(self, name: str) -> int:
         if name in self.binding:
             return self.binding[name]

@@ -40,11 +40,12 @@ def write_atomic(out_dir: str, models: list, manifest: dict,
                  check: Optional[Callable[[str], None]] = None) -> None:
     """Save the stages and the manifest into ``out_dir``; ``check(tmp_dir)`` runs on the files
     before they are moved into place (it raises to stop everything)."""
-    from ..io import save
-
     check_target(out_dir)
     parent = os.path.dirname(os.path.abspath(out_dir))
     tmp = tempfile.mkdtemp(prefix=".onnxopt-cut-", dir=parent)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; the result gets a new folder's mode
     try:
         fill(tmp, models, manifest)
         if check is not None:

@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence, Union
 from ..errors import UsageError, VerificationError
 from ..ir import Model, Node
 from .build import INPUT, StageIO, split
-from .cost import CostModel, expr_text
+from .cost import CostModel
 from .graphview import GraphView
 
 BALANCES = ("flops", "params", "memory")
@@ -89,9 +89,9 @@ def _stage_costs(view: GraphView, costs: CostModel, members: list[list[Node]]) -
             for o in n.outputs:
                 acts = acts + costs.nbytes(o)
         memory = params + acts
-        out.append({"nodes": len(nodes), "flops": expr_text(flops),
+        out.append({"nodes": len(nodes), "flops": costs.text(flops),
                     "flops_value": costs.number(flops), "params_bytes": params,
-                    "memory_bytes": expr_text(memory), "memory_value": costs.number(memory)})
+                    "memory_bytes": costs.text(memory), "memory_value": costs.number(memory)})
     return out
 
 
@@ -110,7 +110,7 @@ def _manifest(label: str, view: GraphView, finals: list, ios: list[StageIO], sta
                        for n, src in io.inputs],
             "outputs": io.outputs, "initializers": len(io.initializers), **c,
             "boundary": [v.name for v in io.boundary],
-            "boundary_bytes": expr_text(bbytes), "boundary_bytes_value": costs.number(bbytes)})
+            "boundary_bytes": costs.text(bbytes), "boundary_bytes_value": costs.number(bbytes)})
     return {"model": label, "mode": mode, "balance": balance,
             "binding": {**costs.binding, "*": "1 for batch-like symbols, else 128"},
             "inputs": sorted({n for io in ios for n, s in io.inputs if s == INPUT},
