@@ -15,7 +15,15 @@ import sys
 import traceback
 from typing import Optional
 
+from ..errors import PassError
+
 _RULE_ATTR = "_onnxopt_rule"  # set on an exception that escaped a rule's check or rewrite
+
+
+class RuleProblem(PassError):
+    """What a rule did that the rewrite driver refuses (a node outside the graph's opsets). The
+    message starts with ``rule 'NAME':`` and ends with the line in the rule's code; the pass
+    manager puts the pass and the plugin's origin around it."""
 
 
 def mark_rule(exc: BaseException, rule: str) -> None:
@@ -80,4 +88,4 @@ def definition(cls: type, *methods: str) -> str:
         return cls.__module__
 
 
-__all__ = ["mark_rule", "rule_of", "code_root", "where", "definition"]
+__all__ = ["RuleProblem", "mark_rule", "rule_of", "code_root", "where", "definition"]

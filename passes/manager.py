@@ -28,7 +28,7 @@ from ..ir.core import clock
 from ..ir.gcpause import paused_gc
 from . import blame, registry
 from .base import PassContext, PassResult, Rewrite
-from .opsets import model_problem
+from .opsets import fix_hint, model_problem
 from .pipeline import Group, Item, PassSpec, format_pipeline, parse_pipeline
 
 
@@ -206,7 +206,7 @@ class PassManager:
                                 "not a PassResult")
         except Exception as e:
             self._reproduce(snapshot, spec, entry)
-            if isinstance(e, PassError):
+            if isinstance(e, PassError) and not isinstance(e, blame.RuleProblem):
                 raise
             raise PassError(_raised_message(spec.name, e, entry)) from e
         seconds = time.perf_counter() - t
@@ -260,9 +260,11 @@ def _whence(entry) -> str:
 def _raised_message(name: str, e: Exception, entry) -> str:
     """The one line for an exception out of a pass: the pass, the rule it escaped (when the
     rewrite driver marked one), and the innermost line of the author's own code."""
+    if isinstance(e, blame.RuleProblem):  # the driver refused what a rule did, and said where
+        return f"pass {name!r}, {e}{_whence(entry)}"
     root = None if entry.builtin else blame.code_root(entry.cls, entry.plugin_file)
     rule = blame.rule_of(e)
-    who = f"pass {name!r}" + (f", rule {rule!r}," if rule else "")
+    who = f"pass {name!r}" + (f", rule {rule!r}:" if rule else "")
     if isinstance(e, OnnxoptError):  # e.g. the mutation API refusing an edit: say where
         at = f" ({blame.where(e, root)})" if root or rule else ""
         return f"{who} failed: {e}{at}{_whence(entry)}"
@@ -290,8 +292,13 @@ def _ir_problem(name: str, entry, model: Model, start: int) -> Optional[str]:
     if bad is None:
         return None
     node, why = bad
-    return (f"pass {name!r} created {why} (node {node.name or node.op_type!r}); every node a "
-            f"pass creates or edits must exist in the model's opsets "
+    label = f" (node {node.name!r})" if node.name else ""
+    if " at opset " in why:  # the default domain is too old for the op
+        need = why.split(" (opset ", 1)[1].split(")", 1)[0]
+        fix = f"create it only when ctx.model.opset('') >= {need}"
+    else:
+        fix = fix_hint(why)
+    return (f"pass {name!r} created {why}{label}: {fix} "
             f"({blame.definition(entry.cls, 'run_on_graph', 'run')})")
 
 

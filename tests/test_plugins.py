@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import onnx
 import onnx.parser
@@ -323,6 +326,23 @@ def line_of(path: Path, fragment: str) -> int:
     return next(i for i, s in enumerate(path.read_text().splitlines(), 1) if fragment in s)
 
 
+@contextmanager
+def fresh_registry() -> Iterator[None]:
+    """The pass registry as a new process has it (built-ins only, entry points not yet read),
+    put back afterwards: commands run in this process then behave as in their own."""
+    from onnxopt.passes import registry
+
+    registry.all_entries()  # built-ins and namespaces loaded once, kept
+    saved = {k: getattr(registry, k) for k in ("_entries", "_plugin_files", "_eps", "_ep_done")}
+    registry._entries = {k: e for k, e in saved["_entries"].items() if e.builtin}
+    registry._plugin_files, registry._eps, registry._ep_done = {}, None, {}
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(registry, k, v)
+
+
 def cli_error(capsys, *argv: str) -> tuple[int, str]:
     """(exit code, the one error line) of the command run in this process."""
     code = main(list(argv))
@@ -546,7 +566,8 @@ def test_one_broken_package_disables_only_its_own_passes(acme_installed, wrong_m
 REPRO_PLUGIN = HAND_SWISH.replace("t-opset:", "t-repro:")
 
 
-def test_a_reproducer_holds_the_plugin_file_and_replays_alone(wrong_model, tmp_path, capsys):
+def test_a_reproducer_holds_the_plugin_file_and_replays_alone(wrong_model, tmp_path, capsys,
+                                                              monkeypatch):
     plugin = write(tmp_path / "repro_swish.py", REPRO_PLUGIN)
     repro = tmp_path / "repro"
     code, err = cli_error(capsys, str(wrong_model), "--plugin", str(plugin), "-p",
@@ -558,12 +579,10 @@ def test_a_reproducer_holds_the_plugin_file_and_replays_alone(wrong_model, tmp_p
     command = (repro / "reproducer.sh").read_text().splitlines()[-1]
     assert command == ("onnxopt reproducer.onnx --plugin repro_swish.py -p t-repro:hand-swish "
                        "-o reproducer.opt.onnx")
-    argv = command.split()[1:]
-    r = subprocess.run([sys.executable, "-m", "onnxopt.cli.main", *argv], cwd=repro,
-                       capture_output=True, text=True, timeout=120, check=False)
-    assert r.returncode == 2
-    assert r.stderr == err.replace(str(plugin), "repro_swish.py").join(
-        ["onnxopt: error: ", "\n"])
+    monkeypatch.chdir(repro)
+    with fresh_registry():  # as a new process would: nothing loaded but the built-ins
+        replayed = cli_error(capsys, *command.split()[1:])
+    assert replayed == (2, err.replace(str(plugin), "repro_swish.py"))
 
 
 LATE_BUG = """
@@ -630,3 +649,58 @@ def test_a_culprit_says_what_its_run_number_counts(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and want in err and err.count("\n") == 1
     assert want in api_error(model, "fixpoint(t-round:negneg,t-round:late-bug)", plugin)
+
+
+def section(title: str) -> str:
+    """The text of one `## title` section of docs/plugins.md."""
+    return DOC.read_text().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def runs(text: str) -> list[tuple[str, list[str]]]:
+    """The ``$ command`` lines of the section's `<!-- run -->` console blocks, each with the
+    lines shown under it."""
+    out: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"<!-- run -->\n```console\n(.*?)```", text, re.DOTALL):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                out.append((line[2:], []))
+            else:
+                out[-1][1].append(line)
+    return out
+
+
+def test_the_docs_when_it_goes_wrong_section_runs_verbatim(tmp_path, monkeypatch, capsys):
+    """Every command of the section, run as shown (in this process, each with a registry as
+    fresh as a new process's): an error shows exactly the lines the page shows, exit code 2,
+    nothing written; a success shows each line the page shows."""
+    text = section("When it goes wrong")
+    blocks = dict(re.findall(r"<!-- begin: (.+?) -->\n```\w+\n(.*?)```\n<!-- end: \1 -->", text,
+                             re.DOTALL))
+    monkeypatch.chdir(tmp_path)
+    onnx.save(onnx.parser.parse_model(blocks.pop("model.onnx")), "model.onnx")
+    toml = blocks.pop("acme-passes entry points")
+    entries = dict(re.findall(r'^"(.+?)" = "(.+?)"$', toml, re.MULTILINE))
+    assert entries == ACME_ENTRIES  # the package the page describes is the one built here
+    monkeypatch.syspath_prepend(str(acme_site(tmp_path / "site", entries)))
+    for name, source in blocks.items():
+        (tmp_path / name).write_text(source)  # the plugin files, verbatim
+    commands = runs(text)
+    assert len(commands) >= 8
+    for command, shown in commands:
+        argv = shlex.split(command)
+        if argv[0] == "cat":
+            assert Path(argv[1]).read_text().splitlines() == shown, command
+            continue
+        assert argv[0] == "onnxopt", command
+        with fresh_registry():
+            code = main(argv[1:])
+        got = capsys.readouterr()
+        lines = [" ".join(s.split()) for s in (got.out + got.err).splitlines()]
+        want = [" ".join(s.split()) for s in shown]
+        if code:
+            assert (code, lines) == (2, want), command
+            assert not Path("model.opt.onnx").exists(), command
+        else:
+            assert [s for s in want if s not in lines] == [], command
+    for mod in [m for m in sys.modules if m.startswith("acme_passes")]:
+        del sys.modules[mod]
