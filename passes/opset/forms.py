@@ -132,7 +132,7 @@ class Restate(ConversionRule):
 
     def refuse(self, m: Match) -> Optional[str]:
         node, s = m.root, schema(m.root.op_type, self.target)
-        if s is None or form_problem(node, self.target, self.source) is not None:
+        if s is None or form_problem(node, self.target, self.source, axes=False) is not None:
             return "does not fit the target otherwise"
         if any(a.type == 5 or a.type == 10 for a in node.attributes.values()):
             return "holds subgraphs"

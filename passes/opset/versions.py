@@ -121,10 +121,11 @@ def allows(s, param: str, dt: int) -> bool:
     return dtype_str(dt) == param
 
 
-def form_problem(node, opset: int, source: int) -> Optional[str]:
+def form_problem(node, opset: int, source: int, axes: bool = True) -> Optional[str]:
     """Why the node (written for opset ``source``) is not a valid node at ``opset`` regardless
     of element types: a missing op, too many inputs or outputs, an attribute the older schema
-    lacks (unless it holds the newer default), or a change of meaning. None when it fits."""
+    lacks (unless it holds the newer default), a change of meaning, or (with ``axes``)
+    negative axes below 11. None when it fits."""
     s = schema(node.op_type, opset)
     if s is None:
         return f"{node.op_type} does not exist at opset {opset}"
@@ -144,7 +145,8 @@ def form_problem(node, opset: int, source: int) -> Optional[str]:
     v = semantic_change(node.op_type, s.since_version, since(node.op_type, source) or 0)
     if v is not None:
         return f"{node.op_type} changed meaning at opset {v}"
-    if opset < NEGATIVE_AXES_AT <= (since(node.op_type, source) or 0) and negative_axes(node):
+    if axes and opset < NEGATIVE_AXES_AT <= (since(node.op_type, source) or 0) \
+            and negative_axes(node):
         return f"negative axes are newer than opset {opset}"
     return None
 
