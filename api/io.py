@@ -13,6 +13,7 @@ import stat
 import tempfile
 from typing import Optional, Union
 
+from .audit import MAX_DEPTH, audit
 from .errors import InvalidModelError, ModelLoadError, UsageError
 
 # Protobuf cannot serialize a message of 2 GiB or more; leave room for the graph itself.
@@ -127,8 +128,10 @@ def read_model_proto(path: str):
     return _parse(_read_bytes(path), path)
 
 
-def check_header(proto, what: str) -> None:
-    """Refuse models whose header no runtime accepts (IR version, opset imports, node domains)."""
+def check_header(proto, what: str, base_dir: Optional[str] = None) -> None:
+    """Refuse models whose header no runtime accepts (IR version, opset imports), then anything
+    :mod:`onnxopt.audit` refuses (nodes, control flow, tensors, external data under
+    ``base_dir``)."""
     import onnx
 
     if not proto.HasField("graph"):
@@ -146,44 +149,10 @@ def check_header(proto, what: str) -> None:
             raise InvalidModelError(
                 f"{what}: imports ONNX opset {o.version}, which does not exist (this onnx "
                 f"package knows opsets 1 to {latest})")
-    imported = {o.domain or "" for o in proto.opset_import}
-    if "ai.onnx" in imported:
-        imported.add("")
-    local = {(f.domain, f.name) for f in proto.functions}
-    for f in proto.functions:
-        imported.add(f.domain)
-    seen: set = set()
-    _check_nodes(proto.graph, imported, local, seen, what, 0)
+    audit(proto, what, base_dir)
 
 
-_MAX_DEPTH = 64
-
-
-def _check_nodes(g, imported: set, local: set, seen: set, what: str, depth: int) -> None:
-    from onnx import defs
-
-    if depth > _MAX_DEPTH:
-        raise InvalidModelError(f"{what}: subgraphs are nested more than {_MAX_DEPTH} deep")
-    for n in g.node:
-        dom = n.domain or ""
-        if dom == "ai.onnx":
-            dom = ""
-        key = (dom, n.op_type)
-        if key not in seen:
-            if dom not in imported:
-                raise InvalidModelError(
-                    f"{what}: node {n.name or n.op_type!r} uses domain {dom!r}, which the model "
-                    "does not import")
-            if dom == "" and (n.domain, n.op_type) not in local and not defs.has(n.op_type, ""):
-                raise InvalidModelError(
-                    f"{what}: node {n.name or n.op_type!r} uses {n.op_type!r}, which is not an "
-                    "ONNX operator")
-            seen.add(key)
-        for a in n.attribute:
-            if a.HasField("g"):
-                _check_nodes(a.g, imported, local, seen, what, depth + 1)
-            for sub in a.graphs:
-                _check_nodes(sub, imported, local, seen, what, depth + 1)
+_MAX_DEPTH = MAX_DEPTH
 
 
 def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[str] = None):
@@ -212,7 +181,7 @@ def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[st
         what = "<ModelProto>"
     else:
         raise UsageError(f"cannot load a model from {type(source).__name__}")
-    check_header(proto, what)
+    check_header(proto, what, base_dir)
     try:
         return lift_model(proto, base_dir, lengths)
     except RecursionError as e:

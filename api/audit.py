@@ -1,0 +1,255 @@
+"""What a parsed model must satisfy before it is lifted: one walk over every graph, function body
+and tensor-bearing field, refusing what onnx.checker or onnxruntime would refuse later (or what
+would make onnxopt fail in the middle of a pass) with one specific line.
+
+Nodes: the domain is imported, an op of a domain onnx knows exists there, the op's schema at the
+imported version has every attribute the node sets and every one it requires, and control flow
+agrees with its bodies (If has both branches and they return as many values as the node; a Loop
+or Scan body takes and returns as many as the node says). Local functions never call themselves.
+
+Tensors (initializers, sparse initializers' values and indices, tensor and sparse attributes, in
+subgraphs and function bodies too): a known data type, no segments, dims whose element count is
+representable, strings that are UTF-8, and external data whose keys are unique and whose location
+is relative and stays inside the model's folder (checked against the files when loading from one).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .errors import ExternalDataError, InvalidModelError
+
+MAX_DEPTH = 64  # subgraph nesting onnxopt reads at most (protobuf stops at about 30 anyway)
+_MAX_ELEMENTS = 2**62  # an element count beyond this fits no memory and overflows numpy
+_STRING, _EXTERNAL = 8, 1
+_CONTROL = ("If", "Loop", "Scan")
+
+
+def _dtypes() -> frozenset:
+    import onnx
+
+    return frozenset(v for v in onnx.TensorProto.DataType.values() if v)
+
+
+class Audit:
+    """One pass over a ModelProto (see the module docstring); ``run`` raises on the first
+    problem. ``base_dir``: the model's folder, so external data files are checked too."""
+
+    def __init__(self, proto, what: str, base_dir: Optional[str] = None):
+        from onnx import defs
+
+        self.proto, self.what, self.base_dir = proto, what, base_dir
+        self.defs = defs
+        self.known_domains = {s.domain for s in defs.get_all_schemas()}
+        self.dtypes = _dtypes()
+        self.local = {(f.domain, f.name) for f in proto.functions}
+        self.schemas: dict = {}  # (domain, op, version) -> (attribute names, required) or None
+        self.seen_ops: set = set()
+
+    def run(self) -> None:
+        p = self.proto
+        imports = self._imports(p.opset_import)
+        for f in p.functions:
+            imports.setdefault(f.domain, 1)
+        self.graph(p.graph, imports, 0)
+        for f in p.functions:
+            fi = {**imports, **self._imports(f.opset_import)}
+            self.nodes(f.node, fi, 1, f"function {f.name!r}")
+            for a in f.attribute_proto:
+                self.attribute(a, fi, 1)
+        self.function_cycles()
+
+    @staticmethod
+    def _imports(opset_import) -> dict:
+        out = {(o.domain or ""): o.version for o in opset_import}
+        if "ai.onnx" in out:
+            out.setdefault("", out["ai.onnx"])
+        return out
+
+    def fail(self, msg: str, cls=InvalidModelError):
+        raise cls(f"{self.what}: {msg}")
+
+    # -- graphs and nodes
+
+    def graph(self, g, imports: dict, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            self.fail(f"subgraphs are nested more than {MAX_DEPTH} deep")
+        for t in g.initializer:
+            self.tensor(t)
+        for s in g.sparse_initializer:
+            self.sparse(s)
+        self.nodes(g.node, imports, depth, f"graph {g.name!r}")
+
+    def nodes(self, nodes, imports: dict, depth: int, where: str) -> None:
+        for n in nodes:
+            dom = "" if n.domain in ("", "ai.onnx") else n.domain
+            if (dom, n.op_type) not in self.seen_ops:
+                self.op(n, dom, imports)
+                self.seen_ops.add((dom, n.op_type))
+            for a in n.attribute:  # bodies first: a nesting bomb is refused as that
+                self.attribute(a, imports, depth)
+            if dom in self.known_domains and dom in imports \
+                    and (n.domain, n.op_type) not in self.local:
+                self.schema(n, dom, imports[dom])
+            if dom == "" and n.op_type in _CONTROL:
+                self.control(n, where)
+
+    def op(self, n, dom: str, imports: dict) -> None:
+        label = n.name or n.op_type
+        if dom not in imports:
+            self.fail(f"node {label!r} uses domain {dom!r}, which the model does not import")
+        if dom in self.known_domains and (n.domain, n.op_type) not in self.local \
+                and not self.defs.has(n.op_type, dom):
+            where = "an ONNX operator" if dom == "" else f"an operator of domain {dom!r}"
+            self.fail(f"node {label!r} uses {n.op_type!r}, which is not {where}")
+
+    def schema(self, n, dom: str, version: int) -> None:
+        key = (dom, n.op_type, version)
+        if key not in self.schemas:
+            try:
+                s = self.defs.get_schema(n.op_type, version, dom)
+                self.schemas[key] = (frozenset(s.attributes),
+                                     frozenset(k for k, a in s.attributes.items() if a.required))
+            except self.defs.SchemaError:  # the op is newer than the imported opset
+                self.schemas[key] = None
+        known = self.schemas[key]
+        label = n.name or n.op_type
+        if known is None:
+            self.fail(f"node {label!r}: {n.op_type!r} does not exist in opset {version} of "
+                      f"domain {dom or 'ai.onnx'!r}")
+        names = {a.name for a in n.attribute}
+        extra = sorted(names - known[0])
+        if extra:
+            self.fail(f"node {label!r}: {n.op_type!r} (opset {version}) has no attribute "
+                      f"{extra[0]!r}")
+        missing = sorted(known[1] - names)
+        if missing:
+            self.fail(f"node {label!r}: {n.op_type!r} requires attribute {missing[0]!r}")
+
+    def control(self, n, where: str) -> None:
+        """Bodies agree with the node: If's two branches, Loop's and Scan's input and output
+        counts (what onnxruntime checks when it loads the model)."""
+        label = n.name or n.op_type
+        bodies = {a.name: a.g for a in n.attribute if a.HasField("g")}
+        outs = len(n.output)
+        if n.op_type == "If":
+            for b in ("then_branch", "else_branch"):
+                if b in bodies and len(bodies[b].output) != outs:
+                    self.fail(f"node {label!r} in {where}: {b} returns {len(bodies[b].output)} "
+                              f"values, the node has {outs} outputs")
+            return
+        body = bodies.get("body")
+        if body is None:
+            return  # the schema check names the missing attribute
+        ins = len(n.input)
+        if n.op_type == "Loop":
+            carried = ins - 2
+            if len(body.input) != 2 + carried or len(body.output) != 1 + outs or outs < carried:
+                self.fail(f"node {label!r} in {where}: a Loop with {carried} carried values and "
+                          f"{outs} outputs needs a body of {2 + carried} inputs and {1 + outs} "
+                          f"outputs, not {len(body.input)} and {len(body.output)}")
+            return
+        scan_in = next((a.i for a in n.attribute if a.name == "num_scan_inputs"), None)
+        feeds = ins - (1 if self._scan8(n) else 0)
+        if scan_in is None or not 0 < scan_in <= feeds or len(body.input) != feeds \
+                or len(body.output) != outs:
+            self.fail(f"node {label!r} in {where}: a Scan with {feeds} inputs "
+                      f"({scan_in} scanned) and {outs} outputs has a body of "
+                      f"{len(body.input)} inputs and {len(body.output)} outputs")
+
+    def _scan8(self, n) -> bool:
+        return self.proto.opset_import and min(
+            (o.version for o in self.proto.opset_import if o.domain in ("", "ai.onnx")),
+            default=9) < 9
+
+    def attribute(self, a, imports: dict, depth: int) -> None:
+        if a.HasField("t"):
+            self.tensor(a.t)
+        for t in a.tensors:
+            self.tensor(t)
+        if a.HasField("sparse_tensor"):
+            self.sparse(a.sparse_tensor)
+        for s in a.sparse_tensors:
+            self.sparse(s)
+        if a.HasField("g"):
+            self.graph(a.g, imports, depth + 1)
+        for g in a.graphs:
+            self.graph(g, imports, depth + 1)
+
+    def function_cycles(self) -> None:
+        """Refuse local functions that call themselves, directly or through others."""
+        calls = {(f.domain, f.name): {(n.domain, n.op_type) for n in f.node} & self.local
+                 for f in self.proto.functions}
+        state: dict = {}
+        for start in calls:
+            stack = [(start, iter(calls[start]))]
+            state[start] = state.get(start, 0) or 1
+            if state[start] == 2:
+                continue
+            while stack:
+                key, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    state[key] = 2
+                    stack.pop()
+                elif state.get(nxt) == 1:
+                    self.fail(f"local function {nxt[1]!r} calls itself (recursion is not "
+                              "allowed in ONNX)")
+                elif not state.get(nxt):
+                    state[nxt] = 1
+                    stack.append((nxt, iter(calls[nxt])))
+
+    # -- tensors
+
+    def sparse(self, s) -> None:
+        self.tensor(s.values)
+        self.tensor(s.indices)
+        if any(d < 0 for d in s.dims):
+            self.fail(f"sparse tensor {s.values.name!r}: dims {list(s.dims)} include a negative "
+                      "dim")
+
+    def tensor(self, t) -> None:
+        name = t.name
+        if t.data_type not in self.dtypes:
+            self.fail(f"tensor {name!r} has data type {t.data_type}, which is not an ONNX type")
+        if t.HasField("segment"):
+            self.fail(f"tensor {name!r} is segmented, which onnxopt does not support")
+        n = 1
+        for d in t.dims:
+            if d > 0:
+                n *= d
+        if n > _MAX_ELEMENTS:
+            self.fail(f"tensor {name!r}: dims {list(t.dims)} are impossibly large",
+                      ExternalDataError if t.data_location == _EXTERNAL else InvalidModelError)
+        if t.data_type == _STRING:
+            for i, s in enumerate(t.string_data):
+                try:
+                    s.decode("utf-8")
+                except UnicodeDecodeError:
+                    self.fail(f"tensor {name!r}: string #{i} is not UTF-8")
+        if t.data_location == _EXTERNAL:
+            self.external(t)
+
+    def external(self, t) -> None:
+        keys = [e.key for e in t.external_data]
+        dup = next((k for k in keys if keys.count(k) > 1), None)
+        if dup is not None:
+            self.fail(f"tensor {t.name!r}: external data key {dup!r} is given twice",
+                      ExternalDataError)
+        if self.base_dir is None:
+            return  # loading from bytes: lift refuses external data without a folder
+        from .ir.tensor import _int_field, resolve_external
+
+        info = {e.key: e.value for e in t.external_data}
+        resolve_external(self.base_dir, info.get("location", ""),
+                         _int_field(info, "offset", t.name), _int_field(info, "length", t.name),
+                         t.name)
+
+
+def audit(proto, what: str, base_dir: Optional[str] = None) -> None:
+    """Refuse a model that breaks a rule of the module docstring (InvalidModelError,
+    ExternalDataError), naming the node or tensor."""
+    Audit(proto, what, base_dir).run()
+
+
+__all__ = ["audit", "Audit", "MAX_DEPTH"]
