@@ -43,8 +43,8 @@ def _session(proto_or_bytes):
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
-def _shapes(case: str):
-    exp = np.load(CORPUS / f"{case}.expected.npz")
+def _shapes(case: str, corpus: Path = CORPUS):
+    exp = np.load(corpus / f"{case}.expected.npz")
     out = []
     k = 0
     while any(f.startswith(f"shape{k}/") for f in exp.files):
@@ -117,12 +117,19 @@ def _per_shape(make, shapes) -> list[tuple[bool, str]]:
 
 
 def run_case(case: str) -> dict:
+    meta = json.loads((CORPUS / f"{case}.json").read_text())
+    return run_model(str(CORPUS / f"{case}.onnx"), meta, _shapes(case)[1:],
+                     case.startswith("seq_mean_div"))
+
+
+def run_model(path: str, meta: dict, shapes: list, values: bool = False,
+              constraints: bool = False) -> dict:
+    """The four tools on one model at ``shapes`` (the saved shapes other than the trace one).
+    With ``constraints``, onnxopt is re-run with the --constraint its refusal suggests (at most
+    twice), and ``res["constraint"]`` says which it used."""
     import onnx
 
-    meta = json.loads((CORPUS / f"{case}.json").read_text())
-    path = str(CORPUS / f"{case}.onnx")
-    shapes = _shapes(case)[1:]  # the shapes other than the trace shape
-    res: dict = {}
+    res: dict = {"constraint": ""}
 
     def update_dims():
         from onnx.tools.update_model_dims import update_inputs_outputs_dims
@@ -156,12 +163,25 @@ def run_case(case: str) -> dict:
         from onnxopt.passes import PassManager
         from onnxopt.passes.pipeline import PassSpec
 
-        m = onnxopt.load(path)
-        opts = {"dynamic": spec or _spec(meta)}
-        if case.startswith("seq_mean_div"):
-            opts["values"] = True
-        PassManager([PassSpec("dynamize", opts)]).run(m)
-        return lower_model(m)
+        import re
+
+        from onnxopt.errors import OnnxoptError
+
+        for attempt in range(3):
+            m = onnxopt.load(path)
+            opts = {"dynamic": spec or _spec(meta), "constraint": res["constraint"]}
+            if values:
+                opts["values"] = True
+            try:
+                PassManager([PassSpec("dynamize", opts)]).run(m)
+                return lower_model(m)
+            except OnnxoptError as e:
+                more = re.findall(r"--constraint '([^']+)'", str(e).splitlines()[0])
+                if not constraints or not more or attempt == 2:
+                    res["refusal"] = str(e).splitlines()[0]
+                    raise
+                res["constraint"] = ";".join(filter(None, [res["constraint"], *more]))
+        raise AssertionError("unreachable")
 
     def onnxopt_partial():
         """When onnxopt refuses a size ("seq cannot be freed: ..."), what freeing the others
@@ -193,8 +213,76 @@ def run_case(case: str) -> dict:
         res[tool] = fn()
         t[tool] = time.perf_counter() - t0
     res["seconds"] = t
-    res["partial"] = onnxopt_partial()
+    res["partial"] = None if constraints else onnxopt_partial()
     return res
+
+
+def _allowed(meta: dict, shapes: list, constraint: str) -> list[bool]:
+    """Which shapes the file's information allows: within every NAME<=N the repair assumed."""
+    bounds = {}
+    for c in filter(None, constraint.split(";")):
+        if "<=" in c:
+            name, n = c.split("<=")
+            bounds[name.strip()] = int(n)
+    out = []
+    for feeds, _ in shapes:
+        ok = True
+        for name, dims in meta["dynamic"].items():
+            for ax, sym in dims.items():
+                if sym in bounds and feeds[name].shape[int(ax)] > bounds[sym]:
+                    ok = False
+        out.append(ok)
+    return out
+
+
+def _pattern(refusal: str) -> str:
+    """A refusal, shortened to its node and pattern for the table."""
+    text = refusal.removeprefix("dynamize: ").replace("|", "/")
+    return text[:150] + ("..." if len(text) > 150 else "")
+
+
+def zoo_main(folder: Path, markdown: bool, only: str | None = None) -> int:
+    """The zoo (golden/dynamize/zoo.py): every architecture and exporter through the tools."""
+    rows, totals = [], {}
+    for js in sorted(folder.glob("*.json")):
+        meta = json.loads(js.read_text())
+        name = meta["name"]
+        if only and name != only:
+            continue
+        shapes = _shapes(name, folder)[1:]
+        for ex in ("script", "dynamo"):
+            path = folder / f"{name}.{ex}.onnx"
+            if not path.exists():
+                continue
+            r = run_model(str(path), meta, shapes, constraints=True)
+            allowed = _allowed(meta, shapes, r["constraint"])
+            t = totals.setdefault(ex, {k: 0 for k in (*TOOLS, "allowed", "shapes", "wrong")})
+            row = [name, ex]
+            for tool in TOOLS:
+                ok = sum(1 for good, _ in r[tool] if good)
+                t[tool] += ok
+                row.append(f"{ok}/{len(shapes)}")
+            ok_allowed = sum(1 for (good, _), a in zip(r["onnxopt"], allowed) if good and a)
+            wrong = sum(1 for good, why in r["onnxopt"] if not good and why.startswith("wrong"))
+            t["allowed"] += sum(allowed)
+            t["shapes"] += len(shapes)
+            t["wrong"] += wrong
+            note = r.get("refusal")
+            note = f"refused: {_pattern(note)}" if note else \
+                (f"--constraint '{r['constraint']}'" if r["constraint"] else "")
+            row += [f"{ok_allowed}/{sum(allowed)}", note]
+            rows.append(row)
+            print("  " + " ".join(row[:7]), file=sys.stderr, flush=True)
+    head = ["model", "exporter", *TOOLS, "onnxopt, allowed sizes", "onnxopt notes"]
+    for ex, t in totals.items():
+        rows.append([f"total ({ex})", ex, *[f"{t[k]}/{t['shapes']}" for k in TOOLS],
+                     f"{t['onnxopt']}/{t['allowed']}", f"{t['wrong']} wrong results"])
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join(["---", "---"] + ["---:"] * (len(TOOLS) + 1) + ["---"]) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |" if markdown else "  ".join(row))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -202,7 +290,11 @@ def main(argv=None) -> int:
     ap.add_argument("--only", help="run one case")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
     ap.add_argument("-v", "--verbose", action="store_true", help="say why each shape failed")
+    ap.add_argument("--zoo", nargs="?", const="build/dynamize_zoo", metavar="DIR",
+                    help="run the architecture zoo (golden/dynamize/zoo.py's output) instead")
     args = ap.parse_args(argv)
+    if args.zoo:
+        return zoo_main(Path(args.zoo), args.markdown, args.only)
     cases = sorted(p.stem for p in CORPUS.glob("*.onnx"))
     if args.only:
         cases = [c for c in cases if c == args.only]
