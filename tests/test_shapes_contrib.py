@@ -147,3 +147,39 @@ def test_malformed_attributes_give_no_shape_and_no_crash(op: str, attrs: dict):
     info = infer_shapes(ir)
     assert all(v.shape is None or any(d is None for d in v.shape) for v in ir.graph.outputs)
     assert info.unknown  # reported in the health report
+
+
+def _one_node(op: str, ins: list, nout: int) -> onnx.ModelProto:
+    vis = [h.make_tensor_value_info(name, dt, dims) for name, dims, dt in ins]
+    outs = [f"o{k}" for k in range(nout)]
+    node = h.make_node(op, [x[0] for x in ins], outs, domain="com.microsoft")
+    g = h.make_graph([node], "g", vis, [onnx.ValueInfoProto(name=o) for o in outs])
+    return h.make_model(g, opset_imports=[h.make_opsetid("", 17),
+                                          h.make_opsetid("com.microsoft", 1)])
+
+
+def test_runtime_fallback_keeps_symbols_and_static_dims_that_no_run_moves():
+    """CDist has no rule: onnxruntime's runs give [b, s] at every binding and on every draw."""
+    ir = load(_one_node("CDist", [i("a", ["b", 4]), i("c", ["s", 4])], 1))
+    infer_shapes(ir)
+    assert str(ir.graph.outputs[0].shape) == "[b,s]"
+
+
+def test_runtime_fallback_drops_data_dependent_dims():
+    """Unique's unique values and counts depend on the data (zeros give one, random data many):
+    rank only; the inverse indices follow the input's length."""
+    ir = load(_one_node("Unique", [i("x", ["b"])], 3))
+    infer_shapes(ir)
+    assert [str(v.shape) for v in ir.graph.outputs] == ["[?]", "[b]", "[?]"]
+    m = _one_node("Unique", [i("x", ["b"])], 3)
+    for n in (3, 8):
+        x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+        actual = runtime_shapes(m, {"x": x}, expose=False)
+        r = compare(ir, actual, {"b": n}, values=list(ir.graph.outputs))
+        assert not r.wrong
+
+
+def test_runtime_fallback_claims_nothing_for_an_op_the_runtime_lacks():
+    ir = load(_one_node("NoSuchContribOp", [i("x", ["b", 4])], 1))
+    info = infer_shapes(ir)
+    assert ir.graph.outputs[0].shape is None and info.unknown

@@ -1,7 +1,7 @@
 """Fallback for ops without a shape function here: onnx's own per-node inference.
 
 Used only for ops that have an onnx schema (e.g. ai.onnx.ml, training ops) and no function in
-the table; only its static facts are kept (dtypes and integer dims; symbolic dims it returns are
+the table (ops with no schema either go to :mod:`.runtime_fallback`); only its static facts are kept (dtypes and integer dims; symbolic dims it returns are
 dropped, since their names are onnx's, not ours).
 """
 
@@ -32,9 +32,31 @@ def onnx_fallback(domain: str, op_type: str, ctx: NodeCtx) -> Callable | None:
     if any(a.type in (5, 10) for a in ctx.node.attributes.values()):
         return None
     schema = _schema(domain, op_type, ctx.opset)
-    if schema is None or not schema.has_type_and_shape_inference_function:
+    if schema is None:  # no onnx schema: what onnxruntime proves, if it has the op
+        from .runtime_fallback import runtime_fallback
+
+        return runtime_fallback(domain, op_type, ctx)
+    if not schema.has_type_and_shape_inference_function:
         return None
     return lambda n: _run(schema, n)
+
+
+def attribute_protos(n: NodeCtx) -> list:
+    """The node's attributes as AttributeProtos (function attribute references resolved)."""
+    from onnx import helper
+
+    attrs = []
+    for a in n.node.attributes.values():
+        if a.ref_attr_name:
+            attrs.append(helper.make_attribute(a.name, n.attr(a.name)))
+        elif a.proto is not None:
+            attrs.append(a.proto)
+        else:
+            v = a.value
+            if hasattr(v, "to_proto"):
+                v = v.to_proto()
+            attrs.append(helper.make_attribute(a.name, v))
+    return attrs
 
 
 def _static_only(t):
@@ -78,18 +100,7 @@ def _run(schema, n: NodeCtx) -> None:
                 data[name] = numpy_helper.from_array(arr, name)
             except (TypeError, ValueError, OverflowError):
                 pass
-    attrs = []
-    for a in node.attributes.values():
-        if a.ref_attr_name:
-            v = n.attr(a.name)
-            attrs.append(helper.make_attribute(a.name, v))
-        elif a.proto is not None:
-            attrs.append(a.proto)
-        else:
-            v = a.value
-            if hasattr(v, "to_proto"):
-                v = v.to_proto()
-            attrs.append(helper.make_attribute(a.name, v))
+    attrs = attribute_protos(n)
     np_ = onnx.NodeProto()
     np_.op_type = node.op_type
     np_.domain = node.domain
@@ -113,4 +124,4 @@ def _run(schema, n: NodeCtx) -> None:
             n.set_type(i, t)
 
 
-__all__ = ["onnx_fallback"]
+__all__ = ["attribute_protos", "onnx_fallback"]
