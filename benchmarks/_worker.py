@@ -52,6 +52,12 @@ def onnxoptimizer(src: str, out: str, external: bool) -> None:
     _save(opt.optimize(_load(src), opt.get_fuse_and_elimination_passes()), out, external)
 
 
+def onnxscript(src: str, out: str, external: bool) -> None:
+    import onnxscript.optimizer as opt  # measured only: never a dependency of onnxopt
+
+    _save(opt.optimize(_load(src)), out, external)
+
+
 def ort_basic(src: str, out: str, external: bool) -> None:
     import onnxruntime as ort
 
@@ -72,6 +78,7 @@ TOOLS = {
     "onnxsim": onnxsim,
     "onnxslim": onnxslim,
     "onnxoptimizer": onnxoptimizer,
+    "onnxscript": onnxscript,
     "ort-basic": ort_basic,
 }
 

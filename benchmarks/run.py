@@ -13,7 +13,7 @@ Models (--models): light (onnx's backend light models), shared (../shared/models
 golden (golden/models/*.onnx, skipped if absent), synth (benchmarks/synth.py at --synth-sizes nodes,
 cached in benchmarks/.cache/) and external (the --external-gb GB external-data model; only when asked
 for, it takes disk and minutes). Tools (--tools): onnxopt, onnxopt+verify, onnxsim, onnxslim,
-onnxoptimizer, ort-basic, floor (onnx.load + onnx.save).
+onnxoptimizer, onnxscript (its optimizer, when installed), ort-basic, floor (onnx.load + onnx.save).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-ALL_TOOLS = ["onnxopt", "onnxopt+verify", "onnxsim", "onnxslim", "onnxoptimizer", "ort-basic", "floor"]
+ALL_TOOLS = ["onnxopt", "onnxopt+verify", "onnxsim", "onnxslim", "onnxoptimizer", "onnxscript", "ort-basic",
+             "floor"]
 ALL_GROUPS = ["light", "shared", "golden", "synth", "external"]
 DEFAULT_GROUPS = ["light", "shared", "golden", "synth"]
 PEER_PACKAGES = ["onnx", "onnxruntime", "onnxsim", "onnxslim", "onnxoptimizer", "numpy", "protobuf", "sympy",

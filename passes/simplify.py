@@ -20,6 +20,11 @@ included, so nothing downstream can tell the difference:
 ``where_const``        Where with a constant, uniform condition
 =====================  =========================================================================
 
+More rules of this pass live beside it: :mod:`.simplify_merge` (two nodes of one kind into one:
+Squeeze/Unsqueeze chains, Concat of Concat, Reduce + Unsqueeze, Slice of Slice, Transpose around
+a view) and :mod:`.simplify_units` (idempotent and involutive ops, ``Where(Not(c))``, empty Concat
+inputs, bool/bitwise units, no-op Flatten and Split).
+
 A constant operand must not broadcast ``x`` to a bigger shape (``x * ones(4)`` with ``x`` of shape
 ``[1]`` stays) and must have ``x``'s element type; shapes are facts from symbolic shape inference,
 never a file's declarations. ``x * 1.0`` and ``x / 1.0`` are exact for every float, NaN and

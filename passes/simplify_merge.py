@@ -46,7 +46,32 @@ def _axes_arg(m: Match, b, op_type: str, axes: list[int]) -> tuple[list, dict]:
     return [], {"axes": list(axes)}
 
 
-class SqueezeSqueeze(Rule):
+class _AxesPair(Rule):
+    """Two Squeezes or two Unsqueezes: one node over the ``combined`` axes, in x's terms."""
+
+    def combined(self, m: Match) -> Optional[list[int]]:
+        rank = m.rank("x")
+        a1, a2 = axes_of(m, "inner", "a1"), axes_of(m, "outer", "a2")
+        if rank is None or a1 is None or a2 is None:
+            return None
+        return self.merge(m, rank, a1, a2)
+
+    def merge(self, m: Match, rank: int, a1: list[int], a2: list[int]) -> Optional[list[int]]:
+        raise NotImplementedError
+
+    def check(self, m: Match) -> Optional[str]:
+        axes = self.combined(m)
+        if axes is None:
+            return "rank, axes or (for a Squeeze without axes) dims unknown"
+        return None if axes else "neither node changes the rank"
+
+    def rewrite(self, m: Match, b) -> Value:
+        op = m.root.op_type
+        extra, attrs = _axes_arg(m, b, op, self.combined(m))
+        return b.op(op, [m["x"], *extra], attrs, name=m.node("outer").name)
+
+
+class SqueezeSqueeze(_AxesPair):
     """Squeeze(Squeeze(x, a), b): ``b`` counts the dims left by ``a``; map it back to ``x``'s
     positions and squeeze the union at once. A Squeeze without axes needs its input's dims."""
 
@@ -55,11 +80,7 @@ class SqueezeSqueeze(Rule):
     pattern = Op("Squeeze", Op("Squeeze", "x", Opt(Const("a1")), name="inner"),
                  Opt(Const("a2")), name="outer")
 
-    def combined(self, m: Match) -> Optional[list[int]]:
-        rank = m.rank("x")
-        a1, a2 = axes_of(m, "inner", "a1"), axes_of(m, "outer", "a2")
-        if rank is None or a1 is None or a2 is None:
-            return None
+    def merge(self, m: Match, rank: int, a1: list[int], a2: list[int]) -> Optional[list[int]]:
         if not a1:
             a1 = _ones_at(m.shape("x"))
         n1 = _norm(a1, rank) if a1 is not None else None
@@ -73,18 +94,8 @@ class SqueezeSqueeze(Rule):
             return None
         return sorted(n1 | {left[i] for i in n2})
 
-    def check(self, m: Match) -> Optional[str]:
-        axes = self.combined(m)
-        if axes is None:
-            return "rank, axes or (for a Squeeze without axes) dims unknown"
-        return None if axes else "neither Squeeze removes a dim"
 
-    def rewrite(self, m: Match, b) -> Value:
-        extra, attrs = _axes_arg(m, b, "Squeeze", self.combined(m))
-        return b.op("Squeeze", [m["x"], *extra], attrs, name=m.node("outer").name)
-
-
-class UnsqueezePair(Rule):
+class UnsqueezePair(_AxesPair):
     """Unsqueeze(Unsqueeze(x, a), b): the final positions of ``a``'s new dims are the
     positions not in ``b``, counted in order, whose index is in ``a``."""
 
@@ -93,10 +104,8 @@ class UnsqueezePair(Rule):
     pattern = Op("Unsqueeze", Op("Unsqueeze", "x", Opt(Const("a1")), name="inner"),
                  Opt(Const("a2")), name="outer")
 
-    def combined(self, m: Match) -> Optional[list[int]]:
-        rank = m.rank("x")
-        a1, a2 = axes_of(m, "inner", "a1"), axes_of(m, "outer", "a2")
-        if rank is None or not a1 or not a2:
+    def merge(self, m: Match, rank: int, a1: list[int], a2: list[int]) -> Optional[list[int]]:
+        if not a1 or not a2:
             return None
         n1 = _norm(a1, rank + len(a1))
         n2 = _norm(a2, rank + len(a1) + len(a2))
@@ -105,12 +114,6 @@ class UnsqueezePair(Rule):
         kept = [p for p in range(rank + len(a1) + len(a2)) if p not in n2]
         return sorted(n2 | {p for k, p in enumerate(kept) if k in n1})
 
-    def check(self, m: Match) -> Optional[str]:
-        return None if self.combined(m) is not None else "rank or axes unknown"
-
-    def rewrite(self, m: Match, b) -> Value:
-        extra, attrs = _axes_arg(m, b, "Unsqueeze", self.combined(m))
-        return b.op("Unsqueeze", [m["x"], *extra], attrs, name=m.node("outer").name)
 
 
 class ConcatConcat(Rule):
