@@ -51,8 +51,10 @@ SkipSimplifiedLayerNormalization, LayerNormalization, SimplifiedLayerNormalizati
 EmbedLayerNormalization, GroupNorm, SkipGroupNorm, Attention, MultiHeadAttention,
 GroupQueryAttention, RotaryEmbedding, QuantizeLinear, DequantizeLinear, QLinearAdd, QLinearMul,
 QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax, QLinearConcat, QLinearAveragePool,
-QLinearGlobalAveragePool, Trilu, Inverse. Other ops with an onnx schema fall back to onnx's own
-per-node inference (static facts only); the rest leave their outputs unknown (reported with -v).
+QLinearGlobalAveragePool, Trilu, Inverse, DynamicQuantizeLSTM, QAttention, QLinearConv. Other ops
+with an onnx schema fall back to onnx's own per-node inference (static facts only); ops of
+onnxruntime's own domains with no rule get what onnxruntime's runs at three bindings prove
+(``runtime_fallback``); the rest leave their outputs unknown (reported with -v).
 
 sympy is imported only when an expression needs algebra: ``import onnxopt.passes.shapes`` does
 not import it.
