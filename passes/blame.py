@@ -26,6 +26,18 @@ class RuleProblem(PassError):
     manager puts the pass and the plugin's origin around it."""
 
 
+class UnboundName(KeyError):
+    """``m["y"]`` for a name the pattern does not bind: says which names it does bind."""
+
+    def __init__(self, name: str, bound) -> None:
+        super().__init__(name)
+        self.message = (f"m[{name!r}]: the pattern binds no {name!r} (bound: "
+                        f"{', '.join(sorted(k for k in bound if isinstance(k, str))) or 'none'})")
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def mark_rule(exc: BaseException, rule: str) -> None:
     """Record that ``exc`` escaped the rule named ``rule`` (innermost rule wins: set once)."""
     if getattr(exc, _RULE_ATTR, None) is None:
@@ -88,4 +100,4 @@ def definition(cls: type, *methods: str) -> str:
         return cls.__module__
 
 
-__all__ = ["RuleProblem", "mark_rule", "rule_of", "code_root", "where", "definition"]
+__all__ = ["RuleProblem", "UnboundName", "mark_rule", "rule_of", "code_root", "where", "definition"]
