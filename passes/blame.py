@@ -31,8 +31,10 @@ class UnboundName(KeyError):
 
     def __init__(self, name: str, bound) -> None:
         super().__init__(name)
-        self.message = (f"m[{name!r}]: the pattern binds no {name!r} (bound: "
-                        f"{', '.join(sorted(k for k in bound if isinstance(k, str))) or 'none'})")
+        # Names starting with "_" are the pattern's own (an Op nobody named): not the author's.
+        names = sorted(k for k in bound if isinstance(k, str) and not k.startswith("_"))
+        self.message = (f"m[{name!r}]: the pattern binds no {name!r} "
+                        f"(bound: {', '.join(names) or 'none'})")
 
     def __str__(self) -> str:
         return self.message
