@@ -490,12 +490,12 @@ def _expand(n: NodeCtx) -> None:
     out = broadcast(n, [s, target], "Expand")
     vals = None
     a = n.vals(0)
-    if a is not None and _static(out):
+    # The element count is checked before anything is allocated: a hostile target shape
+    # (1e6 x 1e6 x 1e3) must cost nothing.
+    if a is not None and _static(out) and math.prod(out) <= MAX_VALS:
         try:
             vals = np.broadcast_to(a, tuple(out)).copy()
         except ValueError:
-            vals = None
-        if vals is not None and vals.size > MAX_VALS:
             vals = None
     n.set(0, dt, out, vals)
 
@@ -517,10 +517,9 @@ def _tile(n: NodeCtx) -> None:
     out = [D.mul(d, r) for d, r in zip(s, reps)]
     vals = None
     a = n.vals(0)
-    if a is not None and _static(out) and all(type(r) is int for r in reps):
+    if a is not None and _static(out) and all(type(r) is int for r in reps) \
+            and math.prod(out) <= MAX_VALS:  # counted before allocating, like Expand
         vals = np.tile(a, reps) if a.ndim else None
-        if vals is not None and vals.size > MAX_VALS:
-            vals = None
     n.set(0, dt, out, vals)
 
 
