@@ -4,7 +4,6 @@ rollback, graph outputs, dead inputs) and RewritePass."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Optional
 
@@ -215,11 +214,10 @@ def test_worklist_is_linear():
 
     n = 3000
     m = _relu_chain(n)
-    t = time.perf_counter()
     res = run(m, Counting())
     assert res.stats["squash"] == n - 2
-    assert Counting.calls <= 2 * n  # each node examined a bounded number of times
-    assert time.perf_counter() - t < 10
+    # Each node is examined a bounded number of times (the timing lives in benchmarks/).
+    assert Counting.calls <= 2 * n
 
 
 def test_bound_names_or_opt_and_attributes():
@@ -435,7 +433,6 @@ def test_sweeps_near_changes_find_what_full_sweeps_find():
     import importlib.util
     from pathlib import Path
 
-    import onnxopt.passes.rewrite as rw
     from onnxopt import load
     from onnxopt.ir import lift_model, print_model
     from onnxopt.passes import PassManager
@@ -450,11 +447,7 @@ def test_sweeps_near_changes_find_what_full_sweeps_find():
     for make in makers:
         texts = []
         for memo in (True, False):
-            rw.MEMO = memo
-            try:
-                m = make()
-                PassManager(pipeline).run(m)
-                texts.append(print_model(m))
-            finally:
-                rw.MEMO = True
+            m = make()
+            PassManager(pipeline).run(m, PassContext(m, options={"rewrite.memo": memo}))
+            texts.append(print_model(m))
         assert texts[0] == texts[1]

@@ -1,0 +1,78 @@
+"""What a rule reads of a node without shape inference: constant data and attribute values
+(with the schema's defaults)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Optional
+
+import numpy as np
+
+from ...ir import Node, Value
+
+_CONST_ATTRS = ("value", "value_float", "value_floats", "value_int", "value_ints")
+
+
+def const_value(v: Optional[Value]) -> Optional[np.ndarray]:
+    """The data of a constant value (initializer that is not a graph input, or a Constant node's
+    output), else None."""
+    if v is None:
+        return None
+    if v.producer is None:
+        if v.const_value is not None and not v.is_graph_input():
+            return v.const_value.numpy()
+        return None
+    node = v.producer
+    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or has_ref_attrs(node):
+        return None
+    for key in _CONST_ATTRS:
+        a = node.attributes.get(key)
+        if a is None:
+            continue
+        val = a.value
+        if key == "value":
+            return val.numpy() if hasattr(val, "numpy") else None
+        if key == "value_float":
+            return np.array(val, dtype=np.float32)
+        if key == "value_floats":
+            return np.array(val, dtype=np.float32)
+        return np.array(val, dtype=np.int64)
+    return None
+
+
+@lru_cache(maxsize=None)
+def schema_default(op_type: str, attr: str, opset: int, domain: str = "") -> Any:
+    """The default value of an attribute in the op's schema at ``opset`` (None when none)."""
+    import onnx
+    from onnx import defs
+
+    try:
+        schema = defs.get_schema(op_type, opset, domain)
+    except defs.SchemaError:  # unknown op or domain: no defaults known
+        return None
+    a = schema.attributes.get(attr)
+    if a is None or not a.default_value.name:
+        return None
+    val = onnx.helper.get_attribute_value(a.default_value)
+    if isinstance(val, bytes):
+        val = val.decode("utf-8")
+    if isinstance(val, list):
+        val = tuple(val)
+    return val
+
+
+def has_ref_attrs(node: Node) -> bool:
+    """True when an attribute of ``node`` refers to an attribute of its function (``@name``):
+    its value is not known inside the body, so no rule may read it."""
+    return any(a.ref_attr_name for a in node.attributes.values())
+
+
+def attr_of(node: Node, name: str, opset: int) -> Any:
+    """An attribute's value, falling back to the schema default at ``opset``."""
+    a = node.attributes.get(name)
+    if a is not None:
+        return a.value
+    return schema_default(node.op_type, name, opset, node.domain or "")
+
+
+__all__ = ["const_value", "schema_default", "has_ref_attrs", "attr_of"]

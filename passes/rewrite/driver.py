@@ -1,0 +1,400 @@
+"""The driver: applies rules to every graph of a model with a worklist indexed by root op.
+
+Why the heuristics below are safe: they only decide which nodes get *examined* and when to stop.
+Every rewrite that is applied was matched and checked against the graph as it is at that moment,
+so examining fewer nodes, or stopping early, can only leave a rewrite undone; it can never make a
+wrong one. A lost rewrite is a missed optimization that the next run of the pass (a fixed-point
+group, or the user re-running) may still find.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Optional, Sequence
+
+from ...ir import Builder, Graph, Model, Node, TensorType, Value
+from ...ir.core import changed_since, clock
+from ..base import ALL, PassContext, PassResult, Rewrite, iter_graphs
+from .facts import Shapes, best_type, inherit_fact
+from .match import Match, dom, match, sig_ok, signature
+from .patterns import Op
+from .rule import NotApplicable, Rule
+from .trace import CHECK_RANK, Miss, TraceEvent, Tracer
+
+# After a rewrite, the users of each value it touched are re-queued, but only for values with at
+# most this many users: a value read by many nodes (a shared constant, the attention mask) would
+# make every rewrite touching it cost as much as the graph. Those users are examined in the next
+# round only if they lie near a change (see ``changed_since``): at worst a rewrite is lost.
+MAX_REQUEUE = 16
+
+# How far beyond the deepest pattern a change is looked for when a sweep seeds only nodes near
+# changes: checks may look a little past their pattern (a producer's producer, a sibling reading
+# the same input). A check that looks further may miss a rewrite enabled by a distant change;
+# it never sees a stale graph (it reads the graph as it is).
+DEPTH_MARGIN = 2
+
+# A rule set that never settles (rules undoing each other) is a bug: stop after this many rewrites
+# per node of the graph, or this many rounds of the worklist, and report it.
+REWRITES_PER_NODE, MIN_REWRITES = 8, 64
+MAX_ROUNDS = 8
+
+
+class Rewriter:
+    """Applies rules to a model: a worklist per graph, indexed by root op.
+
+    ``memo_key``: with a key (and the context option ``rewrite.memo``, on by default), each graph
+    remembers the mutation clock of the last sweep that found nothing, and the next run with the
+    same key looks only near what changed since."""
+
+    def __init__(self, rules: Sequence[Rule], *, prefix: str = "",
+                 max_rewrites: Optional[int] = None, tracer: Optional[Tracer] = None,
+                 memo_key: Optional[tuple] = None):
+        self.rules = list(rules)
+        self.prefix = prefix
+        self.max_rewrites = max_rewrites
+        self.tracer = tracer
+        self.count = 0
+        self.capped: list[str] = []
+        self.max_rounds = MAX_ROUNDS
+        self.memo_key = memo_key
+        self._clean: Optional[int] = None  # start of the last round of run_on_graph, if clean
+
+    def run(self, model: Model, ctx: Optional[PassContext] = None,
+            shapes: Optional[Shapes] = None) -> PassResult:
+        """Rewrite every graph of ``model`` (subgraphs first, then function bodies, then main)."""
+        ctx = ctx or PassContext(model)
+        memo = ctx.options.get("rewrite.memo", True) and self.memo_key is not None \
+            and shapes is None and self.tracer is None and self.max_rewrites is None
+        shapes = shapes or Shapes(ctx, materialize=False)
+        if memo:
+            # The memo holds for facts of one generation, read before the sweep: bring the
+            # analysis up to date now (cheap when cached); without it, sweep everything.
+            if ctx.has_analysis("shapes"):
+                shapes.load()
+            else:
+                memo = False
+        result = PassResult()
+        for g in iter_graphs(model):
+            opset = _graph_opset(model, g)
+            key = ("rewrite", self.memo_key)
+            generation = (model.meta.get("shapes.generation"), opset)
+            last = g.meta.get(key) if memo else None
+            since = last[0] if last is not None and last[1] == generation else None
+            result.merge(self.run_on_graph(g, opset, shapes, since))
+            if memo and self._clean is not None:
+                g.meta[key] = (self._clean, generation)
+            else:
+                g.meta.pop(key, None)
+        for msg in self.capped:
+            ctx.note(msg)
+        if result.modified:
+            # A rewrite replaces values by equal ones (same type and shape, checked) and never
+            # edits a matched node: every surviving value keeps its shape.
+            result.preserved = frozenset({"shapes"})
+        else:
+            shapes.undo()  # a materializing Shapes passed in: the IR leaves as it came
+            result.preserved = ALL
+        return result
+
+    def _index(self, opset: int) -> dict:
+        """(domain, op type) -> [(rule, its patterns rooted at that op)], by decreasing benefit."""
+        index: dict[tuple[str, str], list[tuple[Rule, list[Op]]]] = {}
+        for rule in sorted(self.rules, key=lambda r: -r.benefit):  # stable: keeps list order
+            if opset < rule.opset:
+                continue
+            by_op: dict[tuple[str, str], list[Op]] = {}
+            for p in rule.patterns():
+                for t in p.op_types:
+                    by_op.setdefault((p.domain, t), []).append(p)
+            for key, pats in by_op.items():
+                index.setdefault(key, []).append((rule, pats))
+        return index
+
+    def run_on_graph(self, graph: Graph, opset: int, shapes: Shapes,
+                     since: Optional[int] = None) -> PassResult:
+        """Run the worklist on one graph to a fixed point (or the rewrite budget).
+
+        A rewrite re-queues its neighbourhood (new nodes, users of the new values, producers
+        and users of the inputs). A pattern whose root lies further downstream than that can
+        only be enabled by a later rewrite, so after the worklist drains, another round seeds
+        it with every node near a change of the round before (the nodes stamped since it began,
+        and what lies within the rules' pattern depth downstream of them: nothing else can
+        match now when it did not then); rounds stop when one rewrites nothing. ``since``: the
+        clock of an earlier sweep of these rules that found nothing, so that the first round
+        too seeds only what is near a change made after it."""
+        result = PassResult()
+        self._clean = None
+        index = self._index(opset)
+        if not index:
+            return result
+        depth = max(p.depth for entries in index.values() for _, pats in entries
+                    for p in pats) + DEPTH_MARGIN
+        cap = REWRITES_PER_NODE * len(graph.nodes) + MIN_REWRITES
+        for _ in range(self.max_rounds):
+            start = clock()
+            work = _Worklist(graph, index)
+            near = None if since is None else changed_since(graph, since, depth)
+            for n in graph.nodes:
+                if near is None or n in near:
+                    work.push(n)
+            before = len(result.rewrites)
+            if not self._drain(work, index, opset, shapes, result, cap):
+                return result
+            if len(result.rewrites) == before or self._exhausted():
+                if len(result.rewrites) == before:
+                    self._clean = start
+                return result
+            since = start
+        self.capped.append(f"rewrite: graph {graph.name!r} still changing after "
+                           f"{self.max_rounds} rounds; stopped")
+        return result
+
+    def _drain(self, work: "_Worklist", index: dict, opset: int, shapes: Shapes,
+               result: PassResult, cap: int) -> bool:
+        """Examine the worklist's nodes until it is empty; False when the graph's rewrite cap
+        was reached (reported)."""
+        graph = work.graph
+        while not self._exhausted():
+            node = work.pop()
+            if node is None:
+                break
+            if len(result.rewrites) >= cap:
+                self.capped.append(f"rewrite: graph {graph.name!r} still changing after "
+                                   f"{cap} rewrites (rules undo each other?); stopped")
+                return False
+            entries = index.get((dom(node), node.op_type), ())
+            # The tracer wants the reason of every miss: no quick filter then.
+            sig = signature(node.inputs) if entries and self.tracer is None else None
+            for rule, pats in entries:
+                m = self._try(rule, pats, node, opset, shapes, sig)
+                if m is not None:
+                    self._apply(m, work, result)
+                    break
+        return True
+
+    def _exhausted(self) -> bool:
+        return self.max_rewrites is not None and self.count >= self.max_rewrites
+
+    def _try(self, rule: Rule, pats: list[Op], node: Node, opset: int,
+             shapes: Shapes, sig: Optional[list] = None) -> Optional[Match]:
+        """The first pattern of ``rule`` that matches at ``node`` and passes the check; else
+        None, after telling the tracer the deepest near-miss. ``sig``: the root's input
+        signature (:func:`.match.signature`), to skip patterns its direct inputs rule out."""
+        miss = Miss()
+        for pat in pats:
+            if sig is not None and not sig_ok(pat, sig):
+                continue
+            m = match(rule, pat, node, opset, shapes, miss)
+            if m is None:
+                continue
+            reason = rule.check(m)
+            if reason is None:
+                return m
+            if isinstance(reason, NotApplicable):
+                miss.fail(len(m.nodes) - 1, reason)
+            else:
+                miss.fail(len(m.nodes) + CHECK_RANK, reason)
+        if self.tracer:
+            self.tracer(miss.event(self.prefix + rule.name, node))
+        return None
+
+    def _apply(self, m: Match, work: "_Worklist", result: PassResult) -> None:
+        graph, root, name = m.graph, m.root, self.prefix + m.rule.name
+        b = _Builder(graph, before=root, tag=name)
+        try:
+            new = m.rule.rewrite(m, b)
+            new = [new] if isinstance(new, Value) else list(new)
+            if len(new) != len(root.outputs):
+                raise RuntimeError(f"rule {name} returned {len(new)} values for "
+                                   f"{len(root.outputs)} outputs of {root!r}")
+            pairs = list(zip(root.outputs, new)) + m.extra
+            for old, nv in pairs:
+                _check_replacement(name, old, nv)
+        except BaseException:
+            _rollback(b)
+            raise
+        gone = list(m.nodes) + [old.producer for old, _ in m.extra if old.producer is not None]
+        replaced = tuple(_node_id(n) for n in gone)
+        inputs = _external_inputs(gone)
+        _replace(pairs, set(map(id, b.created)))
+        _erase_dead(graph, gone)
+        _erase_dead_inputs(inputs)
+        self.count += 1
+        result.modified = True
+        result.stats[name] += 1
+        result.rewrites.append(Rewrite(name, replaced))
+        if self.tracer:
+            self.tracer(TraceEvent(name, root, "applied"))
+        for n in b.created:
+            work.push(n)
+        for v in itertools.chain((nv for _, nv in pairs), inputs):
+            if v is None:
+                continue
+            work.push(v.producer)
+            if v.num_uses() <= MAX_REQUEUE:
+                for user, _ in v.uses():
+                    work.push(user)
+
+
+class _Builder(Builder):
+    """The Builder handed to rewrites: also remembers the initializers it made (for rollback)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.created_values: list[Value] = []
+
+    def const(self, data, name=None, dtype=None) -> Value:
+        v = super().const(data, name, dtype)
+        if v.producer is None:
+            self.created_values.append(v)
+        return v
+
+
+class _Worklist:
+    """LIFO of nodes, each at most once. Seeded in graph order, so later nodes (the roots of the
+    largest patterns) are examined first."""
+
+    def __init__(self, graph: Graph, index: dict):
+        self.graph = graph
+        self.index = index
+        self.stack: list[Node] = []
+        self.queued: set[int] = set()
+
+    def push(self, n: Optional[Node]) -> None:
+        if n is None or n.graph is not self.graph or id(n) in self.queued:
+            return
+        if (dom(n), n.op_type) not in self.index:
+            return
+        self.queued.add(id(n))
+        self.stack.append(n)
+
+    def pop(self) -> Optional[Node]:
+        while self.stack:
+            n = self.stack.pop()
+            self.queued.discard(id(n))
+            if n.graph is self.graph:
+                return n
+        return None
+
+
+def _node_id(n: Node) -> str:
+    """A node's name, else its op type and first output's name (text-syntax models name no
+    nodes)."""
+    if n.name:
+        return n.name
+    out = n.outputs[0].name if n.outputs else None
+    return f"{n.op_type}({out})" if out else n.op_type
+
+
+def _graph_opset(model: Model, g: Graph) -> int:
+    if g.function is not None:
+        v = g.function.opset_imports.get("", g.function.opset_imports.get("ai.onnx"))
+        if v is not None:
+            return v
+    while g.parent_node is not None and g.parent_node.graph is not None:
+        g = g.parent_node.graph
+        if g.function is not None:
+            v = g.function.opset_imports.get("")
+            if v is not None:
+                return v
+    return model.opset("") or 1
+
+
+def _check_replacement(rule: str, old: Value, new: Optional[Value]) -> None:
+    """A rewrite keeps each output's element type and (known) static shape."""
+    if new is None:
+        if old.has_uses():
+            raise RuntimeError(f"rule {rule} dropped {old.name!r}, which is still used")
+        return
+    to, tn = best_type(old), best_type(new)
+    if not (isinstance(to, TensorType) and isinstance(tn, TensorType)):
+        return
+    if to.dtype and tn.dtype and to.dtype != tn.dtype:
+        raise RuntimeError(f"rule {rule} changed the element type of {old.name!r} "
+                           f"({to.dtype} -> {tn.dtype})")
+    so, sn = to.shape, tn.shape
+    if so is not None and sn is not None and so.is_static() and sn.is_static() and so != sn:
+        raise RuntimeError(f"rule {rule} changed the shape of {old.name!r} ({so} -> {sn})")
+
+
+def _replace(pairs: list, created: set[int]) -> None:
+    """Redirect every use of each old value to its replacement (graph outputs included): the
+    replacement takes the old type when it has none, the old fact, and the old name when it
+    is a fresh anonymous value (the model keeps its value names)."""
+    for old, nv in pairs:
+        if nv is None:
+            continue
+        if nv.type is None:
+            nv.type = old.type
+        inherit_fact(old, nv)
+        if nv.name is None and old.name and id(nv.producer) in created \
+                and not old.is_graph_output():
+            nv.name, old.name = old.name, None
+        old.replace_all_uses_with(nv, outputs=True)
+
+
+def _rollback(b: _Builder) -> None:
+    for n in reversed(b.created):
+        if n.graph is not None and not any(o.has_uses() for o in n.outputs):
+            n.graph.erase(n)
+    for v in b.created_values:
+        if not v.has_uses() and v.graph is not None:
+            v.graph.remove_initializer(v)
+
+
+def _external_inputs(nodes: Sequence[Node]) -> list[Value]:
+    """Values the matched nodes read that none of them produces, in order, without repeats."""
+    inside = {id(n) for n in nodes}
+    seen: set[int] = set()
+    out: list[Value] = []
+    for n in nodes:
+        for v in n.inputs:
+            if v is None or id(v) in seen:
+                continue
+            if v.producer is not None and id(v.producer) in inside:
+                continue
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def _erase_dead(graph: Graph, nodes: Sequence[Node]) -> None:
+    """Erase the matched nodes nothing reads any more (consumers before producers)."""
+    pending = [n for n in nodes if n.graph is graph]
+    progress = True
+    while pending and progress:
+        progress = False
+        for n in list(pending):
+            if not any(o.has_uses() for o in n.outputs):
+                graph.erase(n)
+                pending.remove(n)
+                progress = True
+
+
+def _erase_dead_inputs(values: Sequence[Value]) -> None:
+    """Erase what only the erased nodes read: producers whose outputs all became unused
+    (recursively: a dead chain feeding the match goes too) and unused initializers."""
+    stack = list(values)
+    while stack:
+        v = stack.pop()
+        if v.has_uses():
+            continue
+        p = v.producer
+        if p is None:
+            if v.const_value is not None and not v.is_graph_input() and v.graph is not None:
+                v.graph.remove_initializer(v)
+        elif p.graph is not None and not any(o.has_uses() for o in p.outputs):
+            p.graph.erase(p)
+            stack.extend(i for i in p.inputs if i is not None)
+
+
+def apply_rules(model: Model, rules: Sequence[Rule], ctx: Optional[PassContext] = None, *,
+                prefix: str = "", max_rewrites: Optional[int] = None,
+                tracer: Optional[Tracer] = None, shapes: Optional[Shapes] = None) -> PassResult:
+    """Apply ``rules`` to every graph of ``model`` in place; returns the PassResult.
+    ``shapes=Shapes()`` answers shape constraints from declared types only (no inference)."""
+    return Rewriter(rules, prefix=prefix, max_rewrites=max_rewrites,
+                    tracer=tracer).run(model, ctx, shapes)
+
+
+__all__ = ["Rewriter", "apply_rules", "MAX_REQUEUE", "DEPTH_MARGIN", "MAX_ROUNDS"]

@@ -1,0 +1,150 @@
+"""The Shapes facade: shape facts for patterns, checks and the driver, read from the shape
+analysis (``value.meta``) so that asking never changes the IR."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from ...ir import TensorType, Value
+from ..base import PassContext
+from .constants import const_value
+
+# Where the shape analysis records its facts (``onnxopt.passes.shapes``; see ShapeAnalysis).
+_FACT, _HINT = "shapes_type", "shapes_hint_dims"
+_NONE = object()  # no fact recorded (None is a fact: the analysis knows nothing)
+
+
+def best_type(v: Value):
+    """The analysis' type of ``v`` when it recorded one, else the declared type."""
+    t = v.meta.get(_FACT, _NONE)
+    return v.type if t is _NONE else t
+
+
+class Shapes:
+    """Shape facts for patterns and checks, from symbolic shape inference when it is available
+    (``onnxopt.passes.shapes``), else from the declared types. Every answer is a proof: an
+    unknown shape or dim never satisfies a constraint.
+
+    Inference runs on the first question (a rule set that never asks costs nothing); its facts
+    are kept beside the IR and read through this object, so asking never changes the IR.
+
+    ``materialize=True`` is for callers that read ``value.type``/``value.shape`` directly: the
+    facts are then also written into the value types when the analysis runs, for the duration
+    of the pass: :meth:`undo` puts the declared types back, and the pass manager calls it when
+    the pass ends (the facts stay in ``value.meta``; only the ``shapes`` pass writes types)."""
+
+    def __init__(self, ctx: Optional[PassContext] = None, infer: bool = True,
+                 materialize: bool = True):
+        self._ctx = ctx if infer else None
+        self._ready = self._ctx is None
+        self._materialize = materialize
+        self._shape_of: Optional[Callable] = None
+        self._dims_equal: Optional[Callable] = None
+        self._sym_value: Optional[Callable] = None
+        self._changes: Optional[list] = None  # what materializing changed (for undo)
+        self.memo: dict = {}  # scratch for rules, one run long (see Match.memo)
+        if materialize and self._ctx is not None:
+            self.load()  # such callers read value types right away
+
+    def load(self) -> None:
+        """Run (or reuse) the shape analysis now rather than at the first question."""
+        self._ready = True
+        ctx = self._ctx
+        try:
+            from ..shapes import ShapeAnalysis, dims_equal, shape_of, sym_value
+            from ..shapes.infer import materialize
+        except ImportError:
+            return
+        ctx.analysis(ShapeAnalysis)
+        if self._materialize:
+            self._changes = materialize(ctx.model)
+            if self._changes:
+                ctx.at_pass_end(self.undo)
+        self._shape_of, self._dims_equal, self._sym_value = shape_of, dims_equal, sym_value
+
+    def undo(self) -> bool:
+        """Put back the types materializing overwrote; True when there was something to undo.
+        (The facts and the context's cached analysis stay: they are still true.)"""
+        if not self._changes:
+            return False
+        from ..shapes.infer import unmaterialize
+
+        unmaterialize(self._changes)
+        self._changes = None
+        return True
+
+    def shape(self, v: Optional[Value]):
+        """The Shape of ``v`` (dims int/SymDim/None), None when the rank is unknown."""
+        if v is None:
+            return None
+        if not self._ready:
+            self.load()
+        if self._shape_of is not None:
+            return self._shape_of(v)
+        return v.shape
+
+    def dtype(self, v: Optional[Value]) -> Optional[int]:
+        """The element type of ``v`` (inferred, declared, or from constant data)."""
+        if v is None:
+            return None
+        if self._shape_of is not None:
+            t = best_type(v)
+            dt = t.dtype if isinstance(t, TensorType) else None
+            if dt:
+                return dt
+        if v.dtype:
+            return v.dtype
+        c = const_value(v)
+        if c is not None:
+            from ...ir import from_np_dtype
+
+            return from_np_dtype(c.dtype)
+        if not self._ready:
+            self.load()
+            if self._shape_of is not None:
+                t = best_type(v)
+                return (t.dtype or None) if isinstance(t, TensorType) else None
+            return v.dtype
+        return None
+
+    def rank(self, v: Optional[Value]) -> Optional[int]:
+        """The rank of ``v``, None when unknown."""
+        s = self.shape(v)
+        return None if s is None else len(s)
+
+    def dims_equal(self, a, b) -> bool:
+        """True only when two dims are provably equal."""
+        if a is None or b is None:
+            return False
+        if not self._ready:
+            self.load()
+        if self._dims_equal is not None:
+            return bool(self._dims_equal(a, b))
+        return type(a) is type(b) and a == b
+
+    def sym_value(self, v: Optional[Value]) -> Optional[list]:
+        """The elements of a small int shape tensor (ints/SymDims), when shape inference knows
+        them; constants answer even without it."""
+        if v is None:
+            return None
+        c = const_value(v)
+        if c is not None and c.dtype.kind in "iu" and c.ndim <= 1:
+            return [int(x) for x in c.reshape(-1)]
+        if not self._ready:
+            self.load()
+        if self._sym_value is not None:
+            return self._sym_value(v)
+        return v.meta.get("symval")
+
+
+def inherit_fact(old: Value, new: Value) -> None:
+    """A new value replacing ``old`` has its type: carry the analysis' fact over (so later
+    rules in this pass can ask about it) unless the value already has its own."""
+    meta = old.meta
+    if _FACT in meta and _FACT not in new.meta:
+        new.meta[_FACT] = meta[_FACT]
+        if _HINT in meta:
+            new.meta[_HINT] = meta[_HINT]
+
+
+__all__ = ["Shapes", "best_type", "inherit_fact"]
