@@ -157,6 +157,12 @@ def recognise_affine(arr: np.ndarray, new_dims: list, at) -> Affine | None:
         step = wide[one] - wide[origin]
         if arr.dtype.kind in "iu" or bool(np.any(step != 0)):
             steps[k] = step.astype(arr.dtype) if arr.dtype.kind == "f" else step
+    if arr.dtype.kind in "iu":
+        # A step equal to a trace size (``b * T`` folded into a flat index) is a size, not a
+        # number: regenerating it as a number would be right only at the trace. Refuse it.
+        sizes = {int(at(new_dims[k])) for k in changed} - {0, 1}
+        if any(abs(int(x)) in sizes for st in steps.values() for x in st.ravel()):
+            return None
     rec = Affine(base, steps, new_dims)
     try:
         got = rec.eval(at)

@@ -253,7 +253,10 @@ def recognise(arr: np.ndarray, new_dims: list, at) -> Recipe | None:
             a = (m[1, 0] - m[0, 0]).item()
             b = (m[0, 1] - m[0, 0]).item()
             cand = Grid("affine", new_dims[k1], new_dims[k2], (c0, a, b), arr.dtype, core_dims)
-            if _equal(cand.eval(at), core):
+            # an integer step equal to a trace size is a folded size (b * T), not a number
+            sizes = {at(new_dims[k1]), at(new_dims[k2])} - {0, 1}
+            folded_size = arr.dtype.kind in "iu" and (abs(a) in sizes or abs(b) in sizes)
+            if not folded_size and _equal(cand.eval(at), core):
                 rec = cand
         if rec is None:
             vals = np.unique(m)

@@ -1,0 +1,247 @@
+"""The dynamize pass on the patterns common exports are built from, each as a tiny model of its
+own (not one real model): indexed padding masks (a GatherND meshgrid, a Gather through merged
+Reshape(-1) dims), buffers gathered by an arange, rotary tables arange(T) x inv_freq, tables
+folded at the trace length (refused, or served up to it with --constraint 'seq<=T'), and the
+constraints' bad input. Each repaired model is checked against numpy at sizes other than the
+trace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnxopt.errors import OnnxoptError
+from onnxopt.ir import SymDim
+from onnxopt.passes import PassContext, PassManager
+from onnxopt.passes.dynamize.algebra import Algebra
+from onnxopt.passes.dynamize.constraints import METADATA_KEY, suggest_modulus
+from onnxopt.passes.dynamize.structure import recognise
+from onnxopt.passes.pipeline import PassSpec
+from onnxopt.testing import model_from_text, run_model
+
+BS = "mask:0=batch,1=seq;x:0=batch,1=seq"
+
+
+def ints(a) -> str:
+    return ", ".join(str(int(v)) for v in np.ravel(a))
+
+
+def floats(a) -> str:
+    return ", ".join(repr(float(v)) for v in np.ravel(a))
+
+
+def repair(text: str, spec: str, constraint: str = ""):
+    model = model_from_text(text)
+    ctx = PassContext(model)
+    opts = {"dynamic": spec, "constraint": constraint}
+    PassManager([PassSpec("dynamize", opts)], verify_each=True).run(model, ctx)
+    return model, "\n".join(ctx.notes)
+
+
+def padding_mask(b: int, t: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = np.ones((b, t), np.int64)
+    for i in range(1, b):
+        m[i, rng.integers(1, t + 1):] = 0
+    return m
+
+
+# -- 1. padding masks built by indexing -----------------------------------------------------
+
+B, T = np.meshgrid(np.arange(3), np.arange(7), indexing="ij")
+GATHER_ND = f"""<ir_version: 8, opset_import: ["" : 18]>
+g (int64[3,7] mask, float[3,7,4] x) => (float[3,7,4] y) {{
+   idx = Constant <value = int64[3,1,1,7,2] {{{ints(np.stack([B, T], -1))}}}> ()
+   m = GatherND (mask, idx)
+   mf = Cast <to = 1> (m)
+   sq = Constant <value = int64[2] {{1, 2}}> ()
+   m3 = Squeeze (mf, sq)
+   ax = Constant <value = int64[1] {{-1}}> ()
+   mu = Unsqueeze (m3, ax)
+   y = Mul (x, mu)
+}}"""
+
+
+def test_gathernd_meshgrid_index_is_regenerated() -> None:
+    model, notes = repair(GATHER_ND, BS)
+    assert "int64[3, 1, 1, 7, 2] constant 'idx' -> an affine index grid (base + i0*step0 + " \
+           "i3*step3), of shape [batch, 1, 1, seq, 2]" in notes
+    for b, t in [(1, 7), (5, 4), (2, 12)]:
+        x = np.random.default_rng(b).standard_normal((b, t, 4)).astype(np.float32)
+        mask = padding_mask(b, t, t)
+        (y,) = run_model(model, {"mask": mask, "x": x})
+        np.testing.assert_allclose(y, x * mask[:, :, None], rtol=1e-6)
+
+
+MERGED = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (int64[3,7] mask, float[3,2,7,7] x) => (float[3,2,7,7] y) {{
+   flat_shape = Constant <value = int64[1] {{-1}}> ()
+   flat = Reshape (mask, flat_shape)
+   s = Shape (mask)
+   one = Constant <value = int64 {{1}}> ()
+   t = Gather <axis = 0> (s, one)
+   rows = Constant <value = int64[3,1] {{0, 1, 2}}> ()
+   kv = Constant <value = int64[1,7] {{{ints(range(7))}}}> ()
+   bt = Mul (rows, t)
+   idx = Add (kv, bt)
+   g = Gather (flat, idx)
+   r = Reshape (g, flat_shape)
+   tgt = Constant <value = int64[4] {{3, 1, 1, 7}}> ()
+   m4 = Reshape (r, tgt)
+   mf = Cast <to = 1> (m4)
+   y = Mul (x, mf)
+}}"""
+
+
+def test_a_merged_index_dim_is_split_into_its_factors() -> None:
+    """``attention_mask[batch_idx, kv_idx]`` as the tracer writes it: the flat index's rows
+    arange is batch, its columns arange is seq, though the walk meets them as one dim of 21."""
+    model, notes = repair(MERGED, "mask:0=batch,1=seq;x:0=batch,2=seq,3=seq")
+    assert "int64[3, 1] constant 'rows' -> an arange 0 + 1*i, of shape [batch, 1]" in notes
+    assert "int64[1, 7] constant 'kv' -> an arange 0 + 1*i, of shape [1, seq]" in notes
+    for b, t in [(1, 7), (5, 4), (2, 12)]:
+        x = np.random.default_rng(t).standard_normal((b, 2, t, t)).astype(np.float32)
+        mask = padding_mask(b, t, b)
+        (y,) = run_model(model, {"mask": mask, "x": x})
+        np.testing.assert_allclose(y, x * mask[:, None, None, :], rtol=1e-6)
+
+
+def test_a_flat_index_with_a_folded_size_step_is_not_regenerated() -> None:
+    """``kv + b * T`` folded into one constant: the step 7 is the trace length, not a number;
+    regenerating it as 7 would be right only at the trace, so it is refused."""
+    at = {"batch": 3, "seq": 7}
+    arr = (np.arange(3)[:, None] * 7 + np.arange(7)[None, :]).astype(np.int64)
+    dims = [SymDim("batch"), SymDim("seq")]
+    assert recognise(arr, dims, lambda d: d if type(d) is int else at[str(d)]) is None
+
+
+# -- 2. tables indexed by the traced length -------------------------------------------------
+
+TOKEN_TYPES = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,7,4] x) => (float[3,7,4] y) {{
+   buf = Constant <value = int64[1,16] {{{ints([0] * 8 + [1] * 8)}}}> ()
+   bshape = Constant <value = int64[2] {{3, 16}}> ()
+   wide = Expand (buf, bshape)
+   pos = Constant <value = int64[3,7] {{{ints(np.tile(np.arange(7), 3))}}}> ()
+   tt = GatherElements <axis = 1> (wide, pos)
+   table = Constant <value = float[2,4] {{{floats(np.arange(8) * 0.5)}}}> ()
+   e = Gather (table, tt)
+   y = Add (x, e)
+}}"""
+
+
+def test_gather_elements_follows_its_indices_and_its_data() -> None:
+    """``torch.gather(buffer.expand(B, -1), 1, position_ids)``: the output dims are the index
+    dims (an arange), and the expanded buffer must follow the batch too."""
+    model, notes = repair(TOKEN_TYPES, "x:0=batch,1=seq")
+    assert "Expand '' shape [3, 16] -> [batch, 16]" in notes or "shape [3, 16] -> [batch, 16]" \
+        in notes
+    table = (np.arange(8) * 0.5).astype(np.float32).reshape(2, 4)
+    for b, t in [(1, 7), (5, 4), (2, 12)]:
+        x = np.random.default_rng(b).standard_normal((b, t, 4)).astype(np.float32)
+        (y,) = run_model(model, {"x": x})
+        tt = np.array([0] * 8 + [1] * 8)[:t]
+        np.testing.assert_allclose(y, x + table[tt][None], rtol=1e-6)
+
+
+INV = (1.0 / 10000 ** (np.arange(0, 8, 2) / 8)).astype(np.float32)
+ANGLES = np.arange(7, dtype=np.float32)[:, None] * INV[None, :]
+ROTARY = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,7,8] x) => (float[3,7,8] y) {{
+   ang = Constant <value = float[1,7,8] {{{floats(np.concatenate([ANGLES, ANGLES], -1))}}}> ()
+   c = Cos (ang)
+   y = Mul (x, c)
+}}"""
+
+
+def test_rotary_angles_are_an_arange_times_a_frequency_per_column() -> None:
+    model, notes = repair(ROTARY, "x:0=batch,1=seq")
+    assert "float[1, 7, 8] constant 'ang' -> an affine index grid (base + i1*step1)" in notes
+    for b, t in [(1, 7), (2, 12), (3, 3)]:
+        x = np.random.default_rng(t).standard_normal((b, t, 8)).astype(np.float32)
+        ang = np.arange(t, dtype=np.float32)[:, None] * INV[None, :]
+        (y,) = run_model(model, {"x": x})
+        np.testing.assert_allclose(y, x * np.cos(np.concatenate([ang, ang], -1)), rtol=1e-5,
+                                   atol=1e-6)
+
+
+# -- 3. tables folded at the trace length: the bounded repair -------------------------------
+
+POS = np.random.default_rng(3).standard_normal((1, 7, 4)).astype(np.float32)
+FOLDED = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,7,4] x) => (float[3,7,4] y) {{
+   pos = Constant <value = float[1,7,4] {{{floats(POS)}}}> ()
+   y = Add (x, pos)
+}}"""
+
+
+def test_a_folded_table_is_refused_and_the_bounded_repair_suggested() -> None:
+    with pytest.raises(OnnxoptError, match=r"float\[1, 7, 4\] constant 'pos'.*--constraint "
+                                           r"'seq<=7'"):
+        repair(FOLDED, "x:0=batch,1=seq")
+
+
+def test_the_bounded_repair_serves_lengths_up_to_the_folded_rows() -> None:
+    model, notes = repair(FOLDED, "x:0=batch,1=seq", "seq<=7")
+    assert "the first rows of the folded table (sliced to seq at run time)" in notes
+    assert "seq <= 7: given by --constraint" in notes
+    assert model.metadata_props[METADATA_KEY] == "seq<=7"
+    for b, t in [(1, 7), (5, 4), (2, 1)]:
+        x = np.random.default_rng(t).standard_normal((b, t, 4)).astype(np.float32)
+        (y,) = run_model(model, {"x": x})
+        np.testing.assert_allclose(y, x + POS[:, :t], rtol=1e-6)
+    with pytest.raises(Exception, match="out of bounds|invalid|INVALID"):  # an error, never wrong
+        run_model(model, {"x": np.zeros((1, 9, 4), np.float32)})
+
+
+def test_a_bound_above_the_folded_rows_is_still_refused() -> None:
+    with pytest.raises(OnnxoptError, match="constant 'pos'"):
+        repair(FOLDED, "x:0=batch,1=seq", "seq<=12")
+
+
+# -- 4. constraints -------------------------------------------------------------------------
+
+def test_the_refusal_suggests_the_modulus_that_makes_a_size_whole() -> None:
+    import sympy
+
+    alg = Algebra({"height": 32})
+    h = sympy.Symbol("height", integer=True, positive=True)
+    assert suggest_modulus(alg, SymDim.from_expr(sympy.floor(h / 4) / 4)) == "height%16==0"
+    assert alg.modulus == {}  # asking changes nothing
+
+
+@pytest.mark.parametrize("constraint,message", [
+    ("depth%16==0", "depth is not a freed dim (freed: batch, seq)"),
+    ("seq%2==0", "the trace seq is 7, not a multiple of 2"),
+    ("seq%0==0", "a modulus must be a positive whole number, not 0"),
+    ("seq%-4==0", "a modulus must be a positive whole number, not -4"),
+    ("seq<=3", "the trace seq is 7, above 3"),
+    ("seq==7", "expected NAME%M==0 (a multiple of M) or NAME<=N (at most N)"),
+])
+def test_bad_constraints_are_one_line_exit_2_nothing_written(tmp_path, capsys, constraint,
+                                                             message) -> None:
+    from onnxopt.cli.main import main
+
+    src, out = tmp_path / "in.onnx", tmp_path / "out.onnx"
+    import onnxopt
+
+    onnxopt.save(model_from_text(FOLDED), src)
+    rc = main([str(src), "-p", "dynamize", "--dynamic", "x:0=batch,1=seq", "--constraint",
+               constraint, "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and not out.exists()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_cli_constraint_end_to_end(tmp_path, capsys) -> None:
+    from onnxopt.cli.main import main
+
+    import onnxopt
+
+    src, out = tmp_path / "in.onnx", tmp_path / "out.onnx"
+    onnxopt.save(model_from_text(FOLDED), src)
+    rc = main([str(src), "-p", "dynamize", "--dynamic", "x:0=batch,1=seq", "--constraint",
+               "seq<=7", "-o", str(out), "--report"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "assumes seq<=7 (--constraint; recorded in the model's metadata" in text
+    assert onnxopt.load(out).metadata_props[METADATA_KEY] == "seq<=7"
