@@ -217,7 +217,10 @@ def _session(ref):
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
+    # A load failure comes back as an exception and ends up in the report (one line); the
+    # runtime's coloured log would repeat it on stderr, even when onnxopt succeeds.
+    so.log_severity_level = 4
+    ort.set_default_logger_severity(3)
     return ort.InferenceSession(ref, so, providers=["CPUExecutionProvider"])
 
 

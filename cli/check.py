@@ -324,7 +324,10 @@ def format_report(report, title: str, kinds: dict[str, str]) -> str:
     else:
         verdict = f"{len(report.blocking)} blocking"
     lines.append(f"result: {verdict}; {len(report.warnings)} warning(s)")
-    return "\n".join(lines) + "\n"
+    from ..ir.escape import escape
+
+    # Each line holds names and messages from the model: one line each, no control characters.
+    return "\n".join(escape(line) for line in lines) + "\n"
 
 
 __all__ = ["run_check", "check_health", "report_dict", "format_report", "TARGETS"]

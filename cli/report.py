@@ -6,6 +6,8 @@ import sys
 from collections import Counter, OrderedDict
 from typing import Any, Optional
 
+from ..ir.escape import escape
+
 
 def _size(n: Optional[int]) -> str:
     if n is None:
@@ -46,7 +48,8 @@ def _verification_line(result) -> str:
         worst = max((d.max_abs for d in v.diffs), default=0.0)
         return (f"ok ({len(v.bindings)} bindings, {len(v.diffs)} comparisons, max abs error "
                 f"{worst:.3g}, {v.seconds:.2f} s)")
-    line = f"{v.status}: {v.reason}"
+    reason = (str(v.reason).strip().splitlines() or ["no reason given"])[0]
+    line = f"{v.status}: {reason}"  # one line saying why, whatever onnxruntime printed
     if result.culprit is not None:
         line += f" — first divergence after {result.culprit}"
     return line
@@ -76,6 +79,7 @@ def summary_dict(result, input_path: str, output_path: Optional[str]) -> dict[st
             "outputs": [{"name": d.name, "binding": d.binding, "max_abs": d.max_abs,
                          "max_rel": d.max_rel, "ok": d.ok} for d in v.diffs],
             "seconds": round(v.seconds, 4)},
+        "verified": result.verified,  # False: failed, not verified (reason above) or off
         "culprit": None if result.culprit is None else str(result.culprit),
         "notes": result.notes,
     }
@@ -92,6 +96,12 @@ def print_summary(result, input_path: str, output_path: Optional[str], rich_ok: 
                str(a.nodes_without_constants)),
               ("initializers", str(b.initializers), str(a.initializers)),
               ("file size", _size(b.file_bytes), _size(a.file_bytes))]
+    # Names, paths and reasons come from the model: escaped (control characters, and rich's
+    # [markup] on a terminal), so a hostile model cannot drive the user's terminal.
+    e = _rich_safe if rich_ok else escape
+    input_path, output_path = e(input_path), e(output_path) if output_path else output_path
+    rows = [{**r, "pass": e(r["pass"])} for r in rows]
+    ops = [(e(o), x, y) for o, x, y in ops]
     if rich_ok:
         from rich.console import Console
         from rich.table import Table
@@ -102,7 +112,7 @@ def print_summary(result, input_path: str, output_path: Optional[str], rich_ok: 
             t.add_column(col, justify="left" if col in ("pass", "stats") else "right")
         for r in rows:
             t.add_row(r["pass"], str(r["runs"]), str(r["changed"]), f"{r['seconds']:.3f}s",
-                      f"{r['node_delta']:+d}", _stats_text(r["stats"], verbose))
+                      f"{r['node_delta']:+d}", e(_stats_text(r["stats"], verbose)))
         con.print(t)
         if ops:
             ot = Table(title="op counts")
@@ -117,31 +127,37 @@ def print_summary(result, input_path: str, output_path: Optional[str], rich_ok: 
         for row in totals:
             tt.add_row(*row)
         con.print(tt)
-        con.print(f"verification: {_verification_line(result)}")
+        con.print(f"verification: {e(_verification_line(result))}")
         for msg in result.report.capped:
-            con.print(f"[yellow]warning:[/yellow] {msg}")
+            con.print(f"[yellow]warning:[/yellow] {e(msg)}")
         if verbose or report:
             for note in result.notes:
-                con.print(f"note: {note}")
+                con.print(f"note: {e(note)}")
         return
     out = sys.stdout
     out.write(f"onnxopt {input_path} -> {output_path or '(not written)'}\n")
     out.write(f"{'pass':<40} {'runs':>5} {'changed':>8} {'time':>9} {'nodes Δ':>8}  stats\n")
     for r in rows:
         out.write(f"{r['pass']:<40} {r['runs']:>5} {r['changed']:>8} {r['seconds']:>8.3f}s "
-                  f"{r['node_delta']:>+8d}  {_stats_text(r['stats'], verbose)}\n")
+                  f"{r['node_delta']:>+8d}  {e(_stats_text(r['stats'], verbose))}\n")
     if ops:
         out.write("op counts (before -> after):\n")
         for o, x, y in ops:
             out.write(f"  {o:<30} {x:>6} -> {y:<6}\n")
     for name, x, y in totals:
         out.write(f"{name + ':':<26} {x} -> {y}\n")
-    out.write(f"verification: {_verification_line(result)}\n")
+    out.write(f"verification: {e(_verification_line(result))}\n")
     for msg in result.report.capped:
-        out.write(f"warning: {msg}\n")
+        out.write(f"warning: {e(msg)}\n")
     if verbose or report:
         for note in result.notes:
-            out.write(f"note: {note}\n")
+            out.write(f"note: {e(note)}\n")
+
+
+def _rich_safe(text: str) -> str:
+    from rich.markup import escape as markup_escape
+
+    return markup_escape(escape(text))
 
 
 def _stats_text(stats: Counter, verbose: int) -> str:
