@@ -234,7 +234,8 @@ def external(gb: float, work: Path) -> dict:
                   "--balance", "params", "--no-verify", "-q", "-o", str(out)],
                  work / "cut.json", 1800)
     good, total = _slices_equal(src, out)
-    man = json.loads((out / "pipeline.json").read_text()) if (out / "pipeline.json").exists() else {}
+    manifest = out / "pipeline.json"
+    man = json.loads(manifest.read_text()) if manifest.exists() else {}
     plan = _plan(man, None) if man else []
     code = ("import onnx.utils, sys, json; plan = json.loads(sys.argv[2]);\n"
             "[onnx.utils.extract_model(sys.argv[1], f'{sys.argv[3]}/x{k}.onnx', i, o) "
@@ -248,7 +249,8 @@ def external(gb: float, work: Path) -> dict:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| case | tool | verdict | s | unused initializers |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| case | tool | verdict | s | unused initializers |",
+             "| --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['case']} | {r['tool']} | {r['verdict']} | {r.get('seconds', '')} | "
                      f"{r.get('unused_initializers', '')} |")

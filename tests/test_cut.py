@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx.parser
+import onnxopt
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
-import onnxopt
 from onnxopt.cli.main import main
 from onnxopt.cutting import run_pipeline
 from onnxopt.errors import UsageError, VerificationError

@@ -12,7 +12,6 @@ outputs get the inferred (symbolic) types; names are kept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..ir import Function, Graph, Model, Node, Value
 from .graphview import GraphView, is_free, top_node
@@ -54,7 +53,7 @@ def split(model: Model, view: GraphView, stage_of: dict[Node, int], n_stages: in
     for n in view.order:
         if n in stage_of:
             members[stage_of[n]].append(n)
-    made_in = {o: stage_of[n] for n, s in stage_of.items() for o in n.outputs}
+    made_in = {o: s for n, s in stage_of.items() for o in n.outputs}
     needs = [_needs(view, nodes) for nodes in members]
     orphans = [v for v in finals if v not in made_in]  # returned, but computed by no stage
     needs[-1].extend(v for v in orphans if v not in needs[-1])
@@ -141,7 +140,7 @@ def _stage_model(model: Model, g: Graph) -> Model:
     return m
 
 
-def output_source(ios: list[StageIO], name: str) -> Optional[int]:
+def output_source(ios: list[StageIO], name: str) -> int | None:
     """Index of the stage that outputs ``name`` (the first one)."""
     for k, io in enumerate(ios):
         if name in io.outputs:

@@ -11,12 +11,12 @@ tensor exposed and the first stage output (in pipeline order) that differs is na
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 
-def session(ref: Any, data_dir: Optional[str] = None, optimize: bool = False):
+def session(ref: Any, data_dir: str | None = None, optimize: bool = False):
     """An onnxruntime CPU session on a path or serialized model (``data_dir``: where the
     external data of a serialized model lives)."""
     import onnxruntime as ort
@@ -81,7 +81,7 @@ def original_session(ref: Any, expose: list[str] = ()):
 
 
 def first_difference(original_ref: Any, stage_outputs: list[list[str]], feed: dict,
-                     env: dict) -> Optional[str]:
+                     env: dict) -> str | None:
     """The first stage output, in pipeline order, whose value differs from the original's."""
     order = [name for outs in stage_outputs for name in outs]
     sess = original_session(original_ref, order)

@@ -4,8 +4,8 @@ the symbolic shapes.
 Costs are exact expressions over the model's dim symbols where shapes are symbolic (``2*seq*...``)
 and plain ints where they are static. To compare and balance them, every symbol gets a number:
 the value the user gave (``--input-shape``), else 1 for a batch-like symbol and 128 for any other.
-A dim that inference cannot bound counts as 1; a node whose output rank is unknown counts 0 (both are
-reported).
+A dim that inference cannot bound counts as 1; a node whose output rank is unknown counts 0
+(both are reported).
 
 FLOPs count a multiply-add as 2: MatMul/Gemm ``2*M*N*K``, Conv ``2 * out elements * C/group *
 kernel``, ConvTranspose per input element, recurrent nets ``2 * steps * batch * (|W| + |R|)``, If
@@ -15,7 +15,7 @@ one per input element).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..ir import Node, Shape, SymDim, TensorType, Value
 
@@ -33,7 +33,7 @@ def _dim(d) -> Any:
     return None
 
 
-def numel(shape: Optional[Shape], unknown: Any = None) -> Any:
+def numel(shape: Shape | None, unknown: Any = None) -> Any:
     """Product of the dims (an int or a sympy expression); an unknown dim counts as ``unknown``
     (None: the product is None)."""
     if shape is None:
@@ -86,7 +86,7 @@ class CostModel:
         return DEFAULT_BATCH if "batch" in name.lower() else DEFAULT_SIZE
 
     # -- values -------------------------------------------------------------------------------
-    def elems(self, v: Optional[Value]) -> Any:
+    def elems(self, v: Value | None) -> Any:
         """Elements of a tensor value; an unknown dim counts as 1 (the value is noted)."""
         if v is None:
             return None

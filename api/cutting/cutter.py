@@ -7,8 +7,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 from ..errors import UsageError, VerificationError
 from ..ir import Model, Node
@@ -96,7 +97,7 @@ def _stage_costs(view: GraphView, costs: CostModel, members: list[list[Node]]) -
 
 
 def _manifest(label: str, view: GraphView, finals: list, ios: list[StageIO], stage_costs,
-              costs: CostModel, mode: str, balance: Optional[str]) -> dict:
+              costs: CostModel, mode: str, balance: str | None) -> dict:
     from .store import stage_file
 
     stages = []
@@ -131,7 +132,7 @@ def _members(view: GraphView, stage_of: dict, n: int) -> list[list[Node]]:
     return out
 
 
-def _names(spec: Union[None, str, Sequence[str]]) -> list[str]:
+def _names(spec: None | str | Sequence[str]) -> list[str]:
     if spec is None:
         return []
     if isinstance(spec, str):
@@ -176,9 +177,9 @@ def _plan(view: GraphView, costs: CostModel, at, stages, balance, extract):
     return {n: 0 for n in chosen}, 1, outputs, "extract", [v.name for v in inputs]
 
 
-def cut(model: Any, at: Union[None, str, Sequence] = None, stages: Optional[int] = None,
-        balance: str = "flops", extract: Optional[tuple] = None,
-        input_shapes: Optional[dict[str, list]] = None, output_dir: Optional[str] = None,
+def cut(model: Any, at: None | str | Sequence = None, stages: int | None = None,
+        balance: str = "flops", extract: tuple | None = None,
+        input_shapes: dict[str, list] | None = None, output_dir: str | None = None,
         verify: bool = True, verify_options: Any = None) -> CutResult:
     """Split ``model`` (a path, bytes, ModelProto or ir.Model, left unchanged) into stages.
 

@@ -13,7 +13,7 @@ may cross (they depend on no input).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from ..errors import UsageError
 from ..ir import Node, Value
@@ -100,7 +100,7 @@ def path_through(view: GraphView, v: Value, readers: list[Node]) -> str:
     ``readers`` to a model output."""
     back = [v.name]
     inputs = set(view.model_inputs)
-    cur: Optional[Value] = v
+    cur: Value | None = v
     while cur is not None and cur not in inputs and cur.producer is not None:
         dep = [x for x in view.reads[cur.producer]
                if x in inputs or x.producer in view.input_dependent]

@@ -12,7 +12,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import UsageError
 
@@ -37,7 +38,7 @@ def check_target(out_dir: str) -> None:
 
 
 def write_atomic(out_dir: str, models: list, manifest: dict,
-                 check: Optional[Callable[[str], None]] = None) -> None:
+                 check: Callable[[str], None] | None = None) -> None:
     """Save the stages and the manifest into ``out_dir``; ``check(tmp_dir)`` runs on the files
     before they are moved into place (it raises to stop everything)."""
     check_target(out_dir)
@@ -81,7 +82,8 @@ def read_manifest(folder: str) -> dict:
         with open(path) as f:
             man = json.load(f)
     except FileNotFoundError:
-        raise UsageError(f"{folder}: no {MANIFEST} (not a pipeline written by onnxopt cut)") from None
+        raise UsageError(f"{folder}: no {MANIFEST} (not a pipeline written by onnxopt cut)"
+                         ) from None
     except (OSError, ValueError) as e:
         raise UsageError(f"{path}: cannot read ({e})") from None
     if not isinstance(man, dict) or not isinstance(man.get("stages"), list):
