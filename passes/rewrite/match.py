@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from ...ir import Graph, Node, Value
+from ..blame import UnboundName
 from .constants import attr_of, const_value, has_ref_attrs
 from .facts import Shapes
 from .patterns import Op, Opt, Or, Pattern, Var, describe
@@ -64,7 +65,10 @@ class Match:
         self.extra.append((old, new))
 
     def __getitem__(self, name: str) -> Optional[Value]:
-        return self._b[name]
+        try:
+            return self._b[name]
+        except KeyError:  # a typo in a rule: say what the pattern does bind
+            raise UnboundName(name, self._b) from None
 
     def __contains__(self, name: str) -> bool:
         return self._b.get(name) is not None
@@ -75,7 +79,7 @@ class Match:
 
     def node(self, name: str) -> Node:
         """The node an :class:`Op` pattern named ``name`` matched."""
-        return self._b[name].producer
+        return self[name].producer
 
     def const(self, name: str) -> Optional[np.ndarray]:
         """The data of a bound constant (None when the binding is absent or not constant)."""
