@@ -611,6 +611,89 @@ w = Where (m, ninf, zf)
 y = Add (x, w)""")
 
 
+# ------------------------------------------------------------------ more variants of both suites
+
+
+@family("conv_bn_variants", OX + "fuse_bn_into_conv")
+def conv_bn_variants():
+    bn = ("float[4] s = {1.0,0.5,2.0,1.5}, float[4] bb = {0.1,0.2,0.3,0.4}, "
+          "float[4] mu = {0.0,0.1,-0.1,0.2}, float[4] var = {1.0,0.5,0.25,2.0}")
+    for attrs, wshape, n, out in (("strides = [2,2]", "[4,3,3,3]", 108, "[1,4,2,2]"),
+                                  ("pads = [1,1,1,1]", "[4,3,3,3]", 108, "[1,4,5,5]"),
+                                  ("group = 1, dilations = [2,2]", "[4,3,2,2]", 48, "[1,4,3,3]"),
+                                  ("kernel_shape = [1,1]", "[4,3,1,1]", 12, "[1,4,5,5]")):
+        w = f"float{wshape} w = {{" + ",".join(str((i % 7) * 0.1 - 0.2) for i in range(n)) + "}"
+        yield attrs.split(" ")[0], g(13, f"(float[1,3,5,5] x) => (float{out} y)",
+                                     f"a = Conv <{attrs}> (x, w)\ny = BatchNormalization (a, s, bb, mu, var)",
+                                     f"{w}, {bn}")
+    yield "near_miss_bn_input", g(13, "(float[1,4,5,5] x) => (float[1,4,5,5] y)",
+                                  "y = BatchNormalization (x, s, bb, mu, var)", bn)
+
+
+@family("transpose_fanout", OX + "fuse_consecutive_transposes")
+def transpose_fanout():
+    yield "two_readers", g(13, "(float[2,3,4] x) => (float[2,3,4] y, float[4,3,2] z)",
+                           "a = Transpose <perm = [1,0,2]> (x)\ny = Transpose <perm = [1,0,2]> (a)\n"
+                           "z = Transpose <perm = [2,0,1]> (a)")
+    yield "elementwise_between", g(13, "(float[2,3,4] x) => (float[2,3,4] y)",
+                                   "a = Transpose <perm = [2,0,1]> (x)\nb = Relu (a)\ny = Transpose <perm = [1,2,0]> (b)")
+
+
+@family("duplicate_initializers", OX + "eliminate_duplicate_initializer")
+def duplicate_initializers():
+    yield "same_values", g(13, "(float[2,3] x) => (float[2,3] y)", "a = Add (x, c1)\nb = Add (x, c2)\ny = Mul (a, b)",
+                           "float[3] c1 = {1,2,3}, float[3] c2 = {1,2,3}")
+    yield "near_miss_values", g(13, "(float[2,3] x) => (float[2,3] y)", "a = Add (x, c1)\nb = Add (x, c2)\ny = Mul (a, b)",
+                                "float[3] c1 = {1,2,3}, float[3] c2 = {1,2,4}")
+    yield "near_miss_dtype", g(13, "(float[2,3] x, double[2,3] z) => (float[2,3] y, double[2,3] w)",
+                               "y = Add (x, c1)\nw = Add (z, c2)", "float[3] c1 = {1,2,3}, double[3] c2 = {1,2,3}")
+
+
+@family("if_variants", OX + "eliminate_if_with_const_cond")
+def if_variants():
+    yield "nested", g(13, "(float[4] x) => (float[4] y)", """
+c = Constant <value = bool {1}> ()
+y = If (c) <then_branch = t () => (float[4] o) { d = Constant <value = bool {0}> ()
+ o = If (d) <then_branch = t2 () => (float[4] p) { p = Neg (x) }, else_branch = e2 () => (float[4] p) { p = Abs (x) }> },
+ else_branch = e () => (float[4] o) { o = Relu (x) }>""")
+    yield "initializer_cond", g(13, "(float[4] x) => (float[4] y)", """
+y = If (c) <then_branch = t () => (float[4] o) { o = Neg (x) }, else_branch = e () => (float[4] o) { o = Abs (x) }>""",
+                                "bool c = {0}")
+    yield "near_miss_input_cond", g(13, "(float[4] x, bool c) => (float[4] y)", """
+y = If (c) <then_branch = t () => (float[4] o) { o = Neg (x) }, else_branch = e () => (float[4] o) { o = Abs (x) }>""")
+
+
+@family("slim_more", SL)
+def slim_more():
+    yield "concat_empty_input", g(13, "(float[2,3] x) => (float[2,3] y)", "a = Concat <axis = 0> (x, e)\ny = Relu (a)",
+                                  "float[0,3] e = {}")
+    yield "reshape_as_static", g(13, "(float[2,3,4] x, float[6,4] z) => (float[6,4] y)", "s = Shape (z)\nr = Reshape (x, s)\ny = Add (r, z)")
+    yield "gelu_tanh", g(13, "(float[2,8] x) => (float[2,8] y)", """
+p = Pow (x, three)
+m = Mul (p, k)
+a = Add (x, m)
+s = Mul (a, c)
+t = Tanh (s)
+o = Add (t, one)
+h = Mul (x, o)
+y = Mul (h, half)""", "float three = {3.0}, float k = {0.044715}, float c = {0.7978845608}, float one = {1.0}, float half = {0.5}")
+    yield "layer_norm", g(17, "(float[2,8] x) => (float[2,8] y)", """
+mu = ReduceMean <axes = [-1]> (x)
+d = Sub (x, mu)
+p = Pow (d, two)
+v = ReduceMean <axes = [-1]> (p)
+e = Add (v, eps)
+s = Sqrt (e)
+n = Div (d, s)
+w = Mul (n, g1)
+y = Add (w, b1)""", "float two = {2.0}, float eps = {1e-5}, float[8] g1 = {1,1,1,1,2,2,2,2}, float[8] b1 = {0,0,0,0,1,1,1,1}")
+    yield "swish_mul_sigmoid", g(13, "(float[2,8] x) => (float[2,8] y)", "s = Sigmoid (x)\ny = Mul (x, s)")
+    yield "double_reshape_flatten", g(13, "(float[2,3,4] x) => (float[2,12] y)",
+                                      "a = Reshape (x, s)\ny = Flatten <axis = 1> (a)", "int64[3] s = {2,12,1}")
+    yield "squeeze_of_unsqueeze_other_axis", g(13, "(float[3,1,4] x) => (float[1,3,4] y)",
+                                               "a = Unsqueeze (x, k0)\ny = Squeeze (a, k2)", "int64[1] k0 = {0}, int64[1] k2 = {2}")
+
+
 # ------------------------------------------------------------------ running
 
 

@@ -6,6 +6,9 @@
 ``concat_concat``      Concat(.., Concat(p, q), ..) on the same axis -> one Concat
 ``reduce_unsqueeze``   Unsqueeze(Reduce*(x, A, keepdims=0), A) -> Reduce*(x, A, keepdims=1)
 ``slice_slice``        Slice(Slice(x)) -> one Slice (disjoint axes, or static dims on shared ones)
+``transpose_shared``   Transpose(Transpose(x, p), q) -> Transpose(x, p then q) when the first
+                       Transpose has other readers (it goes once none is left), or the two
+                       cancel (an Identity where a graph output needs one)
 ``transpose_view``     Transpose(Unsqueeze|Squeeze(Transpose(x))) -> Unsqueeze|Squeeze(x), and a
                        Transpose only when the dims of x do not come out in order
 =====================  =========================================================================
@@ -25,7 +28,7 @@ import numpy as np
 from ..ir import Value
 from .fuse._common import attrs_of, axes_of
 from .rewrite import Const, Match, Op, Opt, Rule
-from .simplify import _BIG, _norm, _ones_at
+from .simplify import _BIG, _norm, _ones_at, _replaceable
 
 _REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
            "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
@@ -253,6 +256,42 @@ def _perm(m: Match, node, rank: int) -> Optional[list[int]]:
     return p if sorted(p) == list(range(rank)) else None
 
 
+class TransposeShared(Rule):
+    """Transpose(Transpose(x, p), q) is Transpose(x, [p[q[i]] ...]). The driver erases the first
+    Transpose once its last reader is rewritten, so a Transpose read by several Transposes goes
+    too; one node replaces one node, so nothing ever grows. An identity result is x itself, or an
+    Identity where the output is a graph output that x cannot name."""
+
+    name = "transpose_shared"
+    summary = "Transpose(Transpose(x, p), q) -> Transpose(x, p then q), the first one shared"
+    pattern = Op("Transpose", Op("Transpose", "x", name="inner", private=False), name="outer")
+
+    def composed(self, m: Match) -> Optional[list[int]]:
+        rank = m.rank("x")
+        if rank is None:
+            return None
+        p, q = _perm(m, m.node("inner"), rank), _perm(m, m.node("outer"), rank)
+        return None if p is None or q is None else [p[i] for i in q]
+
+    def check(self, m: Match) -> Optional[str]:
+        perm = self.composed(m)
+        if perm is None:
+            return "rank or permutations unknown"
+        private = all(u is m.root for u, _ in m["inner"].uses()) and \
+            not m["inner"].is_graph_output()
+        if private and perm != list(range(len(perm))):
+            return "read only here: fuse.transpose_transpose merges it"
+        return None
+
+    def rewrite(self, m: Match, b) -> Value:
+        perm, outer = self.composed(m), m.node("outer")
+        if perm != list(range(len(perm))):
+            return b.op("Transpose", [m["x"]], {"perm": perm}, name=outer.name)
+        if _replaceable(m, m["x"]) is None:
+            return m["x"]
+        return b.op("Identity", [m["x"]], name=outer.name)
+
+
 class TransposeView(Rule):
     """Transpose(V(Transpose(x, p), A), q) with V an Unsqueeze or Squeeze. Follow each dim of x
     through the three nodes (new unit dims carry no label); the result is V(x) on the dims that
@@ -312,7 +351,8 @@ class TransposeView(Rule):
         return b.op("Transpose", [y], {"perm": perm}, name=m.node("t2").name)
 
 
-RULES = (SqueezeSqueeze, UnsqueezePair, ConcatConcat, ReduceUnsqueeze, SliceSlice, TransposeView)
+RULES = (SqueezeSqueeze, UnsqueezePair, ConcatConcat, ReduceUnsqueeze, SliceSlice, TransposeShared,
+         TransposeView)
 
 __all__ = ["RULES", "SqueezeSqueeze", "UnsqueezePair", "ConcatConcat", "ReduceUnsqueeze",
-           "SliceSlice", "TransposeView"]
+           "SliceSlice", "TransposeShared", "TransposeView"]
