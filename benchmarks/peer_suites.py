@@ -120,6 +120,9 @@ def monotone_argmax():
     yield "exp", g(13, "(float[3,4] x) => (int64[3,1] y)", "a = Exp (x)\ny = ArgMax <axis = 1> (a)"), why
     yield "log", g(13, "(float[3,4] x) => (int64[3,1] y)", "p = Abs (x)\na = Log (p)\ny = ArgMax <axis = 1> (a)"), why
     yield "softmax", g(13, "(float[3,4] x) => (int64[3,1] y)", "a = Softmax <axis = 1> (x)\ny = ArgMax <axis = 1> (a)"), why
+    yield "exp_underflow", g(13, "(float[3,4] x) => (int64[3,1] y)",
+                             "z = Mul (x, zero)\nv = Add (z, c)\na = Exp (v)\ny = ArgMax <axis = 1> (a)",
+                             "float zero = {0.0}, float[4] c = {-200.0, -150.0, -120.0, -110.0}"), why
     yield "near_miss_other_axis", g(13, "(float[3,4] x) => (int64[1,4] y)",
                                     "a = Softmax <axis = 1> (x)\ny = ArgMax <axis = 0> (a)")
 
@@ -791,7 +794,7 @@ def table(outcomes: list[Outcome]) -> str:
         if not o.error:
             cats.setdefault(f"{o.case.category} ({o.case.peer})", []).append(o)
     lines = ["| category (peer) | cases | onnxopt correct | peer correct | onnxopt <= peer | "
-             "onnxopt < peer | onnxopt > peer | nodes onnxopt / peer (non-Constant) |",
+             "onnxopt < peer | onnxopt > correct peer | nodes onnxopt / peer (non-Constant) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     tot = [0] * 6
     for cat, os_ in sorted(cats.items()):
@@ -801,7 +804,7 @@ def table(outcomes: list[Outcome]) -> str:
         cmp = [o for o in os_ if o.ours and o.peer]
         le = sum(o.ours[1] <= o.peer[1] for o in cmp)
         lt = sum(o.ours[1] < o.peer[1] for o in cmp)
-        gt = sum(o.ours[1] > o.peer[1] for o in cmp)
+        gt = sum(more_than_peer(o) for o in cmp)
         ours = sum(o.ours[1] for o in cmp)
         theirs = sum(o.peer[1] for o in cmp)
         for i, v in enumerate((n, ok, pok, le, lt, gt)):
