@@ -275,7 +275,11 @@ class PadPool(Rule):
     only when the pool has no pads of its own (the fused pool then counts the pads, which is what
     the explicit zeros were). MaxPool pads behave like -inf: value -inf folds; value 0 only when
     the input is provably >= 0 (a Relu output). Both need ceil_mode=0, dilations 1, and merged
-    pads smaller than the kernel (no window made of padding only; onnxruntime requires it)."""
+    pads smaller than the kernel (no window made of padding only; onnxruntime requires it).
+
+    A 0-valued Pad before MaxPool on an input that may be negative stays: onnxoptimizer's
+    fuse_pad_into_pool folds it anyway, and then a border window whose inputs are all negative
+    gives their max instead of the padded 0 (benchmarks/peer_suites.py, pad_pool.max_zero_pad)."""
 
     name = "pad_pool"
     summary = "fold a constant Pad into AveragePool/MaxPool pads where exactly equivalent"
