@@ -245,3 +245,48 @@ def test_cli_constraint_end_to_end(tmp_path, capsys) -> None:
     assert rc == 0, text
     assert "assumes seq<=7 (--constraint; recorded in the model's metadata" in text
     assert onnxopt.load(out).metadata_props[METADATA_KEY] == "seq<=7"
+
+
+# -- 5. walk gaps ---------------------------------------------------------------------------
+
+STRIDED = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,4] x) => (float[3,2] y) {{
+   flat_shape = Constant <value = int64[1] {{-1}}> ()
+   flat = Reshape (x, flat_shape)
+   idx = Constant <value = int64[3,2] {{{ints([0, 2, 4, 6, 8, 10])}}}> ()
+   y = Gather (flat, idx)
+}}"""
+
+
+def test_a_freed_size_lost_in_a_flat_baked_index_is_reported_before_the_run_check() -> None:
+    """``x.as_strided((3, 2), (4, 2))`` as an export writes it: the model would run at every
+    batch and return the trace's elements; it is refused, naming the Gather."""
+    with pytest.raises(OnnxoptError, match=r"an unnamed Gather reads fixed elements \[3, 2\] of a "
+                                           r"flattened axis of size 4\*batch"):
+        repair(STRIDED, "x:0=batch")
+
+
+SHARED = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,7,7] x) => (float[3,7,7] y) {{
+   i = Constant <value = int64[7,1] {{{ints(range(7))}}}> ()
+   j = Constant <value = int64[1,7] {{{ints(range(7))}}}> ()
+   d = Sub (j, i)
+   a = Abs (d)
+   four = Constant <value = int64 {{4}}> ()
+   near = Less (a, four)
+   af = Cast <to = 1> (a)
+   zero = Constant <value = float {{0.0}}> ()
+   bias = Where (near, af, zero)
+   y = Add (x, bias)
+}}"""
+
+
+def test_a_value_with_several_consumers_is_followed_through_each() -> None:
+    """``|j - i|`` feeds Less and Cast: both paths lead to the same aranges, and the second
+    visit is not reported as a dim that comes from nowhere."""
+    model, notes = repair(SHARED, "x:1=seq,2=seq")
+    for t in (3, 10):
+        x = np.random.default_rng(t).standard_normal((3, t, t)).astype(np.float32)
+        a = np.abs(np.arange(t)[None, :] - np.arange(t)[:, None])
+        (y,) = run_model(model, {"x": x})
+        np.testing.assert_allclose(y, x + np.where(a < 4, a, 0).astype(np.float32), rtol=1e-6)

@@ -92,6 +92,7 @@ class Tracer:
 
     def __init__(self, alg: Algebra):
         self.alg = alg
+        self.revisits = 0
 
     def culprits(self, value: Value, axis: int, static: int, use: tuple) -> list:
         out: list = []
@@ -100,7 +101,8 @@ class Tracer:
 
     def _walk(self, v: Value, a: int, c: int, use: tuple, out: list, seen: set, depth: int):
         key = (id(v), a)
-        if key in seen:
+        if key in seen:  # reached again through another consumer: already walked, not dead
+            self.revisits += 1
             return
         seen.add(key)
         if depth > 200:
@@ -119,9 +121,9 @@ class Tracer:
         if p.op_type == "Constant" and p.domain in ("", "ai.onnx"):
             out.append(DataCulprit(v, use, a, c))
             return
-        n = len(out)
+        n, hits = len(out), self.revisits
         self._step(p, v, a, c, out, seen, depth)
-        if len(out) == n:
+        if len(out) == n and self.revisits == hits:
             out.append(Dead(f"{label(p)}: dim {a} of its output ({c}) does not come from any "
                             "input this walk can follow"))
         # A path that split a merged dim (Reshape -1) carries a factor of the conflict's size:

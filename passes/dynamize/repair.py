@@ -47,6 +47,7 @@ from .emit import Emitter, Unemittable
 from .bounded import bounded_hint, bounded_recipe
 from .constraints import METADATA_KEY, check_constraints, parse_constraints, record, suggest_modulus
 from .indexing import factor_of
+from .reach import flat_index_sinks
 from .provenance import DataCulprit, Dead, RangeCulprit, Tracer, VecCulprit, const_array
 from .spec import Freed, parse_spec, resolve
 from .structure import Arange, ExpandTo, recognise
@@ -184,6 +185,9 @@ class Dynamizer:
         self.constraints = info.constraints
         self._requirements()
         self._simplify_outputs()
+        self.problems.extend(flat_index_sinks(self.graph, self.alg))  # before the run check
+        if self.problems:
+            self._fail()
         if self.check:
             self._run_check()
         record(self.model, self.user)
