@@ -92,7 +92,9 @@ def _graphsurgeon(model: Path, plan: list[tuple], out: Path) -> list[str]:
 
     files = []
     for k, (ins, outs) in enumerate(plan):
-        graph = gs.import_onnx(onnx.load(str(model)))
+        # GraphSurgeon refuses graph inputs/outputs without a dtype: users run onnx's shape
+        # inference first, as here.
+        graph = gs.import_onnx(onnx.shape_inference.infer_shapes(onnx.load(str(model))))
         tensors = graph.tensors()
         graph.inputs = [tensors[n] for n in ins]
         graph.outputs = [tensors[n] for n in outs]
