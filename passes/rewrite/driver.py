@@ -15,6 +15,9 @@ from typing import Optional, Sequence
 from ...ir import Builder, Graph, Model, Node, TensorType, Value
 from ...ir.core import changed_since, clock
 from ..base import ALL, PassContext, PassResult, Rewrite, iter_graphs
+from ..blame import mark_rule
+from ..opsets import graph_imports
+from .authoring import check_created, commute_hint
 from .facts import Shapes, best_type, inherit_fact
 from .match import Match, dom, match, sig_ok, signature
 from .patterns import Op
@@ -58,6 +61,7 @@ class Rewriter:
         self.max_rounds = MAX_ROUNDS
         self.memo_key = memo_key
         self._clean: Optional[int] = None  # start of the last round of run_on_graph, if clean
+        self._imports: Optional[tuple] = None  # (model, the graph's opsets): new nodes must fit
 
     def run(self, model: Model, ctx: Optional[PassContext] = None,
             shapes: Optional[Shapes] = None) -> PassResult:
@@ -76,6 +80,7 @@ class Rewriter:
         result = PassResult()
         for g in iter_graphs(model):
             opset = _graph_opset(model, g)
+            self._imports = (model, graph_imports(model, g))
             key = ("rewrite", self.memo_key)
             generation = (model.meta.get("shapes.generation"), opset)
             last = g.meta.get(key) if memo else None
@@ -187,7 +192,11 @@ class Rewriter:
             m = match(rule, pat, node, opset, shapes, miss)
             if m is None:
                 continue
-            reason = rule.check(m)
+            try:
+                reason = rule.check(m)
+            except Exception as e:  # the error names the rule, not only the pass
+                mark_rule(e, rule.name)
+                raise
             if reason is None:
                 return m
             if isinstance(reason, NotApplicable):
@@ -195,7 +204,10 @@ class Rewriter:
             else:
                 miss.fail(len(m.nodes) + CHECK_RANK, reason)
         if self.tracer:
-            self.tracer(miss.event(self.prefix + rule.name, node))
+            ev = miss.event(self.prefix + rule.name, node)
+            if ev.stage == "match":
+                ev.reason += commute_hint(rule, pats, node, opset, shapes)
+            self.tracer(ev)
         return None
 
     def _apply(self, m: Match, work: "_Worklist", result: PassResult) -> None:
@@ -203,6 +215,7 @@ class Rewriter:
         b = _Builder(graph, before=root, tag=name)
         try:
             new = m.rule.rewrite(m, b)
+            check_created(m.rule, b.created, self._imports)
             new = [new] if isinstance(new, Value) else list(new)
             if len(new) != len(root.outputs):
                 raise RuntimeError(f"rule {name} returned {len(new)} values for "
@@ -210,8 +223,10 @@ class Rewriter:
             pairs = list(zip(root.outputs, new)) + m.extra
             for old, nv in pairs:
                 _check_replacement(name, old, nv)
-        except BaseException:
+        except BaseException as e:
             _rollback(b)
+            if isinstance(e, Exception):
+                mark_rule(e, m.rule.name)
             raise
         gone = list(m.nodes) + [old.producer for old, _ in m.extra if old.producer is not None]
         replaced = tuple(_node_id(n) for n in gone)

@@ -86,7 +86,8 @@ class VerboseTracer:
             if self.level >= 2:
                 self.events[(ev.rule, id(ev.node), len(self.events))] = ev
             return
-        near = ev.stage == "check" or (ev.stage == "match" and ev.depth >= NEAR_MISS_DEPTH)
+        near = ev.stage == "check" or (ev.stage == "match" and ev.depth >= NEAR_MISS_DEPTH) \
+            or ev.reason.endswith("(commutative=True)")  # a hint that is the fix: always shown
         if self.level >= 2 or near:
             self.events.setdefault((ev.rule, id(ev.node)), ev)
 
