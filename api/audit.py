@@ -35,10 +35,12 @@ class Audit:
     """One pass over a ModelProto (see the module docstring); ``run`` raises on the first
     problem. ``base_dir``: the model's folder, so external data files are checked too."""
 
-    def __init__(self, proto, what: str, base_dir: Optional[str] = None):
+    def __init__(self, proto, what: str, base_dir: Optional[str] = None,
+                 problems: Optional[list] = None):
         from onnx import defs
 
         self.proto, self.what, self.base_dir = proto, what, base_dir
+        self.problems = problems  # a list: node problems go there instead of raising
         self.defs = defs
         self.known_domains = {s.domain for s in defs.get_all_schemas()}
         self.dtypes = _dtypes()
@@ -68,6 +70,13 @@ class Audit:
 
     def fail(self, msg: str, cls=InvalidModelError):
         raise cls(f"{self.what}: {msg}")
+
+    def node_problem(self, msg: str, kind: str = "schema") -> None:
+        """A node the runtime would refuse but the IR can hold: raised, or appended to
+        ``problems`` as (kind, message) with kind "opset", "schema" or "control-flow"."""
+        if self.problems is None:
+            self.fail(msg)
+        self.problems.append((kind, f"{self.what}: {msg}"))
 
     # -- graphs and nodes
 
@@ -115,16 +124,16 @@ class Audit:
         known = self.schemas[key]
         label = n.name or n.op_type
         if known is None:
-            self.fail(f"node {label!r}: {n.op_type!r} does not exist in opset {version} of "
-                      f"domain {dom or 'ai.onnx'!r}")
+            return self.node_problem(f"node {label!r}: {n.op_type!r} does not exist in opset "
+                                     f"{version} of domain {dom or 'ai.onnx'!r}", "opset")
         names = {a.name for a in n.attribute}
         extra = sorted(names - known[0])
         if extra:
-            self.fail(f"node {label!r}: {n.op_type!r} (opset {version}) has no attribute "
-                      f"{extra[0]!r}")
+            self.node_problem(f"node {label!r}: {n.op_type!r} (opset {version}) has no "
+                              f"attribute {extra[0]!r}")
         missing = sorted(known[1] - names)
         if missing:
-            self.fail(f"node {label!r}: {n.op_type!r} requires attribute {missing[0]!r}")
+            self.node_problem(f"node {label!r}: {n.op_type!r} requires attribute {missing[0]!r}")
 
     def control(self, n, where: str) -> None:
         """Bodies agree with the node: If's two branches, Loop's and Scan's input and output
@@ -135,8 +144,9 @@ class Audit:
         if n.op_type == "If":
             for b in ("then_branch", "else_branch"):
                 if b in bodies and len(bodies[b].output) != outs:
-                    self.fail(f"node {label!r} in {where}: {b} returns {len(bodies[b].output)} "
-                              f"values, the node has {outs} outputs")
+                    self.node_problem(f"node {label!r} in {where}: {b} returns "
+                                      f"{len(bodies[b].output)} values, the node has {outs} "
+                                      "outputs", "control-flow")
             return
         body = bodies.get("body")
         if body is None:
@@ -145,17 +155,19 @@ class Audit:
         if n.op_type == "Loop":
             carried = ins - 2
             if len(body.input) != 2 + carried or len(body.output) != 1 + outs or outs < carried:
-                self.fail(f"node {label!r} in {where}: a Loop with {carried} carried values and "
-                          f"{outs} outputs needs a body of {2 + carried} inputs and {1 + outs} "
-                          f"outputs, not {len(body.input)} and {len(body.output)}")
+                self.node_problem(f"node {label!r} in {where}: a Loop with {carried} carried "
+                                  f"values and {outs} outputs needs a body of {2 + carried} "
+                                  f"inputs and {1 + outs} outputs, not {len(body.input)} and "
+                                  f"{len(body.output)}", "control-flow")
             return
         scan_in = next((a.i for a in n.attribute if a.name == "num_scan_inputs"), None)
         feeds = ins - (1 if self._scan8(n) else 0)
         if scan_in is None or not 0 < scan_in <= feeds or len(body.input) != feeds \
                 or len(body.output) != outs:
-            self.fail(f"node {label!r} in {where}: a Scan with {feeds} inputs "
-                      f"({scan_in} scanned) and {outs} outputs has a body of "
-                      f"{len(body.input)} inputs and {len(body.output)} outputs")
+            self.node_problem(f"node {label!r} in {where}: a Scan with {feeds} inputs "
+                              f"({scan_in} scanned) and {outs} outputs has a body of "
+                              f"{len(body.input)} inputs and {len(body.output)} outputs",
+                              "control-flow")
 
     def _scan8(self, n) -> bool:
         return self.proto.opset_import and min(
@@ -246,10 +258,12 @@ class Audit:
                          t.name)
 
 
-def audit(proto, what: str, base_dir: Optional[str] = None) -> None:
+def audit(proto, what: str, base_dir: Optional[str] = None,
+          problems: Optional[list] = None) -> None:
     """Refuse a model that breaks a rule of the module docstring (InvalidModelError,
-    ExternalDataError), naming the node or tensor."""
-    Audit(proto, what, base_dir).run()
+    ExternalDataError), naming the node or tensor. With a ``problems`` list, what only a node's
+    schema or control-flow arity gets wrong is appended there instead (``check`` reports it)."""
+    Audit(proto, what, base_dir, problems).run()
 
 
 __all__ = ["audit", "Audit", "MAX_DEPTH"]

@@ -33,6 +33,13 @@ class PassError(OnnxoptError):
     """A pass raised or broke an IR invariant; the message names the pass."""
 
 
+class PassCrash(PassError):
+    """A built-in pass raised an unexpected exception: a bug in onnxopt, not in the input (the
+    CLI exits 3 and asks for a report)."""
+
+    exit_code = 3
+
+
 class IRError(OnnxoptError):
     """A mutation would break an IR invariant (erasing a used node, a cross-graph edge...)."""
 
@@ -59,6 +66,7 @@ __all__ = [
     "ExternalDataError",
     "UsageError",
     "PassError",
+    "PassCrash",
     "IRError",
     "ShapeError",
     "VerificationError",

@@ -128,7 +128,8 @@ def read_model_proto(path: str):
     return _parse(_read_bytes(path), path)
 
 
-def check_header(proto, what: str, base_dir: Optional[str] = None) -> None:
+def check_header(proto, what: str, base_dir: Optional[str] = None,
+                 problems: Optional[list] = None) -> None:
     """Refuse models whose header no runtime accepts (IR version, opset imports), then anything
     :mod:`onnxopt.audit` refuses (nodes, control flow, tensors, external data under
     ``base_dir``)."""
@@ -149,17 +150,20 @@ def check_header(proto, what: str, base_dir: Optional[str] = None) -> None:
             raise InvalidModelError(
                 f"{what}: imports ONNX opset {o.version}, which does not exist (this onnx "
                 f"package knows opsets 1 to {latest})")
-    audit(proto, what, base_dir)
+    audit(proto, what, base_dir, problems)
 
 
 _MAX_DEPTH = MAX_DEPTH
 
 
-def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[str] = None):
+def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[str] = None,
+         *, problems: Optional[list] = None):
     """Load a model file, bytes, or ModelProto into the IR (external data is memory-mapped).
 
     Raises :class:`~onnxopt.errors.ModelLoadError` for unreadable input and
-    :class:`~onnxopt.errors.InvalidModelError` for malformed models.
+    :class:`~onnxopt.errors.InvalidModelError` for malformed models. With a ``problems`` list,
+    node-level problems the IR can still hold (an attribute the op's schema lacks, a Loop body of
+    the wrong arity) are appended there as (kind, message) instead (``onnxopt check`` lists them).
     """
     from .ir.lift import lift_model
 
@@ -181,7 +185,7 @@ def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[st
         what = "<ModelProto>"
     else:
         raise UsageError(f"cannot load a model from {type(source).__name__}")
-    check_header(proto, what, base_dir)
+    check_header(proto, what, base_dir, problems)
     try:
         return lift_model(proto, base_dir, lengths)
     except RecursionError as e:

@@ -58,7 +58,8 @@ def run_check(argv: list[str]) -> int:
         raise UsageError(f"{args.model}: is a directory")
     from .. import load
 
-    model = load(args.model)
+    problems: list = []  # what the runtime would refuse in a node: findings, not a load error
+    model = load(args.model, problems=problems)
     if args.target == "tensorrt":
         from ..passes.tensorrt.support import check_tensorrt
 
@@ -69,11 +70,27 @@ def run_check(argv: list[str]) -> int:
         report = check_health(model, args.model)
         title = f"health of {args.model}"
         kinds = HEALTH_KINDS
+    _add_load_problems(report, problems)
     if args.json:
         print(json.dumps(report_dict(report, args.model, kinds), indent=2, default=str))
     else:
         sys.stdout.write(format_report(report, title, kinds))
     return EXIT_OK if report.ok else EXIT_BLOCKED
+
+
+def _add_load_problems(report, problems: list) -> None:
+    """Node problems load() set aside (schema, control-flow arity) as blocking "checker"
+    findings, unless onnx.checker found one already (it stops at its first: the same one);
+    ops beyond the opset are the health report's "opset" findings already."""
+    from ..passes.tensorrt.support import BLOCK, Finding, Fix
+
+    if any(f.kind == "checker" for f in report.findings):
+        return
+    for kind, msg in problems:
+        if kind == "opset" and report.target != "tensorrt":
+            continue
+        report.findings.append(Finding("checker", BLOCK, "", "", msg, Fix("none", ""),
+                                       "checker", "", ""))
 
 
 def _tensorrt_kinds() -> dict[str, str]:

@@ -363,6 +363,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         from ..errors import OnnxoptError
 
         if isinstance(e, OnnxoptError):
+            if e.exit_code == EXIT_INTERNAL:  # a pass crashed: onnxopt's bug, say so
+                return _fail(f"internal error: {e} (please report it; --debug shows the "
+                             "traceback)", EXIT_INTERNAL)
             return _fail(str(e), e.exit_code)
         if isinstance(e, MemoryError):
             return _fail("out of memory", EXIT_USAGE)

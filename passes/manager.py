@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..errors import OnnxoptError, PassError
+from ..errors import OnnxoptError, PassCrash, PassError
 from ..ir import Model, check_model, print_model
 from ..ir.core import clock
 from ..ir.gcpause import paused_gc
@@ -208,7 +208,11 @@ class PassManager:
             self._reproduce(snapshot, spec, entry)
             if isinstance(e, PassError) and not isinstance(e, blame.RuleProblem):
                 raise
-            raise PassError(_raised_message(spec.name, e, entry)) from e
+            # A built-in pass that crashes is onnxopt's bug (exit 3), not the input's.
+            crashed = entry.builtin and not isinstance(e, (OnnxoptError, MemoryError,
+                                                           RecursionError))
+            cls = PassCrash if crashed else PassError
+            raise cls(_raised_message(spec.name, e, entry)) from e
         seconds = time.perf_counter() - t
         if result.modified:
             ctx.invalidate(result.preserved)
