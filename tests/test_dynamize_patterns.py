@@ -290,3 +290,22 @@ def test_a_value_with_several_consumers_is_followed_through_each() -> None:
         a = np.abs(np.arange(t)[None, :] - np.arange(t)[:, None])
         (y,) = run_model(model, {"x": x})
         np.testing.assert_allclose(y, x + np.where(a < 4, a, 0).astype(np.float32), rtol=1e-6)
+
+
+def test_max_and_floor_sizes_are_computed_at_run_time() -> None:
+    """Frame counts of strided convolutions: ``Max(0, floor(n/4) - 1)``."""
+    import sympy
+    from onnxopt.ir.shape import symbol
+    from onnxopt.passes.dynamize.emit import Emitter
+
+    model = model_from_text("""<ir_version: 8, opset_import: ["" : 17]>
+g (float[n] x) => (float[n] y) { y = Identity (x) }""")
+    g = model.graph
+    em = Emitter(model, g, {"n": (g.inputs[0], 0)}, next(iter(g.nodes)))
+    n = symbol("n")
+    frames = em.size(SymDim.from_expr(sympy.Max(0, sympy.floor(n / 4) - 1)))
+    frames.name = "frames"
+    g.outputs = [*g.outputs, frames]
+    for size, want in [(3, 0), (7, 0), (8, 1), (21, 4)]:
+        _, got = run_model(model, {"x": np.zeros(size, np.float32)})
+        assert got.tolist() == [want]

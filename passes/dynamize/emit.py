@@ -140,6 +140,9 @@ class Emitter:
             for _ in range(int(e.exp) - 1):
                 v = self.op("Mul", [v, base])
             return v
+        if isinstance(e, (S.Max, S.Min)):  # frame counts of strided convs: Max(0, ...)
+            args = [self.size(a) for a in e.args]
+            return self.op("Max" if isinstance(e, S.Max) else "Min", args)
         if isinstance(e, S.floor):
             num, den = S.fraction(S.together(e.args[0]))
             if den.is_Integer and den > 0:
