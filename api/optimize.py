@@ -117,6 +117,12 @@ def _apply_input_shapes(model, input_shapes: dict) -> None:
         old = v.type
         if not isinstance(old, TensorType):
             raise UsageError(f"--input-shape: input {name!r} is not a tensor")
+        for d in dims:  # what lowering can write: int64 dims, or names
+            ok = (type(d) is int and 0 <= d < 2**62) or (
+                isinstance(d, str) and d.replace(".", "_").isidentifier())
+            if not ok:
+                raise UsageError(f"--input-shape: input {name!r}: dim {d!r} is neither a "
+                                 "non-negative integer below 2**62 nor a name")
         if old.shape is not None and len(old.shape) != len(dims):
             raise UsageError(f"--input-shape: input {name!r} has rank {len(old.shape)}, "
                              f"got {len(dims)} dims")
