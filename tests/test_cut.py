@@ -149,6 +149,32 @@ def test_a_loop_body_capturing_an_earlier_stage_value_gets_it_as_a_stage_input()
         {"name": "trip", "from": "input"}, {"name": "b", "from": 0}, {"name": "a", "from": 0}]
 
 
+FUNCS = """
+<ir_version: 8, opset_import: ["" : 17, "local" : 1, "com.microsoft" : 1]>
+g (float[N] x) => (float[N] y) {
+  a = local.Twice(x)
+  y = local.Plus1(a)
+}
+<domain: "local", opset_import: ["" : 17]>
+Twice (x) => (y) { y = Add(x, x) }
+<domain: "local", opset_import: ["" : 17]>
+Plus1 (x) => (y) {
+  one = Constant <value = float {1.0}>()
+  y = Add(x, one)
+}
+"""
+
+
+def test_each_stage_keeps_only_the_functions_and_opsets_it_uses():
+    r = onnxopt.cut(onnx.parser.parse_model(FUNCS), at=["a"])
+    assert r.verification == "ok", r.reason
+    s0, s1 = r.stages
+    assert list(s0.functions) == [("local", "Twice", "")]
+    assert list(s1.functions) == [("local", "Plus1", "")]
+    assert s0.opset_imports == s1.opset_imports == {"": 17, "local": 1}  # no com.microsoft
+    assert str(s1.graph.inputs[0].type.shape) == "[N]"  # the function's output type, inferred
+
+
 @pytest.mark.parametrize("model, at", [
     ("gpt2_op17", ["/blocks.0/Add_3_output_0"]),
     ("gpt2_op23", ["/blocks.0/Add_3_output_0", "/blocks.1/Add_3_output_0"]),
