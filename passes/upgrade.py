@@ -5,6 +5,8 @@ that points at ``opset``, the one pass for both directions."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..errors import UsageError
 from ..ir import Model
 from .base import PassContext, PassResult
@@ -18,7 +20,7 @@ class Upgrade(Opset):
 
     name = "upgrade"
     summary = "old name of opset{target=N} for raising the opset"
-    options = {"opset": 0}
+    options: ClassVar[dict] = {"opset": 0}
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         target = int(self.opts["opset"])

@@ -10,4 +10,4 @@ lacks, through Casts), ``up`` (the reverse moves, where onnx's converter gives u
 from .convert import Opset, convert, parse_target, source_opset
 from .lowest import lowest_opset
 
-__all__ = ["Opset", "convert", "parse_target", "source_opset", "lowest_opset"]
+__all__ = ["Opset", "convert", "lowest_opset", "parse_target", "source_opset"]

@@ -8,7 +8,7 @@ matched again (their tag says so), which is also what keeps the driver from loop
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class ConversionRule(Rule):
         self.target = target
         self.pattern = node_pattern(self.ops)  # type: ignore[misc]
 
-    def check(self, m: Match) -> Optional[str]:
+    def check(self, m: Match) -> str | None:
         node = m.root
         if str(node.meta.get("tag", "")).startswith(TAG):
             return "made by the opset pass: already in the target's form"
@@ -50,18 +50,18 @@ class ConversionRule(Rule):
             return f"{node.op_type} is the same at opsets {self.source} and {self.target}"
         return self.refuse(m)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         return None
 
     def attr(self, m: Match, name: str):
         """The root's attribute, with the default of the source opset's schema."""
         return attr_of(m.root, name, self.source)
 
-    def inputs(self, m: Match) -> list[Optional[Value]]:
+    def inputs(self, m: Match) -> list[Value | None]:
         return [m.get(f"i{k}") for k in range(len(m.root.inputs))]
 
 
-def norm_axes(axes: Sequence[int], rank: Optional[int]) -> Optional[list[int]]:
+def norm_axes(axes: Sequence[int], rank: int | None) -> list[int] | None:
     """Axes made non-negative (None when one is negative and the rank is unknown)."""
     out = []
     for a in axes:
@@ -79,7 +79,7 @@ def axes_input_since(op: str) -> int:
     return 13 if op in ("ReduceSum", "Squeeze", "Unsqueeze") else 18
 
 
-def reduce(b: Builder, op: str, x: Value, axes: Optional[Sequence[int]], keepdims: int,
+def reduce(b: Builder, op: str, x: Value, axes: Sequence[int] | None, keepdims: int,
            opset: int) -> Value:
     """``op`` (ReduceX/Squeeze/Unsqueeze) over ``axes`` in the form ``opset`` takes."""
     attrs = {} if op in ("Squeeze", "Unsqueeze") else {"keepdims": keepdims}
@@ -103,5 +103,13 @@ def scalar(b: Builder, value, dtype) -> Value:
     return b.const(np.array(value, dtype=dtype))
 
 
-__all__ = ["TAG", "ConversionRule", "node_pattern", "norm_axes", "axes_input_since", "reduce",
-           "slice_", "scalar"]
+__all__ = [
+    "TAG",
+    "ConversionRule",
+    "axes_input_since",
+    "node_pattern",
+    "norm_axes",
+    "reduce",
+    "scalar",
+    "slice_",
+]

@@ -14,7 +14,7 @@ schema check.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Optional
+from typing import ClassVar
 
 from ...errors import PassError, UsageError
 from ...ir import Model, lift_model, lower_model
@@ -23,8 +23,16 @@ from ..registry import register
 from ..rewrite import Shapes, TraceEvent, apply_rules
 from . import decompose, forms, io, types, up
 from .common import TAG
-from .versions import (MIN_OPSET, bad_types, dtype_str, first_opset, form_problem, max_opset,
-                       schema, since)
+from .versions import (
+    MIN_OPSET,
+    bad_types,
+    dtype_str,
+    first_opset,
+    form_problem,
+    max_opset,
+    schema,
+    since,
+)
 
 DOWN_RULES = io.RULES + forms.RULES + decompose.RULES + types.RULES
 UP_RULES = up.RULES + forms.RULES[-1:] + types.RULES
@@ -57,7 +65,7 @@ class Opset(Pass):
 
     name = "opset"
     summary = "convert the model to default-domain opset N, down or up (rules + onnx's converter)"
-    options = {"target": 0}
+    options: ClassVar[dict] = {"target": 0}
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         try:
@@ -98,19 +106,18 @@ def declare(model: Model, target: int) -> None:
     import onnx
 
     for imports in [model.opset_imports] + [f.opset_imports for f in model.functions.values()]:
-        key = "ai.onnx" if "ai.onnx" in imports and "" not in imports else ""
-        if key in imports or imports is model.opset_imports:  # a function may import none
-            imports[key] = target
+        if "" in imports or imports is model.opset_imports:  # a function may import none
+            imports[""] = target
     need = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", target)])
     model.ir_version = max(model.ir_version or 0, need)
 
 
-def first_problem(model: Model, ctx: PassContext, source: int, target: int) -> Optional[str]:
+def first_problem(model: Model, ctx: PassContext, source: int, target: int) -> str | None:
     """The first node that is not valid at ``target``, as one line (None when all are)."""
     shapes = Shapes(ctx, materialize=False)
     for g in iter_graphs(model):
         for node in g.nodes:
-            if node.domain not in ("", "ai.onnx"):
+            if node.domain != "":
                 continue
             why = node_problem(node, source, target, shapes.dtype)
             if why is not None:
@@ -119,7 +126,7 @@ def first_problem(model: Model, ctx: PassContext, source: int, target: int) -> O
     return None
 
 
-def node_problem(node, source: int, target: int, dtype) -> Optional[str]:
+def node_problem(node, source: int, target: int, dtype) -> str | None:
     """Why ``node`` is not valid at ``target`` (None when it is)."""
     s = schema(node.op_type, target)
     if s is None:
@@ -146,7 +153,8 @@ def _converter(model: Model, source: int, target: int, ctx: PassContext) -> bool
     try:
         converted = version_converter.convert_version(proto, target)
         onnx.checker.check_model(converted)
-    except Exception as e:  # the converter reports unsupported ops with many exception types
+    # The converter reports unsupported ops with many exception types.
+    except Exception as e:  # noqa: BLE001
         ctx.note(f"opset: onnx's converter gave up ({type(e).__name__}: "
                  f"{str(e).strip()[:120]}); converting with the rules")
         return False
@@ -160,5 +168,14 @@ def _converter(model: Model, source: int, target: int, ctx: PassContext) -> bool
     return True
 
 
-__all__ = ["Opset", "convert", "parse_target", "source_opset", "declare", "first_problem",
-           "node_problem", "DOWN_RULES", "UP_RULES"]
+__all__ = [
+    "DOWN_RULES",
+    "UP_RULES",
+    "Opset",
+    "convert",
+    "declare",
+    "first_problem",
+    "node_problem",
+    "parse_target",
+    "source_opset",
+]

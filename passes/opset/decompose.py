@@ -5,7 +5,6 @@ the normalizations are computed in float32 for narrower floats, as ``stash_type=
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 
@@ -20,15 +19,15 @@ FLOAT, FLOAT16, BFLOAT16, DOUBLE = 1, 10, 16, 11
 class Decomposition(ConversionRule):
     """A decomposition of a float op: ``c(m, v)`` is a constant of the input's element type."""
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if m.dtype("i0") not in (FLOAT, FLOAT16, BFLOAT16, DOUBLE):
             return f"element type {m.dtype('i0')} is not a float type"
         return self.refuse_more(m)
 
-    def refuse_more(self, m: Match) -> Optional[str]:
+    def refuse_more(self, m: Match) -> str | None:
         return None
 
-    def c(self, m: Match, b: Builder, value, dt: Optional[int] = None) -> Value:
+    def c(self, m: Match, b: Builder, value, dt: int | None = None) -> Value:
         dt = dt or m.dtype("i0")
         if dt == BFLOAT16:  # numpy has no bfloat16: a float constant cast once
             return b.op("Cast", [scalar(b, value, np.float32)], {"to": BFLOAT16})
@@ -39,7 +38,7 @@ class Normalization(Decomposition):
     """Shared by LayerNormalization and RMSNormalization: axes from ``axis`` to the last,
     statistics in float32 when the input is narrower and stash_type is 1."""
 
-    def refuse_more(self, m: Match) -> Optional[str]:
+    def refuse_more(self, m: Match) -> str | None:
         if m.rank("i0") is None:
             return "the rank is unknown"
         return None
@@ -98,7 +97,7 @@ class GroupNorm(Decomposition):
     summary = "GroupNormalization -> Reshape, ReduceMean, Sqrt, Div, Mul, Add (opset 18/21)"
     ops = ("GroupNormalization",)
 
-    def refuse_more(self, m: Match) -> Optional[str]:
+    def refuse_more(self, m: Match) -> str | None:
         if m.rank("i0") is None or m.rank("i0") < 2:
             return "the rank is unknown or below 2"
         return None
@@ -209,7 +208,7 @@ class Trilu(ConversionRule):
     summary = "Trilu -> Where over a Range-built mask (opset 14)"
     ops = ("Trilu",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if self.target < 11:
             return "Range is newer than the target (opset 11)"
         if m.dtype("i0") is None:

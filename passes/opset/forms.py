@@ -5,15 +5,20 @@ and the attributes a newer version added that hold their default (dropped)."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ...ir import Builder, Tensor, Value
 from ..rewrite import Match
 from .common import ConversionRule, norm_axes
-from .versions import (NEGATIVE_AXES_AT, allows, form_problem, is_default, negative_axes,
-                       schema, since)
+from .versions import (
+    NEGATIVE_AXES_AT,
+    allows,
+    form_problem,
+    is_default,
+    negative_axes,
+    schema,
+    since,
+)
 
 _WIDE_FLOAT = {10: 1, 16: 1}  # float16, bfloat16 -> float (every value exact)
 
@@ -25,7 +30,7 @@ class ConstantForm(ConversionRule):
     summary = "Constant with a scalar or list attribute -> Constant{value=tensor}"
     ops = ("Constant",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         attrs = m.root.attributes
         if "value" in attrs or "sparse_value" in attrs:
             return "already a tensor value"
@@ -48,7 +53,7 @@ class ConstantOfShapeType(ConversionRule):
     summary = "ConstantOfShape{value: bfloat16/float16} -> ConstantOfShape float + Cast"
     ops = ("ConstantOfShape",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         a = m.root.attributes.get("value")
         s = schema("ConstantOfShape", self.target)
         if a is None or a.ref_attr_name or s is None:
@@ -75,7 +80,7 @@ class SoftmaxAxis(ConversionRule):
     summary = "Softmax & co (one axis) -> the same over the last axis, transposed around"
     ops = ("Softmax", "LogSoftmax", "Hardmax")
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if self.target >= 13:
             return "the same meaning at the target"
         if not m.rank("i0"):
@@ -100,7 +105,7 @@ class DropoutIdentity(ConversionRule):
     summary = "Dropout (inference, mask unused) -> Identity"
     ops = ("Dropout",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if len(m.root.outputs) > 1 and m.root.outputs[1].has_uses():
             return "the mask output is read"
         if m.get("i2") is not None and (m.const("i2") is None or bool(m.const("i2"))):
@@ -130,7 +135,7 @@ class Restate(ConversionRule):
                                        if s.domain in ("", "ai.onnx")}))
         super().__init__(source, target)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         node, s = m.root, schema(m.root.op_type, self.target)
         if s is None or form_problem(node, self.target, self.source, axes=False) is not None:
             return "does not fit the target otherwise"

@@ -4,8 +4,6 @@ with the moved value read from a constant (a non-constant one cannot become an a
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ...ir import Builder, Value
@@ -25,7 +23,7 @@ class ReduceAxes(ConversionRule):
     summary = "ReduceX/Squeeze/Unsqueeze(x, axes) -> the op with an axes attribute"
     ops = REDUCE_OPS + ("Squeeze", "Unsqueeze")
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         op = m.root.op_type
         if self.target >= axes_input_since(op) or since(op, self.source) < axes_input_since(op):
             return "the axes are in the same form at both opsets"
@@ -63,14 +61,14 @@ class SplitForm(ConversionRule):
     summary = "Split(x, split) / Split{num_outputs} -> the split attribute or an even Split"
     ops = ("Split",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if m.get("i1") is not None and m.const("i1") is None and self.target < 13:
             return "the split sizes are not a constant"
         if self.sizes(m) is False:
             return "num_outputs on an axis whose size is unknown"
         return None
 
-    def axis(self, m: Match) -> Optional[int]:
+    def axis(self, m: Match) -> int | None:
         a = int(self.attr(m, "axis") or 0)
         return a + m.rank("i0") if a < 0 and m.rank("i0") is not None else a
 
@@ -111,7 +109,7 @@ class PadForm(ConversionRule):
     summary = "Pad(x, pads, value, axes) -> full-rank pads (and attributes below opset 11)"
     ops = ("Pad",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if self.attr(m, "mode") == "wrap" and self.target < 19:
             return "mode=wrap is newer than the target (opset 19)"
         if m.get("i3") is None and self.target >= 11:
@@ -150,7 +148,7 @@ class ClipBounds(ConversionRule):
     summary = "Clip(x, min, max) -> Clip{min, max} below opset 11"
     ops = ("Clip",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if self.target >= 11:
             return "the bounds are inputs at the target too"
         for k in ("i1", "i2"):
@@ -173,7 +171,7 @@ class SliceInputs(ConversionRule):
     summary = "Slice(x, starts, ends, axes) -> Slice{starts, ends, axes} below opset 10"
     ops = ("Slice",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if self.target >= 10:
             return "the target takes inputs too"
         if any(m.get(k) is not None and m.const(k) is None for k in ("i1", "i2", "i3", "i4")):
@@ -199,7 +197,7 @@ class ShapeRange(ConversionRule):
     summary = "Shape{start, end} -> Slice(Shape(x), start, end)"
     ops = ("Shape",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if self.target >= 15:
             return "the target has start/end"
         if self.target < 10 and (int(self.attr(m, "start") or 0) < 0
@@ -224,7 +222,7 @@ class ResizeForm(ConversionRule):
     summary = "Resize with optional roi/scales, axes, antialias=0 -> Resize-11/13"
     ops = ("Resize",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if self.target < 11:
             return "Resize before opset 11 has other coordinate rules"
         if self.attr(m, "coordinate_transformation_mode") == "half_pixel_symmetric":

@@ -4,15 +4,13 @@ target or name the node that stops them, so trying is the exact answer)."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ...errors import OnnxoptError
 from ...ir import Model, lift_model, lower_model
 from ..base import PassContext
 from .versions import MIN_OPSET
 
 
-def lowest_opset(model: Model) -> tuple[Optional[int], Optional[str]]:
+def lowest_opset(model: Model) -> tuple[int | None, str | None]:
     """(lowest opset reached, the refusal one below it) — (None, None) without a default
     domain. The model is not modified."""
     from .convert import convert

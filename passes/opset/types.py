@@ -12,8 +12,6 @@ selection: Relu, Max, comparisons...), since a float sum may round where the int
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ...ir import Builder
 from ..rewrite import Match
 from .common import TAG, ConversionRule
@@ -49,12 +47,12 @@ class CastTypes(ConversionRule):
         type(self).ops = Restate(source, target).ops
         super().__init__(source, target)
 
-    def check(self, m: Match) -> Optional[str]:
+    def check(self, m: Match) -> str | None:
         if m.root.meta.get("tag") == TAG + self.name:
             return "made by this rule"
         return self.refuse(m)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         node, s = m.root, schema(m.root.op_type, self.target)
         if s is None or (not str(node.meta.get("tag", "")).startswith(TAG)
                          and form_problem(node, self.target, self.source) is not None):
@@ -69,7 +67,7 @@ class CastTypes(ConversionRule):
             return f"no exact wider type for {sorted(bad.items())}"
         return None
 
-    def plan(self, m: Match, s, bad: dict) -> Optional[dict[int, int]]:
+    def plan(self, m: Match, s, bad: dict) -> dict[int, int] | None:
         """Narrow type -> the wide type it runs as (None when one has no exact candidate)."""
         out = {}
         for param, dts in bad.items():
@@ -101,4 +99,4 @@ class CastTypes(ConversionRule):
 
 RULES = (CastTypes,)
 
-__all__ = ["RULES", "CastTypes", "WIDER"]
+__all__ = ["RULES", "WIDER", "CastTypes"]

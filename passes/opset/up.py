@@ -4,8 +4,6 @@ inputs (axes, split, pads, Clip's bounds, Slice's ranges) and Softmax & co's 2-D
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ...ir import Builder, Value, np_dtype
@@ -25,7 +23,7 @@ class AxesUp(Up):
     summary = "ReduceX/Squeeze/Unsqueeze{axes} -> the op with an axes input"
     ops = REDUCE_OPS + ("Squeeze", "Unsqueeze")
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if self.target < axes_input_since(m.root.op_type) or "axes" not in m.root.attributes:
             return "no axes attribute to move"
         return None
@@ -41,7 +39,7 @@ class SplitUp(Up):
     summary = "Split{split} -> Split(x, split) (opset 13)"
     ops = ("Split",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         return None if self.target >= 13 and "split" in m.root.attributes else "nothing to move"
 
     def rewrite(self, m: Match, b: Builder):
@@ -55,7 +53,7 @@ class PadUp(Up):
     summary = "Pad{pads, value} -> Pad(x, pads, value) (opset 11)"
     ops = ("Pad",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         return None if self.target >= 11 and "pads" in m.root.attributes else "nothing to move"
 
     def rewrite(self, m: Match, b: Builder) -> Value:
@@ -69,7 +67,7 @@ class ClipUp(Up):
     summary = "Clip{min, max} -> Clip(x, min, max) (opset 11)"
     ops = ("Clip",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         if self.target < 11 or m.get("i1") is not None:
             return "nothing to move"
         return None if m.dtype("i0") else "the element type is unknown"
@@ -89,7 +87,7 @@ class SliceUp(Up):
     summary = "Slice{starts, ends, axes} -> Slice(x, starts, ends, axes) (opset 10)"
     ops = ("Slice",)
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         return None if self.target >= 10 and "starts" in m.root.attributes else "nothing to move"
 
     def rewrite(self, m: Match, b: Builder) -> Value:
@@ -107,7 +105,7 @@ class SoftmaxUp(Up):
     summary = "Softmax{axis} (2-D coercion) -> Reshape(Softmax(Flatten(x, axis), 1), Shape(x))"
     ops = ("Softmax", "LogSoftmax", "Hardmax")
 
-    def refuse(self, m: Match) -> Optional[str]:
+    def refuse(self, m: Match) -> str | None:
         return None if self.target >= 13 else "the same meaning at the target"
 
     def rewrite(self, m: Match, b: Builder) -> Value:

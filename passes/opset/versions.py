@@ -9,8 +9,8 @@ cannot see those, so a rule must handle them or the node is refused).
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Callable, Optional
+from collections.abc import Callable
+from functools import cache
 
 from onnx import TensorProto, defs
 
@@ -36,7 +36,7 @@ def max_opset() -> int:
     return defs.onnx_opset_version()
 
 
-@lru_cache(maxsize=None)
+@cache
 def any_schema(op: str, opset: int):
     """The op's schema in force at ``opset``, deprecated or not (None when none)."""
     try:
@@ -52,14 +52,14 @@ def schema(op: str, opset: int):
     return None if s is None or s.deprecated else s
 
 
-def since(op: str, opset: int) -> Optional[int]:
+def since(op: str, opset: int) -> int | None:
     """The version of ``op`` a node written for ``opset`` is (None when none)."""
     s = any_schema(op, opset)
     return None if s is None else s.since_version
 
 
-@lru_cache(maxsize=None)
-def first_opset(op: str) -> Optional[int]:
+@cache
+def first_opset(op: str) -> int | None:
     """The lowest opset that has ``op`` (None when the default domain never had it)."""
     for v in range(1, max_opset() + 1):
         if schema(op, v) is not None:
@@ -67,7 +67,7 @@ def first_opset(op: str) -> Optional[int]:
     return None
 
 
-def semantic_change(op: str, low: int, high: int) -> Optional[int]:
+def semantic_change(op: str, low: int, high: int) -> int | None:
     """A version v with low < v <= high at which ``op`` changed meaning (None when none)."""
     for v in SEMANTIC.get(op, ()):
         if low < v <= high:
@@ -121,7 +121,7 @@ def allows(s, param: str, dt: int) -> bool:
     return dtype_str(dt) == param
 
 
-def form_problem(node, opset: int, source: int, axes: bool = True) -> Optional[str]:
+def form_problem(node, opset: int, source: int, axes: bool = True) -> str | None:
     """Why the node (written for opset ``source``) is not a valid node at ``opset`` regardless
     of element types: a missing op, too many inputs or outputs, an attribute the older schema
     lacks (unless it holds the newer default), a change of meaning, or (with ``axes``)
@@ -177,6 +177,21 @@ def is_default(node, name: str, opset: int) -> bool:
     return want is not None and got == want
 
 
-__all__ = ["any_schema", "SEMANTIC", "MIN_OPSET", "max_opset", "schema", "since", "first_opset",
-           "semantic_change", "dtype_str", "type_params", "bad_types", "allows",
-           "form_problem", "is_default", "negative_axes", "NEGATIVE_AXES_AT"]
+__all__ = [
+    "MIN_OPSET",
+    "NEGATIVE_AXES_AT",
+    "SEMANTIC",
+    "allows",
+    "any_schema",
+    "bad_types",
+    "dtype_str",
+    "first_opset",
+    "form_problem",
+    "is_default",
+    "max_opset",
+    "negative_axes",
+    "schema",
+    "semantic_change",
+    "since",
+    "type_params",
+]
