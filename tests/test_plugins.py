@@ -702,5 +702,95 @@ def test_the_docs_when_it_goes_wrong_section_runs_verbatim(tmp_path, monkeypatch
             assert not Path("model.opt.onnx").exists(), command
         else:
             assert [s for s in want if s not in lines] == [], command
+            Path("model.opt.onnx").unlink(missing_ok=True)  # the next command starts clean
     for mod in [m for m in sys.modules if m.startswith("acme_passes")]:
         del sys.modules[mod]
+
+
+RULE_MISTAKES = """
+    from onnxopt.passes import Const, Op, RewritePass, Rule, register
+
+
+    class Swish(Rule):
+        name = "swish"
+        summary = "x * Sigmoid(x) -> Swish(x), without opset = 24"
+        pattern = Op("Mul", "x", Op("Sigmoid", "x"))
+
+        def rewrite(self, m, b):
+            return b.op("Swish", [m["x"]])
+
+
+    class AddZero(Rule):
+        name = "add_zero"
+        summary = "x + 0 -> x, reading a name the pattern does not bind"
+        pattern = Op("Add", "x", Const("zero"), commutative=True)
+
+        def check(self, m):
+            return None if m["zreo"] is not None else "absent"
+
+        def rewrite(self, m, b):
+            return m["x"]
+
+
+    @register
+    class Mistakes(RewritePass):
+        name = "t-rule:mistakes"
+        summary = "rules with mistakes"
+        rules = (Swish(), AddZero())
+"""
+
+RULE_MODEL = """
+<ir_version: 10, opset_import: ["" : 17]>
+g (float[N,4] x) => (float[N,4] y, float[N,4] z) <float zero = {{0}}> {{
+    s = Sigmoid (x)
+    y = Mul ({mul})
+    z = Add (x, zero)
+}}
+"""
+
+
+@pytest.fixture
+def rule_plugin(tmp_path) -> Iterator[tuple[Path, Path]]:
+    """A model whose Mul reads (s, x): the non-commutative Swish pattern misses it."""
+    model = tmp_path / "rules.onnx"
+    onnx.save(onnx.parser.parse_model(RULE_MODEL.format(mul="s, x")), str(model))
+    with fresh_registry():  # each test loads its own copy of the file
+        yield model, write(tmp_path / "rule_mistakes.py", RULE_MISTAKES)
+
+
+def test_a_rule_creating_an_op_newer_than_the_model(rule_plugin, tmp_path, capsys):
+    model, plugin = rule_plugin
+    line = line_of(plugin, "def rewrite(self, m, b):")  # Swish's
+    want = (f"pass 't-rule:mistakes.swish', rule 'swish': created Swish (opset 24) at opset "
+            f"17: set opset = 24 on the rule (rule_mistakes.py:{line}) [plugin file {plugin}]")
+    out = tmp_path / "o.onnx"
+    onnx.save(onnx.parser.parse_model(RULE_MODEL.format(mul="x, s")), str(model))  # matches
+    code, err = cli_error(capsys, str(model), "--plugin", str(plugin), "-p",
+                          "t-rule:mistakes.swish", "--no-verify", "-o", str(out))
+    assert (code, err) == (2, want)
+    assert not out.exists()
+    assert api_error(model, "t-rule:mistakes.swish", plugin, verify=False) == want
+
+
+def test_an_exception_in_a_rule_names_the_rule_and_the_plugin_line(rule_plugin, capsys):
+    model, plugin = rule_plugin
+    want = (f"pass 't-rule:mistakes.add_zero', rule 'add_zero': raised UnboundName: m['zreo']: the "
+            f"pattern binds no 'zreo' (bound: x, zero) "
+            f"(rule_mistakes.py:{line_of(plugin, 'zreo')}) [plugin file {plugin}]")
+    code, err = cli_error(capsys, str(model), "--plugin", str(plugin), "-p",
+                          "t-rule:mistakes.add_zero")
+    assert (code, err) == (2, want)
+    assert api_error(model, "t-rule:mistakes.add_zero", plugin) == want
+
+
+def test_a_near_miss_on_a_non_commutative_pattern_hints_commutative(rule_plugin, capsys):
+    from onnxopt import optimize
+
+    model, plugin = rule_plugin
+    hint = ("rule t-rule:mistakes.swish refused at Mul: 'x' comes from a graph input or constant, "
+            "not Sigmoid; the inputs swapped would match (commutative=True)")
+    result = optimize(str(model), "t-rule:mistakes.swish", plugins=[str(plugin)], verbose=1)
+    assert hint in result.notes  # nothing rewritten: Mul(s, x) is not Mul(x, Sigmoid(x))
+    assert main([str(model), "--plugin", str(plugin), "-p", "t-rule:mistakes.swish", "-v",
+                 "-o", os.devnull]) == 0
+    assert f"note: {hint}" in capsys.readouterr().out.splitlines()
