@@ -35,6 +35,21 @@ A_SPARSE_TENSOR, A_SPARSE_TENSORS, A_TYPE_PROTO, A_TYPE_PROTOS = 11, 12, 13, 14
 
 _ids = itertools.count()
 
+
+def std_domain(domain: str) -> str:
+    """The IR's one spelling of a domain: the default domain is always "" (ONNX also accepts
+    "ai.onnx"). Nodes and opset imports are normalized when created or lifted, so passes
+    compare with "" only."""
+    return "" if domain == "ai.onnx" else domain
+
+
+def std_imports(imports: dict[str, int]) -> dict[str, int]:
+    """Opset imports keyed by :func:`std_domain` ("" wins when a model lists both spellings)."""
+    out = {std_domain(d): v for d, v in imports.items() if d != "ai.onnx"}
+    if "ai.onnx" in imports:
+        out.setdefault("", imports["ai.onnx"])
+    return out
+
 # The mutation clock. A node's ``_stamp`` is the clock when its neighbourhood last changed: it was
 # created, inserted or moved, its inputs or attributes were set, or the use list or graph-output
 # role of one of its outputs changed. A pass that examined every node at clock c needs to look
@@ -283,7 +298,7 @@ class Node:
     def __init__(self, domain: str, op_type: str, inputs: Sequence[Optional[Value]] = (),
                  attributes: Union[dict[str, Any], Iterable[Attr]] = (), num_outputs: int = 1,
                  outputs: Optional[Sequence[Value]] = None, name: str = "", overload: str = ""):
-        self.domain = domain
+        self.domain = std_domain(domain)
         self.op_type = op_type
         self.name = name
         self.overload = overload
@@ -383,8 +398,8 @@ class Node:
 
     @property
     def op(self) -> tuple[str, str]:
-        """``(domain, op_type)`` with the default domain written as ""."""
-        return ("" if self.domain == "ai.onnx" else self.domain, self.op_type)
+        """``(domain, op_type)``."""
+        return (self.domain, self.op_type)
 
     def __repr__(self) -> str:
         dom = f"{self.domain}::" if self.domain else ""
@@ -687,14 +702,14 @@ class Function:
     def __init__(self, domain: str, name: str, graph: Graph, attributes: Sequence[str] = (),
                  attribute_defaults: Sequence[Attr] = (), opset_imports: Optional[dict] = None,
                  overload: str = ""):
-        self.domain = domain
+        self.domain = std_domain(domain)
         self.name = name
         self.overload = overload
         self.graph = graph
         graph.function = self
         self.attributes = list(attributes)
         self.attribute_defaults = list(attribute_defaults)
-        self.opset_imports: dict[str, int] = dict(opset_imports or {})
+        self.opset_imports: dict[str, int] = std_imports(opset_imports or {})
         self.doc_string = ""
         self.metadata_props: dict[str, str] = {}
 
@@ -714,7 +729,7 @@ class Model:
                  opset_imports: Optional[dict[str, int]] = None):
         self.graph = graph
         self.ir_version = ir_version
-        self.opset_imports: dict[str, int] = dict(opset_imports or {"": 21})
+        self.opset_imports: dict[str, int] = std_imports(opset_imports or {"": 21})
         self.producer_name = ""
         self.producer_version = ""
         self.domain = ""
@@ -728,12 +743,7 @@ class Model:
 
     def opset(self, domain: str = "") -> Optional[int]:
         """The imported version of a domain (``""`` and ``ai.onnx`` are one domain)."""
-        if domain == "ai.onnx":
-            domain = ""
-        v = self.opset_imports.get(domain)
-        if v is None and domain == "":
-            v = self.opset_imports.get("ai.onnx")
-        return v
+        return self.opset_imports.get(std_domain(domain))
 
     def graphs(self) -> Iterator[Graph]:
         """The main graph, every subgraph, and every function body (with their subgraphs)."""
@@ -776,4 +786,4 @@ def changed_since(graph: "Graph", since: int, depth: int) -> set:
 
 
 __all__ = ["Value", "Node", "Attr", "Graph", "Function", "Model", "clock", "touch_value",
-           "changed_since"]
+           "changed_since", "std_domain", "std_imports"]

@@ -254,7 +254,7 @@ class _Lifter:
                         return False
                     scope[o] = v
                 outs.append(v)
-            node.domain = np_.domain
+            node.domain = "" if np_.domain == "ai.onnx" else np_.domain  # std_domain
             node.op_type = np_.op_type
             node.name = np_.name
             node.overload = np_.overload

@@ -145,7 +145,7 @@ class Printer:
 
     def node(self, n: Node, depth: int) -> str:
         outs = ", ".join(self.names(v) for v in n.outputs)
-        op = f"{n.domain}.{n.op_type}" if n.domain and n.domain != "ai.onnx" else n.op_type
+        op = f"{n.domain}.{n.op_type}" if n.domain else n.op_type
         op = escape(op)
         attrs = ""
         if n.attributes:

@@ -30,7 +30,7 @@ NONDETERMINISTIC = frozenset({
     "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
     "Bernoulli",
 })
-_STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
+_STANDARD_DOMAINS = frozenset({"", "ai.onnx.ml"})
 
 # AttributeProto.AttributeType values.
 _FLOAT, _INT, _STRING, _TENSOR, _GRAPH = 1, 2, 3, 4, 5
@@ -138,7 +138,7 @@ def node_key(node: Node, max_bytes: int) -> tuple | None:
                 return None
             keys.append(k)
         attrs = tuple(keys)
-    domain = "" if node.domain == "ai.onnx" else node.domain
+    domain = node.domain
     # Which outputs are omitted (named ""), as bits: a node that lacks an output someone reads
     # cannot stand in for one that has it.
     omitted = 0

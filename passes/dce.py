@@ -95,8 +95,6 @@ def _called_functions(g: Graph, functions: dict) -> list[Function]:
     out = []
     for n in g.all_nodes():
         f = functions.get((n.domain, n.op_type, n.overload))
-        if f is None and n.domain == "ai.onnx":
-            f = functions.get(("", n.op_type, n.overload))
         if f is not None:
             out.append(f)
     return out

@@ -41,7 +41,7 @@ def constant_array(v: Value | None) -> np.ndarray | None:
         if t is None or v.is_graph_input() or t.size > _MAX_CONST_ELEMENTS:
             return None
         return t.numpy()
-    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.attributes) != 1:
+    if node.op_type != "Constant" or node.domain != "" or len(node.attributes) != 1:
         return None
     (name, attr), = node.attributes.items()
     if attr.ref_attr_name:
@@ -67,7 +67,7 @@ def value_dtype(v: Value | None) -> int | None:
     if v.dtype is not None:
         return v.dtype
     node = v.producer
-    if node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+    if node is not None and node.op_type == "Constant" and node.domain == "":
         a = node.attributes.get("value")
         if a is not None and not a.ref_attr_name:
             return a.value.dtype
@@ -94,8 +94,6 @@ def graph_opset(graph: Graph, ctx: PassContext, domain: str = "") -> int | None:
     if root.function is not None:
         imports = root.function.opset_imports
         v = imports.get(domain)
-        if v is None and domain == "":
-            v = imports.get("ai.onnx")
         if v is not None:
             return v
     return ctx.model.opset(domain)
@@ -260,7 +258,7 @@ class RemoveIdentities(GraphPass):
         stats: Counter = Counter()
         rewrites: list[Rewrite] = []
         for node in graph.nodes:  # survives erasures and the Identity carriers appended at the end
-            if node.domain not in ("", "ai.onnx"):
+            if node.domain != "":
                 continue
             rule = RULES.get(node.op_type)
             if rule is None or not node.inputs or node.inputs[0] is None or not node.outputs:

@@ -18,19 +18,15 @@ from ..ir import Graph, Model, Node
 ONNX_DOMAINS = ("", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training")
 
 
-def _norm(domain: str) -> str:
-    return "" if domain == "ai.onnx" else domain
-
-
 def graph_imports(model: Model, graph: Graph) -> dict[str, int]:
     """The opset imports that govern ``graph``: its function's (a function body and the bodies
     it nests), else the model's."""
     g: Optional[Graph] = graph
     while g is not None:
         if g.function is not None:
-            return {_norm(k): v for k, v in g.function.opset_imports.items()}
+            return dict(g.function.opset_imports)
         g = g.parent_node.graph if g.parent_node is not None else None
-    return {_norm(k): v for k, v in model.opset_imports.items()}
+    return dict(model.opset_imports)
 
 
 @lru_cache(maxsize=4096)
@@ -66,7 +62,7 @@ def node_problem(node: Node, imports: dict[str, int], model: Model) -> Optional[
 
     The phrase names the op and what it needs so a caller can say who made it and how to fix it.
     """
-    domain = _norm(node.domain)
+    domain = node.domain
     if (node.domain, node.op_type, node.overload) in model.functions:
         return None
     have = imports.get(domain)

@@ -239,3 +239,25 @@ def test_output_slots_follow_every_change():
     ya.replace_all_uses_with(yb, outputs=True)  # yb is an output already: an Identity carries ya's name
     assert g.output_slots(ya) == [] and len(g.output_slots(g.outputs[0])) == 1
     assert not check_model(_Model(g))
+
+
+def test_the_default_domain_has_one_spelling():
+    """"ai.onnx" and "" name the same domain: nodes and opset imports say "" once lifted or
+    built, so passes compare with "" only (and "ai.onnx" written by an exporter still folds)."""
+    import onnx
+
+    m = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y) {
+            y = Relu (x)
+        }""")
+    proto = ir.lower_model(m)
+    proto.opset_import[0].domain = "ai.onnx"
+    proto.graph.node[0].domain = "ai.onnx"
+    lifted = ir.lift_model(proto)
+    assert lifted.opset_imports == {"": 17} and lifted.opset("ai.onnx") == 17
+    assert [n.domain for n in lifted.graph.nodes] == [""]
+    built = ir.Node("ai.onnx", "Relu", [lifted.graph.inputs[0]])
+    assert built.domain == "" and built.op == ("", "Relu")
+    assert ir.Model(ir.Graph(), 8, {"ai.onnx": 17, "com.x": 1}).opset_imports == {"": 17, "com.x": 1}
+    onnx.checker.check_model(ir.lower_model(lifted))

@@ -123,14 +123,13 @@ def _stage_model(model: Model, g: Graph) -> Model:
     while stack:
         graph = stack.pop()
         for n in graph.all_nodes():
-            domains.add("" if n.domain == "ai.onnx" else n.domain)
+            domains.add(n.domain)
             f = model.functions.get((n.domain, n.op_type, n.overload))
             if f is not None and f.key not in used_funcs:
                 used_funcs[f.key] = f
                 stack.append(f.graph)
     domains |= {d for f in used_funcs.values() for d in f.opset_imports}
-    opsets = {d: v for d, v in model.opset_imports.items()
-              if (("" if d == "ai.onnx" else d) in domains)}
+    opsets = {d: v for d, v in model.opset_imports.items() if d in domains}
     m = Model(g, model.ir_version, opsets)
     for key in ("producer_name", "producer_version", "domain", "model_version", "doc_string"):
         setattr(m, key, getattr(model, key))

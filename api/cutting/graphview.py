@@ -14,7 +14,7 @@ from ..ir import Graph, Node, Value
 
 def is_free(node: Node) -> bool:
     """A Constant node: copied into each stage that reads it instead of crossing a boundary."""
-    return (node.domain in ("", "ai.onnx") and node.op_type == "Constant" and not node.inputs
+    return (node.domain == "" and node.op_type == "Constant" and not node.inputs
             and not node.subgraphs())
 
 

@@ -369,7 +369,7 @@ def analyse_reshape(node: Node, alg: Algebra):
 def node_conflicts(node: Node, alg: Algebra, constraints: list) -> list:
     """The conflicts at one node."""
     op = node.op_type
-    if node.domain not in ("", "ai.onnx"):
+    if node.domain != "":
         op = ""
     if op in BROADCAST_OPS:
         ins = [(i, v) for i, v in enumerate(node.inputs) if v is not None]

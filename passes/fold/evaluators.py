@@ -683,7 +683,7 @@ def _dropout(node, inputs, opset):
 
 def evaluate(node: Node, inputs: Arrays, opset: int) -> list[np.ndarray]:
     """Evaluate ``node`` with numpy; Unsupported when no exact evaluator covers it."""
-    ev = EVALUATORS.get((node.domain if node.domain != "ai.onnx" else "", node.op_type))
+    ev = EVALUATORS.get((node.domain, node.op_type))
     if ev is None:
         raise Unsupported("no numpy evaluator")
     return ev.fn(node, inputs, opset)
@@ -691,7 +691,7 @@ def evaluate(node: Node, inputs: Arrays, opset: int) -> list[np.ndarray]:
 
 def output_sizes(node: Node, inputs: Arrays, opset: int) -> Optional[list[int]]:
     """Element counts of the outputs, before evaluating; None when no evaluator knows."""
-    ev = EVALUATORS.get((node.domain if node.domain != "ai.onnx" else "", node.op_type))
+    ev = EVALUATORS.get((node.domain, node.op_type))
     if ev is None:
         return None
     return ev.size(node, inputs, opset)

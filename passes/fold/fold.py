@@ -127,11 +127,7 @@ class _Env:
         self.pending_values: set[Value] = set()
 
     def opset(self, domain: str) -> int:
-        d = "" if domain == "ai.onnx" else domain
-        v = self.opsets.get(d)
-        if v is None and d == "":
-            v = self.opsets.get("ai.onnx")
-        return v or 1
+        return self.opsets.get(domain) or 1
 
 
 @register
@@ -259,7 +255,7 @@ class _Folder:
 
     def visit_control(self, node: Node, env: _Env) -> None:
         """An If with a constant condition is inlined; other bodies are folded in place."""
-        if node.op_type == "If" and node.domain in ("", "ai.onnx"):
+        if node.op_type == "If" and node.domain == "":
             cond = node.inputs[0]
             if cond in env.pending_values:
                 self.flush(env)
@@ -285,10 +281,10 @@ class _Folder:
         if any(t is None for v, t in zip(node.inputs, tensors) if v is not None):
             self.partial_fold(node, env)
             return
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+        if node.op_type == "Constant" and node.domain == "":
             self.fold_constant(node)
             return
-        if (node.domain if node.domain != "ai.onnx" else "", node.op_type) in ev.EVALUATORS:
+        if (node.domain, node.op_type) in ev.EVALUATORS:
             self.eval_numpy(node, tensors, env)
         else:
             self.defer(node, env)
@@ -410,7 +406,7 @@ class _Folder:
         """Known outputs of a node whose inputs are not all constant (shapes, symvals)."""
         if node.outputs and node.outputs[0] in self.tainted:
             return  # shape inference may have read an overridable input's default
-        op = node.op_type if node.domain in ("", "ai.onnx") else None
+        op = node.op_type if node.domain == "" else None
         if op in ("Shape", "Size") and node.inputs and node.inputs[0] is not None:
             shape = self.trusted_shape(node.inputs[0])
             if shape is not None:
@@ -575,7 +571,7 @@ class _Folder:
             self.stats["left.upstream"] += 1
             return
         consts = {v: t for v, t in zip(n.inputs, tensors) if v is not None}
-        key = (n.domain if n.domain != "ai.onnx" else "", n.op_type)
+        key = (n.domain, n.op_type)
         if key in ev.EVALUATORS:
             try:
                 with np.errstate(all="ignore"):
@@ -639,7 +635,7 @@ class _Folder:
                     in_shapes.append(shapes.get(v))
                     in_sizes.append(sizes.get(v, -1))
             bound = None
-            key = (n.domain if n.domain != "ai.onnx" else "", n.op_type)
+            key = (n.domain, n.op_type)
             if key in ev.EVALUATORS and all(v is None or v in consts for v in n.inputs):
                 try:
                     bound = ev.output_sizes(n, [None if v is None else consts[v].numpy()
@@ -738,7 +734,7 @@ class _Folder:
         return count
 
     def does_work(self, n: Node) -> bool:
-        if n.op_type in _GENERATORS or n.domain not in ("", "ai.onnx"):
+        if n.op_type in _GENERATORS or n.domain != "":
             return False
         sizes = [self.known[o].size for o in n.outputs if o in self.known]
         return bool(sizes) and max(sizes) > self.small
@@ -754,7 +750,7 @@ class _Folder:
         plan: list[tuple[Node, list[Value]]] = []
         for node in reversed(self.folded):
             needed = [v for v in node.outputs if self.needed(v)]
-            is_const = node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+            is_const = node.op_type == "Constant" and node.domain == ""
             if needed and is_const and node.graph.is_function_body:
                 self.kept.add(node)  # already a constant where no initializer can live
                 continue

@@ -17,9 +17,9 @@ from ...ir import Attr, Node, Tensor, Value
 from ...ir.core import A_FLOAT, A_FLOATS, A_INT, A_INTS, A_STRING, A_STRINGS, A_TENSOR, A_TENSORS
 
 # Domains a runtime here can evaluate (model-local functions and custom domains cannot).
-EVALUABLE_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft",
+EVALUABLE_DOMAINS = frozenset({"", "ai.onnx.ml", "com.microsoft",
                                "ai.onnx.preview.training", "ai.onnx.preview"})
-ORT_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+ORT_DOMAINS = frozenset({"", "ai.onnx.ml", "com.microsoft"})
 
 
 class RuntimeFailed(Exception):
@@ -98,7 +98,7 @@ class RegionModel:
         m = onnx.ModelProto(ir_version=max(ir_version, 3), graph=g)
         for d, ver in opsets.items():
             o = m.opset_import.add()
-            o.domain, o.version = ("" if d == "ai.onnx" else d), ver
+            o.domain, o.version = d, ver
         self.proto = m
 
     def _name(self, v: Value) -> str:

@@ -23,7 +23,7 @@ def const_value(v: Optional[Value]) -> Optional[np.ndarray]:
             return v.const_value.numpy()
         return None
     node = v.producer
-    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or has_ref_attrs(node):
+    if node.op_type != "Constant" or node.domain != "" or has_ref_attrs(node):
         return None
     for key in _CONST_ATTRS:
         a = node.attributes.get(key)

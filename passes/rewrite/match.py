@@ -109,7 +109,7 @@ def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
           miss: Optional[Miss] = None) -> Optional[Match]:
     """Match one pattern at ``root``; None when it does not match (the reason goes to ``miss``)."""
     m = _Matcher(root.graph, opset, shapes, miss if miss is not None else Miss())
-    if root.op_type not in pattern.op_types or dom(root) != pattern.domain:
+    if root.op_type not in pattern.op_types or root.domain != pattern.domain:
         m.miss.fail(0, f"root is {root.op_type}, not {'|'.join(pattern.op_types)}")
         return None
     start = {pattern.name: root.outputs[pattern.output]}
@@ -189,7 +189,7 @@ class _Matcher:
     def op(self, p: Op, v: Value, b: dict, nodes: tuple) -> Iterator[_State]:
         depth = len(nodes)
         node = v.producer
-        if node is None or node.op_type not in p.op_types or dom(node) != p.domain:
+        if node is None or node.op_type not in p.op_types or node.domain != p.domain:
             got = f"{node.op_type}" if node is not None else "a graph input or constant"
             self.miss.fail(depth, f"{label(v)} comes from {got}, not {'|'.join(p.op_types)}")
             return
@@ -335,9 +335,7 @@ def signature(ins: Sequence[Optional[Value]]) -> list:
         if p is None:
             out.append((None, v.const_value is not None and not v._is_input))
         else:
-            dom = p.domain
-            std = dom in ("", "ai.onnx")
-            out.append((("" if std else dom, p.op_type), std and p.op_type == "Constant"))
+            out.append(((p.domain, p.op_type), p.domain == "" and p.op_type == "Constant"))
     return out
 
 

@@ -169,8 +169,8 @@ class NodeCtx:
     def opset(self) -> int:
         """The imported version of the node's domain (for the standard domain: at least 1)."""
         d = self.node.domain
-        if d in ("", "ai.onnx"):
-            v = self.opsets.get("", self.opsets.get("ai.onnx"))
+        if d == "":
+            v = self.opsets.get("")
             return v if v is not None else 21
         return self.opsets.get(d, 1)
 

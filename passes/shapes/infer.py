@@ -432,7 +432,7 @@ class Inference:
 
     def _node(self, n: Node, opsets: dict, fattrs: dict | None) -> None:
         ctx = NodeCtx(n, self, opsets, fattrs)
-        domain = "" if n.domain == "ai.onnx" else n.domain
+        domain = n.domain
         fn = lookup(domain, n.op_type) if domain == "" or (
             (n.domain, n.op_type, n.overload) not in self.model.functions) else None
         reason = ""

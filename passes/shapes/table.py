@@ -14,7 +14,7 @@ _TABLE: dict[tuple[str, str], Callable] = {}
 
 def shape_fn(domain: str, *ops: str) -> Callable:
     """Register the decorated function for ``ops`` of ``domain`` ("" is the standard domain)."""
-    dom = "" if domain == "ai.onnx" else domain
+    dom = domain
 
     def deco(fn: Callable) -> Callable:
         for op in ops:
@@ -26,13 +26,12 @@ def shape_fn(domain: str, *ops: str) -> Callable:
 
 def lookup(domain: str, op_type: str):
     """The shape function of an op, or None."""
-    return _TABLE.get(("" if domain == "ai.onnx" else domain, op_type))
+    return _TABLE.get((domain, op_type))
 
 
 def covered(domain: str = "") -> list[str]:
     """Op types of ``domain`` that have a shape function, sorted."""
-    dom = "" if domain == "ai.onnx" else domain
-    return sorted(op for d, op in _TABLE if d == dom)
+    return sorted(op for d, op in _TABLE if d == domain)
 
 
 __all__ = ["covered", "lookup", "shape_fn"]

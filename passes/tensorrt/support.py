@@ -151,7 +151,7 @@ def graph_opset(model: Model, g: Graph) -> int:
         root = root.parent_node.graph
     if root.function is not None:
         imports = root.function.opset_imports
-        v = imports.get("", imports.get("ai.onnx"))
+        v = imports.get("")
         if v is not None:
             return v
     return model.opset("") or 1
@@ -319,7 +319,7 @@ class _Checker:
                 self.check_graph(sub)
 
     def check_node(self, node: Node, g: Graph, opset: int) -> None:
-        domain = node.domain if node.domain != "ai.onnx" else ""
+        domain = node.domain
         if (node.domain, node.op_type) in self.functions:
             return  # a model-local function: the parser expands it; its body is checked
         if domain:
