@@ -81,6 +81,9 @@ def _optimize_parser() -> argparse.ArgumentParser:
     p.add_argument("--reproducer", metavar="DIR",
                    help="on a pass failure, write the model before it and the pipeline here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from .verify import add_runtime_options
+
+    add_runtime_options(p)  # --verify-on, --bench-on: where the model will run
     v = p.add_mutually_exclusive_group()
     v.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     v.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
@@ -226,6 +229,9 @@ def _run_optimize(args) -> int:
         if args.inputs:
             vopts.feeds = read_feeds(args.inputs)
     input_shapes = parse_input_shapes(args.input_shape)
+    from .verify import check_specs
+
+    runtimes, bench_rt = check_specs(args.verify_on, args.bench_on)  # missing one: exit 2 now
     if args.dynamic or args.dynamize_values or args.constraint:
         from ..passes.pipeline import parse_pipeline
 
@@ -250,6 +256,9 @@ def _run_optimize(args) -> int:
     finally:
         if progress:
             progress.stop()
+    checks = None
+    if failed is None and (runtimes or bench_rt):
+        failed, checks = _runtime_checks(args, result, runtimes, bench_rt, vopts, input_shapes)
     wrote = False
     if failed is None or args.force:
         try:
@@ -262,14 +271,51 @@ def _run_optimize(args) -> int:
         import json
 
         d = summary_dict(result, args.input, out if wrote else None)
+        if checks is not None:
+            d.update(checks)
         print(json.dumps(d, indent=2, default=str))
     elif not args.quiet:
         print_summary(result, args.input, out if wrote else None, rich_ok=interactive,
                       verbose=args.verbose, report=args.report)
+        if checks is not None:
+            from .verify import summary_lines
+
+            for line in summary_lines(checks):
+                print(_escaped(line))
     if failed is not None:
         return _fail(str(failed) + ("" if wrote else " (no output written; --force writes it)"),
                      EXIT_VERIFY)
     return EXIT_OK
+
+
+def _runtime_checks(args, result, runtimes, bench_rt, vopts, input_shapes):
+    """--verify-on/--bench-on on the optimized model before it is written: (error, checks)."""
+    from ..errors import NotVerifiedError, VerificationError
+    from ..optimize import _Lowered
+    from ..verify import VerifyOptions
+    from .verify import EXIT_VERIFY as failed_code
+    from .verify import exit_code, runtime_checks
+
+    vopts = vopts or VerifyOptions(seed=args.seed)
+    if input_shapes and not vopts.input_shapes:
+        vopts.input_shapes = dict(input_shapes)
+    lowered = _Lowered(result.model)
+    try:
+        checks = runtime_checks(args.input, lowered.ref, runtimes, bench_rt, vopts,
+                                args.bench_seconds)
+    finally:
+        lowered.close()
+    if exit_code(checks, args.require_verified) != failed_code:
+        return None, checks
+    bad = next(r for r in checks["runtimes"] if r["status"] != "ok")
+    cls = VerificationError if bad["status"] == "failed" else NotVerifiedError
+    return cls(f"verification on {bad['runtime']} {bad['status']}: {bad['reason']}"), checks
+
+
+def _escaped(text: str) -> str:
+    from ..ir.escape import escape
+
+    return escape(text)
 
 
 def _print_escaped(text: str) -> None:
@@ -339,6 +385,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             return _run_show(argv[1:])
         if argv and argv[0] == "check":
             return _run_check(argv[1:])
+        if argv and argv[0] == "verify":
+            from .verify import run_verify
+
+            return run_verify(argv[1:])
         if argv and argv[0] == "cut":
             from .cut import run_cut
 

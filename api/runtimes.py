@@ -1,0 +1,318 @@
+"""Where the model will run: verify and time the optimized model on a deployment runtime.
+
+:mod:`onnxopt.verify` proves a rewrite in onnxruntime with its graph optimizations off. Users
+deploy elsewhere, so each runtime here compares the optimized model with the original **on that
+runtime** (both models run there, on the inputs the verifier generated), per output, with the
+verifier's per-dtype tolerances:
+
+- ``ort``: onnxruntime, CPU, graph optimizations off (the verifier's own setting);
+- ``ort-full``: onnxruntime, CPU, ``ORT_ENABLE_ALL`` (its fusions on: the deployment setting);
+- ``openvino``: the ``openvino`` package (``onnxopt[openvino]``), CPU device, fp32 inference
+  (OpenVINO's CPU plugin would otherwise run in bf16 where the CPU has it, which hides nothing
+  but blurs every comparison);
+- ``ort:<ExecutionProvider>``: onnxruntime with that provider first (CPU for what it leaves),
+  ``ORT_ENABLE_ALL``; any provider the installed onnxruntime lists.
+
+A runtime that is missing is a :class:`~onnxopt.errors.UsageError` naming what to install. A
+runtime that cannot run even the original gives status "not verified" with its reason; the
+other runtimes' results stand. :func:`bench` times a model on a runtime (median and spread over
+a time budget, warm-up excluded).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .errors import UsageError
+
+RUNTIMES = ("ort", "ort-full", "openvino", "ort:<ExecutionProvider>")
+
+
+@dataclass
+class Runtime:
+    """A parsed runtime spec: ``kind`` is "ort" or "openvino"; ``full`` turns ORT's
+    optimizations on; ``provider`` is the ORT execution provider."""
+
+    spec: str
+    kind: str
+    full: bool = False
+    provider: str = "CPUExecutionProvider"
+
+    def load(self, model: Any, threads: int = 0) -> "Session":
+        """A session for ``model`` (path or serialized bytes); ``threads`` 0 means all."""
+        if self.kind == "openvino":
+            return _openvino_session(model, threads)
+        return _ort_session(self, model, threads)
+
+
+@dataclass
+class Session:
+    """A loaded model: input names, output names and ``run(feed) -> list of arrays``."""
+
+    inputs: list[str]
+    outputs: list[str]
+    run: Callable[[dict], list]
+
+
+def parse_runtimes(text: str) -> list[Runtime]:
+    """``"ort-full,openvino"`` -> runtimes, each checked to be installed and available here."""
+    out: list[Runtime] = []
+    for spec in (s.strip() for s in text.split(",")):
+        if not spec:
+            continue
+        rt = _parse_one(spec)
+        if all(r.spec != rt.spec for r in out):
+            out.append(rt)
+    if not out:
+        raise UsageError(f"no runtime named in {text!r} (runtimes: {', '.join(RUNTIMES)})")
+    return out
+
+
+def _parse_one(spec: str) -> Runtime:
+    if spec == "ort":
+        return Runtime(spec, "ort")
+    if spec == "ort-full":
+        return Runtime(spec, "ort", full=True)
+    if spec == "openvino":
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            raise UsageError("runtime 'openvino' is not installed: pip install "
+                             "'onnxopt[openvino]'") from None
+        return Runtime(spec, "openvino")
+    if spec.startswith("ort:"):
+        import onnxruntime as ort
+
+        provider = spec[4:]
+        if provider and not provider.endswith("ExecutionProvider"):
+            provider += "ExecutionProvider"  # ort:CUDA is ort:CUDAExecutionProvider
+        have = ort.get_available_providers()
+        if provider not in have:
+            raise UsageError(f"runtime {spec!r}: the installed onnxruntime has no {provider} "
+                             f"(it has {', '.join(have)}); install the onnxruntime build that "
+                             "ships it (e.g. onnxruntime-gpu for CUDA and TensorRT, "
+                             "onnxruntime-openvino, onnxruntime-directml)")
+        return Runtime(spec, "ort", full=True, provider=provider)
+    raise UsageError(f"unknown runtime {spec!r} (runtimes: {', '.join(RUNTIMES)})")
+
+
+def _ort_session(rt: Runtime, model: Any, threads: int) -> Session:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if rt.full else
+                                   ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 4  # failures come back as exceptions, in one line
+    providers = [rt.provider] + (["CPUExecutionProvider"]
+                                 if rt.provider != "CPUExecutionProvider" else [])
+    sess = ort.InferenceSession(model, so, providers=providers)
+    if rt.provider not in sess.get_providers():  # onnxruntime fell back silently
+        raise RuntimeError(f"{rt.provider} could not be initialised on this machine")
+    ro = ort.RunOptions()
+    ro.log_severity_level = 4
+    return Session([i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()],
+                   lambda feed: sess.run(None, feed, ro))
+
+
+def _openvino_session(model: Any, threads: int) -> Session:
+    import openvino as ov
+
+    core = ov.Core()
+    if isinstance(model, (bytes, bytearray)):
+        ov_model = core.read_model(bytes(model), b"")
+    else:
+        ov_model = core.read_model(os.fspath(model))
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = core.compile_model(ov_model, "CPU", config)
+    names = [p.get_any_name() for p in compiled.outputs]
+    inputs = [p.get_any_name() for p in compiled.inputs]
+    request = compiled.create_infer_request()
+
+    def run(feed: dict) -> list:
+        res = request.infer({k: v for k, v in feed.items() if k in inputs})
+        return [np.array(res[p]) for p in compiled.outputs]
+
+    return Session(inputs, names, run)
+
+
+def first_line(err: BaseException, limit: int = 400) -> str:
+    """An exception as one line (runtimes raise pages of log)."""
+    text = str(err).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # OpenVINO puts its reason after a "Check ... failed at ..." banner: keep the line saying why
+    useful = [ln for ln in lines if not ln.startswith(("Check '", "Exception from"))]
+    line = (useful or lines or [type(err).__name__])[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Verification on a runtime
+
+
+@dataclass
+class RuntimeReport:
+    """One runtime's verdict: "ok" | "failed" | "not verified", one-line reason, per-output diffs."""
+
+    runtime: str
+    status: str
+    reason: str
+    diffs: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"runtime": self.runtime, "status": self.status, "reason": self.reason,
+                "outputs": [{"name": d.name, "binding": d.binding, "max_abs": d.max_abs,
+                             "max_rel": d.max_rel, "ok": d.ok, "note": d.note}
+                            for d in self.diffs],
+                "seconds": round(self.seconds, 4)}
+
+
+def verify_on(original: Any, optimized: Any, runtimes: list[Runtime],
+              options: Any = None) -> list[RuntimeReport]:
+    """Compare ``optimized`` with ``original`` on each runtime (paths or serialized bytes).
+
+    Inputs are the verifier's (:meth:`onnxopt.verify.Verifier.feeds`): generated so the original
+    runs, or the user's feeds. Never raises for a runtime's failure: it is in the report.
+    """
+    from .verify import Verifier
+
+    verifier = Verifier(original, options)
+    feeds = verifier.feeds()
+    if not feeds:  # the reference run cannot even start: same reason on every runtime
+        why = verifier.check(optimized).reason
+        return [RuntimeReport(rt.spec, "not verified", why) for rt in runtimes]
+    return [_verify_one(rt, original, optimized, feeds, verifier.options) for rt in runtimes]
+
+
+def _verify_one(rt: Runtime, original, optimized, feeds, options) -> RuntimeReport:
+    t0 = time.perf_counter()
+
+    def report(status: str, reason: str, diffs=()) -> RuntimeReport:
+        return RuntimeReport(rt.spec, status, reason, list(diffs), time.perf_counter() - t0)
+
+    try:
+        ref_sess = rt.load(original)
+    except Exception as e:  # noqa: BLE001 - the runtime's reason is the finding
+        return report("not verified", f"{rt.spec} cannot load the original: {first_line(e)}")
+    refs, why = [], None
+    for binding, feed in feeds:
+        try:
+            refs.append((binding, feed, ref_sess.run(feed)))
+        except Exception as e:  # noqa: BLE001
+            why = why or f"{rt.spec} cannot run the original at {_fmt(binding)}: {first_line(e)}"
+    if not refs:
+        return report("not verified", why or "no inputs")
+    try:
+        sess = rt.load(optimized)
+    except Exception as e:  # noqa: BLE001
+        return report("failed", f"{rt.spec} cannot load the optimized model: {first_line(e)}")
+    if sess.outputs != ref_sess.outputs:
+        return report("failed", f"outputs differ on {rt.spec}: original "
+                      f"({', '.join(ref_sess.outputs)}) vs optimized ({', '.join(sess.outputs)})")
+    return _compare_runs(rt, sess, refs, options, report)
+
+
+def _compare_runs(rt: Runtime, sess: Session, refs, options, report) -> RuntimeReport:
+    from .verify import _compare, _onnx_dtype
+
+    diffs, first_fail = [], None
+    for binding, feed, ref_outs in refs:
+        try:
+            outs = sess.run({n: feed[n] for n in sess.inputs if n in feed})
+        except Exception as e:  # noqa: BLE001 - a runtime failure is a finding
+            first_fail = first_fail or (f"{rt.spec}: the optimized model fails at "
+                                        f"{_fmt(binding)}: {first_line(e)}")
+            continue
+        for name, ref, got in zip(sess.outputs, ref_outs, outs):
+            dtype = _onnx_dtype(ref.dtype) if isinstance(ref, np.ndarray) else 0
+            atol, rtol = options.tolerances(dtype)
+            d = _compare(name, binding, ref, got, atol, rtol)
+            diffs.append(d)
+            if not d.ok and first_fail is None:
+                detail = d.note or "values differ"
+                if math.isfinite(d.max_abs):
+                    detail = f"max abs {d.max_abs:.3g} (atol {atol:g}, rtol {rtol:g}); {detail}"
+                first_fail = f"{rt.spec}: output {name!r} differs at {_fmt(binding)}: {detail}"
+    if first_fail:
+        return report("failed", first_fail, diffs)
+    worst = max((d.max_abs for d in diffs), default=0.0)
+    return report("ok", f"{len(sess.outputs)} output(s) match at {len(refs)} input set(s); "
+                  f"max abs {worst:.3g}", diffs)
+
+
+def _fmt(binding: dict) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in binding.items()) + "}" if binding else "{}"
+
+
+# --------------------------------------------------------------------------------------------
+# Latency
+
+
+@dataclass
+class Timing:
+    """Latency of one model on one runtime at one thread count, in milliseconds."""
+
+    runtime: str
+    threads: int  # 0: all
+    runs: int
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+
+    def as_dict(self) -> dict:
+        return {"runtime": self.runtime, "threads": self.threads or "all", "runs": self.runs,
+                "median_ms": round(self.median_ms, 4), "p10_ms": round(self.p10_ms, 4),
+                "p90_ms": round(self.p90_ms, 4)}
+
+
+def bench(rt: Runtime, model: Any, feed: dict, threads: int = 1, budget_s: float = 2.0,
+          min_runs: int = 20, warmup: int = 3) -> Timing:
+    """Time ``model`` on ``rt``: ``warmup`` runs discarded, then runs until ``budget_s`` has
+    passed and at least ``min_runs`` were timed. Median and 10th/90th percentiles (the spread):
+    a loaded machine makes means lie."""
+    sess = rt.load(model, threads)
+    feed = {n: feed[n] for n in sess.inputs if n in feed}
+    for _ in range(warmup):
+        sess.run(feed)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < budget_s:
+        t = time.perf_counter()
+        sess.run(feed)
+        times.append((time.perf_counter() - t) * 1e3)
+        if len(times) >= 10 * min_runs and time.perf_counter() - start >= budget_s:
+            break
+    q = statistics.quantiles(times, n=10) if len(times) >= 2 else times * 9
+    return Timing(rt.spec, threads, len(times), statistics.median(times), q[0], q[-1])
+
+
+def bench_pair(rt: Runtime, original: Any, optimized: Any, feed: dict,
+               budget_s: float = 2.0) -> list[dict]:
+    """Original vs optimized on ``rt`` at 1 thread and all threads: one dict per thread count,
+    with ``slower`` set when the optimized median is more than 5 % above the original's and
+    its fastest tenth is still above the original's median (a loaded machine's noise is not a
+    finding)."""
+    rows = []
+    for threads in (1, 0):
+        a = bench(rt, original, feed, threads, budget_s)
+        b = bench(rt, optimized, feed, threads, budget_s)
+        rows.append({"runtime": rt.spec, "threads": threads or "all",
+                     "original": a.as_dict(), "optimized": b.as_dict(),
+                     "speedup": round(a.median_ms / b.median_ms, 3) if b.median_ms else None,
+                     "slower": b.median_ms > 1.05 * a.median_ms and b.p10_ms > a.median_ms})
+    return rows
+
+
+__all__ = ["RUNTIMES", "Runtime", "RuntimeReport", "Session", "Timing", "bench", "bench_pair",
+           "first_line", "parse_runtimes", "verify_on"]
