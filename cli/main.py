@@ -6,7 +6,9 @@
     onnxopt check [--target tensorrt] MODEL
 
 Exit codes: 0 success, 1 verification failed (or a check found blockers), 2 bad input or usage,
-3 an internal error (a bug in onnxopt: please report it).
+or a pass failed (a plugin that raised, broke the IR, created an op outside the model's opsets or
+hid a change: nothing is written, even with --no-verify), 3 an internal error (a bug in onnxopt:
+please report it).
 Errors are one line on stderr; ``--debug`` shows the traceback. Only argparse is imported before
 the arguments are parsed, so ``--help`` is instant.
 """
@@ -77,7 +79,8 @@ def _optimize_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
                    help="print the IR after each run of PASS ('*' for all)")
     p.add_argument("--verify-each", action="store_true",
-                   help="check IR invariants after every pass and name the pass that breaks one")
+                   help="after every pass, check IR invariants, the opsets of the nodes it "
+                   "touched and that 'modified' is honest (always done after plugin passes)")
     p.add_argument("--reproducer", metavar="DIR",
                    help="on a pass failure, write the model before it and the pipeline here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -794,3 +794,13 @@ def test_a_near_miss_on_a_non_commutative_pattern_hints_commutative(rule_plugin,
     assert main([str(model), "--plugin", str(plugin), "-p", "t-rule:mistakes.swish", "-v",
                  "-o", os.devnull]) == 0
     assert f"note: {hint}" in capsys.readouterr().out.splitlines()
+
+
+def test_rules_are_listed_from_the_pass_without_a_rules_table(rule_plugin, capsys):
+    model, plugin = rule_plugin
+    assert main(["--plugin", str(plugin), "--list-passes"]) == 0
+    lines = [" ".join(s.split()) for s in capsys.readouterr().out.splitlines()]
+    i = lines.index("t-rule:mistakes rules with mistakes")
+    assert lines[i + 1:i + 3] == [
+        "t-rule:mistakes.add_zero x + 0 -> x, reading a name the pattern does not bind",
+        "t-rule:mistakes.swish x * Sigmoid(x) -> Swish(x), without opset = 24"]
