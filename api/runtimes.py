@@ -25,8 +25,9 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class Runtime:
     full: bool = False
     provider: str = "CPUExecutionProvider"
 
-    def load(self, model: Any, threads: int = 0) -> "Session":
+    def load(self, model: Any, threads: int = 0) -> Session:
         """A session for ``model`` (path or serialized bytes); ``threads`` 0 means all."""
         if self.kind == "openvino":
             return _openvino_session(model, threads)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from .main import EXIT_OK, EXIT_VERIFY, _Parser
 
@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_specs(verify_on: Optional[str], bench_on: Optional[str]) -> tuple[list, Any]:
+def check_specs(verify_on: str | None, bench_on: str | None) -> tuple[list, Any]:
     """Parse and check the runtimes before any work: a missing one is a usage error."""
     from ..errors import UsageError
     from ..runtimes import parse_runtimes
