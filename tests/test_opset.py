@@ -50,7 +50,7 @@ DECOMPOSITIONS = {
         g (float16[N,2,6] x, float16[6] s) => (float16[N,2,6] y) {
            y = RMSNormalization <axis = -1> (x, s)
         }""", 1e-2),
-    # no empty case: onnxruntime's own GroupNormalization cannot reshape an empty batch
+    # no empty case: onnxruntime's own GroupNormalization and Attention refuse an empty batch
     "group_norm_one_group": (21, 11, """
         g (float[N,4,5] x, float[4] s, float[4] b) => (float[N,4,5] y) {
            y = GroupNormalization <num_groups = 1> (x, s, b)
@@ -65,6 +65,14 @@ DECOMPOSITIONS = {
            h = HardSwish (z)
            y = Add (m, h)
         }""", None),
+    "attention_3d_float_mask_softcap": (23, 13, """
+        g (float[N,3,8] q, float[N,5,4] k, float[N,5,4] v, float[3,5] mask) => (float[N,3,8] y) {
+           y = Attention <q_num_heads = 2, kv_num_heads = 1, softcap = 2.0, scale = 0.3> (q, k, v, mask)
+        }""", None),
+    "attention_f16_causal": (23, 17, """
+        g (float16[N,2,4,8] q, float16[N,2,4,8] k, float16[N,2,4,8] v) => (float16[N,2,4,8] y) {
+           y = Attention <is_causal = 1> (q, k, v)
+        }""", 1e-2),
     "trilu_negative_k_f16": (14, 11, """
         g (float16[N,4,3] x) => (float16[N,4,3] y) {
            k = Constant <value = int64 {-1}> ()
@@ -77,9 +85,10 @@ DECOMPOSITIONS = {
 def test_decomposition_equal_on_random_and_empty_inputs(case):
     source, target, body, atol = DECOMPOSITIONS[case]
     op_gone = {"layer": "LayerNormalization", "rms": "RMSNormalization", "group":
-               "GroupNormalization", "gelu": "Gelu", "mish": "Mish", "trilu": "Trilu"}
+               "GroupNormalization", "gelu": "Gelu", "mish": "Mish", "trilu": "Trilu",
+               "attention": "Attention"}
     gone = [v for k, v in op_gone.items() if case.startswith(k)]
-    bindings = [{"N": 1}, {"N": 3}] if case.startswith("group") else EMPTY_AND_TWO
+    bindings = [{"N": 1}, {"N": 3}] if case.startswith(("group", "attention")) else EMPTY_AND_TWO
     down(header(source) + body, target, bindings=bindings, atol=atol, ops_gone=gone)
 
 
@@ -308,3 +317,20 @@ def test_matrix_slice(model, targets):
     proto = onnx.load(os.path.join(ROOT, model))
     for t in targets:
         assert by_onnxopt(proto, t) == "ok", (model, t)
+
+
+def test_attention_boolean_mask():
+    import numpy as np
+
+    m = model_from_text(header(23) + """
+        g (float[1,2,3,4] q, float[1,2,5,4] k, float[1,2,5,4] v, bool[3,5] keep) => (float[1,2,3,4] y) {
+           y = Attention (q, k, v, keep)
+        }""")
+    before = snapshot(m)
+    run_passes(m, "opset{target=13}")
+    rng = np.random.default_rng(1)
+    keep = rng.random((3, 5)) < 0.6
+    keep[:, 0] = True  # every query attends somewhere (a fully masked row is NaN in both)
+    feeds = {n: rng.standard_normal(s).astype(np.float32)
+             for n, s in (("q", (1, 2, 3, 4)), ("k", (1, 2, 5, 4)), ("v", (1, 2, 5, 4)))}
+    assert_equivalent(before, m, feeds={**feeds, "keep": keep})

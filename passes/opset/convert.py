@@ -21,7 +21,7 @@ from ...ir import Model, lift_model, lower_model
 from ..base import ALL, Pass, PassContext, PassResult, iter_graphs
 from ..registry import register
 from ..rewrite import Shapes, TraceEvent, apply_rules
-from . import decompose, forms, io, types, up
+from . import attention, decompose, forms, io, types, up
 from .common import TAG
 from .versions import (
     MIN_OPSET,
@@ -34,7 +34,7 @@ from .versions import (
     since,
 )
 
-DOWN_RULES = io.RULES + forms.RULES + decompose.RULES + types.RULES
+DOWN_RULES = io.RULES + forms.RULES + decompose.RULES + attention.RULES + types.RULES
 UP_RULES = up.RULES + forms.RULES[-1:] + types.RULES
 
 
