@@ -49,6 +49,23 @@ def numel(shape: Shape | None, unknown: Any = None) -> Any:
     return out
 
 
+def add_all(terms) -> Any:
+    """The sum of many cost terms, grouped first: adding sympy terms one by one is quadratic,
+    and most terms repeat (every block of a transformer has the same costs)."""
+    total_int: Any = 0
+    counts: dict = {}
+    for t in terms:
+        if isinstance(t, (int, float)):
+            total_int += t
+        else:
+            counts[t] = counts.get(t, 0) + 1
+    if not counts:
+        return total_int
+    import sympy
+
+    return sympy.Add(total_int, *[c * e for e, c in counts.items()])
+
+
 class CostModel:
     """Per-node costs and per-value bytes over one model whose shapes were inferred."""
 
@@ -58,6 +75,7 @@ class CostModel:
         self.uncosted: list[Node] = []  # rank unknown: counted 0
         self.unknown_dims: set = set()  # some dim unknown: counted 1
         self._numeric: dict = {}
+        self._numel: dict = {}
 
     # -- numbers ------------------------------------------------------------------------------
     def number(self, expr: Any) -> float:
@@ -91,11 +109,14 @@ class CostModel:
         if v is None:
             return None
         shape = self.shape_of(v)
-        n = numel(shape)
-        if n is None and shape is not None:
+        if shape is None:
+            return None
+        got = self._numel.get(shape)
+        if got is None:
+            got = self._numel[shape] = (numel(shape), numel(shape, 1))
+        if got[0] is None:
             self.unknown_dims.add(v)
-            n = numel(shape, 1)
-        return n
+        return got[1]
 
     def nbytes(self, v: Value) -> Any:
         """Bytes of a tensor value (expression), 0 when its size is unknown."""
@@ -155,9 +176,7 @@ class CostModel:
         """If: the costlier branch; Loop/Scan: one trip of the body."""
         best, best_num = 0, -1.0
         for body in n.subgraphs():
-            total: Any = 0
-            for inner in body.nodes:
-                total = total + self.flops(inner)
+            total = add_all(self.flops(inner) for inner in body.nodes)
             num = self.number(total)
             if num > best_num:
                 best, best_num = total, num

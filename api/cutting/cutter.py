@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import UsageError, VerificationError
 from ..ir import Model, Node
 from .build import INPUT, StageIO, split
-from .cost import CostModel
+from .cost import CostModel, add_all
 from .graphview import GraphView
 
 BALANCES = ("flops", "params", "memory")
@@ -78,18 +78,14 @@ def _binding(model: Model, input_shapes: dict[str, list]) -> dict[str, int]:
 def _stage_costs(view: GraphView, costs: CostModel, members: list[list[Node]]) -> list[dict]:
     out = []
     for nodes in members:
-        flops: Any = 0
         params, inits = 0, set()
-        acts: Any = 0
         for n in nodes:
-            flops = flops + costs.flops(n)
             for v in view.reads[n]:
                 if v.is_initializer() and v not in inits:
                     inits.add(v)
                     params += v.const_value.nbytes or 0
-            for o in n.outputs:
-                acts = acts + costs.nbytes(o)
-        memory = params + acts
+        flops = add_all(costs.flops(n) for n in nodes)
+        memory = add_all([params] + [costs.nbytes(o) for n in nodes for o in n.outputs])
         out.append({"nodes": len(nodes), "flops": costs.text(flops),
                     "flops_value": costs.number(flops), "params_bytes": params,
                     "memory_bytes": costs.text(memory), "memory_value": costs.number(memory)})
@@ -102,9 +98,7 @@ def _manifest(label: str, view: GraphView, finals: list, ios: list[StageIO], sta
 
     stages = []
     for k, (io, c) in enumerate(zip(ios, stage_costs)):
-        bbytes: Any = 0
-        for v in io.boundary:
-            bbytes = bbytes + costs.nbytes(v)
+        bbytes = add_all(costs.nbytes(v) for v in io.boundary)
         stages.append({
             "index": k, "file": stage_file(k),
             "inputs": [{"name": n, "from": src if src == INPUT else int(src)}
