@@ -219,17 +219,21 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
 
 def _allowed(meta: dict, shapes: list, constraint: str) -> list[bool]:
     """Which shapes the file's information allows: within every NAME<=N the repair assumed."""
-    bounds = {}
+    bounds, mods = {}, {}
     for c in filter(None, constraint.split(";")):
         if "<=" in c:
             name, n = c.split("<=")
             bounds[name.strip()] = int(n)
+        elif "%" in c:
+            name, m = c.split("%")
+            mods[name.strip()] = int(m.split("==")[0])
     out = []
     for feeds, _ in shapes:
         ok = True
         for name, dims in meta["dynamic"].items():
             for ax, sym in dims.items():
-                if sym in bounds and feeds[name].shape[int(ax)] > bounds[sym]:
+                size = feeds[name].shape[int(ax)]
+                if sym in bounds and size > bounds[sym] or sym in mods and size % mods[sym]:
                     ok = False
         out.append(ok)
     return out

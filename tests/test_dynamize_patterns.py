@@ -309,3 +309,32 @@ g (float[n] x) => (float[n] y) { y = Identity (x) }""")
     for size, want in [(3, 0), (7, 0), (8, 1), (21, 4)]:
         _, got = run_model(model, {"x": np.zeros(size, np.float32)})
         assert got.tolist() == [want]
+
+
+MEM = (np.arange(4, dtype=np.float32) * 0.1).reshape(1, 1, 4)
+W = (np.arange(16, dtype=np.float32) * 0.05).reshape(4, 4)
+CAT_MEMORY = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,7,4] x) => (float[3,8,4] y) {{
+   memp = Constant <value = float[1,1,4] {{{floats(MEM)}}}> ()
+   ms = Constant <value = int64[3] {{3, 1, 4}}> ()
+   mem = Expand (memp, ms)
+   c = Concat <axis = 1> (mem, x)
+   s1 = Constant <value = int64[2] {{24, 4}}> ()
+   f = Reshape (c, s1)
+   w = Constant <value = float[4,4] {{{floats(W)}}}> ()
+   h = MatMul (f, w)
+   s2 = Constant <value = int64[3] {{3, 8, 4}}> ()
+   y = Reshape (h, s2)
+}}"""
+
+
+def test_a_product_with_a_sum_is_grouped_before_it_is_split() -> None:
+    """``torch.cat([mem, x], 1).reshape(B*(T+1), C)`` and back: B*T + B is B*(T+1), not a
+    multiple of the traced T+1 = 8."""
+    model, notes = repair(CAT_MEMORY, "x:0=batch,1=seq")
+    assert "shape [3, 8, 4] -> [batch, seq + 1, 4]" in notes
+    for b, t in [(1, 7), (2, 5), (4, 12)]:
+        x = np.random.default_rng(t).standard_normal((b, t, 4)).astype(np.float32)
+        (y,) = run_model(model, {"x": x})
+        want = np.concatenate([np.broadcast_to(MEM, (b, 1, 4)), x], 1) @ W
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)

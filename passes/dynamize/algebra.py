@@ -196,6 +196,14 @@ class Algebra:
         return self.dim(S.Mul(ints, *syms))
 
     def split(self, product, traces: list[int]) -> tuple[list, bool] | None:
+        """:meth:`_split`, and when that fails under divisibility assumptions, the same on the
+        product simplified under them (``floor(h/2)/floor(h/8)`` is 4 when 16 divides h)."""
+        got = self._split(product, traces)
+        if got is None and self.modulus and not is_int(product):
+            got = self._split(self.simplify(product), traces)
+        return got
+
+    def _split(self, product, traces: list[int]) -> tuple[list, bool] | None:
         """Split ``product`` (a dim with freed symbols) into ``len(traces)`` factors whose trace
         values are ``traces``: each atom of the product (a symbol, a ``floor(...)``, or any
         non-multiplicative term) goes to one element.
@@ -210,6 +218,10 @@ class Algebra:
         if k == 0:
             return None
         p = S.expand(self.expr(product)) if not is_int(product) else S.Integer(product)
+        if p.is_Add:  # batch*seq + batch is batch*(seq + 1): group it, so each factor is an atom
+            grouped = S.factor(p)
+            if grouped.is_Mul:
+                p = grouped
         coeff, rest = p.as_coeff_Mul()
         atoms: list = []
         if rest != 1:

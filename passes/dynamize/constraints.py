@@ -76,22 +76,25 @@ def check_constraints(cons: list[Constraint], trace: dict[str, int]) -> None:
 
 
 def suggest_modulus(alg, d) -> str | None:
-    """The constraint that would make ``d`` (``floor(height/4)/4``) a whole number at every
-    size: the smallest multiple of one freed symbol's trace size divisors that proves it."""
+    """The constraints that would make ``d`` (``floor(height/4)/4``, ``batch*height*width/1024``)
+    a whole number at every size: the smallest modulus, shared by the symbols whose trace size
+    it divides, that proves it. None when no such modulus does."""
     syms = sorted(alg.symbols_of(d) & alg.freed)
-    if len(syms) != 1:
+    if not syms:
         return None
-    s = syms[0]
-    t = alg.binding[s]
+    top = max(alg.binding[s] for s in syms)
     saved = dict(alg.modulus)
     try:
-        for m in range(2, t + 1):
-            if t % m:
+        for m in range(2, top + 1):
+            which = [s for s in syms if alg.binding[s] % m == 0]
+            if not which:
                 continue
             alg.modulus = dict(saved)
-            alg.assume_multiple(s, m)
+            alg._sub = None
+            for s in which:
+                alg.assume_multiple(s, m)
             if alg.integral(alg.expr(d)):
-                return f"{s}%{alg.modulus[s]}==0"
+                return "' --constraint '".join(f"{s}%{alg.modulus[s]}==0" for s in which)
     finally:
         alg.modulus = saved
         alg._sub = None
