@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ...errors import OnnxoptError
 from ...ir import Model, lift_model, lower_model
 from ..base import PassContext
 from .versions import MIN_OPSET
 
 
-def lowest_opset(model: Model) -> tuple[Optional[int], Optional[str]]:
+def lowest_opset(model: Model) -> tuple[int | None, str | None]:
     """(lowest opset reached, the refusal one below it) — (None, None) without a default
     domain. The model is not modified. A bisection: every rule works from some opset up, so a
     model that converts to N converts to every opset between N and its own."""
@@ -30,7 +28,7 @@ def lowest_opset(model: Model) -> tuple[Optional[int], Optional[str]]:
     return good, why  # ``why`` is the refusal at ``bad``, which ends one below ``good``
 
 
-def _try(proto, base_dir, source: int, target: int) -> Optional[str]:
+def _try(proto, base_dir, source: int, target: int) -> str | None:
     """Why converting a copy to ``target`` fails (None when it works)."""
     from .convert import convert
 
