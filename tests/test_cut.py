@@ -377,3 +377,22 @@ def test_cli_errors_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, args
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert os.listdir(tmp_path) == []
+
+
+def test_ir3_weights_listed_as_inputs_stay_weights(tmp_path):
+    """IR 3 lists every initializer among the graph inputs: each stage keeps both roles."""
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "W")
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "W"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", 1, ["N", 4]),
+         helper.make_tensor_value_info("W", 1, [4, 4])],
+        [helper.make_tensor_value_info("y", 1, ["N", 4])], [w])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)], ir_version=3)
+    r = onnxopt.cut(model, at=["r"], output_dir=str(tmp_path / "p"))
+    assert r.verification == "ok", r.reason
+    assert r.manifest["inputs"] == ["x"]
+    for k, inputs in enumerate([["x", "W"], ["r", "W"]]):
+        path = str(tmp_path / "p" / f"stage_{k}.onnx")
+        onnx.checker.check_model(path)
+        assert [i.name for i in onnx.load(path).graph.input] == inputs

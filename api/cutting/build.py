@@ -91,7 +91,9 @@ def _bring_in(g: Graph, view: GraphView, main: Graph, needs: list[Value], made_i
     consts: list[Node] = []
     for v in needs:
         new = Value(v.name, _type(v))
-        if v.is_initializer() and not v.is_graph_input():
+        if v.is_initializer():
+            if v.is_graph_input():  # IR < 4 lists every initializer as an input too
+                g.add_input(new)
             g.add_initializer(new, v.const_value)
             io.initializers.append(v.name)
         elif v.producer is not None and is_free(v.producer):
