@@ -1,5 +1,7 @@
 """The peers' own test suites as a measure: python benchmarks/peer_suites.py [--md FILE] [-k TEXT]
 
+    python benchmarks/peer_suites.py --models golden/dynamize/*.onnx    # whole models instead
+
 Rebuilds, in this repo's words, the kinds of graph that onnxoptimizer's ``optimizer_test.py``
 and onnxslim's pattern tests (``tests/test_elimination_patterns.py``, ``test_fusion_patterns.py``
 ...) feed their tools: one function per case family, each family expanded over the op, dtype,
@@ -834,16 +836,83 @@ def details(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def _tools() -> dict[str, Callable]:
+    """Each tool as ModelProto -> ModelProto (peers imported when first used)."""
+    def onnxopt_default(m):
+        import onnxopt
+        from onnxopt.testing import to_proto
+
+        return to_proto(onnxopt.optimize(m, "default", verify=False).model)
+
+    def onnxsim(m):
+        import onnxsim as sim
+
+        return sim.simplify(m)[0]
+
+    def onnxslim(m):
+        import onnxslim as slim
+
+        return slim.slim(m)
+
+    def onnxoptimizer(m):
+        import onnxoptimizer as opt
+
+        return opt.optimize(m, opt.get_fuse_and_elimination_passes())
+
+    def onnxscript(m):  # measured only: never a dependency of onnxopt
+        import onnxscript.optimizer as opt
+
+        return opt.optimize(m)
+
+    return {"onnxopt": onnxopt_default, "onnxsim": onnxsim, "onnxslim": onnxslim,
+            "onnxoptimizer": onnxoptimizer, "onnxscript": onnxscript}
+
+
+def measure_models(paths: list[str]) -> str:
+    """Whole models: (all nodes, non-Constant) per tool, subgraphs included; a result that
+    differs from the original in onnxruntime is marked wrong, a tool that fails says so."""
+    import onnx
+
+    tools = _tools()
+    lines = ["| model | original | " + " | ".join(tools) + " |",
+             "| --- | ---: |" + " ---: |" * len(tools)]
+    for p in paths:
+        model = onnx.load(p)
+        cells = []
+        for fn in tools.values():
+            m = onnx.ModelProto()
+            m.CopyFrom(model)
+            try:
+                out = fn(m)
+                ok, _ = equivalent(model, out)
+                a, c = count_nodes(out.graph)
+                cells.append(f"{a} / {c}" + ("" if ok else " WRONG"))
+            except Exception as e:
+                cells.append(f"fails ({type(e).__name__})")
+        a, c = count_nodes(model.graph)
+        lines.append(f"| {p.rsplit('/', 1)[-1]} | {a} / {c} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-k", default="", help="only cases whose name contains this text")
     ap.add_argument("--md", help="also write the table and details to this file")
+    ap.add_argument("--models", nargs="+", metavar="ONNX",
+                    help="instead: every tool on these model files (nodes all / non-Constant)")
     args = ap.parse_args(argv)
     import logging
     import warnings
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
+    if args.models:
+        text = measure_models(args.models)
+        print(text)
+        if args.md:
+            with open(args.md, "w") as f:
+                f.write(text + "\n")
+        return 0
     cases = [c for c in CASES if args.k in c.name]
     t0 = time.time()
     outcomes = []
