@@ -147,13 +147,18 @@ def _openvino_session(model: Any, threads: int) -> Session:
     return Session(inputs, names, run)
 
 
+_NOISE = ("Check '", "Exception from", "Summary:", "To facilitate")
+
+
 def first_line(err: BaseException, limit: int = 400) -> str:
     """An exception as one line (runtimes raise pages of log)."""
     text = str(err).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # OpenVINO puts its reason after a "Check ... failed at ..." banner: keep the line saying why
-    useful = [ln for ln in lines if not ln.startswith(("Check '", "Exception from"))]
-    line = (useful or lines or [type(err).__name__])[0]
+    # OpenVINO puts its reason after a "Check ... failed at ..." banner and spreads it over
+    # several lines ("...OpConversionFailure:", "No conversion rule found for operations: X"):
+    # drop the banners and the advice, join the rest.
+    useful = [ln for ln in lines if not ln.startswith(_NOISE)]
+    line = " ".join(useful[:4]) if useful else (lines or [type(err).__name__])[0]
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
