@@ -72,6 +72,13 @@ def openvino():
                                "'onnxopt[openvino]' to test --verify-on openvino")
 
 
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("plugin") / "perturb.py"  # one file: a pass registers once
+    p.write_text(PERTURB_PLUGIN)
+    return p
+
+
 def _save(text: str, path: Path) -> Path:
     onnx.save(onnx.parser.parse_model(text), str(path))
     return path
@@ -143,9 +150,7 @@ def test_models_match_on_ort_full_and_openvino(path, openvino):
 # ---- a planted miscompile is caught on every runtime
 
 
-def test_planted_miscompile_caught_on_each_runtime(tmp_path, capsys, openvino):
-    plugin = tmp_path / "perturb.py"
-    plugin.write_text(PERTURB_PLUGIN)
+def test_planted_miscompile_caught_on_each_runtime(tmp_path, capsys, openvino, plugin):
     for src in (_save(MATMUL, tmp_path / "m.onnx"), ROOT / "golden/models/bert_op17.onnx"):
         bad = tmp_path / f"{src.stem}.bad.onnx"
         assert main([str(src), "-o", str(bad), "--plugin", str(plugin), "-p", "t:perturb",
@@ -161,9 +166,7 @@ def test_planted_miscompile_caught_on_each_runtime(tmp_path, capsys, openvino):
             assert any(not o["ok"] for o in r["outputs"])
 
 
-def test_optimize_with_verify_on_writes_nothing_when_a_runtime_fails(tmp_path, capsys):
-    plugin = tmp_path / "perturb.py"
-    plugin.write_text(PERTURB_PLUGIN)
+def test_optimize_with_verify_on_writes_nothing_when_a_runtime_fails(tmp_path, capsys, plugin):
     m = _save(MATMUL, tmp_path / "m.onnx")
     out = tmp_path / "o.onnx"
     args = [str(m), "-o", str(out), "--plugin", str(plugin), "-p", "t:perturb", "--no-verify",
