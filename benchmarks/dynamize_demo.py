@@ -167,7 +167,7 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
 
         from onnxopt.errors import OnnxoptError
 
-        for attempt in range(3):
+        for attempt in range(4):
             m = onnxopt.load(path)
             opts = {"dynamic": spec or _spec(meta), "constraint": res["constraint"]}
             if values:
@@ -177,7 +177,7 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
                 return lower_model(m)
             except OnnxoptError as e:
                 more = re.findall(r"--constraint '([^']+)'", str(e).splitlines()[0])
-                if not constraints or not more or attempt == 2:
+                if not constraints or not more or attempt == 3:
                     res["refusal"] = str(e).splitlines()[0]
                     raise
                 res["constraint"] = ";".join(filter(None, [res["constraint"], *more]))

@@ -338,3 +338,21 @@ def test_a_product_with_a_sum_is_grouped_before_it_is_split() -> None:
         (y,) = run_model(model, {"x": x})
         want = np.concatenate([np.broadcast_to(MEM, (b, 1, 4)), x], 1) @ W
         np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+WINDOWS = """<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,8,4] x) => (float[3,2,4,4] y) {
+   s = Constant <value = int64[4] {3, 2, 4, 4}> ()
+   y = Reshape (x, s)
+}"""
+
+
+def test_a_modulus_constraint_is_proved_recorded_and_enforced_at_run_time() -> None:
+    model, notes = repair(WINDOWS, "x:0=batch,1=seq", "seq%4==0")
+    assert "assumes seq%4==0" in notes and model.metadata_props[METADATA_KEY] == "seq%4==0"
+    assert "ran at batch=4, seq=12" in notes  # the run check picks multiples of 4
+    x = np.arange(2 * 12 * 4, dtype=np.float32).reshape(2, 12, 4)
+    (y,) = run_model(model, {"x": x})
+    np.testing.assert_array_equal(y, x.reshape(2, 3, 4, 4))  # windows of 4 (outer first)
+    with pytest.raises(Exception, match="Reshape"):  # seq = 6 breaks the promise: an error
+        run_model(model, {"x": np.zeros((2, 6, 4), np.float32)})

@@ -359,8 +359,12 @@ def analyse_reshape(node: Node, alg: Algebra):
                     conflict.data.append(DimConflict(node, data, (node, 0), i, dshape[i], e,
                                                      f"Reshape to {fmt_dims(tv)}"))
         else:
+            from .constraints import suggest_equal
+
+            hint = suggest_equal(alg, pdim, ptgt)
+            hint = f" (equal with --constraint '{hint}')" if hint else ""
             return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: "
-                                   f"{pdim} != {ptgt}")
+                                   f"{pdim} != {ptgt}{hint}")
     if not conflict.target and not conflict.data:
         return None
     return conflict

@@ -75,11 +75,23 @@ def check_constraints(cons: list[Constraint], trace: dict[str, int]) -> None:
                                      f"{t}, above {c.value}")
 
 
+def suggest_equal(alg, a, b) -> str | None:
+    """The constraints under which dims ``a`` and ``b`` are provably equal (``floor(height/2)``
+    and ``4*floor(height/8)`` when 8 divides height), as :func:`suggest_modulus` finds them."""
+    return _search(alg, alg.symbols_of(a) | alg.symbols_of(b), lambda: alg.eq(a, b))
+
+
 def suggest_modulus(alg, d) -> str | None:
     """The constraints that would make ``d`` (``floor(height/4)/4``, ``batch*height*width/1024``)
     a whole number at every size: the smallest modulus, shared by the symbols whose trace size
     it divides, that proves it. None when no such modulus does."""
-    syms = sorted(alg.symbols_of(d) & alg.freed)
+    return _search(alg, alg.symbols_of(d), lambda: alg.integral(alg.expr(d)))
+
+
+def _search(alg, symbols, holds) -> str | None:
+    """The smallest modulus m, assumed of every freed symbol whose trace size it divides, under
+    which ``holds()``; the constraints as --constraint text, or None."""
+    syms = sorted(symbols & alg.freed)
     if not syms:
         return None
     top = max(alg.binding[s] for s in syms)
@@ -93,7 +105,7 @@ def suggest_modulus(alg, d) -> str | None:
             alg._sub = None
             for s in which:
                 alg.assume_multiple(s, m)
-            if alg.integral(alg.expr(d)):
+            if holds():
                 return "' --constraint '".join(f"{s}%{alg.modulus[s]}==0" for s in which)
     finally:
         alg.modulus = saved
@@ -108,4 +120,4 @@ def record(model, cons: list[Constraint]) -> None:
 
 
 __all__ = ["METADATA_KEY", "Constraint", "check_constraints", "parse_constraints", "record",
-           "suggest_modulus"]
+           "suggest_equal", "suggest_modulus"]

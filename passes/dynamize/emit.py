@@ -33,6 +33,7 @@ class Emitter:
         self._cache: dict = {}
         self._names: set | None = None
         self.created = 0
+        self.guards: dict[str, int] = {}  # symbol -> modulus the user promised (--constraint)
 
     # -- primitives -------------------------------------------------------------------------
     def op(self, op_type: str, inputs, attrs: dict | None = None) -> Value:
@@ -66,15 +67,25 @@ class Emitter:
         inp, axis = self.sources[name]
 
         def make():
-            if self.opset >= 15:
-                v = self.op("Shape", [inp], {"start": axis, "end": axis + 1})
-            else:
-                sh = self._memo(("shape", id(inp)), lambda: self.op("Shape", [inp]))
-                v = self.op("Gather", [sh, self.i64([axis])], {"axis": 0})
+            v = self._dim_of(inp, axis)
+            m = self.guards.get(name)
+            if m:
+                # A size that breaks the promise must fail, not compute: n flags reshaped to
+                # [-1, m] is an error unless m divides n; its row count times m gives n back.
+                flags = self.op("ConstantOfShape", [v], {"value": np.zeros(1, np.bool_)})
+                rows = self.op("Reshape", [flags, self.i64([-1, m])])
+                v = self.op("Mul", [self._dim_of(rows, 0), self.i64([m])])
             v.name = self._fresh_name(f"dynamize/{name}")
             return v
 
         return self._memo(("sym", name), make)
+
+    def _dim_of(self, v: Value, axis: int) -> Value:
+        """int64[1]: dim ``axis`` of ``v`` at run time (Shape start/end from opset 15)."""
+        if self.opset >= 15:
+            return self.op("Shape", [v], {"start": axis, "end": axis + 1})
+        sh = self._memo(("shape", id(v)), lambda: self.op("Shape", [v]))
+        return self.op("Gather", [sh, self.i64([axis])], {"axis": 0})
 
     def _fresh_name(self, base: str) -> str:
         """A value name no value of the graph has (the runtime size of a symbol is worth a

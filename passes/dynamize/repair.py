@@ -164,6 +164,7 @@ class Dynamizer:
         self._free_inputs()
         first = next(iter(self.graph.nodes), None)
         self.em = Emitter(self.model, self.graph, self._sources(), first)
+        self.em.guards = {c.symbol: c.value for c in self.user if c.kind == "mod"}
         max_rounds = 64 + len(self.graph.nodes)
         for _ in range(max_rounds):
             info = self._infer()
