@@ -284,23 +284,35 @@ class Timing:
 
 def bench(rt: Runtime, model: Any, feed: dict, threads: int = 1, budget_s: float = 2.0,
           min_runs: int = 20, warmup: int = 3) -> Timing:
-    """Time ``model`` on ``rt``: ``warmup`` runs discarded, then runs until ``budget_s`` has
-    passed and at least ``min_runs`` were timed. Median and 10th/90th percentiles (the spread):
-    a loaded machine makes means lie."""
-    sess = rt.load(model, threads)
-    feed = {n: feed[n] for n in sess.inputs if n in feed}
-    for _ in range(warmup):
-        sess.run(feed)
-    times: list[float] = []
+    """Time ``model`` on ``rt`` (see :func:`bench_many`)."""
+    return bench_many(rt, [model], feed, threads, budget_s, min_runs, warmup)[0]
+
+
+def bench_many(rt: Runtime, models: list, feed: dict, threads: int = 1, budget_s: float = 2.0,
+               min_runs: int = 20, warmup: int = 3) -> list[Timing]:
+    """Time each model on ``rt``: ``warmup`` runs each discarded, then rounds that run every
+    model once, until ``budget_s`` has passed and ``min_runs`` rounds were timed. Interleaving
+    puts the models under the same load (a shared machine's load drifts over seconds); the
+    median and 10th/90th percentiles are the result, as a loaded machine makes means lie."""
+    sessions = [rt.load(m, threads) for m in models]
+    feeds = [{n: feed[n] for n in s.inputs if n in feed} for s in sessions]
+    for s, f in zip(sessions, feeds):
+        for _ in range(warmup):
+            s.run(f)
+    times: list[list[float]] = [[] for _ in sessions]
     start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < budget_s:
-        t = time.perf_counter()
-        sess.run(feed)
-        times.append((time.perf_counter() - t) * 1e3)
-        if len(times) >= 10 * min_runs and time.perf_counter() - start >= budget_s:
+    while len(times[0]) < min_runs or time.perf_counter() - start < budget_s:
+        for s, f, acc in zip(sessions, feeds, times):
+            t = time.perf_counter()
+            s.run(f)
+            acc.append((time.perf_counter() - t) * 1e3)
+        if len(times[0]) >= 10 * min_runs and time.perf_counter() - start >= budget_s:
             break
-    q = statistics.quantiles(times, n=10) if len(times) >= 2 else times * 9
-    return Timing(rt.spec, threads, len(times), statistics.median(times), q[0], q[-1])
+    out = []
+    for acc in times:
+        q = statistics.quantiles(acc, n=10) if len(acc) >= 2 else acc * 9
+        out.append(Timing(rt.spec, threads, len(acc), statistics.median(acc), q[0], q[-1]))
+    return out
 
 
 def bench_pair(rt: Runtime, original: Any, optimized: Any, feed: dict,
@@ -311,8 +323,7 @@ def bench_pair(rt: Runtime, original: Any, optimized: Any, feed: dict,
     finding)."""
     rows = []
     for threads in (1, 0):
-        a = bench(rt, original, feed, threads, budget_s)
-        b = bench(rt, optimized, feed, threads, budget_s)
+        a, b = bench_many(rt, [original, optimized], feed, threads, budget_s)
         rows.append({"runtime": rt.spec, "threads": threads or "all",
                      "original": a.as_dict(), "optimized": b.as_dict(),
                      "speedup": round(a.median_ms / b.median_ms, 3) if b.median_ms else None,
@@ -320,5 +331,5 @@ def bench_pair(rt: Runtime, original: Any, optimized: Any, feed: dict,
     return rows
 
 
-__all__ = ["RUNTIMES", "Runtime", "RuntimeReport", "Session", "Timing", "bench", "bench_pair",
-           "first_line", "parse_runtimes", "verify_on"]
+__all__ = ["RUNTIMES", "Runtime", "RuntimeReport", "Session", "Timing", "bench", "bench_many",
+           "bench_pair", "first_line", "parse_runtimes", "verify_on"]

@@ -67,8 +67,8 @@ def ort_fused_ops(path: str) -> dict:
 
 def measure_model(src: str, runtimes: list, threads: list[int], budget: float, min_runs: int,
                   workdir: str) -> dict:
-    """One model: per tool, its fused-op counts and per runtime its verdict and latencies."""
-    from onnxopt.runtimes import bench, first_line, verify_on
+    """One model: per tool, its fused-op counts and per runtime its verdict and latencies (the
+    tools' outputs timed interleaved, so they share the machine's load)."""
     from onnxopt.verify import Verifier, VerifyOptions
 
     stem = os.path.splitext(os.path.basename(src))[0]
@@ -79,30 +79,45 @@ def measure_model(src: str, runtimes: list, threads: list[int], budget: float, m
         row["error"] = "onnxruntime cannot run the original on generated inputs"
         return row
     row["binding"] = feeds[0][0]
+    paths = {}
     for tool in TOOLS:
         path = src if tool == "original" else os.path.join(workdir, f"{stem}.{tool}.onnx")
         why = None if tool == "original" else make_output(tool, src, path)
-        entry: dict = {"error": why} if why else {"runtimes": {}}
+        row["tools"][tool] = {"error": why} if why else {"ort_fused": ort_fused_ops(path),
+                                                         "runtimes": {}}
         if why is None:
-            entry["ort_fused"] = ort_fused_ops(path)
-            checks = ({r.runtime: r for r in verify_on(src, path, runtimes, vopts)}
-                      if tool != "original" else {})
-            for rt in runtimes:
-                res: dict = {}
-                if rt.spec in checks:
-                    res["verify"] = checks[rt.spec].status
-                for t in threads:
-                    try:
-                        res[f"ms@{t}"] = bench(rt, path, feeds[0][1], t, budget,
-                                               min_runs).as_dict()
-                    except Exception as e:  # noqa: BLE001 - the runtime's reason is the result
-                        res["error"] = first_line(e, 160)
-                        break
-                entry["runtimes"][rt.spec] = res
-        row["tools"][tool] = entry
-        print(f"{stem} {tool}: {json.dumps(entry, default=str)[:300]}", file=sys.stderr,
-              flush=True)
+            paths[tool] = path
+    for rt in runtimes:
+        _measure_runtime(row, src, rt, paths, feeds[0][1], threads, (budget, min_runs), vopts)
+    print(f"{stem}: {json.dumps(row, default=str)[:400]}", file=sys.stderr, flush=True)
     return row
+
+
+def _measure_runtime(row, src, rt, paths: dict, feed, threads, timing, vopts) -> None:
+    from onnxopt.runtimes import bench_many, first_line, verify_on
+
+    tools = [t for t in paths if t != "original"]
+    checks = {t: r for t, r in zip(tools, (verify_on(src, paths[t], [rt], vopts)[0]
+                                           for t in tools))}
+    runnable = {}
+    for tool, path in paths.items():
+        res = row["tools"][tool]["runtimes"].setdefault(rt.spec, {})
+        if tool in checks:
+            res["verify"] = checks[tool].status
+        try:
+            rt.load(path, 1)
+            runnable[tool] = path
+        except Exception as e:  # noqa: BLE001 - the runtime's reason is the result
+            res["error"] = first_line(e, 160)
+    for t in threads:
+        try:
+            got = bench_many(rt, list(runnable.values()), feed, t, *timing)
+        except Exception as e:  # noqa: BLE001
+            for tool in runnable:
+                row["tools"][tool]["runtimes"][rt.spec]["error"] = first_line(e, 160)
+            return
+        for tool, timing_ in zip(runnable, got):
+            row["tools"][tool]["runtimes"][rt.spec][f"ms@{t}"] = timing_.as_dict()
 
 
 def markdown(rows: list[dict], runtimes: list[str], threads: int) -> str:
