@@ -6,7 +6,8 @@ A pair counts as converted when the output declares the target opset, passes
 ``onnx.checker.check_model(full_check=True)`` and matches the original in onnxruntime at two
 bindings (onnxopt's verifier). Prints a markdown table and the refusals (each names its op).
 
-    python benchmarks/opset_matrix.py [--low 11] [--high 23] [--models GLOB ...] [--jobs 1]
+    python benchmarks/opset_matrix.py [--low 11] [--high 23] [--top N] [--models GLOB ...]
+        [--no-converter]
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def by_onnxopt(proto, target: int) -> str:
     return _verified(proto, lower_model(res.model), target)
 
 
-def pairs(paths: list[str], low: int, high: int):
+def pairs(paths: list[str], low: int, high: int, top: int = 99):
     import onnx
 
     for path in paths:
@@ -69,7 +70,7 @@ def pairs(paths: list[str], low: int, high: int):
         src = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
         if src is None:
             continue
-        for t in list(range(src - 1, low - 1, -1)) + list(range(src + 1, high + 1)):
+        for t in list(range(min(src - 1, top), low - 1, -1)) + list(range(src + 1, high + 1)):
             yield path, proto, src, t
 
 
@@ -77,33 +78,36 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--low", type=int, default=11)
     ap.add_argument("--high", type=int, default=23)
+    ap.add_argument("--top", type=int, default=99, help="highest target when converting down")
     ap.add_argument("--models", nargs="*", default=DEFAULT)
     ap.add_argument("--no-converter", action="store_true", help="skip onnx.version_converter")
     args = ap.parse_args(argv)
     paths = sorted(p for g in args.models for p in glob.glob(os.path.join(ROOT, g)))
     rows: dict[str, Counter] = {}
     failures = []
-    for path, proto, src, t in pairs(paths, args.low, args.high):
+    for path, proto, src, t in pairs(paths, args.low, args.high, args.top):
         name = os.path.relpath(path, ROOT)
         row = rows.setdefault(name, Counter())
-        row["pairs"] += 1
+        way = "down" if t < src else "up"
+        row[way] += 1
         mine = by_onnxopt(proto, t)
-        row["onnxopt"] += mine == "ok"
+        row[f"onnxopt {way}"] += mine == "ok"
         if mine != "ok":
             failures.append(f"{name} {src}->{t}: onnxopt: {mine}")
             row["refused" if mine.startswith("refused") else "wrong"] += 1
         if not args.no_converter:
-            row["converter"] += by_converter(proto, t) == "ok"
+            row[f"converter {way}"] += by_converter(proto, t) == "ok"
         print(f"{name} {src}->{t}: {mine}", file=sys.stderr, flush=True)
-    print("| model | pairs | onnx.version_converter | onnxopt | onnxopt refused (named) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| model | down pairs | converter | onnxopt | up pairs | converter | onnxopt | "
+          "onnxopt refused (named) | onnxopt wrong |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     total = Counter()
+    keys = ("down", "converter down", "onnxopt down", "up", "converter up", "onnxopt up",
+            "refused", "wrong")
     for name, row in rows.items():
         total.update(row)
-        print(f"| {name} | {row['pairs']} | {row['converter']} | {row['onnxopt']} | "
-              f"{row['refused']} |")
-    print(f"| **all** | {total['pairs']} | {total['converter']} | {total['onnxopt']} | "
-          f"{total['refused']} |")
+        print(f"| {name} | " + " | ".join(str(row[k]) for k in keys) + " |")
+    print("| **all** | " + " | ".join(f"**{total[k]}**" for k in keys) + " |")
     for f in failures:
         print(f"- {f}")
     return 0

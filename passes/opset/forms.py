@@ -46,6 +46,31 @@ class ConstantForm(ConversionRule):
         return b.op("Constant", [], {"value": Tensor.from_numpy(data)})
 
 
+class ConstantInitializer(ConversionRule):
+    """A Constant whose element type its version at the target lacks (int64 before 9,
+    bfloat16 before 13...) -> an initializer, which every opset takes (not in a function body,
+    which has none)."""
+
+    name = "constant_initializer"
+    summary = "Constant of a type the target's Constant lacks -> an initializer"
+    ops = ("Constant",)
+    benefit = 2
+
+    def refuse(self, m: Match) -> str | None:
+        a = m.root.attributes.get("value")
+        s = schema("Constant", self.target)
+        if a is None or a.ref_attr_name or s is None:
+            return "not a tensor value (another rule) or no Constant at the target"
+        if allows(s, "T", a.value.dtype):
+            return "the target's Constant takes this type"
+        if m.graph.is_function_body:
+            return "a function body has no initializers"
+        return None
+
+    def rewrite(self, m: Match, b: Builder) -> Value:
+        return b.const(m.root.attributes["value"].value)
+
+
 class ConstantOfShapeType(ConversionRule):
     """ConstantOfShape of a type the target lacks (bfloat16...) -> float filled, then Cast."""
 
@@ -168,6 +193,6 @@ class Restate(ConversionRule):
         return outs
 
 
-RULES = (ConstantForm, ConstantOfShapeType, SoftmaxAxis, DropoutIdentity, Restate)
+RULES = (ConstantForm, ConstantInitializer, ConstantOfShapeType, SoftmaxAxis, DropoutIdentity, Restate)
 
 __all__ = ["RULES"] + [r.__name__ for r in RULES]
