@@ -57,6 +57,13 @@ def read_feeds(path: str) -> list[dict]:
     if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
         raise UsageError(f"--inputs {path}: not a regular file")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise UsageError(f"--inputs {path}: cannot read ({e.strerror or e})") from None
+    if not magic.startswith(b"PK\x03\x04"):  # numpy would take anything else for a pickle
+        raise UsageError(f"--inputs {path}: cannot read (not an .npz file)")
+    try:
         with np.load(path, allow_pickle=False) as data:
             return [{k: data[k] for k in data.files}]
     except ValueError as e:

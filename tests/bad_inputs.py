@@ -597,4 +597,509 @@ def _neg_vt(folder):
     return write_model(folder, m)
 
 
-__all__ = ["BadCase", "CASES", "build", "good_model", "deep_chain_bytes", "pwned_path"]
+# -- tensors onnxopt cannot hold -----------------------------------------------------------------
+
+
+@case("dtype_unknown", InvalidModelError, r"'w'.*data type 99")
+def _dtype_unknown(folder):
+    """w's data_type is 99, which no ONNX release defines."""
+    m = good_model()
+    m.graph.initializer[0].data_type = 99
+    return write_model(folder, m)
+
+
+@case("dtype_undefined", InvalidModelError, r"'w'.*data type 0")
+def _dtype_undefined(folder):
+    """w's data_type is 0 (UNDEFINED)."""
+    m = good_model()
+    m.graph.initializer[0].data_type = 0
+    return write_model(folder, m)
+
+
+@case("segment_tensor", InvalidModelError, r"'w'.*segmented")
+def _segment(folder):
+    """w carries a segment (a slice of a larger tensor), which nothing supports."""
+    m = good_model()
+    m.graph.initializer[0].segment.begin, m.graph.initializer[0].segment.end = 0, 3
+    return write_model(folder, m)
+
+
+def _string_model() -> onnx.ModelProto:
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y, string[2] z) {
+            y = Relu(x)
+            z = Identity(s)
+        }""")
+    m.graph.initializer.append(helper.make_tensor("s", TensorProto.STRING, [2], [b"a", b"b"]))
+    return m
+
+
+@case("string_not_utf8", InvalidModelError, r"'s'.*not UTF-8")
+def _string_bytes(folder):
+    """A string initializer whose first string is the bytes ff fe (not UTF-8)."""
+    m = _string_model()
+    m.graph.initializer[0].string_data[0] = b"\xff\xfe"
+    return write_model(folder, m)
+
+
+@case("huge_empty_tensor", InvalidModelError, r"'e'.*impossibly large")
+def _huge_empty(folder):
+    """An empty initializer of dims [0, 2**62, 2**62]: no data, but no array can have the shape."""
+    m = good_model()
+    t = TensorProto()
+    t.name, t.data_type = "e", TensorProto.FLOAT
+    t.dims.extend([0, 2**62, 2**62])
+    m.graph.initializer.append(t)
+    return write_model(folder, m)
+
+
+@case("constant_unknown_dtype", InvalidModelError, r"data type 77")
+def _constant_dtype(folder):
+    """A Constant node inside an If branch whose tensor has data type 77."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (bool c, float[2] x) => (float[2] y) {
+            y = If(c) <
+                then_branch = t () => (float[2] a) { a = Identity(x) },
+                else_branch = e () => (float[2] b) {
+                    k = Constant <value = float[2] {1.0, 2.0}> ()
+                    b = Add(x, k)
+                }
+            >
+        }""")
+    branch = next(a.g for a in m.graph.node[0].attribute if a.name == "else_branch")
+    branch.node[0].attribute[0].t.data_type = 77
+    return write_model(folder, m)
+
+
+# -- external data in every tensor-bearing field ------------------------------------------------
+
+
+def _ext_tensor(name: str, location: str, dims=(2, 3)) -> TensorProto:
+    t = TensorProto()
+    t.name, t.data_type = name, TensorProto.FLOAT
+    t.dims.extend(dims)
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", "24")):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return t
+
+
+def _outside(folder: str) -> str:
+    """A model folder ``folder/model_dir`` beside ``folder/outside/w.bin`` (24 real bytes)."""
+    inner = os.path.join(folder, "model_dir")
+    os.makedirs(inner)
+    os.makedirs(os.path.join(folder, "outside"))
+    write(os.path.join(folder, "outside"), _WEIGHTS, "w.bin")
+    return inner
+
+
+def _sparse_model(values: TensorProto) -> onnx.ModelProto:
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2,3] x) => (float[2,3] y) { y = Add(x, w) }""")
+    sp = m.graph.sparse_initializer.add()
+    sp.values.CopyFrom(values)
+    sp.indices.CopyFrom(numpy_helper.from_array(np.arange(6, dtype=np.int64), "w_idx"))
+    sp.dims.extend([2, 3])
+    return m
+
+
+@case("sparse_external_escape", ExternalDataError, r"'w'.*escapes")
+def _sparse_escape(folder):
+    """A sparse initializer whose values are external data at ../outside/w.bin (which exists)."""
+    inner = _outside(folder)
+    return write_model(inner, _sparse_model(_ext_tensor("w", "../outside/w.bin", (6,))))
+
+
+@case("sparse_external_absolute", ExternalDataError, r"'w'.*absolute")
+def _sparse_abs(folder):
+    """A sparse initializer whose values are external data at an absolute path (a real file)."""
+    target = os.path.abspath(write(folder, _WEIGHTS, "w.bin"))
+    return write_model(folder, _sparse_model(_ext_tensor("w", target, (6,))))
+
+
+@case("constant_external_escape", ExternalDataError, r"'k'.*escapes")
+def _constant_escape(folder):
+    """A Constant node's tensor attribute points at ../outside/w.bin."""
+    inner = _outside(folder)
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2,3] x) => (float[2,3] y) { y = Add(x, k) }""")
+    m.graph.node.insert(0, helper.make_node("Constant", [], ["k"],
+                                            value=_ext_tensor("k", "../outside/w.bin")))
+    return write_model(inner, m)
+
+
+@case("subgraph_external_escape", ExternalDataError, r"'k'.*escapes")
+def _subgraph_escape(folder):
+    """An initializer of an If branch points at ../outside/w.bin."""
+    inner = _outside(folder)
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (bool c, float[2,3] x) => (float[2,3] y) {
+            y = If(c) <
+                then_branch = t () => (float[2,3] a) { a = Add(x, k) },
+                else_branch = e () => (float[2,3] b) { b = Identity(x) }
+            >
+        }""")
+    m.graph.node[0].attribute[0].g.initializer.append(_ext_tensor("k", "../outside/w.bin"))
+    return write_model(inner, m)
+
+
+@case("function_external_escape", ExternalDataError, r"'k'.*escapes")
+def _function_escape(folder):
+    """A Constant in a local function's body points at ../outside/w.bin."""
+    inner = _outside(folder)
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17, "local" : 1]>
+        g (float[2,3] x) => (float[2,3] y) { y = local.addk(x) }
+        <domain: "local", opset_import: ["" : 17]>
+        addk (a) => (b) { b = Add(a, k) }""")
+    m.functions[0].node.insert(0, helper.make_node("Constant", [], ["k"],
+                                                   value=_ext_tensor("k", "../outside/w.bin")))
+    return write_model(inner, m)
+
+
+@case("external_duplicate_keys", ExternalDataError, r"'w'.*'location'.*twice")
+def _ext_dup_keys(folder):
+    """w's external_data gives 'location' twice (w.bin, then ../outside/w.bin)."""
+    inner = _outside(folder)
+    write(inner, _WEIGHTS, "w.bin")
+    m = _external(good_model(), "w.bin")
+    e = m.graph.initializer[0].external_data.add()
+    e.key, e.value = "location", "../outside/w.bin"
+    return write_model(inner, m)
+
+
+# -- models onnx.checker or onnxruntime refuse ------------------------------------------------
+
+
+@case("if_without_else", InvalidModelError, r"If.*else_branch")
+def _if_no_else(folder):
+    """An If with a then_branch only."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (bool c, float[2] x) => (float[2] y) {
+            y = If(c) <then_branch = t () => (float[2] a) { a = Identity(x) }>
+        }""")
+    return write_model(folder, m)
+
+
+@case("loop_body_missing_outputs", InvalidModelError, r"Loop.*outputs")
+def _loop_outputs(folder):
+    """A Loop with one carried value whose body returns only the condition."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (int64 n, float[2] x) => (float[2] y) {
+            y = Loop(n, "", x) <body = b (int64 i, bool c, float[2] v) => (bool co) {
+                co = Identity(c)
+            }>
+        }""")
+    return write_model(folder, m)
+
+
+@case("scan_bad_input_count", InvalidModelError, r"Scan")
+def _scan_inputs(folder):
+    """A Scan of one state and one scanned input whose body takes three inputs."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] s0, float[3,2] xs) => (float[2] s, float[3,2] ys) {
+            s, ys = Scan(s0, xs) <num_scan_inputs = 1,
+                body = b (float[2] st, float[2] x, float[2] extra) => (float[2] so, float[2] yo) {
+                    so = Add(st, x)
+                    yo = Identity(so)
+                }>
+        }""")
+    return write_model(folder, m)
+
+
+@case("recursive_functions", InvalidModelError, r"calls itself")
+def _recursive(folder):
+    """Local functions f -> g -> f."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17, "local" : 1]>
+        g (float[2] x) => (float[2] y) { y = local.f(x) }
+        <domain: "local", opset_import: ["" : 17, "local" : 1]>
+        f (a) => (b) { b = local.g(a) }
+        <domain: "local", opset_import: ["" : 17, "local" : 1]>
+        g (a) => (b) { b = local.f(a) }""")
+    return write_model(folder, m)
+
+
+@case("unknown_op_known_domain", InvalidModelError, r"Frobnicate.*ai\.onnx\.ml")
+def _unknown_ml(folder):
+    """Frobnicate in ai.onnx.ml, a domain onnx knows (it has no such op)."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17, "ai.onnx.ml" : 3]>
+        g (float[2] x) => (float[2] y) { y = ai.onnx.ml.Frobnicate(x) }""")
+    return write_model(folder, m)
+
+
+@case("shape_11_with_start", InvalidModelError, r"Shape.*opset 11.*'end'|Shape.*'start'")
+def _shape11(folder):
+    """Shape with start/end attributes in opset 11 (they exist from opset 15)."""
+    m = parsed("""
+        <ir_version: 7, opset_import: ["" : 11]>
+        g (float[2,3] x) => (int64[1] y) { y = Shape <start = 1, end = 2> (x) }""")
+    return write_model(folder, m)
+
+
+# -- names that would drive a terminal ----------------------------------------------------------
+
+# ESC ] (retitle) BEL, clear screen, CR, NUL, CSI in C1, a right-to-left override.
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\r\x00\x9b31m\u202eevil"
+
+
+@case("hostile_dangling_name", InvalidModelError, r"nowhere")
+def _hostile_dangling(folder):
+    """A node reads a name nothing defines; the name holds terminal control sequences."""
+    m = good_model()
+    m.graph.node[1].input[0] = "nowhere" + HOSTILE
+    return write_model(folder, m)
+
+
+@case("hostile_names", None)
+def _hostile_names(folder):
+    """Control and bidi characters in every string the model carries: names, dims, doc strings,
+    metadata, producer, graph name, an attribute string, a custom op's type."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17, "com.x" : 1]>
+        g (float[N,3] x) => (float[N,3] y, float[N,3] z) {
+            s = Add(x, w)
+            y = Relu(s)
+            z = com.x.Foo <mode = "m"> (s)
+        }""")
+    m.graph.initializer.append(
+        numpy_helper.from_array(np.arange(3, dtype=np.float32), "w" + HOSTILE))
+    m.graph.node[0].input[1] = "w" + HOSTILE
+    m.graph.node[0].output[0] = "s" + HOSTILE
+    m.graph.node[1].input[0] = "s" + HOSTILE
+    m.graph.node[2].input[0] = "s" + HOSTILE
+    m.graph.node[2].op_type = "Foo" + HOSTILE
+    m.graph.node[2].attribute[0].s = HOSTILE.encode()
+    for n in m.graph.node:
+        n.name, n.doc_string = "n" + HOSTILE, HOSTILE
+    m.graph.name, m.graph.doc_string = "g" + HOSTILE, HOSTILE
+    m.doc_string, m.producer_name = HOSTILE, "p" + HOSTILE
+    helper.set_model_props(m, {"k" + HOSTILE: HOSTILE})
+    for vi in list(m.graph.input) + list(m.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_param = "N" + HOSTILE
+        vi.doc_string = HOSTILE
+    m.graph.input[0].name = "x" + HOSTILE
+    m.graph.node[0].input[0] = "x" + HOSTILE
+    return write_model(folder, m)
+
+
+@case("hostile_names_parseable", None)
+def _hostile_parseable(folder):
+    """Control characters in value names and dims only (standard ops): ``show`` must print text
+    that parses back."""
+    m = good_model()
+    m.graph.input[0].name = "x" + HOSTILE
+    m.graph.node[0].input[0] = "x" + HOSTILE
+    m.graph.node[0].output[0] = "s" + HOSTILE
+    m.graph.node[1].input[0] = "s" + HOSTILE
+    for vi in (m.graph.input[0], m.graph.output[0]):
+        vi.type.tensor_type.shape.dim[0].dim_param = "B" + HOSTILE
+    m.graph.initializer[0].dims[:] = [3]
+    m.graph.initializer[0].raw_data = np.arange(3, dtype=np.float32).tobytes()
+    return write_model(folder, m)
+
+
+# -- dim algebra and folding that would cost minutes or gigabytes -----------------------------
+
+
+def sum_product_dim(names: list, offset: int, limit: int = 250) -> str:
+    """``(a+b+c)*(d+e+f)*...`` under ``limit`` characters: expanding it gives 3**k terms."""
+    groups: list = []
+    i = offset
+    while True:
+        g = "(" + "+".join(names[(i + j) % len(names)] for j in range(3)) + ")"
+        if len("*".join(groups + [g])) > limit:
+            return "*".join(groups)
+        groups.append(g)
+        i += 3
+
+
+SYMBOLS = [a + b for a in "abcdefgh" for b in "xyz"]
+
+
+@case("dim_algebra_bomb", None)
+def _dim_algebra_bomb(folder):
+    """Two inputs broadcast against each other, each dim a 250-character product of 22 sums of
+    symbols: proving them equal or not by expansion means 3**22 terms."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[A,3] x, float[B,3] z) => (float[A,3] y) {
+            s = Add(x, z)
+            t = Mul(s, x)
+            y = Sub(t, z)
+        }""")
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = sum_product_dim(SYMBOLS, 0)
+    m.graph.input[1].type.tensor_type.shape.dim[0].dim_param = sum_product_dim(SYMBOLS, 1)
+    m.graph.output[0].type.tensor_type.shape.dim[0].dim_param = sum_product_dim(SYMBOLS, 0)
+    return write_model(folder, m)
+
+
+@case("dim_power_bomb", None)
+def _dim_power_bomb(folder):
+    """A Reshape to a product of powers of sums (``(a+b)**8*(c+d)**8*...``) against a
+    broadcast partner."""
+    dim = "*".join(f"({SYMBOLS[2 * k]}+{SYMBOLS[2 * k + 1]})**8" for k in range(9))
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[A] x, float[B] z) => (float[A] y) { y = Add(x, z) }""")
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = dim
+    m.graph.input[1].type.tensor_type.shape.dim[0].dim_param = dim.replace("**8", "**7", 1)
+    m.graph.output[0].type.tensor_type.shape.dim[0].dim_param = dim
+    return write_model(folder, m)
+
+
+@case("expand_huge", None)
+def _expand_huge(folder):
+    """Expand of a one-element weight to [1e6, 1e6, 1e3] (4 EB), then reduced to a scalar."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y) {
+            shape = Constant <value = int64[3] {1000000, 1000000, 1000}> ()
+            big = Expand(one, shape)
+            s = ReduceSum <keepdims = 0> (big)
+            y = Add(x, s)
+        }""")
+    m.graph.initializer.append(numpy_helper.from_array(np.ones(1, np.float32), "one"))
+    return write_model(folder, m)
+
+
+@case("constant_of_shape_huge", None)
+def _cos_huge(folder):
+    """ConstantOfShape [1e6, 1e6, 1e3] then Tile and a reduction."""
+    m = parsed("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y) {
+            shape = Constant <value = int64[3] {1000000, 1000000, 1000}> ()
+            big = ConstantOfShape <value = float[1] {1.0}> (shape)
+            reps = Constant <value = int64[3] {1000, 1000, 1000}> ()
+            bigger = Tile(big, reps)
+            s = ReduceSum <keepdims = 0> (bigger)
+            y = Add(x, s)
+        }""")
+    return write_model(folder, m)
+
+
+# -- the command line around a good model ------------------------------------------------------
+
+
+@dataclass
+class CliCase:
+    """A bad command line: ``argv(folder)`` writes what it needs and returns the arguments after
+    ``onnxopt``; the command must exit 2 with one line matching ``match``."""
+
+    name: str
+    argv: Callable[[str], list]
+    match: str
+    doc: str = ""
+
+
+CLI_CASES: dict[str, CliCase] = {}
+
+
+def cli_case(name: str, match: str):
+    def deco(fn):
+        CLI_CASES[name] = CliCase(name, fn, match, (fn.__doc__ or "").strip())
+        return fn
+
+    return deco
+
+
+def _good(folder: str) -> str:
+    return write_model(folder, good_model(), "good.onnx")
+
+
+def _out(folder: str) -> list:
+    os.makedirs(os.path.join(folder, "out"), exist_ok=True)  # empty, and must stay so
+    return ["-o", os.path.join(folder, "out", "o.onnx")]
+
+
+@cli_case("input_shape_exponent", r"'1e23' is neither")
+def _shape_exp(folder):
+    """--input-shape x:1e23,3 (a float, not a dim)."""
+    return [_good(folder), "--input-shape", "x:1e23,3", *_out(folder)]
+
+
+@cli_case("input_shape_too_large", r"too large")
+def _shape_large(folder):
+    """--input-shape x:10**23,3 (beyond int64)."""
+    return [_good(folder), "--input-shape", f"x:{10**23},3", *_out(folder)]
+
+
+@cli_case("input_shape_control_chars", r"neither")
+def _shape_ctrl(folder):
+    """--input-shape with an escape sequence as a dim."""
+    return [_good(folder), "--input-shape", "x:\x1b[2J,3", *_out(folder)]
+
+
+@cli_case("input_shape_contradicts_weight", r"contradicts.*broadcast")
+def _shape_weight(folder):
+    """--input-shape x:4,5 where x is added to a [2,3] weight."""
+    return [_good(folder), "--input-shape", "x:4,5", *_out(folder)]
+
+
+@cli_case("reproducer_is_a_file", r"--reproducer.*not a directory")
+def _repro_file(folder):
+    """--reproducer names an existing file."""
+    return [_good(folder), "--reproducer", write(folder, b"x", "repro"), *_out(folder)]
+
+
+@cli_case("inputs_fifo", r"--inputs.*not a regular file")
+def _inputs_fifo(folder):
+    """--inputs is a named pipe nobody writes: reading it would block forever."""
+    path = os.path.join(folder, "feeds.npz")
+    os.mkfifo(path)
+    return [_good(folder), "--inputs", path, *_out(folder)]
+
+
+@cli_case("inputs_pickled", r"--inputs.*pickled")
+def _inputs_pickle(folder):
+    """--inputs is an .npz holding an object array (pickled): it must not be unpickled."""
+    path = os.path.join(folder, "feeds.npz")
+    np.savez(path, x=np.array([{"a": 1}, None], dtype=object))
+    return [_good(folder), "--inputs", path, *_out(folder)]
+
+
+@cli_case("inputs_not_npz", r"--inputs.*cannot read")
+def _inputs_garbage(folder):
+    """--inputs is 1 KiB of random bytes."""
+    return [_good(folder), "--inputs", write(folder, random.Random(7).randbytes(1024), "f.npz"),
+            *_out(folder)]
+
+
+@cli_case("output_folder_missing", r"output folder does not exist")
+def _out_missing(folder):
+    """-o names a file in a folder that does not exist."""
+    return [_good(folder), "-o", os.path.join(folder, "nowhere", "o.onnx")]
+
+
+@cli_case("output_under_a_file", r"output folder does not exist")
+def _out_under_file(folder):
+    """-o names a file 'inside' a regular file."""
+    return [_good(folder), "-o", os.path.join(write(folder, b"x", "afile"), "o.onnx")]
+
+
+@cli_case("output_is_a_folder", r"is a directory")
+def _out_dir(folder):
+    """-o names an existing folder."""
+    os.makedirs(os.path.join(folder, "o.onnx"))
+    return [_good(folder), "-o", os.path.join(folder, "o.onnx")]
+
+
+@cli_case("require_verified_without_verify", r"--require-verified needs")
+def _require_no_verify(folder):
+    """--require-verified with --no-verify."""
+    return [_good(folder), "--require-verified", "--no-verify", *_out(folder)]
+
+
+__all__ = ["BadCase", "CASES", "CLI_CASES", "HOSTILE", "SYMBOLS", "build", "deep_chain_bytes",
+           "good_model", "pwned_path", "sum_product_dim"]

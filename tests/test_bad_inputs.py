@@ -8,7 +8,9 @@ byte-for-byte unchanged (mtimes too), and nothing written to the output folder.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -23,7 +25,8 @@ import onnx.parser
 import onnxopt
 import onnxopt.io
 import pytest
-from bad_inputs import CASES, build, deep_chain_bytes, good_model, pwned_path
+from bad_inputs import (CASES, CLI_CASES, HOSTILE, build, deep_chain_bytes, good_model,
+                        pwned_path)
 from onnx import numpy_helper
 from onnxopt.cli.main import main
 from onnxopt.errors import OnnxoptError, UsageError
@@ -67,15 +70,24 @@ def deadline(seconds: int):
         signal.signal(signal.SIGALRM, old)
 
 
+# What a terminal would act on: C0 controls but newline, DEL, C1, bidi controls, separators.
+UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                    "\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
 def check_one_line(err: str, match: str) -> str:
     assert "Traceback" not in err, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("onnxopt: error: "), err
-    import re
-
+    assert not UNSAFE.search(err), repr(err)
     assert re.search(match, lines[0]), (match, lines[0])
     return lines[0]
+
+
+# Node problems the IR can hold: ``check`` lists them as findings (exit 1) instead of refusing.
+CHECK_REPORTS = {"if_without_else", "loop_body_missing_outputs", "scan_bad_input_count",
+                 "shape_11_with_start"}
 
 
 @pytest.mark.parametrize("name", ERROR_CASES)
@@ -94,9 +106,18 @@ def test_bad_input_api_and_cli(name, tmp_path, capsys):
             onnxopt.optimize(path, "default")
         capsys.readouterr()
         rc = main([path, "-o", str(out_dir / "model.opt.onnx")])
-    captured = capsys.readouterr()
-    assert rc == 2, captured.err
-    check_one_line(captured.err, c.match)
+        captured = capsys.readouterr()
+        assert rc == 2, captured.err
+        check_one_line(captured.err, c.match)
+        assert main(["show", path]) == 2
+        check_one_line(capsys.readouterr().err, c.match)
+        rc = main(["check", path])
+        captured = capsys.readouterr()
+        if name in CHECK_REPORTS:  # a finding that blocks, in the report
+            assert rc == 1 and "BLOCK" in captured.out, captured
+        else:
+            assert rc == 2, captured
+            check_one_line(captured.err, c.match)
     assert snapshot(src) == before
     assert os.listdir(out_dir) == []
 
@@ -422,3 +443,243 @@ def test_raw_lengths_scan_matches_the_parsed_protos():
     assert raw_lengths(data) == [24, None, 120]
     assert raw_lengths(data + data) is None  # two graph fields merge: the scan steps aside
     assert raw_lengths(b"\x0b") is None  # a group tag: not ONNX
+
+
+# -- the command line around a good model -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CLI_CASES))
+def test_bad_command_line_is_one_line_exit_2(name, tmp_path, capsys):
+    c = CLI_CASES[name]
+    argv = c.argv(str(tmp_path))
+    # The output folder is probed for writing (its mtime may change): compared by listing.
+    before = {k: v for k, v in snapshot(tmp_path).items() if k != "out"}
+    with deadline(60):
+        rc = main(argv)
+    captured = capsys.readouterr()
+    assert rc == 2, captured
+    check_one_line(captured.err, c.match)
+    assert {k: v for k, v in snapshot(tmp_path).items() if k != "out"} == before
+    assert not (tmp_path / "out").exists() or _listing(tmp_path / "out") == []
+
+
+def test_read_only_output_folder_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """(root ignores chmod: the refusal is simulated where the folder is probed)"""
+    import tempfile as tf
+
+    src = bad_path(tmp_path)
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tf, "mkstemp", refuse)
+    assert main([src, "-o", str(tmp_path / "o.onnx")]) == 2
+    check_one_line(capsys.readouterr().err, "cannot write to the output folder.*denied")
+
+
+def bad_path(tmp_path: Path) -> str:
+    path = str(tmp_path / "good.onnx")
+    onnx.save(good_model(), path)
+    return path
+
+
+def test_a_data_file_name_taken_by_a_folder_is_stepped_around(tmp_path, capsys):
+    src = _external_model(tmp_path / "src", 1.0)
+    out_dir = tmp_path / "out"
+    (out_dir / "o.onnx.data").mkdir(parents=True)
+    assert main([src, "-o", str(out_dir / "o.onnx"), "-q"]) == 0, capsys.readouterr().err
+    assert _listing(out_dir) == ["o.onnx", "o.onnx.1.data", "o.onnx.data"]
+    np.testing.assert_array_equal(_weights(str(out_dir / "o.onnx")),
+                                  np.arange(1024, dtype=np.float32))
+
+
+def test_a_crashing_built_in_pass_is_an_internal_error(tmp_path, capsys, monkeypatch):
+    from onnxopt.passes import registry
+
+    cls = registry.get("dce").cls
+
+    def crash(self, *a, **k):
+        raise KeyError(99)
+
+    monkeypatch.setattr(cls, "run", crash)
+    assert main([bad_path(tmp_path), "-o", str(tmp_path / "o.onnx"), "-p", "dce"]) == 3
+    check_one_line(capsys.readouterr().err, r"internal error: pass 'dce' raised KeyError")
+    with pytest.raises(onnxopt.errors.PassCrash):
+        onnxopt.optimize(bad_path(tmp_path), "dce")
+    assert not (tmp_path / "o.onnx").exists()
+
+
+# -- terminal injection -------------------------------------------------------------------------
+
+
+def _all_output(path: str, tmp_path: Path, capsys) -> str:
+    """stdout and stderr of every command that prints from the model."""
+    text = []
+    runs = [["show", path], ["check", path], ["check", "--target", "tensorrt", path],
+            ["check", "--json", path],
+            [path, "-o", str(tmp_path / "o1.onnx"), "--print-ir-after", "*", "-v", "--report"],
+            [path, "-o", str(tmp_path / "o2.onnx"), "--json"],
+            [path, "-o", str(tmp_path / "o3.onnx"), "--require-verified"]]
+    for argv in runs:
+        capsys.readouterr()
+        rc = main(argv)
+        captured = capsys.readouterr()
+        assert rc in (0, 1), (argv, captured.err)
+        text.append(captured.out + captured.err)
+    return "\n".join(text)
+
+
+@pytest.mark.parametrize("name", ["hostile_names", "hostile_names_parseable"])
+def test_model_text_never_reaches_the_terminal_raw(name, tmp_path, capsys):
+    path = build(CASES[name], str(tmp_path / "in"))
+    out = _all_output(path, tmp_path, capsys)
+    assert not UNSAFE.search(out.replace("\n", "")), repr(UNSAFE.search(out.replace("\n", "")))
+    assert "\\x1b]0;pwned\\x07" in out  # shown, escaped
+    from onnxopt.ir import print_model
+
+    text = print_model(onnxopt.load(path))
+    assert not UNSAFE.search(text.replace("\n", ""))
+    if name == "hostile_names_parseable":  # the text syntax stays readable by onnx's parser
+        onnx.parser.parse_model(text)
+
+
+def test_escape_helper():
+    from onnxopt.cli.report import _rich_safe
+    from onnxopt.ir.escape import escape
+
+    assert escape(HOSTILE) == "\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\x00\\x9b31m\\u202eevil"
+    assert escape("a\nb") == "a\\x0ab" and escape("a\nb", newlines=True) == "a\nb"
+    assert escape("größe·日本") == "größe·日本"  # letters are not controls
+    assert _rich_safe("[bold red]x\x1b") == "\\[bold red]x\\x1b"
+
+
+# -- resources: the bombs, under a memory measurement ------------------------------------------
+
+
+def test_bombs_finish_in_bounded_memory(tmp_path):
+    """Dim algebra and huge generators through check, -p shapes, --preset tensorrt and default:
+    the child's peak RSS stays under 500 MB (times are in the report, not asserted)."""
+    paths = [build(CASES[n], str(tmp_path / n)) for n in
+             ("dim_algebra_bomb", "dim_power_bomb", "expand_huge", "constant_of_shape_huge")]
+    code = textwrap.dedent(f"""
+        import resource, sys
+        from onnxopt.cli.main import main
+        rcs = []
+        for p in {paths!r}:
+            for argv in (["check", p], ["check", "--target", "tensorrt", p],
+                         [p, "-o", p + ".s.onnx", "-p", "shapes", "-q"],
+                         [p, "-o", p + ".t.onnx", "--preset", "tensorrt", "-q"],
+                         [p, "-o", p + ".d.onnx", "-q"]):
+                rcs.append(main(argv))
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rcs)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    rss_kb, rcs = p.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert int(rss_kb) < 500 * 1024, rss_kb
+    assert set(eval(rcs)) <= {0, 1}, (rcs, p.stderr)
+
+
+def test_dim_algebra_has_a_budget():
+    from onnxopt.passes.shapes import dims as D
+    from bad_inputs import SYMBOLS, sum_product_dim
+
+    a, b = SymDim(sum_product_dim(SYMBOLS, 0)), SymDim(sum_product_dim(SYMBOLS, 1))
+    assert D.expanded_terms(a.expr) > D.MAX_TERMS
+    assert D.eq(a, b) is False and D.le(a, b) is None  # cannot prove: not a hang
+    assert D.eq(SymDim("(n+1)*(n+1)"), SymDim("n**2+2*n+1"))  # small ones still expand
+
+
+# -- verification: inputs, budget and the "not verified" decision ------------------------------
+
+
+def test_generated_inputs_are_budgeted_over_all_bindings(monkeypatch):
+    """A model that fails at every binding: the probe stops when the bytes it allocated (float64
+    draws included) reach the budget, not after 48 bindings of up to the budget each."""
+    import onnxopt.verify as V
+
+    monkeypatch.setattr(V, "_FEED_LIMIT", 8 << 20)
+    m = onnx.parser.parse_model("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N,4096] x) => (float[11,?] y) {
+            s = Constant <value = int64[2] {11, -1}> ()
+            y = Reshape(x, s)
+        }""")
+    v = V.Verifier(m.SerializeToString())
+    report = v.check(m.SerializeToString())
+    assert report.status == "not verified"
+    assert v._generated <= 8 << 20
+
+
+def test_static_zero_dims_are_fed_as_zero():
+    import onnxopt.verify as V
+
+    m = onnx.parser.parse_model("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[0,3] x) => (float[0,3] y) { y = Relu(x) }""")
+    (binding, feed), *_ = V.Verifier(m.SerializeToString()).feeds()
+    assert feed["x"].shape == (0, 3)
+    assert onnxopt.optimize(m).verified
+
+
+CUSTOM = """
+    <ir_version: 8, opset_import: ["" : 17, "com.custom" : 1]>
+    g (float[2,3] x) => (float[2,3] y) { y = com.custom.Foo(x) }"""
+
+
+def test_not_verified_is_a_decision(tmp_path, capsys):
+    path = str(tmp_path / "custom.onnx")
+    onnx.save(onnx.parser.parse_model(CUSTOM), path)
+    # Default: written, exit 0, and the summary says why in one line.
+    assert main([path, "-o", str(tmp_path / "a.onnx")]) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("verification:")]
+    assert "not verified: onnxruntime cannot load the original model" in line
+    assert (tmp_path / "a.onnx").exists()
+    # --json carries it.
+    assert main([path, "-o", str(tmp_path / "b.onnx"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["verified"] is False and d["verification"]["status"] == "not verified"
+    assert "cannot load the original" in d["verification"]["reason"]
+    # --require-verified: exit 1, nothing written.
+    assert main([path, "-o", str(tmp_path / "c.onnx"), "--require-verified", "-q"]) == 1
+    check_one_line(capsys.readouterr().err, "not verified: onnxruntime cannot load.*no output")
+    assert not (tmp_path / "c.onnx").exists()
+    with pytest.raises(onnxopt.NotVerifiedError, match="not verified"):
+        onnxopt.optimize(path, require_verified=True)
+
+
+def test_onnxruntime_log_stays_off_stderr(tmp_path, capfd):
+    """An integer division by zero in a constant: onnxruntime refuses the original (not
+    verified), and its coloured log line does not reach stderr."""
+    path = str(tmp_path / "div.onnx")
+    onnx.save(onnx.parser.parse_model("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (int64[2] x) => (int64[2] y) {
+            a = Constant <value = int64[2] {6, 4}> ()
+            z = Constant <value = int64[2] {0, 2}> ()
+            d = Div(a, z)
+            y = Add(x, d)
+        }"""), path)
+    assert main([path, "-o", str(tmp_path / "o.onnx"), "-q"]) == 0
+    assert capfd.readouterr().err == ""
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert re.fullmatch(r"onnxopt \S+\n", capsys.readouterr().out)
+
+
+def test_api_errors_are_onnxopt_errors(tmp_path):
+    """What the CLI refuses in one line, the API refuses with the project's own types."""
+    path = bad_path(tmp_path)
+    with pytest.raises(UsageError, match="neither"):
+        onnxopt.optimize(path, input_shapes={"x": ["1e23", 3]})
+    with pytest.raises(UsageError, match="below 2"):
+        onnxopt.optimize(path, input_shapes={"x": [10**23, 3]})
+    with pytest.raises(UsageError, match="contradicts"):
+        onnxopt.optimize(path, input_shapes={"x": [4, 5]})
+    with pytest.raises(UsageError, match="not a directory"):
+        onnxopt.optimize(path, reproducer_dir=path)
+    with pytest.raises(UsageError, match="require_verified"):
+        onnxopt.optimize(path, verify=False, require_verified=True)
