@@ -356,3 +356,23 @@ def test_a_modulus_constraint_is_proved_recorded_and_enforced_at_run_time() -> N
     np.testing.assert_array_equal(y, x.reshape(2, 3, 4, 4))  # windows of 4 (outer first)
     with pytest.raises(Exception, match="Reshape"):  # seq = 6 breaks the promise: an error
         run_model(model, {"x": np.zeros((2, 6, 4), np.float32)})
+
+
+SCATTER = """<ir_version: 8, opset_import: ["" : 18]>
+g (float[3,7] x) => (float[3,7] y) {
+   idx = Constant <value = int64[3,1] {0, 0, 0}> ()
+   upd = Constant <value = float[3,1] {2.0, 2.0, 2.0}> ()
+   y = ScatterElements <axis = 1> (x, idx, upd)
+}"""
+
+
+def test_a_scatter_covers_every_row_of_its_data() -> None:
+    """``shifted[:, 0] = start``: with the batch freed, baked [3, 1] indices and updates would
+    leave rows 3.. untouched (a model that runs and is wrong); they follow the data instead."""
+    model, notes = repair(SCATTER, "x:0=batch,1=seq")
+    assert "int64[3, 1] constant 'idx' -> a fill of 0, of shape [batch, 1]" in notes
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    (y,) = run_model(model, {"x": x})
+    want = x.copy()
+    want[:, 0] = 2.0
+    np.testing.assert_array_equal(y, want)

@@ -393,10 +393,11 @@ def node_conflicts(node: Node, alg: Algebra, constraints: list) -> list:
     if op == "Reshape":
         r = analyse_reshape(node, alg)
         return [r] if r is not None else []
-    if op == "GatherElements":
-        from .indexing import gather_elements_conflicts
+    if op in ("GatherElements", "ScatterND", "ScatterElements"):
+        from .indexing import gather_elements_conflicts, scatter_conflicts
 
-        out = gather_elements_conflicts(node, alg)
+        out = (gather_elements_conflicts if op == "GatherElements" else scatter_conflicts)(
+            node, alg)
         if out:
             return out
     out = []

@@ -27,11 +27,14 @@ from .conflicts import shape
 from .emit import Emitter
 from .structure import Recipe, _dims_at, _index
 
-INDEX_OPS = frozenset({"GatherElements", "GatherND"})
+INDEX_OPS = frozenset({"GatherElements", "GatherND", "ScatterND", "ScatterElements"})
 
 
 def follow_index(p, a: int, f) -> None:
     """Map output dim ``a`` of an index op to the operand dims it comes from (``f(i, b)``)."""
+    if p.op_type.startswith("Scatter"):
+        f(0, a)  # a scatter's output is its data, updated in place
+        return
     if p.op_type == "GatherElements":
         f(1, a)  # the output has exactly the indices' shape
         return
@@ -62,6 +65,39 @@ def gather_elements_conflicts(node, alg) -> list:
         if k != ax and type(d) is int and want is not None and alg.evaluate(want) == d:
             out.append(DimConflict(node, node.inputs[0], (node, 0), k, d, want,
                                    f"GatherElements data along indices of {want}"))
+    return out
+
+
+def scatter_conflicts(node, alg) -> list:
+    """A scatter's indices and updates must cover what its data holds: at other sizes, baked
+    indices would leave the new rows untouched and the model would run and be wrong. ScatterND:
+    ``updates`` is ``indices.shape[:-1] + data.shape[k:]``; ScatterElements: ``indices`` and
+    ``updates`` have one shape, and on every axis but ``axis`` they span the data."""
+    from .conflicts import _pair
+
+    sd, si, su = (shape(node.inputs[i]) for i in range(3))
+    if sd is None or si is None or su is None:
+        return []
+    out = []
+    if node.op_type == "ScatterND":
+        k = si[-1]
+        if type(k) is not int or len(su) != len(si) - 1 + len(sd) - k:
+            return []
+        for j in range(len(si) - 1):
+            out += _pair(node, (1, node.inputs[1], j), (2, node.inputs[2], j), alg, "ScatterND")
+        for j in range(len(sd) - k):
+            out += _pair(node, (0, node.inputs[0], k + j), (2, node.inputs[2], len(si) - 1 + j),
+                         alg, "ScatterND")
+        return out
+    if len(si) != len(sd) or len(su) != len(si):
+        return []
+    ax = node.attr("axis", 0)
+    ax = ax + len(sd) if ax < 0 else ax
+    for j in range(len(si)):
+        out += _pair(node, (1, node.inputs[1], j), (2, node.inputs[2], j), alg, node.op_type)
+        if j != ax:
+            out += _pair(node, (0, node.inputs[0], j), (1, node.inputs[1], j), alg,
+                         node.op_type)
     return out
 
 
@@ -174,4 +210,5 @@ def recognise_affine(arr: np.ndarray, new_dims: list, at) -> Affine | None:
 
 
 __all__ = ["INDEX_OPS", "Affine", "factor_of", "follow_index", "gather_elements_conflicts",
+           "scatter_conflicts",
            "recognise_affine"]
