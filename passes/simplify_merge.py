@@ -9,6 +9,8 @@
 ``transpose_shared``   Transpose(Transpose(x, p), q) -> Transpose(x, p then q) when the first
                        Transpose has other readers (it goes once none is left), or the two
                        cancel (an Identity where a graph output needs one)
+``reshape_around``     Reshape(E(Reshape(x)), shape of x) -> E(x) for a region E of elementwise ops
+                       whose other operands are one-element constants
 ``transpose_view``     Transpose(Unsqueeze|Squeeze(Transpose(x))) -> Unsqueeze|Squeeze(x), and a
                        Transpose only when the dims of x do not come out in order
 =====================  =========================================================================
@@ -27,7 +29,7 @@ import numpy as np
 
 from ..ir import Value
 from .fuse._common import attrs_of, axes_of
-from .rewrite import Const, Match, Op, Opt, Rule
+from .rewrite import Const, Match, Op, Opt, Rule, const_value
 from .simplify import _BIG, _norm, _ones_at, _replaceable
 
 _REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
@@ -250,6 +252,84 @@ class SliceSlice(Rule):
         return b.op("Slice", [m["x"], *consts], name=m.node("outer").name)
 
 
+# Ops computing each output element from the same element of each input (and attributes only):
+# they give the same values whatever shape the elements are arranged in.
+_ELEMENTWISE = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Neg", "Abs", "Relu", "Sigmoid", "Tanh",
+    "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos",
+    "Softplus", "Softsign", "LeakyRelu", "Elu", "Selu", "Celu", "HardSigmoid", "HardSwish",
+    "Gelu", "Mish", "Cast", "Not", "And", "Or", "Xor", "Equal", "Less", "Greater", "Where", "Clip",
+})
+_MAX_REGION = 64
+
+
+def _region(m: Match, e: Value) -> Optional[tuple[Value, list]]:
+    """(r, nodes producers first) when ``e`` is computed from one Reshape output r by
+    elementwise ops of this graph whose other operands are one-element constants of rank at most
+    r's and x's (x: what r reshapes, of the root's static output shape), every value but ``e``
+    read only inside the region, ``e`` only by the root."""
+    out = m.shape(m.root.outputs[0])
+    if out is None or any(type(d) is not int for d in out) or e.is_graph_output() or \
+            any(u is not m.root for u, _ in e.uses()):
+        return None
+    order, seen, r = [], set(), None
+    stack = [(e.producer, False)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            order.append(n)
+            continue
+        if n in seen:
+            continue
+        if (n is None or n.op_type not in _ELEMENTWISE or n.domain not in ("", "ai.onnx")
+                or n.graph is not m.graph or len(n.outputs) != 1 or len(seen) >= _MAX_REGION):
+            return None
+        seen.add(n)
+        stack.append((n, True))
+        for v in n.inputs:
+            c = const_value(v)
+            if v is None or (c is not None and c.size == 1 and c.ndim <= len(out)):
+                continue
+            p = v.producer
+            if r is None and p is not None and p.op_type == "Reshape" and m.shape(p.inputs[0]) == out:
+                r = v
+            if v is not r:
+                stack.append((p, False))
+    if r is None or any(const_value(v) is not None and const_value(v).ndim > (m.rank(r) or 0)
+                        for n in order for v in n.inputs):
+        return None
+    inside = set(order)
+    for n in order:
+        v = n.outputs[0]
+        if v is not e and (v.is_graph_output() or any(u not in inside for u, _ in v.uses())):
+            return None
+    return r, order
+
+
+class ReshapeAround(Rule):
+    """Reshape(E(Reshape(x, a)), b) -> E(x) when b is x's static shape and E only combines
+    elements position by position (:data:`_ELEMENTWISE`, other operands one-element constants):
+    the same values in the same arrangement, computed without the two Reshapes (a traced MLP's
+    activation between the Gemms' 2-D views). E is rebuilt on x; the old one goes when unread."""
+
+    name = "reshape_around"
+    summary = "Reshape(E(Reshape(x)), shape of x) -> E(x) for elementwise E"
+    pattern = Op("Reshape", "e", Const("s2"), name="outer")
+
+    def check(self, m: Match) -> Optional[str]:
+        if _region(m, m["e"]) is None:
+            return "not an elementwise region over one Reshape of a value of this static shape"
+        return None
+
+    def rewrite(self, m: Match, b) -> Value:
+        r, order = _region(m, m["e"])
+        new = {r: r.producer.inputs[0]}
+        for n in order:
+            ins = [new.get(v, v) if v is not None else None for v in n.inputs]
+            new[n.outputs[0]] = b.op(n.op_type, ins, attrs_of(n), domain=n.domain)
+        return new[m["e"]]
+
+
 def _perm(m: Match, node, rank: int) -> Optional[list[int]]:
     p = m.attr(node, "perm")
     p = list(range(rank))[::-1] if p is None else [int(i) for i in p]
@@ -352,7 +432,7 @@ class TransposeView(Rule):
 
 
 RULES = (SqueezeSqueeze, UnsqueezePair, ConcatConcat, ReduceUnsqueeze, SliceSlice, TransposeShared,
-         TransposeView)
+         TransposeView, ReshapeAround)
 
 __all__ = ["RULES", "SqueezeSqueeze", "UnsqueezePair", "ConcatConcat", "ReduceUnsqueeze",
-           "SliceSlice", "TransposeShared", "TransposeView"]
+           "SliceSlice", "TransposeShared", "TransposeView", "ReshapeAround"]
