@@ -88,11 +88,14 @@ def fingerprint(model: Model) -> str:
             parts.append((v.name, v.type))
         for v in g.outputs:
             parts.append((v.name, v.type))
-        for n in g.nodes:
-            parts.append((id(n), n.domain, n.op_type, n.name, tuple(map(id, n.inputs)),
-                          tuple((id(v), v.name) for v in n.outputs),
-                          tuple((k, id(a)) for k, a in n.attributes.items())))
-        h.update(repr(parts).encode())
+        h.update(repr(parts).encode())  # the interface: types compare by content
+        # Nodes by identity and plain fields: Python's tuple hash is a C loop, where repr would
+        # print every tuple (this runs twice around every plugin pass: 100,000 nodes, 1.6 s).
+        nodes = hash(tuple((id(n), n.domain, n.op_type, n.name, tuple(map(id, n.inputs)),
+                            tuple((id(v), v.name) for v in n.outputs),
+                            tuple((k, id(a)) for k, a in n.attributes.items()))
+                           for n in g.nodes))
+        h.update(nodes.to_bytes(8, "little", signed=True))
     return h.hexdigest()
 
 
