@@ -170,6 +170,8 @@ def is_default(node, name: str, opset: int) -> bool:
         return False
     want = schema_default(node.op_type, name, opset)
     got = a.value
+    if name == "dilations" and want is None:  # no schema default, but all ones is no dilation
+        return isinstance(got, (list, tuple)) and all(int(d) == 1 for d in got)
     if isinstance(got, bytes):
         got = got.decode()
     if isinstance(got, list):
