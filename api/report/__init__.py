@@ -1,0 +1,171 @@
+"""``onnxopt.report``: a self-contained HTML page showing what a pipeline did to a model.
+
+    rec = Recorder(model)            # before the passes run: snapshot + creation tracker
+    ... PassManager(..., progress=rec.progress).run(model) ...
+    rec.write("report.html", result)  # the run, op chart, graph diff, rewritten constants
+
+``write_view`` draws one model, or the diff of two files; ``write_check`` draws a model with a
+checker's findings on its nodes. Pages inline everything (dagre for the layout) and forbid every
+fetch with a Content-Security-Policy. Limits: a side embeds up to ``DRAW_LIMIT`` (5,000) nodes;
+above it only changed regions are embedded (the page says so); the page draws at most 1,500
+nodes per side at once and folds unchanged regions until they are clicked.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional
+
+from ..errors import UsageError
+from .diff import DRAW_LIMIT, node_states, rewritten_constants, side_data
+from .provenance import CreationTracker, provenance
+from .snapshot import Snapshot, fill_shapes, snapshot
+
+SHAPE_LIMIT = DRAW_LIMIT  # above it, shapes are the declared ones (no inference on a copy)
+
+
+def check_report_path(path: str, *others: Optional[str]) -> None:
+    """Refuse a report path before any work: its folder must exist, and it must not name the
+    model or the output (``others``)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"report {path}: no such folder {folder}")
+    if os.path.isdir(path):
+        raise UsageError(f"report {path}: is a directory")
+    for other in others:
+        if other is None or not isinstance(other, (str, os.PathLike)):
+            continue
+        same = os.path.abspath(path) == os.path.abspath(other) or (
+            os.path.exists(path) and os.path.exists(other) and os.path.samefile(path, other))
+        if same:
+            raise UsageError(f"report {path}: is the same file as {other}")
+
+
+class Recorder:
+    """Watches one optimize run: the graph before, and which pass created each node."""
+
+    def __init__(self, model, forward: Optional[Callable[[str, int, int], None]] = None):
+        self.big = model.graph.num_nodes(recursive=False) > DRAW_LIMIT
+        self.before = snapshot(model, details=not self.big)
+        self.before_bytes = None
+        if not self.big:
+            from ..ir import lower_model
+
+            self.before_bytes = lower_model(model).SerializeToString()
+        self.tracker = CreationTracker(model, forward)
+
+    @property
+    def progress(self) -> Callable[[str, int, int], None]:
+        """The hook to give the pass manager."""
+        return self.tracker
+
+    def write(self, path: str, result: Any, title: str = "", input_path: str = "",
+              output_path: Optional[str] = None) -> None:
+        """Write the page for ``result`` (an :class:`~onnxopt.OptimizeResult`)."""
+        from .run import run_sections
+
+        self.tracker.finish(result.report)
+        after = snapshot(result.model, details=not self.big)
+        if not self.big:
+            from ..ir import lower_model
+
+            fill_shapes(self.before, self.before_bytes)
+            fill_shapes(after, lower_model(result.model).SerializeToString())
+        tags = {n.key: n.tag for n in after.nodes}
+        prov = {k: provenance(r, tags[k], result.report)
+                for k, r in self.tracker.made_by.items() if r >= 0 and k in tags}
+        graph, notes = _graph(self.before, after, prov)
+        sections = run_sections(result, input_path, output_path, notes,
+                                rewritten_constants(self.before, after))
+        _write(path, title or f"onnxopt report: {input_path or 'model'}", sections, graph)
+
+
+def _graph(before: Optional[Snapshot], after: Snapshot, prov: dict,
+           flags: Optional[dict] = None) -> tuple[dict, list[str]]:
+    sb, sa = node_states(before, after)
+    sides = []
+    if before is not None:
+        sides.append(side_data(before, sb, {}, "before"))
+    sides.append(side_data(after, sa, prov, "after" if before is not None else "model"))
+    if flags:
+        for d, snap in ((sides[-1], after),):
+            _flag(d, snap, flags)
+    notes = []
+    for d in sides:
+        if d["limited"]:
+            notes.append(f"The {d['label']} graph has {d['total']} nodes, over the drawing limit "
+                         f"of {DRAW_LIMIT}: the diff shows only the changed regions and their "
+                         "neighbours; unchanged regions are counted, not embedded.")
+    return {"sides": sides}, notes
+
+
+def _flag(side: dict, snap: Snapshot, flags: dict) -> None:
+    """Attach findings (keyed by node name) to the embedded nodes."""
+    for n in side["nodes"]:
+        f = flags.get(n["name"])
+        if f:
+            n["f"] = f
+
+
+def _write(path: str, title: str, sections: list[str], graph: Optional[dict]) -> None:
+    from .page import render
+
+    text = render(title, sections, graph)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise UsageError(f"report {path}: cannot write ({e.strerror or e})") from None
+
+
+def write_view(path: str, model_path: str, other_path: Optional[str] = None) -> None:
+    """The page for one model, or the diff of two (nodes matched by name and op)."""
+    from .. import load
+    from .run import view_sections
+
+    model = load(model_path)
+    big = model.graph.num_nodes(recursive=False) > DRAW_LIMIT
+    snap = _loaded_snapshot(model, model_path, big)
+    if other_path is None:
+        graph, notes = _graph(None, snap, {})
+        sections = view_sections([(model_path, model)], notes)
+        _write(path, f"onnxopt view: {model_path}", sections, graph)
+        return
+    other = load(other_path)
+    big = big or other.graph.num_nodes(recursive=False) > DRAW_LIMIT
+    snap2 = _loaded_snapshot(other, other_path, big)
+    from .match import match_by_name
+
+    match_by_name(snap, snap2)
+    graph, notes = _graph(snap, snap2, {})
+    sections = view_sections([(model_path, model), (other_path, other)], notes,
+                             rewritten_constants(snap, snap2))
+    _write(path, f"onnxopt view: {model_path} vs {other_path}", sections, graph)
+
+
+def _loaded_snapshot(model, model_path: str, big: bool) -> Snapshot:
+    snap = snapshot(model, details=not big)
+    if not big:
+        from ..io import read_model_proto
+
+        fill_shapes(snap, read_model_proto(model_path).SerializeToString())
+    return snap
+
+
+def write_check(path: str, model, title: str, findings: dict, summary_html: str) -> None:
+    """The page for ``onnxopt check --html``: the model with each finding on its node
+    (``findings``: node name -> list of finding lines)."""
+    snap = snapshot(model, details=model.graph.num_nodes(recursive=False) <= DRAW_LIMIT)
+    graph, notes = _graph(None, snap, {}, flags=findings)
+    from .page import notes as note_html
+
+    _write(path, title, [note_html(notes), summary_html], graph)
+
+
+__all__ = ["Recorder", "check_report_path", "write_view", "write_check", "DRAW_LIMIT"]

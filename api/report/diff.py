@@ -1,0 +1,168 @@
+"""The graph diff as page data: node states, collapsed unchanged regions, created-by records.
+
+A node is *removed* (only before), *created* (only after), *edited* (on both sides, with other
+inputs or attributes) or *kept*. Changed nodes and their direct neighbours are drawn; the other
+unchanged nodes are folded into regions (connected pieces, at most ``CHUNK`` nodes each, in graph
+order) that the page expands on a click. Above ``DRAW_LIMIT`` nodes a side embeds only the changed
+nodes and their neighbours: the regions keep their size and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .snapshot import NodeInfo, Snapshot
+
+DRAW_LIMIT = 5000  # nodes per side embedded in a page; above it only changed regions are
+CHUNK = 150  # nodes per collapsed region
+OPEN_ALL = 300  # a side with at most this many nodes starts fully expanded
+
+
+def node_states(before: Optional[Snapshot], after: Snapshot) -> tuple[dict, dict]:
+    """(state by key on the before side, state by key on the after side)."""
+    if before is None:
+        return {}, {n.key: "kept" for n in after.nodes}
+    b, a = before.by_key(), after.by_key()
+    sb = {k: ("removed" if k not in a else _edit_state(b[k], a[k], before, after)) for k in b}
+    sa = {k: ("created" if k not in b else sb[k]) for k in a}
+    return sb, sa
+
+
+def _edit_state(nb: NodeInfo, na: NodeInfo, before: Snapshot, after: Snapshot) -> str:
+    if nb.inputs != na.inputs or nb.attrs != na.attrs or nb.op != na.op:
+        return "edited"
+    return "kept"
+
+
+def side_data(snap: Snapshot, states: dict, prov: dict, label: str) -> dict:
+    """One side of the page: embedded nodes, their values, regions, inputs and outputs."""
+    producer = {vk: i for i, n in enumerate(snap.nodes) for vk in n.outputs}
+    users: dict[int, list[int]] = {}
+    for i, n in enumerate(snap.nodes):
+        for vk in n.inputs:
+            if vk is not None:
+                users.setdefault(vk, []).append(i)
+    changed = [i for i, n in enumerate(snap.nodes) if states.get(n.key, "kept") != "kept"]
+    shown = set(changed)
+    for i in changed:  # the neighbours give a change its context
+        n = snap.nodes[i]
+        shown.update(producer[vk] for vk in n.inputs if vk in producer)
+        for vk in n.outputs:
+            shown.update(users.get(vk, ()))
+    rest = [i for i in range(len(snap.nodes)) if i not in shown]
+    groups, group_of = _regions(snap, rest, producer)
+    too_big = len(snap.nodes) > DRAW_LIMIT
+    embedded = sorted(shown) if too_big else list(range(len(snap.nodes)))
+    return _encode(snap, states, prov, label, embedded, groups, group_of, producer, too_big)
+
+
+def _regions(snap: Snapshot, rest: list[int], producer: dict) -> tuple[list, dict]:
+    """Connected pieces of the folded nodes, split into chunks of CHUNK in graph order."""
+    parent = {i: i for i in rest}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in rest:
+        for vk in snap.nodes[i].inputs:
+            j = producer.get(vk)
+            if j is not None and j in parent:
+                parent[find(i)] = find(j)
+    pieces: dict[int, list[int]] = {}
+    for i in rest:  # rest is in graph order, so each piece is too
+        pieces.setdefault(find(i), []).append(i)
+    groups, group_of = [], {}
+    for members in sorted(pieces.values(), key=lambda m: m[0]):
+        for s in range(0, len(members), CHUNK):
+            chunk = members[s:s + CHUNK]
+            for i in chunk:
+                group_of[i] = len(groups)
+            groups.append(chunk)
+    return groups, group_of
+
+
+def _encode(snap, states, prov, label, embedded, groups, group_of, producer, too_big) -> dict:
+    index = {i: k for k, i in enumerate(embedded)}
+    vals: dict[int, int] = {}
+    vlist: list[dict] = []
+
+    def val(vk: int) -> int:
+        if vk not in vals:
+            v = snap.values.get(vk)
+            d = {"n": v.name if v else "", "t": v.type if v else "?", "k": v.kind if v else "node"}
+            if v is not None and v.const is not None:
+                d["c"] = v.const
+            p = producer.get(vk)
+            if p is not None:
+                d["p"] = index[p] if p in index else None
+                if p not in index:
+                    d["g"] = group_of[p]
+            vals[vk] = len(vlist)
+            vlist.append(d)
+        return vals[vk]
+
+    nodes = []
+    for i in embedded:
+        n = snap.nodes[i]
+        d = {"op": n.op, "name": n.name, "s": states.get(n.key, "kept"),
+             "i": [-1 if vk is None else val(vk) for vk in n.inputs],
+             "o": [val(vk) for vk in n.outputs], "a": n.attrs, "g": group_of.get(i, -1)}
+        if n.domain:
+            d["dom"] = n.domain
+        if n.key in prov:
+            d["by"] = prov[n.key]
+        nodes.append(d)
+    return {"label": label, "total": len(snap.nodes), "limited": too_big,
+            "nodes": nodes, "values": vlist,
+            "groups": [{"size": len(m), "members": None if too_big else [index[i] for i in m],
+                        "ops": _top_ops(snap, m)} for m in groups],
+            "open": len(snap.nodes) <= OPEN_ALL,
+            "inputs": [val(vk) for vk in snap.inputs],
+            "outputs": [val(vk) for vk in snap.outputs]}
+
+
+def _top_ops(snap: Snapshot, members: list[int]) -> str:
+    from collections import Counter
+
+    c = Counter(snap.nodes[i].op for i in members)
+    return ", ".join(f"{op} x{k}" for op, k in c.most_common(3))
+
+
+def rewritten_constants(before: Snapshot, after: Snapshot) -> list[dict]:
+    """Every input slot of a surviving node that read a constant before and reads something
+    else now: the constant, and what replaced it (another constant, or a computed value)."""
+    rows = []
+    a_nodes = after.by_key()
+    a_producer = {vk: n for n in after.nodes for vk in n.outputs}
+    b_const = {k: v.const for k, v in before.values.items() if v.const is not None}
+    for n in before.nodes:
+        if n.op == "Constant":
+            for vk in n.outputs:
+                b_const.setdefault(vk, n.attrs.get("value", "Constant"))
+    for nb in before.nodes:
+        na = a_nodes.get(nb.key)
+        if na is None or na.op == "Constant":
+            continue
+        for slot, (vb, va) in enumerate(zip(nb.inputs, na.inputs)):
+            if vb == va or vb not in b_const:
+                continue
+            rows.append({"node": nb.name or nb.op, "op": nb.op, "slot": slot,
+                         "before": b_const[vb], "after": _now_text(va, after, a_producer)})
+    return rows
+
+
+def _now_text(vk, after: Snapshot, a_producer: dict) -> str:
+    if vk is None:
+        return "(omitted)"
+    v = after.values.get(vk)
+    if v is not None and v.const is not None:
+        return v.const
+    p = a_producer.get(vk)
+    if p is not None and p.op == "Constant":
+        return p.attrs.get("value", "Constant")
+    if p is not None:
+        return f"computed by {p.op} {p.name or ''} ({v.type if v else '?'})".replace("  ", " ")
+    return f"input {v.name if v else '?'}"

@@ -1,0 +1,159 @@
+"""A picture of a model's main graph, taken before the passes run, to diff against afterwards.
+
+Passes edit the IR in place, so the "before" graph exists only as this snapshot. Nodes and values
+are keyed by ``id()`` and the snapshot holds a reference to each, so a node that survives the
+pipeline has the same key on both sides and a key is never reused for a new node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+ATTR_TEXT = 80  # characters of an attribute's value shown in the page
+CONST_ELEMENTS = 16  # elements of a constant shown (its shape and dtype always are)
+
+
+@dataclass
+class NodeInfo:
+    """One node as it was when the snapshot was taken."""
+
+    key: int
+    op: str
+    domain: str
+    name: str
+    inputs: tuple  # value keys (None for an omitted optional input)
+    outputs: tuple
+    attrs: dict
+    tag: str = ""  # the Builder tag: the rule (or pass) that created it
+
+
+@dataclass
+class ValueInfo:
+    """One value: its name, type text and, for constants, a preview of the data."""
+
+    key: int
+    name: str
+    type: str
+    kind: str  # "input", "init" or "node"
+    const: Optional[str] = None
+
+
+@dataclass
+class Snapshot:
+    """The main graph's nodes in order, its values, inputs and outputs."""
+
+    nodes: list[NodeInfo] = field(default_factory=list)
+    values: dict[int, ValueInfo] = field(default_factory=dict)
+    inputs: list[int] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    keep: list = field(default_factory=list)  # the IR objects themselves: ids stay unique
+
+    def by_key(self) -> dict[int, NodeInfo]:
+        """Nodes keyed by identity."""
+        return {n.key: n for n in self.nodes}
+
+
+def snapshot(model, details: bool = True) -> Snapshot:
+    """The main graph of ``model`` now. ``details=False`` skips attributes and constant data
+    (for models too large to draw, where only the structure is diffed)."""
+    g = model.graph
+    s = Snapshot()
+    for v in g.inputs:
+        _value(s, v, "input", details)
+        s.inputs.append(id(v))
+    for v in g.initializers:
+        _value(s, v, "init", details)
+    for n in g.nodes:
+        for v in n.outputs:
+            _value(s, v, "node", details)
+        s.keep.append(n)
+        attrs = {k: _attr_text(a) for k, a in n.attributes.items()} if details else {}
+        s.nodes.append(NodeInfo(id(n), n.op_type, n.domain, n.name or "",
+                                tuple(None if v is None else id(v) for v in n.inputs),
+                                tuple(id(v) for v in n.outputs), attrs,
+                                str(n.meta.get("tag", "") or "")))
+        for v in n.inputs:  # values of an enclosing scope are never inputs of the main graph
+            if v is not None and id(v) not in s.values:
+                _value(s, v, "input", details)
+    s.outputs = [id(v) for v in g.outputs]
+    return s
+
+
+def _value(s: Snapshot, v, kind: str, details: bool) -> None:
+    if id(v) in s.values:
+        return
+    s.keep.append(v)
+    const = _const_text(v.const_value) if details and v.const_value is not None else None
+    s.values[id(v)] = ValueInfo(id(v), v.name or "", _type_text(v.type), kind, const)
+
+
+def _type_text(t) -> str:
+    from ..ir.types import dtype_name
+
+    if t is None:
+        return "?"
+    shape = getattr(t, "shape", None)
+    dtype = getattr(t, "dtype", None)
+    head = dtype_name(dtype) if isinstance(dtype, int) and dtype else type(t).__name__
+    return head + ("" if shape is None else str(shape))
+
+
+def _const_text(tensor) -> str:
+    """dtype, dims and the first elements of a constant (never decoding a large one)."""
+    from ..ir.types import dtype_name
+
+    dims = "[" + ",".join(map(str, tensor.dims)) + "]"
+    head = f"{dtype_name(tensor.dtype)}{dims}"
+    if getattr(tensor, "is_external", False) or tensor.size > 4096:
+        return head
+    try:
+        flat = tensor.numpy().reshape(-1)
+    except Exception:  # an undecodable constant is shown by its type alone
+        return head
+    items = ", ".join(str(x) for x in flat[:CONST_ELEMENTS].tolist())
+    more = ", ..." if flat.size > CONST_ELEMENTS else ""
+    return f"{head} {{{items}{more}}}"
+
+
+def _attr_text(a) -> str:
+    try:
+        v = a.value
+    except Exception:  # an attribute the IR cannot decode is shown as such, not a crash
+        return "(undecodable)"
+    if hasattr(v, "nodes"):  # a subgraph
+        return f"graph ({len(list(v.nodes))} nodes)"
+    if hasattr(v, "dims") and hasattr(v, "dtype"):
+        return _const_text(v)
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    text = str(v)
+    return text if len(text) <= ATTR_TEXT else text[:ATTR_TEXT] + "..."
+
+
+def fill_shapes(snap: Snapshot, model_proto_bytes: Any) -> bool:
+    """Fill value types with inferred (symbolic) shapes from a fresh copy of the same model.
+
+    Inference writes types in place, so it runs on a copy lifted from the bytes; the copy's main
+    graph has the snapshot's nodes in the same order, and its values are matched by position.
+    Returns False (types left as declared) when the copy does not line up."""
+    from .. import load
+    from ..passes.shapes import infer_shapes
+
+    copy = load(model_proto_bytes)
+    try:
+        infer_shapes(copy)
+    except Exception:  # inference is a nicety here: declared types stay
+        return False
+    nodes = list(copy.graph.nodes)
+    if len(nodes) != len(snap.nodes):
+        return False
+    pairs = list(zip(copy.graph.inputs, snap.inputs))
+    for n, info in zip(nodes, snap.nodes):
+        if n.op_type != info.op or len(n.outputs) != len(info.outputs):
+            return False
+        pairs += zip(n.outputs, info.outputs)
+    for v, key in pairs:
+        if key in snap.values and v.type is not None:
+            snap.values[key].type = _type_text(v.type)
+    return True
