@@ -65,7 +65,8 @@ class Opset(Pass):
 
     name = "opset"
     summary = "convert the model to default-domain opset N, down or up (rules + onnx's converter)"
-    options: ClassVar[dict] = {"target": 0}
+    options: ClassVar[dict] = {"target": 0, "only": ""}
+    rules: ClassVar[tuple] = tuple(dict.fromkeys(DOWN_RULES + UP_RULES))  # for --list-passes
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         try:
@@ -77,12 +78,17 @@ class Opset(Pass):
             return PassResult(preserved=ALL)
         if target > source and _converter(model, source, target, ctx):
             return PassResult(modified=True, stats=Counter({f"opset {source}->{target}": 1}))
-        return convert(model, ctx, source, target)
+        return convert(model, ctx, source, target, only=str(self.opts.get("only") or ""))
 
 
-def convert(model: Model, ctx: PassContext, source: int, target: int) -> PassResult:
-    """Rewrite with the rules of the direction, declare the target, check every node."""
-    rules = [cls(source, target) for cls in (DOWN_RULES if target < source else UP_RULES)]
+def convert(model: Model, ctx: PassContext, source: int, target: int, only: str = "") -> PassResult:
+    """Rewrite with the rules of the direction (``only``: that one), declare the target, check
+    every node (a node another rule would have converted is then refused)."""
+    kinds = DOWN_RULES if target < source else UP_RULES
+    if only and only not in {r.name for r in kinds}:
+        raise PassError(f"opset: no rule {only!r} for this direction "
+                        f"(rules: {', '.join(sorted(r.name for r in kinds))})")
+    rules = [cls(source, target) for cls in kinds if not only or cls.name == only]
     per_op: Counter = Counter()
 
     def count(ev: TraceEvent) -> None:
