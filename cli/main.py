@@ -4,6 +4,7 @@
                [--verify/--no-verify] [--input-shape NAME:DIMS] [--seed N] [-q | -v] ...
     onnxopt show MODEL
     onnxopt check [--target tensorrt] MODEL
+    onnxopt verify A B [--verify-on RUNTIME,...] [--bench-on RUNTIME]
 
 Exit codes: 0 success, 1 verification failed (or a check found blockers), 2 bad input or usage,
 or a pass failed (a plugin that raised, broke the IR, created an op outside the model's opsets or
