@@ -484,22 +484,10 @@ ACME_MODULES = {
             def run_on_graph(self, graph, ctx):
                 return PassResult()
     """,
-    "acme_passes/identity.py": """
-        from onnxopt.passes import GraphPass, PassResult
-
-        class DropIdentity(GraphPass):
-            name = "acme:drop-identity"
-            summary = "remove Identity nodes"
-
-            def run_on_graph(self, graph, ctx):
-                result = PassResult()
-                for node in list(graph.nodes):
-                    if node.op_type == "Identity" and not node.outputs[0].is_graph_output():
-                        node.outputs[0].replace_all_uses_with(node.inputs[0])
-                        graph.erase(node)
-                        result.modified = True
-                return result
-    """,
+    # The liar above, honest, named by its entry point (no @register: the entry point is enough).
+    "acme_passes/identity.py": LIAR.replace("t-liar:", "acme:").replace("    @register\n", "")
+    .replace("removes Identity nodes and forgets to say so", "remove Identity nodes")
+    .replace("graph.erase(node)\n", "graph.erase(node)\n                    result.modified = True\n"),
 }
 
 
