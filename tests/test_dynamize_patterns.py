@@ -376,3 +376,17 @@ def test_a_scatter_covers_every_row_of_its_data() -> None:
     want = x.copy()
     want[:, 0] = 2.0
     np.testing.assert_array_equal(y, want)
+
+
+def test_a_block_repeated_per_batch_is_regenerated_for_any_batch() -> None:
+    """A relative-position table expanded to batch * heads rows (dim 2*batch): one block of 2
+    rows, repeated; a table whose blocks differ is not."""
+    from onnxopt.ir.shape import symbol
+
+    block = np.arange(6, dtype=np.float32).reshape(2, 3)
+    dims = [SymDim.from_expr(2 * symbol("batch")), 3]
+    at = lambda d: d if type(d) is int else int(d.expr.subs(symbol("batch"), 3))  # noqa: E731
+    rec = recognise(np.concatenate([block] * 3), dims, at)
+    assert rec is not None and rec.what == "a block of 2 rows repeated batch times"
+    rows = np.random.default_rng(1).standard_normal((6, 3)).astype(np.float32)
+    assert recognise(rows, dims, at) is None

@@ -170,6 +170,49 @@ def factor_of(alg, want, trace: int):
     return alg.simplify(alg.dim(next(iter(found.values()))))
 
 
+class Tiled(Recipe):
+    """A block repeated along a merged dim ``s*c`` (batch-major): relative-position tables the
+    exporter expanded to ``batch * heads`` rows. ``core`` has the ``c`` rows of one block."""
+
+    def __init__(self, core: np.ndarray, k: int, sym, c: int, dims: list):
+        self.core, self.k, self.sym, self.c, self.dims = core, k, sym, c, list(dims)
+        self.what = f"a block of {c} rows repeated {sym} times"
+
+    def eval(self, at):
+        n = int(at(self.sym))
+        return np.concatenate([self.core] * n, axis=self.k)
+
+    def emit(self, em: Emitter) -> Value:
+        shape = list(self.core.shape)
+        blocks = shape[:self.k] + [1] + shape[self.k:]
+        v = em.const(self.core.reshape(blocks))
+        v = em.op("Expand", [v, em.vector(shape[:self.k] + [self.sym] + shape[self.k:])])
+        return em.op("Reshape", [v, em.vector(self.dims)])
+
+
+def recognise_tiled(arr: np.ndarray, new_dims: list, at) -> Tiled | None:
+    """One changed dim ``c*s`` (``s`` a lone freed symbol) along which ``arr`` repeats a block
+    of ``c`` rows, proved at the trace size."""
+    from ...ir import SymDim
+
+    changed = [k for k in range(arr.ndim) if type(new_dims[k]) is not int]
+    if len(changed) != 1:
+        return None
+    k = changed[0]
+    e = new_dims[k].expr if isinstance(new_dims[k], SymDim) else None
+    if e is None or not e.is_Mul:
+        return None
+    c, rest = e.as_coeff_Mul()
+    if not (c.is_Integer and int(c) > 1 and rest.is_Symbol):
+        return None
+    c, sym = int(c), SymDim(rest.name)
+    n = at(sym)
+    if n is None or n * c != arr.shape[k]:
+        return None
+    rec = Tiled(np.ascontiguousarray(arr.take(range(c), axis=k)), k, sym, c, new_dims)
+    return rec if np.array_equal(rec.eval(at), arr) else None
+
+
 def _onnx_dtype(dt) -> int:
     from ...ir.types import from_np_dtype
 
@@ -210,5 +253,5 @@ def recognise_affine(arr: np.ndarray, new_dims: list, at) -> Affine | None:
 
 
 __all__ = ["INDEX_OPS", "Affine", "factor_of", "follow_index", "gather_elements_conflicts",
-           "scatter_conflicts",
+           "recognise_tiled", "scatter_conflicts",
            "recognise_affine"]

@@ -235,9 +235,11 @@ def recognise(arr: np.ndarray, new_dims: list, at) -> Recipe | None:
     if not vc:
         rec = Literal(core)
     elif vs or len(vc) > 2 or arr.dtype.kind == "b" and len(vc) == 1:
-        from .indexing import recognise_affine  # stacked meshgrids, per-column steps
+        from .indexing import recognise_affine, recognise_tiled  # meshgrids, repeated blocks
 
-        return None if arr.dtype.kind == "b" else recognise_affine(arr, new_dims, at)
+        if arr.dtype.kind == "b":
+            return recognise_tiled(arr, new_dims, at)
+        return recognise_affine(arr, new_dims, at) or recognise_tiled(arr, new_dims, at)
     elif len(vc) == 1:
         k = vc[0]
         vec = core.reshape(-1)
