@@ -183,7 +183,8 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
              progress: Optional[Callable[[str, int, int], None]] = None, bisect: bool = True,
              target_opset: Optional[int] = None, input_shapes: Optional[dict] = None,
              reproducer_dir: Optional[str] = None, raise_on_failure: bool = True,
-             verbose: int = 0, require_verified: bool = False) -> OptimizeResult:
+             verbose: int = 0, require_verified: bool = False,
+             report: Optional[Union[str, os.PathLike]] = None) -> OptimizeResult:
     """Optimize a model (path, bytes, ModelProto or IR Model) with a pipeline.
 
     ``passes`` is pipeline text (``"fold,fuse"``, ``"default"``) or parsed items. With ``verify``
@@ -202,6 +203,9 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     generate, a custom domain), ``result.verification.status`` is "not verified" and its
     ``reason`` says why; with ``require_verified`` that raises
     :class:`~onnxopt.errors.NotVerifiedError` (exit code 1 in the CLI) instead.
+
+    ``report``: write an offline HTML page there (:mod:`onnxopt.report`: the run, op counts and
+    the graph diff, each created node linked to its pass and rule), also when verification fails.
     """
     from .passes import PassManager, load_plugin_file
     from .passes.pipeline import PassSpec, parse_pipeline
@@ -211,6 +215,12 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     if reproducer_dir is not None and os.path.exists(reproducer_dir) \
             and not os.path.isdir(reproducer_dir):
         raise UsageError(f"reproducer folder {reproducer_dir}: exists and is not a directory")
+    if report is not None:  # before any pass runs
+        from .report import check_report_path
+
+        report = os.fspath(report)
+        check_report_path(report, model_or_path if isinstance(model_or_path, (str, os.PathLike))
+                          else None)
 
     for p in plugins:
         load_plugin_file(p)
@@ -224,13 +234,22 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     if input_shapes:
         _apply_input_shapes(model, input_shapes)
     before = model_stats(model, size)
+    page = None
+    if report is not None:
+        from .report import Recorder
+
+        page = Recorder(model, progress)  # the graph before, and who creates each node
+        progress = page.progress
     pm = PassManager(items, verify_each=verify_each, check_modified=check_modified,
                      print_ir_after=tuple(print_ir_after), print_fn=print_fn,
                      reproducer_dir=reproducer_dir, verbose=verbose, progress=progress)
-    report = pm.run(model)
-    result = OptimizeResult(model, report, before, model_stats(model), pipeline=pm.text,
-                            notes=list(report.notes))
+    run = pm.run(model)
+    result = OptimizeResult(model, run, before, model_stats(model), pipeline=pm.text,
+                            notes=list(run.notes))
+    src = os.fspath(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else ""
     if not verify:
+        if page is not None:
+            page.write(report, result, input_path=src)
         return result
     from .verify import VerifyOptions
     from .verify import verify as run_verify
@@ -243,9 +262,11 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
         result.verification = run_verify(original_ref, lowered.ref, vopts)
     finally:
         lowered.close()
+    if result.verification.status == "failed" and bisect and run.records:
+        result.culprit = _bisect(items, run, original_ref, base_dir, vopts, input_shapes)
+    if page is not None:
+        page.write(report, result, input_path=src)
     if result.verification.status == "failed":
-        if bisect and report.records:
-            result.culprit = _bisect(items, report, original_ref, base_dir, vopts, input_shapes)
         if raise_on_failure:
             msg = f"verification failed: {result.verification.reason}"
             if result.culprit:

@@ -34,19 +34,20 @@ def _script_json(data) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def render(title: str, sections: list[str], graph: Optional[dict]) -> str:
+def render(title: str, sections: list[str], graph: Optional[dict], graph_at: int = 2) -> str:
     """The whole page: ``sections`` are HTML fragments (already escaped), ``graph`` the diff data
-    for the script (None: no graph)."""
+    for the script (None: no graph), drawn after the first ``graph_at`` sections."""
     e = html.escape
-    body = "\n".join(sections)
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         f"<title>{e(title)}</title><style>{_asset('report.css')}</style></head><body>",
-        f"<header><h1>{e(title)}</h1></header><main>{body}",
+        f"<header><h1>{e(title)}</h1></header><main>", *sections[:graph_at],
     ]
     if graph is not None:
         parts.append(_asset("graph.html"))
+    parts += sections[graph_at:]
+    if graph is not None:
         parts.append(f'<script type="application/json" id="graph-data">{_script_json(graph)}'
                      "</script>")
         parts.append(f"<script>{_dagre()}</script><script>{_asset('report.js')}</script>")
@@ -74,6 +75,7 @@ def table(head: list[str], rows: list[list], cls: str = "") -> str:
 
 def op_chart(before: dict, after: Optional[dict]) -> str:
     """Op counts before/after as horizontal bars in an inline SVG (changed ops first)."""
+    single = after is None
     after = before if after is None else after
     ops = sorted(set(before) | set(after),
                  key=lambda o: (before.get(o, 0) == after.get(o, 0), -before.get(o, 0), o))
@@ -84,17 +86,21 @@ def op_chart(before: dict, after: Optional[dict]) -> str:
     row, label_w, bar_w = 22, 170, 420
     out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 90}"'
            f' height="{row * len(ops) + 24}" role="img" aria-label="op counts">',
-           '<rect class="b" x="4" y="4" width="10" height="8"/><text x="18" y="12">before</text>'
-           '<rect class="a" x="84" y="4" width="10" height="8"/><text x="98" y="12">after</text>']
+           "" if single else '<rect class="b" x="4" y="4" width="10" height="8"/><text x="18" '
+           'y="12">before</text><rect class="a" x="84" y="4" width="10" height="8"/>'
+           '<text x="98" y="12">after</text>']
     for k, op in enumerate(ops):
         y = 20 + k * row
         b, a = before.get(op, 0), after.get(op, 0)
         wb, wa = bar_w * b / top, bar_w * a / top
         out.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">'
                    f"{html.escape(op)}</text>"
-                   f'<rect class="b" x="{label_w}" y="{y + 2}" width="{wb:.1f}" height="8"/>'
-                   f'<rect class="a" x="{label_w}" y="{y + 10}" width="{wa:.1f}" height="8"/>'
-                   f'<text x="{label_w + max(wb, wa) + 4:.1f}" y="{y + 14}">{b} → {a}</text>')
+                   + (f'<rect class="a" x="{label_w}" y="{y + 4}" width="{wa:.1f}" height="12"/>'
+                      if single else
+                      f'<rect class="b" x="{label_w}" y="{y + 2}" width="{wb:.1f}" height="8"/>'
+                      f'<rect class="a" x="{label_w}" y="{y + 10}" width="{wa:.1f}" height="8"/>')
+                   + f'<text x="{label_w + max(wb, wa) + 4:.1f}" y="{y + 14}">'
+                   + (f"{a}</text>" if single else f"{b} → {a}</text>"))
     out.append("</svg>")
     return "".join(out)
 

@@ -7,6 +7,7 @@ and the Builder's tag (the rule's name) then say which rule, and why.
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Callable, Optional
 
@@ -39,16 +40,18 @@ class CreationTracker:
         self._scan(len(report.records) - 1)
 
 
+@functools.lru_cache(maxsize=None)
 def rule_summary(pass_name: str, rule: str) -> str:
     """The rule's one-line reason (its summary or docstring), or "" when it has none."""
     from ..passes import registry
 
     try:
         cls = registry.get(pass_name).cls
+        rules = getattr(registry.create(pass_name), "rules", None)
     except Exception:  # a plugin no longer loaded: the rule's name is still shown
         return ""
     short = rule.split(".", 1)[-1]
-    for r in getattr(cls, "rules", None) or ():
+    for r in rules if isinstance(rules, (list, tuple)) else ():
         if getattr(r, "name", None) in (rule, short):
             return _first_line(getattr(r, "summary", None) or getattr(r, "__doc__", None))
     table = getattr(sys.modules.get(cls.__module__), "RULES", None)

@@ -16,8 +16,10 @@ def run_sections(result, input_path: str, output_path: Optional[str], notes: lis
 
     d = summary_dict(result, input_path, output_path)
     lines = list(notes) + [str(x) for x in d["capped"]]
-    head = table(["input", "output", "pipeline", "seconds"],
-                 [[d["input"], d["output"] or "(not written)", d["pipeline"], d["seconds"]]])
+    head = table(["input", "pipeline", "seconds", "nodes", "verification"],
+                 [[d["input"] or "(in memory)", d["pipeline"], d["seconds"],
+                   f"{d['before']['nodes']} → {d['after']['nodes']}",
+                   (d["verification"] or {}).get("status", "off")]])
     out = [note_html(lines), section("Run", head, "run"), section("Passes", _passes(d), "passes"),
            section("Verification", _verification(d), "verification"),
            section("Op counts", _totals(d) + op_chart(d["before"]["ops"], d["after"]["ops"]),

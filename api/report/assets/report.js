@@ -42,7 +42,9 @@
     this.box = box;
   }
   Pane.prototype.visible = function (i) {
-    var g = this.side.nodes[i].g;
+    var n = this.side.nodes[i], g = n.g;
+    // An unchanged Constant is shown in its users' details, not as a box of its own.
+    if (n.op === "Constant" && n.s === "kept" && !n.f) return false;
     return g < 0 || (this.open[g] && this.side.groups[g].members !== null);
   };
   Pane.prototype.countVisible = function () {
@@ -53,7 +55,8 @@
   Pane.prototype.source = function (vi) {  // the drawn box a value comes out of, or null
     var v = this.side.values[vi];
     if (v.p !== undefined && v.p !== null) {
-      return this.visible(v.p) ? "n" + v.p : "g" + this.side.nodes[v.p].g;
+      var pn = this.side.nodes[v.p];
+      return this.visible(v.p) ? "n" + v.p : (pn.g >= 0 && !this.open[pn.g] ? "g" + pn.g : null);
     }
     if (v.g !== undefined) return "g" + v.g;
     return v.k === "input" ? "i" + vi : null;
@@ -120,6 +123,22 @@
     });
     this.scroll.textContent = "";
     this.scroll.appendChild(svg);
+    this.focus(g);
+  };
+  Pane.prototype.focus = function (g) {  // start at the first change, else the top middle
+    var best = null, self = this;
+    g.nodes().forEach(function (id) {
+      var n = g.node(id);
+      if (/n-(removed|created|edited|flag)/.test(n.cls) && (!best || n.y < best.y)) best = n;
+    });
+    var w = this.scroll.clientWidth, h = this.scroll.clientHeight;
+    if (best) {
+      this.scroll.scrollLeft = Math.max(0, best.x - w / 2);
+      this.scroll.scrollTop = Math.max(0, best.y - h / 3);
+    } else {
+      this.scroll.scrollLeft = Math.max(0, (g.graph().width - w) / 2);
+    }
+    self.focused = !!best;
   };
   Pane.prototype.click = function (id, ref) {
     if (id[0] === "g") return this.expand(ref);
@@ -207,8 +226,9 @@
 
   function legend() {
     var host = document.getElementById("legend"), counts = {};
-    data.sides.forEach(function (s) {
-      s.nodes.forEach(function (n) { counts[n.s] = (counts[n.s] || 0) + 1; });
+    data.sides.forEach(function (s, k) {  // a node on both sides counts once (the last side)
+      var last = k === data.sides.length - 1;
+      s.nodes.forEach(function (n) { if (last || n.s === "removed") counts[n.s] = (counts[n.s] || 0) + 1; });
     });
     ["removed", "created", "edited", "kept"].forEach(function (k) {
       if (counts[k] || k === "kept") host.appendChild(el("span", "l-" + k, k + " " + (counts[k] || 0)));
