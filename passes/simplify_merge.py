@@ -214,13 +214,15 @@ class SliceSlice(Rule):
     """Slice(Slice(x, A), B) -> one Slice. Axes in only one of them keep their arguments (the
     dim they clamp against is x's either way); an axis in both needs x's dim there as a number:
     then the two index ranges compose into one range (Slice clamps exactly like Python's
-    ``range(d)[start:end:step]``). Slice-1 (attributes) is left alone."""
+    ``range(d)[start:end:step]``). Slice-1 (attributes) is left alone. The first Slice may have
+    other readers (a Swin patch merge slices each of two row slices twice): each reader is
+    rewritten one for one, and the first Slice goes with its last reader."""
 
     name = "slice_slice"
     summary = "Slice(Slice(x)) -> one Slice"
     opset = 10
     pattern = Op("Slice", Op("Slice", "x", Const("is"), Const("ie"), Opt(Const("ia")),
-                             Opt(Const("ip")), name="inner"),
+                             Opt(Const("ip")), name="inner", private=False),
                  Const("os"), Const("oe"), Opt(Const("oa")), Opt(Const("op")), name="outer")
 
     def composed(self, m: Match) -> Optional[dict[int, tuple[int, int, int]]]:
