@@ -487,7 +487,7 @@ ACME_MODULES = {
     # The liar above, honest, named by its entry point (no @register: the entry point is enough).
     "acme_passes/identity.py": LIAR.replace("t-liar:", "acme:").replace("    @register\n", "")
     .replace("removes Identity nodes and forgets to say so", "remove Identity nodes")
-    .replace("graph.erase(node)\n", "graph.erase(node)\n                    result.modified = True\n"),
+    .replace("graph.erase(node)\n", "graph.erase(node)\n" + " " * 20 + "result.modified = True\n"),
 }
 
 
