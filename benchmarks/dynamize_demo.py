@@ -158,14 +158,13 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
             f"{k}:{','.join(map(str, v))}" for k, v in shape.items()])
 
     def onnxopt_repair(spec=None):
+        import re
+
         import onnxopt
+        from onnxopt.errors import OnnxoptError
         from onnxopt.ir import lower_model
         from onnxopt.passes import PassManager
         from onnxopt.passes.pipeline import PassSpec
-
-        import re
-
-        from onnxopt.errors import OnnxoptError
 
         for attempt in range(4):
             m = onnxopt.load(path)

@@ -233,9 +233,8 @@ def test_bad_constraints_are_one_line_exit_2_nothing_written(tmp_path, capsys, c
 
 
 def test_cli_constraint_end_to_end(tmp_path, capsys) -> None:
-    from onnxopt.cli.main import main
-
     import onnxopt
+    from onnxopt.cli.main import main
 
     src, out = tmp_path / "in.onnx", tmp_path / "out.onnx"
     onnxopt.save(model_from_text(FOLDED), src)
@@ -284,7 +283,7 @@ g (float[3,7,7] x) => (float[3,7,7] y) {{
 def test_a_value_with_several_consumers_is_followed_through_each() -> None:
     """``|j - i|`` feeds Less and Cast: both paths lead to the same aranges, and the second
     visit is not reported as a dim that comes from nowhere."""
-    model, notes = repair(SHARED, "x:1=seq,2=seq")
+    model, _notes = repair(SHARED, "x:1=seq,2=seq")
     for t in (3, 10):
         x = np.random.default_rng(t).standard_normal((3, t, t)).astype(np.float32)
         a = np.abs(np.arange(t)[None, :] - np.arange(t)[:, None])
@@ -385,7 +384,7 @@ def test_a_block_repeated_per_batch_is_regenerated_for_any_batch() -> None:
 
     block = np.arange(6, dtype=np.float32).reshape(2, 3)
     dims = [SymDim.from_expr(2 * symbol("batch")), 3]
-    at = lambda d: d if type(d) is int else int(d.expr.subs(symbol("batch"), 3))  # noqa: E731
+    at = lambda d: d if type(d) is int else int(d.expr.subs(symbol("batch"), 3))
     rec = recognise(np.concatenate([block] * 3), dims, at)
     assert rec is not None and rec.what == "a block of 2 rows repeated batch times"
     rows = np.random.default_rng(1).standard_normal((6, 3)).astype(np.float32)

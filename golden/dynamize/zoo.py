@@ -36,18 +36,18 @@ import warnings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_OUT = os.path.join(ROOT, "build", "dynamize_zoo")
 VOCAB = 96
-TOL = dict(rtol=1e-3, atol=1e-4)
+TOL = {"rtol": 1e-3, "atol": 1e-4}
 # small enough to commit (a few hundred KiB in all); the rest are generated
 COMMITTED = ("bert", "gpt2", "llama", "lstm", "yolo_head", "mobilenet_v3", "unet")
 
@@ -62,7 +62,7 @@ TEXT_SHAPES_SHORT = [(3, 7), (1, 7), (3, 5), (5, 4), (2, 1)]  # lengths <= trace
 # transformers models from tiny configs
 # ------------------------------------------------------------------------------------------------
 
-SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def hf(model_cls: str, config_cls: str, **cfg):
@@ -97,16 +97,16 @@ def text(name, model_cls, config_cls, mask=True, shapes=TEXT_SHAPES, key=None, e
     inputs = {"input_ids": "ids"}
     if mask:
         inputs["attention_mask"] = "mask"
-    return dict(name=name, kind="text", hf=hf(model_cls, config_cls, **cfg), inputs=inputs,
-                dynamic={n: SEQ for n in inputs}, key=key, extra=extra,
-                shapes=[{n: [b, t] for n in inputs} for b, t in shapes])
+    return {"name": name, "kind": "text", "hf": hf(model_cls, config_cls, **cfg), "inputs": inputs,
+                "dynamic": {n: SEQ for n in inputs}, "key": key, "extra": extra,
+                "shapes": [{n: [b, t] for n in inputs} for b, t in shapes]}
 
 
 def image(name, build, shapes, dynamic=IMG, hf_model=True, key=None, channels=3):
-    return dict(name=name, kind="vision", hf=build if hf_model else None,
-                build=None if hf_model else build, inputs={"pixel_values": "float"},
-                dynamic={"pixel_values": dynamic}, key=key,
-                shapes=[{"pixel_values": [b, channels, h, w]} for b, h, w in shapes])
+    return {"name": name, "kind": "vision", "hf": build if hf_model else None,
+                "build": None if hf_model else build, "inputs": {"pixel_values": "float"},
+                "dynamic": {"pixel_values": dynamic}, "key": key,
+                "shapes": [{"pixel_values": [b, channels, h, w]} for b, h, w in shapes]}
 
 
 LLAMA_LIKE = dict(vocab_size=VOCAB, max_position_embeddings=64, num_key_value_heads=1, **SMALL)
@@ -190,22 +190,22 @@ CASES = [
 # ------------------------------------------------------------------------------------------------
 
 CASES += [
-    dict(name="whisper_encoder", kind="audio", inputs={"input_features": "float"},
-         hf=hf("WhisperModel", "WhisperConfig", vocab_size=VOCAB, d_model=32, encoder_layers=2,
+    {"name": "whisper_encoder", "kind": "audio", "inputs": {"input_features": "float"},
+         "hf": hf("WhisperModel", "WhisperConfig", vocab_size=VOCAB, d_model=32, encoder_layers=2,
                decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
                encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=8, max_source_positions=16,
                max_target_positions=16, pad_token_id=1, bos_token_id=2, eos_token_id=2,
-               decoder_start_token_id=2), encoder=True, key="last_hidden_state",
-         dynamic={"input_features": BATCH},
-         shapes=[{"input_features": [b, 8, 32]} for b in (3, 1, 2, 5)]),
-    dict(name="wav2vec2", kind="audio", inputs={"input_values": "float"},
-         hf=hf("Wav2Vec2Model", "Wav2Vec2Config", hidden_size=32, num_hidden_layers=2,
+               decoder_start_token_id=2), "encoder": True, "key": "last_hidden_state",
+         "dynamic": {"input_features": BATCH},
+         "shapes": [{"input_features": [b, 8, 32]} for b in (3, 1, 2, 5)]},
+    {"name": "wav2vec2", "kind": "audio", "inputs": {"input_values": "float"},
+         "hf": hf("Wav2Vec2Model", "Wav2Vec2Config", hidden_size=32, num_hidden_layers=2,
                num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16, 16),
                conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3), num_conv_pos_embeddings=16,
                num_conv_pos_embedding_groups=2, do_stable_layer_norm=True,
-               feat_extract_norm="layer", mask_time_prob=0.0), key="last_hidden_state",
-         dynamic={"input_values": SEQ},
-         shapes=[{"input_values": [b, t]} for b, t in [(3, 400), (1, 400), (3, 563), (2, 241)]]),
+               feat_extract_norm="layer", mask_time_prob=0.0), "key": "last_hidden_state",
+         "dynamic": {"input_values": SEQ},
+         "shapes": [{"input_values": [b, t]} for b, t in [(3, 400), (1, 400), (3, 563), (2, 241)]]},
 ]
 
 
@@ -318,7 +318,7 @@ def _golden(name):
 
 
 def hand(name, build, inputs, dynamic, shapes, kind="vision"):
-    return dict(name=name, kind=kind, build=build, inputs=inputs, dynamic=dynamic, shapes=shapes)
+    return {"name": name, "kind": kind, "build": build, "inputs": inputs, "dynamic": dynamic, "shapes": shapes}
 
 
 def img_shapes(shapes, c=3):

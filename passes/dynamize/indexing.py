@@ -252,6 +252,13 @@ def recognise_affine(arr: np.ndarray, new_dims: list, at) -> Affine | None:
     return rec
 
 
-__all__ = ["INDEX_OPS", "Affine", "factor_of", "follow_index", "gather_elements_conflicts",
-           "recognise_tiled", "scatter_conflicts",
-           "recognise_affine"]
+__all__ = [
+    "INDEX_OPS",
+    "Affine",
+    "factor_of",
+    "follow_index",
+    "gather_elements_conflicts",
+    "recognise_affine",
+    "recognise_tiled",
+    "scatter_conflicts",
+]

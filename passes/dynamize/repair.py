@@ -32,6 +32,7 @@ from ...ir import Model, Node, Shape, SymDim, TensorType, Value
 from ..base import Pass, PassContext, PassResult
 from ..registry import register
 from .algebra import Algebra, fmt_dims, is_int
+from .bounded import bounded_hint, bounded_recipe
 from .conflicts import (
     DimConflict,
     ReshapeConflict,
@@ -43,12 +44,11 @@ from .conflicts import (
     shape,
     symval,
 )
-from .emit import Emitter, Unemittable
-from .bounded import bounded_hint, bounded_recipe
 from .constraints import METADATA_KEY, check_constraints, parse_constraints, record, suggest_modulus
+from .emit import Emitter, Unemittable
 from .indexing import factor_of
-from .reach import flat_index_sinks
 from .provenance import DataCulprit, Dead, RangeCulprit, Tracer, VecCulprit, const_array
+from .reach import flat_index_sinks
 from .spec import Freed, parse_spec, resolve
 from .structure import Arange, ExpandTo, recognise
 from .values import find_size_values, rewrite_size_value
