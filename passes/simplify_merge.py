@@ -9,6 +9,8 @@
 ``transpose_shared``   Transpose(Transpose(x, p), q) -> Transpose(x, p then q) when the first
                        Transpose has other readers (it goes once none is left), or the two
                        cancel (an Identity where a graph output needs one)
+``view_chain``         V2(V1(x)) for views V (Reshape, Flatten, Squeeze, Unsqueeze) whose result has
+                       a static shape -> Reshape(x, that shape)
 ``reshape_around``     Reshape(E(Reshape(x)), shape of x) -> E(x) for a region E of elementwise ops
                        whose other operands are one-element constants
 ``transpose_view``     Transpose(Unsqueeze|Squeeze(Transpose(x))) -> Unsqueeze|Squeeze(x), and a
@@ -308,6 +310,31 @@ def _region(m: Match, e: Value) -> Optional[tuple[Value, list]]:
     return r, order
 
 
+_VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+
+
+class ViewChain(Rule):
+    """Two views in a row only regroup x's elements in order: when the second one's output
+    shape is static (every dim a number, none 0: a 0 in a Reshape target copies a dim), one
+    Reshape to that shape does both. fuse.reshape_chain covers a second Reshape with a constant
+    target on any shape; this covers an Unsqueeze, Squeeze or Flatten second, on static shapes."""
+
+    name = "view_chain"
+    summary = "V2(V1(x)) of Reshape/Flatten/Squeeze/Unsqueeze with a static result -> Reshape"
+    opset = 5
+    pattern = Op(_VIEWS, Op(_VIEWS, "x", Opt("a1"), name="inner"), Opt("a2"), name="outer")
+
+    def check(self, m: Match) -> Optional[str]:
+        out = m.shape(m.root.outputs[0])
+        if out is None or any(type(d) is not int or d <= 0 for d in out):
+            return "the result's shape is not static (or has a 0 dim)"
+        return None
+
+    def rewrite(self, m: Match, b) -> Value:
+        shape = b.const(np.array(list(m.shape(m.root.outputs[0])), dtype=np.int64))
+        return b.op("Reshape", [m["x"], shape], name=m.node("outer").name)
+
+
 class ReshapeAround(Rule):
     """Reshape(E(Reshape(x, a)), b) -> E(x) when b is x's static shape and E only combines
     elements position by position (:data:`_ELEMENTWISE`, other operands one-element constants):
@@ -434,7 +461,7 @@ class TransposeView(Rule):
 
 
 RULES = (SqueezeSqueeze, UnsqueezePair, ConcatConcat, ReduceUnsqueeze, SliceSlice, TransposeShared,
-         TransposeView, ReshapeAround)
+         TransposeView, ViewChain, ReshapeAround)
 
 __all__ = ["RULES", "SqueezeSqueeze", "UnsqueezePair", "ConcatConcat", "ReduceUnsqueeze",
-           "SliceSlice", "TransposeShared", "TransposeView", "ReshapeAround"]
+           "SliceSlice", "TransposeShared", "TransposeView", "ViewChain", "ReshapeAround"]
