@@ -508,14 +508,10 @@ ACME_ENTRIES = {"acme:gpu-fuse": "acme_passes.gpu:GpuFuse",
 @pytest.fixture
 def acme_installed(tmp_path, monkeypatch) -> Path:
     """acme-passes on sys.path, with a registry that forgets it (and its passes) afterwards."""
-    from onnxopt.passes import registry
-
     site = acme_site(tmp_path / "site", ACME_ENTRIES)
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(registry, "_eps", None)
-    monkeypatch.setattr(registry, "_ep_done", {})
-    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-    yield site
+    with fresh_registry():
+        monkeypatch.syspath_prepend(str(site))  # after: the saved registry never sees it
+        yield site
     for mod in [m for m in sys.modules if m.startswith("acme_passes")]:
         del sys.modules[mod]
 
@@ -669,6 +665,8 @@ def test_the_docs_when_it_goes_wrong_section_runs_verbatim(tmp_path, monkeypatch
     toml = blocks.pop("acme-passes entry points")
     entries = dict(re.findall(r'^"(.+?)" = "(.+?)"$', toml, re.MULTILINE))
     assert entries == ACME_ENTRIES  # the package the page describes is the one built here
+    with fresh_registry():  # the registry every command starts from: read before acme exists
+        pass
     monkeypatch.syspath_prepend(str(acme_site(tmp_path / "site", entries)))
     for name, source in blocks.items():
         (tmp_path / name).write_text(source)  # the plugin files, verbatim
