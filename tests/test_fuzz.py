@@ -45,6 +45,28 @@ def test_short_fuzz_run_finds_nothing():
     assert stats.invalid <= 0.02 * stats.tried, _report(stats)
 
 
+def test_short_hostile_fuzz_run_finds_nothing():
+    """Control characters in every name, ~250-character products of symbols as dims: the same
+    differential check, and the printed text stays safe on a terminal."""
+    stats = fuzz.run(examples=120, seconds=40, derandomize=True, shrink_seconds=10,
+                     hostile=True)
+    assert not stats.findings, _report(stats)
+    assert not stats.generator_errors, _report(stats)
+    assert stats.tried >= 40 and stats.invalid <= 0.02 * stats.tried, _report(stats)
+
+
+def test_hostile_models_hold_what_they_promise():
+    @settings(max_examples=30, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(fuzz.hostile_models())
+    def prop(m):
+        onnx.checker.check_model(m, full_check=True)
+        assert all(fuzz._UNSAFE.search(n.name) for n in m.graph.node)
+        assert all(fuzz._UNSAFE.search(v.name) for v in m.graph.input)
+
+    prop()
+
+
 def test_generated_models_are_valid_and_varied():
     """onnx's checker (with strict shape inference, so the generator's shapes are right) accepts
     every model; every op and planted pattern shows up."""
