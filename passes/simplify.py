@@ -434,7 +434,8 @@ class Simplify(RewritePass):
         from . import simplify_merge, simplify_units  # they import this module's helpers
 
         sz = bool(self.opts.get("signed_zeros"))
-        return [r(sz) if r in (AddZero, SubZero) else r()
+        return [r(sz) if r in (AddZero, SubZero) or getattr(r, "signed_zeros_option", False)
+                else r()
                 for r in RULES + simplify_merge.RULES + simplify_units.RULES]
 
 

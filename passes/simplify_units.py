@@ -9,6 +9,7 @@
                        BitwiseOr/BitwiseXor with 0, BitwiseAnd with all ones)
 ``flatten_same``       Flatten whose output shape is provably its input's
 ``split_single``       Split into one output that has its input's shape
+``reduce_unit``        ReduceSum/Mean/Max/Min/Prod with keepdims=1 over axes of length 1
 =====================  =========================================================================
 
 Like the identities in :mod:`.simplify`, a replacement must keep element type and shape (a
@@ -143,7 +144,29 @@ class SplitSingle(_Same):
         return super().check(m)
 
 
-RULES = (Idempotent, Involution, WhereNot, ConcatEmpty, BoolUnit, FlattenSame, SplitSingle)
+class ReduceUnit(_Same):
+    """A Reduce over axes of length 1 with keepdims=1 sees one element per output: Max, Min and
+    Prod return it, Sum and Mean return it too except that a -0.0 may come back +0.0 (the sum
+    starts from +0.0), which ``signed_zeros=true`` refuses, as for ``x + 0``. The shape check
+    (output shape = input shape) is what proves every reduced axis has length 1."""
+
+    name = "reduce_unit"
+    summary = "Reduce over axes of length 1 (keepdims=1) -> x"
+    pattern = Op(("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd"), "x",
+                 Opt("a"), attrs={"keepdims": 1})
+    signed_zeros_option = True
+
+    def __init__(self, signed_zeros: bool = False):
+        self.signed_zeros = signed_zeros
+
+    def check(self, m: Match) -> Optional[str]:
+        if self.signed_zeros and m.root.op_type in ("ReduceSum", "ReduceMean"):
+            return "a sum of one -0.0 is +0.0 (signed_zeros=true)"
+        return super().check(m)
+
+
+RULES = (Idempotent, Involution, WhereNot, ConcatEmpty, BoolUnit, FlattenSame, SplitSingle,
+         ReduceUnit)
 
 __all__ = ["RULES", "Idempotent", "Involution", "WhereNot", "ConcatEmpty", "BoolUnit",
-           "FlattenSame", "SplitSingle"]
+           "FlattenSame", "SplitSingle", "ReduceUnit"]
