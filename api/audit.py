@@ -266,4 +266,4 @@ def audit(proto, what: str, base_dir: Optional[str] = None,
     Audit(proto, what, base_dir, problems).run()
 
 
-__all__ = ["audit", "Audit", "MAX_DEPTH"]
+__all__ = ["MAX_DEPTH", "Audit", "audit"]

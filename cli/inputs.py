@@ -99,4 +99,4 @@ def check_reproducer_dir(path: str) -> None:
         raise UsageError(f"--reproducer {path}: exists and is not a directory")
 
 
-__all__ = ["parse_input_shapes", "read_feeds", "check_output", "check_reproducer_dir"]
+__all__ = ["check_output", "check_reproducer_dir", "parse_input_shapes", "read_feeds"]

@@ -14,11 +14,11 @@ from typing import Optional
 
 import numpy as np
 
-from .escape import escape
 from .core import (
     A_FLOAT, A_FLOATS, A_GRAPH, A_GRAPHS, A_INT, A_INTS, A_STRING, A_STRINGS, A_TENSOR,
     A_TENSORS, Attr, Function, Graph, Model, Node, Value,
 )
+from .escape import escape
 from .shape import SymDim
 from .tensor import Tensor
 from .types import MapType, OptionalType, SequenceType, SparseTensorType, TensorType, dtype_name

@@ -777,34 +777,35 @@ def _ext_dup_keys(folder):
 # -- models onnx.checker or onnxruntime refuse ------------------------------------------------
 
 
-@case("if_without_else", InvalidModelError, r"If.*else_branch")
-def _if_no_else(folder):
-    """An If with a then_branch only."""
-    m = parsed("""
+def text_case(name: str, error: type, match: str, doc: str, text: str) -> None:
+    """Register a case that is one model in textual syntax."""
+    CASES[name] = BadCase(name, lambda folder: write_model(folder, parsed(text)), error, match,
+                          doc)
+
+
+text_case("if_without_else", InvalidModelError, r"If.*else_branch",
+          "An If with a then_branch only.",
+          """
         <ir_version: 8, opset_import: ["" : 17]>
         g (bool c, float[2] x) => (float[2] y) {
             y = If(c) <then_branch = t () => (float[2] a) { a = Identity(x) }>
         }""")
-    return write_model(folder, m)
 
 
-@case("loop_body_missing_outputs", InvalidModelError, r"Loop.*outputs")
-def _loop_outputs(folder):
-    """A Loop with one carried value whose body returns only the condition."""
-    m = parsed("""
+text_case("loop_body_missing_outputs", InvalidModelError, r"Loop.*outputs",
+          "A Loop with one carried value whose body returns only the condition.",
+          """
         <ir_version: 8, opset_import: ["" : 17]>
         g (int64 n, float[2] x) => (float[2] y) {
             y = Loop(n, "", x) <body = b (int64 i, bool c, float[2] v) => (bool co) {
                 co = Identity(c)
             }>
         }""")
-    return write_model(folder, m)
 
 
-@case("scan_bad_input_count", InvalidModelError, r"Scan")
-def _scan_inputs(folder):
-    """A Scan of one state and one scanned input whose body takes three inputs."""
-    m = parsed("""
+text_case("scan_bad_input_count", InvalidModelError, r"Scan",
+          "A Scan of one state and one scanned input whose body takes three inputs.",
+          """
         <ir_version: 8, opset_import: ["" : 17]>
         g (float[2] s0, float[3,2] xs) => (float[2] s, float[3,2] ys) {
             s, ys = Scan(s0, xs) <num_scan_inputs = 1,
@@ -813,38 +814,31 @@ def _scan_inputs(folder):
                     yo = Identity(so)
                 }>
         }""")
-    return write_model(folder, m)
 
 
-@case("recursive_functions", InvalidModelError, r"calls itself")
-def _recursive(folder):
-    """Local functions f -> g -> f."""
-    m = parsed("""
+text_case("recursive_functions", InvalidModelError, r"calls itself",
+          "Local functions f -> g -> f.",
+          """
         <ir_version: 8, opset_import: ["" : 17, "local" : 1]>
         g (float[2] x) => (float[2] y) { y = local.f(x) }
         <domain: "local", opset_import: ["" : 17, "local" : 1]>
         f (a) => (b) { b = local.g(a) }
         <domain: "local", opset_import: ["" : 17, "local" : 1]>
         g (a) => (b) { b = local.f(a) }""")
-    return write_model(folder, m)
 
 
-@case("unknown_op_known_domain", InvalidModelError, r"Frobnicate.*ai\.onnx\.ml")
-def _unknown_ml(folder):
-    """Frobnicate in ai.onnx.ml, a domain onnx knows (it has no such op)."""
-    m = parsed("""
+text_case("unknown_op_known_domain", InvalidModelError, r"Frobnicate.*ai\.onnx\.ml",
+          "Frobnicate in ai.onnx.ml, a domain onnx knows (it has no such op).",
+          """
         <ir_version: 8, opset_import: ["" : 17, "ai.onnx.ml" : 3]>
         g (float[2] x) => (float[2] y) { y = ai.onnx.ml.Frobnicate(x) }""")
-    return write_model(folder, m)
 
 
-@case("shape_11_with_start", InvalidModelError, r"Shape.*opset 11.*'end'|Shape.*'start'")
-def _shape11(folder):
-    """Shape with start/end attributes in opset 11 (they exist from opset 15)."""
-    m = parsed("""
+text_case("shape_11_with_start", InvalidModelError, r"Shape.*opset 11.*'end'|Shape.*'start'",
+          "Shape with start/end attributes in opset 11 (they exist from opset 15).",
+          """
         <ir_version: 7, opset_import: ["" : 11]>
         g (float[2,3] x) => (int64[1] y) { y = Shape <start = 1, end = 2> (x) }""")
-    return write_model(folder, m)
 
 
 # -- names that would drive a terminal ----------------------------------------------------------
@@ -1101,5 +1095,15 @@ def _require_no_verify(folder):
     return [_good(folder), "--require-verified", "--no-verify", *_out(folder)]
 
 
-__all__ = ["BadCase", "CASES", "CLI_CASES", "HOSTILE", "SYMBOLS", "build", "deep_chain_bytes",
-           "good_model", "pwned_path", "sum_product_dim"]
+__all__ = [
+    "CASES",
+    "CLI_CASES",
+    "HOSTILE",
+    "SYMBOLS",
+    "BadCase",
+    "build",
+    "deep_chain_bytes",
+    "good_model",
+    "pwned_path",
+    "sum_product_dim",
+]

@@ -1057,9 +1057,9 @@ def _type_dims(shape: tuple):
 
 HOSTILE_SUFFIXES = ("\x1b]0;t\x07", "\x1b[2J", "\r", "\x9b1m", "\u202e", "\t", "\x7f", "\x00",
                     "\u2028")
-# Products of 40 symbols (about 250 characters): each is >= 1, so the verifier's bindings of the
+# Products of 64 symbols (about 250 characters): each is >= 1, so the verifier's bindings of the
 # whole product stay values the model allows.
-LONG_DIMS = {s: "*".join(f"{s.lower()}{k}" for k in range(40)) for s in SYMBOLS}
+LONG_DIMS = {s: "*".join(f"{s.lower()}{k}" for k in range(64)) for s in SYMBOLS}
 
 
 def _rename_graph(g, rename: Callable[[str], str], suffix: str) -> None:

@@ -25,8 +25,7 @@ import onnx.parser
 import onnxopt
 import onnxopt.io
 import pytest
-from bad_inputs import (CASES, CLI_CASES, HOSTILE, build, deep_chain_bytes, good_model,
-                        pwned_path)
+from bad_inputs import CASES, CLI_CASES, HOSTILE, build, deep_chain_bytes, good_model, pwned_path
 from onnx import numpy_helper
 from onnxopt.cli.main import main
 from onnxopt.errors import OnnxoptError, UsageError
@@ -581,8 +580,8 @@ def test_bombs_finish_in_bounded_memory(tmp_path):
 
 
 def test_dim_algebra_has_a_budget():
-    from onnxopt.passes.shapes import dims as D
     from bad_inputs import SYMBOLS, sum_product_dim
+    from onnxopt.passes.shapes import dims as D
 
     a, b = SymDim(sum_product_dim(SYMBOLS, 0)), SymDim(sum_product_dim(SYMBOLS, 1))
     assert D.expanded_terms(a.expr) > D.MAX_TERMS
@@ -617,7 +616,7 @@ def test_static_zero_dims_are_fed_as_zero():
     m = onnx.parser.parse_model("""
         <ir_version: 8, opset_import: ["" : 17]>
         g (float[0,3] x) => (float[0,3] y) { y = Relu(x) }""")
-    (binding, feed), *_ = V.Verifier(m.SerializeToString()).feeds()
+    (_binding, feed), *_ = V.Verifier(m.SerializeToString()).feeds()
     assert feed["x"].shape == (0, 3)
     assert onnxopt.optimize(m).verified
 
