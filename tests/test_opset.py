@@ -127,6 +127,10 @@ UP = {
         g (float[N,8] x) => (float[N,5] y) {
            y = Slice <starts = [1], ends = [6], axes = [1]> (x)
         }"""),
+    "batchnorm_spatial": (7, 15, """
+        g (float[N,2,3] x, float[2] s, float[2] b, float[2] mu, float[2] var) => (float[N,2,3] y) {
+           y = BatchNormalization <spatial = 1, epsilon = 0.01> (x, s, b, mu, var)
+        }"""),
     "softmax_coerced": (11, 13, """
         g (float[N,3,4] x) => (float[N,3,4] y, float[N,3,4] z) {
            y = Softmax <axis = 1> (x)

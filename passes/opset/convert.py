@@ -35,7 +35,7 @@ from .versions import (
 )
 
 DOWN_RULES = io.RULES + forms.RULES + decompose.RULES + attention.RULES + types.RULES
-UP_RULES = up.RULES + forms.RULES[-1:] + types.RULES
+UP_RULES = up.RULES + types.RULES
 
 
 def parse_target(value) -> int:
@@ -143,6 +143,9 @@ def node_problem(node, source: int, target: int, dtype) -> str | None:
     why = None if mine else form_problem(node, target, source)
     if why is not None:
         return f"{why} (the lowest opset that has this form is {since(node.op_type, source)})"
+    extra = sorted(k for k in node.attributes if k not in s.attributes)
+    if extra:  # the rules drop those at their default: one left here is not
+        return f"attribute {extra[0]} does not exist at opset {target}"
     bad = bad_types(node, s, dtype)
     if bad:
         kinds = ", ".join(sorted(dtype_str(d) for ds in bad.values() for d in ds))

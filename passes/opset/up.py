@@ -9,6 +9,7 @@ import numpy as np
 from ...ir import Builder, Value, np_dtype
 from ..rewrite import Match
 from .common import ConversionRule, axes_input_since, reduce, slice_
+from .forms import Restate
 from .io import REDUCE_OPS
 
 
@@ -116,6 +117,14 @@ class SoftmaxUp(Up):
         return b.op("Reshape", [b.op(op, [flat], {"axis": 1}), b.op("Shape", [m["i0"]])])
 
 
-RULES = (AxesUp, SplitUp, PadUp, ClipUp, SliceUp, SoftmaxUp)
+class RestateUp(Restate):
+    """Attributes a newer version removed, at their default, dropped (``restate`` going up)."""
+
+    name = "restate_up"
+    summary = "drop attributes a newer version removed, at their default (BatchNorm's spatial...)"
+    down = False
+
+
+RULES = (AxesUp, SplitUp, PadUp, ClipUp, SliceUp, SoftmaxUp, RestateUp)
 
 __all__ = ["RULES"] + [r.__name__ for r in RULES]

@@ -142,7 +142,8 @@ def form_problem(node, opset: int, source: int, axes: bool = True) -> str | None
     for name in node.attributes:
         if name not in s.attributes and not is_default(node, name, source):
             return f"attribute {name} is newer than opset {opset}"
-    v = semantic_change(node.op_type, s.since_version, since(node.op_type, source) or 0)
+    here, there = s.since_version, since(node.op_type, source) or 0
+    v = semantic_change(node.op_type, min(here, there), max(here, there))  # either direction
     if v is not None:
         return f"{node.op_type} changed meaning at opset {v}"
     if axes and opset < NEGATIVE_AXES_AT <= (since(node.op_type, source) or 0) \
