@@ -64,7 +64,10 @@ def run_view(argv: list[str]) -> int:
         if args.diff:
             raise UsageError("--netron shows one model; drop --diff")
         return _netron(args.model)
+    from ..ir import gcpause
     from ..report import check_report_path, write_view
+
+    gcpause.FREEZE_AFTER = True  # one process, one model (as the optimize command does)
 
     page = args.output or _default_page(args.model)
     check_report_path(page, args.model, args.diff)

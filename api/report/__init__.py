@@ -82,6 +82,13 @@ class Recorder:
 
 def _graph(before: Optional[Snapshot], after: Snapshot, prov: dict,
            flags: Optional[dict] = None) -> tuple[dict, list[str]]:
+    from ..ir.gcpause import paused_gc
+
+    with paused_gc():  # many small objects beside a big IR: no full-heap scans meanwhile
+        return _graph_data(before, after, prov, flags)
+
+
+def _graph_data(before, after, prov, flags) -> tuple[dict, list[str]]:
     sb, sa = node_states(before, after)
     sides = []
     if before is not None:
@@ -100,11 +107,13 @@ def _graph(before: Optional[Snapshot], after: Snapshot, prov: dict,
 
 
 def _flag(side: dict, snap: Snapshot, flags: dict) -> None:
-    """Attach findings (keyed by node name) to the embedded nodes."""
+    """Attach findings to the embedded nodes, keyed as the checkers name nodes: the name, else
+    ``Op(first output)``."""
     for n in side["nodes"]:
-        f = flags.get(n["name"])
-        if f:
-            n["f"] = f
+        out = side["values"][n["o"][0]]["n"] if n["o"] else ""
+        key = n["name"] or (f"{n['op']}({out})" if out else n["op"])
+        if key in flags:
+            n["f"] = flags[key]
 
 
 def _write(path: str, title: str, sections: list[str], graph: Optional[dict]) -> None:
@@ -158,14 +167,26 @@ def _loaded_snapshot(model, model_path: str, big: bool) -> Snapshot:
     return snap
 
 
-def write_check(path: str, model, title: str, findings: dict, summary_html: str) -> None:
-    """The page for ``onnxopt check --html``: the model with each finding on its node
-    (``findings``: node name -> list of finding lines)."""
-    snap = snapshot(model, details=model.graph.num_nodes(recursive=False) <= DRAW_LIMIT)
-    graph, notes = _graph(None, snap, {}, flags=findings)
+def write_check(path: str, model, title: str, report) -> None:
+    """The page for ``onnxopt check --html``: the model with each finding of ``report`` (a
+    checker Report) on its node, and the findings as a table."""
     from .page import notes as note_html
+    from .page import section, table
 
-    _write(path, title, [note_html(notes), summary_html], graph)
+    flags: dict[str, list[str]] = {}
+    for f in report.findings:
+        if f.node and not f.graph:  # main-graph nodes are drawn; the table lists all
+            flags.setdefault(f.node, []).append(f"{f.severity}: {f.reason}"
+                                                + (f" (fix: {f.fix.text})" if f.fix.text else ""))
+    snap = snapshot(model, details=model.graph.num_nodes(recursive=False) <= DRAW_LIMIT)
+    graph, notes = _graph(None, snap, {}, flags=flags)
+    verdict = "nothing blocks" if report.ok else f"{len(report.blocking)} blocking"
+    rows = [[f.severity, f.kind, f.node or "model", f.op, f.graph, f.reason, f.fix.text]
+            for f in report.findings]
+    summary = section("Findings", f"<p>{verdict}; {len(report.warnings)} warning(s)</p>"
+                      + table(["severity", "kind", "node", "op", "graph", "reason", "fix"], rows),
+                      "findings")
+    _write(path, title, [note_html(notes + list(report.notes)), summary], graph)
 
 
 __all__ = ["Recorder", "check_report_path", "write_view", "write_check", "DRAW_LIMIT"]

@@ -76,14 +76,15 @@ def _constants(rows: list[dict]) -> str:
 
 def view_sections(models: list, notes: list[str], constants: Optional[list] = None) -> list[str]:
     """Sections for ``onnxopt view``: each model's size, the op chart, changed constants."""
-    from ..optimize import model_stats
+    from ..passes.base import count_ops
 
-    stats = [model_stats(m) for _, m in models]
-    rows = [[p, s.nodes, s.initializers, m.opset("")] for (p, m), s in zip(models, stats)]
+    ops = [count_ops(m) for _, m in models]
+    rows = [[p, sum(c.values()), sum(len(g.initializers) for g in m.graphs()), m.opset("")]
+            for (p, m), c in zip(models, ops)]
     out = [note_html(notes), section("Models", table(["model", "nodes", "initializers", "opset"],
                                                      rows), "models")]
-    after = dict(stats[1].ops) if len(stats) > 1 else None
-    out.append(section("Op counts", op_chart(dict(stats[0].ops), after), "ops"))
+    after = dict(ops[1]) if len(ops) > 1 else None
+    out.append(section("Op counts", op_chart(dict(ops[0]), after), "ops"))
     if constants:
         out.append(section("Changed constants", _constants(constants), "constants"))
     return out

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..ir.types import dtype_name
+
 ATTR_TEXT = 80  # characters of an attribute's value shown in the page
 CONST_ELEMENTS = 16  # elements of a constant shown (its shape and dtype always are)
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeInfo:
     """One node as it was when the snapshot was taken."""
 
@@ -28,7 +30,7 @@ class NodeInfo:
     tag: str = ""  # the Builder tag: the rule (or pass) that created it
 
 
-@dataclass
+@dataclass(slots=True)
 class ValueInfo:
     """One value: its name, type text and, for constants, a preview of the data."""
 
@@ -57,6 +59,13 @@ class Snapshot:
 def snapshot(model, details: bool = True) -> Snapshot:
     """The main graph of ``model`` now. ``details=False`` skips attributes and constant data
     (for models too large to draw, where only the structure is diffed)."""
+    from ..ir.gcpause import paused_gc
+
+    with paused_gc():  # hundreds of thousands of small objects: no full-heap scans meanwhile
+        return _snapshot(model, details)
+
+
+def _snapshot(model, details: bool) -> Snapshot:
     g = model.graph
     s = Snapshot()
     for v in g.inputs:
@@ -89,8 +98,6 @@ def _value(s: Snapshot, v, kind: str, details: bool) -> None:
 
 
 def _type_text(t) -> str:
-    from ..ir.types import dtype_name
-
     if t is None:
         return "?"
     shape = getattr(t, "shape", None)
@@ -101,8 +108,6 @@ def _type_text(t) -> str:
 
 def _const_text(tensor) -> str:
     """dtype, dims and the first elements of a constant (never decoding a large one)."""
-    from ..ir.types import dtype_name
-
     dims = "[" + ",".join(map(str, tensor.dims)) + "]"
     head = f"{dtype_name(tensor.dtype)}{dims}"
     if getattr(tensor, "is_external", False) or tensor.size > 4096:
