@@ -181,9 +181,13 @@ def _load_entry_point(ep) -> None:
             _ep_done[ep.name] = (f"plugin {ep.name!r} ({origin}): the class is named "
                                  f"{obj.name!r}; the entry point's name must be the class's "
                                  f"`name` (the CLI name)")
+    if not _ep_done[ep.name]:
+        try:
+            _add(ep.name, obj, origin)
+        except UsageError as e:  # a name taken by another pass: listed as broken too
+            _ep_done[ep.name] = str(e)
     if _ep_done[ep.name]:
         raise UsageError(_ep_done[ep.name])
-    _add(ep.name, obj, origin)
 
 
 def _load_named_entry_points(name: str) -> None:
