@@ -338,3 +338,15 @@ def test_attention_boolean_mask():
     feeds = {n: rng.standard_normal(s).astype(np.float32)
              for n, s in (("q", (1, 2, 3, 4)), ("k", (1, 2, 5, 4)), ("v", (1, 2, 5, 4)))}
     assert_equivalent(before, m, feeds={**feeds, "keep": keep})
+
+
+def test_resize_to_10_only_where_the_rounding_agrees():
+    body = """
+        g (float[N,1,8,10] x) => (float[N,1,6,6] y) {
+           s = Constant <value = float[4] {1.0, 1.0, 0.75, 0.6}> ()
+           y = Resize <mode = "nearest", coordinate_transformation_mode = "asymmetric",
+                       nearest_mode = "MODE"> (x, , s)
+        }"""
+    down(header(13) + body.replace("MODE", "ceil"), 10, ops_gone=())  # shrinking rounds up
+    with pytest.raises(PassError, match="Resize"):
+        run_passes(model_from_text(header(13) + body.replace("MODE", "floor")), "opset{target=10}")

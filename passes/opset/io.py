@@ -255,6 +255,38 @@ class ResizeForm(ConversionRule):
         return b.op("Resize", ins, attrs)
 
 
-RULES = (ReduceAxes, SplitForm, PadForm, ClipBounds, SliceInputs, ShapeRange, ResizeForm)
+class ResizeTen(ConversionRule):
+    """Resize (11+) -> Resize-10(x, scales), where they agree: asymmetric coordinates and
+    constant scales; linear always; nearest when its rounding is what 10 does (onnxruntime's
+    Resize-10 rounds down when enlarging and up when shrinking)."""
+
+    name = "resize_10"
+    summary = "Resize{asymmetric} with constant scales -> Resize-10(x, scales) (below 11)"
+    ops = ("Resize",)
+
+    def refuse(self, m: Match) -> str | None:
+        if self.target >= 11 or self.target < 10:
+            return "not a conversion to opset 10"
+        if self.attr(m, "coordinate_transformation_mode") != "asymmetric":
+            return "only asymmetric coordinates exist at opset 10"
+        if m.get("i3") is not None or m.const("i2") is None or self.attr(m, "axes") is not None:
+            return "sizes, or scales that are not a constant over every axis"
+        scales, mode = m.const("i2").reshape(-1), self.attr(m, "mode")
+        if mode == "linear" or (mode == "nearest" and self._rounds(m, scales)):
+            return None
+        return f"mode {mode} with nearest_mode {self.attr(m, 'nearest_mode')} rounds otherwise"
+
+    def _rounds(self, m: Match, scales) -> bool:
+        nearest = self.attr(m, "nearest_mode")
+        return (nearest == "floor" and all(scales >= 1)) or \
+            (nearest == "ceil" and all(scales <= 1))
+
+    def rewrite(self, m: Match, b: Builder) -> Value:
+        scales = b.const(m.const("i2").astype(np.float32).reshape(-1))
+        return b.op("Resize", [m["i0"], scales], {"mode": self.attr(m, "mode")})
+
+
+RULES = (ReduceAxes, SplitForm, PadForm, ClipBounds, SliceInputs, ShapeRange, ResizeForm,
+         ResizeTen)
 
 __all__ = ["RULES"] + [r.__name__ for r in RULES]
