@@ -314,7 +314,8 @@ _VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
 
 class ViewChain(Rule):
-    """Two views in a row only regroup x's elements in order: when the second one's output
+    """Two views in a row only regroup x's elements in order (a Transpose that moves only dims
+    of length 1 is a view too: an LSTM's [T,1,B,H] output to [T,B,1,H]): when the second's output
     shape is static (every dim a number, none 0: a 0 in a Reshape target copies a dim), one
     Reshape to that shape does both. fuse.reshape_chain covers a second Reshape with a constant
     target on any shape; this covers an Unsqueeze, Squeeze or Flatten second, on static shapes."""
@@ -322,12 +323,20 @@ class ViewChain(Rule):
     name = "view_chain"
     summary = "V2(V1(x)) of Reshape/Flatten/Squeeze/Unsqueeze with a static result -> Reshape"
     opset = 5
-    pattern = Op(_VIEWS, Op(_VIEWS, "x", Opt("a1"), name="inner"), Opt("a2"), name="outer")
+    pattern = Op(_VIEWS, Op(_VIEWS + ("Transpose",), "x", Opt("a1"), name="inner"), Opt("a2"),
+                 name="outer")
 
     def check(self, m: Match) -> Optional[str]:
         out = m.shape(m.root.outputs[0])
         if out is None or any(type(d) is not int or d <= 0 for d in out):
             return "the result's shape is not static (or has a 0 dim)"
+        inner = m.node("inner")
+        if inner.op_type == "Transpose":  # a view only when it moves nothing but dims of 1
+            shape = m.shape("x")
+            perm = _perm(m, inner, len(shape)) if shape is not None else None
+            if perm is None or [p for p in perm if shape[p] != 1] != \
+                    [i for i, d in enumerate(shape) if d != 1]:
+                return "the Transpose moves dims other than 1s"
         return None
 
     def rewrite(self, m: Match, b) -> Value:
