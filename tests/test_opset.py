@@ -131,6 +131,17 @@ UP = {
         g (float[N,2,3] x, float[2] s, float[2] b, float[2] mu, float[2] var) => (float[N,2,3] y) {
            y = BatchNormalization <spatial = 1, epsilon = 0.01> (x, s, b, mu, var)
         }"""),
+    "upsample_nearest_linear": (9, 13, """
+        g (float[N,1,4,6] x) => (float[N,1,6,15] a, float[N,1,6,15] b) {
+           s = Constant <value = float[4] {1.0, 1.0, 1.5, 2.5}> ()
+           a = Upsample <mode = "nearest"> (x, s)
+           b = Upsample <mode = "linear"> (x, s)
+        }"""),
+    "resize_10_shrink": (10, 11, """
+        g (float[N,1,8,10] x) => (float[N,1,6,6] y) {
+           s = Constant <value = float[4] {1.0, 1.0, 0.75, 0.6}> ()
+           y = Resize <mode = "nearest"> (x, s)
+        }"""),
     "softmax_coerced": (11, 13, """
         g (float[N,3,4] x) => (float[N,3,4] y, float[N,3,4] z) {
            y = Softmax <axis = 1> (x)

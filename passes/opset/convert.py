@@ -95,6 +95,13 @@ def convert(model: Model, ctx: PassContext, source: int, target: int, only: str 
         if ev.stage == "applied":
             per_op[f"{ev.node.op_type}: {ev.rule[len(TAG):]}"] += 1
 
+    if target > source:
+        # Going up, rules create ops the source lacks (Resize from Upsample): the target is
+        # declared first, with the shape facts taken while the nodes still mean what they did.
+        from ..shapes import ShapeAnalysis
+
+        ctx.analysis(ShapeAnalysis)
+        declare(model, target)
     result = apply_rules(model, rules, ctx, prefix=TAG, tracer=count)
     declare(model, target)
     problem = first_problem(model, ctx, source, target)

@@ -11,6 +11,7 @@ from ..rewrite import Match
 from .common import ConversionRule, axes_input_since, reduce, slice_
 from .forms import Restate
 from .io import REDUCE_OPS
+from .versions import since
 
 
 class Up(ConversionRule):
@@ -117,6 +118,43 @@ class SoftmaxUp(Up):
         return b.op("Reshape", [b.op(op, [flat], {"axis": 1}), b.op("Shape", [m["i0"]])])
 
 
+class ResizeUp(Up):
+    """Upsample (7/9) and Resize-10 -> Resize at 11+ with what they compute spelled out:
+    asymmetric coordinates, nearest rounding down when enlarging and up when shrinking (what
+    onnxruntime does at 10; mixed directions are refused)."""
+
+    name = "resize_asymmetric"
+    summary = "Upsample / Resize-10 -> Resize{asymmetric} with the same rounding (opset 11)"
+    ops = ("Upsample", "Resize")
+
+    def refuse(self, m: Match) -> str | None:
+        if self.target < 11 or (m.root.op_type == "Resize" and since("Resize", self.source) > 10):
+            return "not Upsample or Resize-10 going to 11 or later"
+        scales = self.scales(m)
+        if scales is None:
+            return "the scales are not a constant"
+        if self.attr(m, "mode") == "nearest" and self.rounding(scales) is None:
+            return "nearest with some axes enlarged and others shrunk"
+        return None
+
+    def scales(self, m: Match):
+        if "scales" in m.root.attributes:
+            return np.array(self.attr(m, "scales"), dtype=np.float32)
+        c = m.const("i1")
+        return None if c is None else c.astype(np.float32).reshape(-1)
+
+    def rounding(self, scales) -> str | None:
+        return "floor" if all(scales >= 1) else "ceil" if all(scales <= 1) else None
+
+    def rewrite(self, m: Match, b: Builder) -> Value:
+        scales, mode = self.scales(m), self.attr(m, "mode")
+        attrs = {"mode": mode, "coordinate_transformation_mode": "asymmetric"}
+        if mode == "nearest":
+            attrs["nearest_mode"] = self.rounding(scales)
+        roi = b.const(np.zeros(0, dtype=np.float32)) if self.target < 13 else None
+        return b.op("Resize", [m["i0"], roi, b.const(scales)], attrs)
+
+
 class RestateUp(Restate):
     """Attributes a newer version removed, at their default, dropped (``restate`` going up)."""
 
@@ -125,6 +163,6 @@ class RestateUp(Restate):
     down = False
 
 
-RULES = (AxesUp, SplitUp, PadUp, ClipUp, SliceUp, SoftmaxUp, RestateUp)
+RULES = (AxesUp, SplitUp, PadUp, ClipUp, SliceUp, SoftmaxUp, ResizeUp, RestateUp)
 
 __all__ = ["RULES"] + [r.__name__ for r in RULES]
