@@ -93,22 +93,30 @@ def _graph_data(before, after, prov, flags) -> tuple[dict, list[str]]:
     sides = []
     if before is not None:
         sides.append(side_data(before, sb, {}, "before"))
-    sides.append(side_data(after, sa, prov, "after" if before is not None else "model"))
+    focus = frozenset(n.key for n in after.nodes if _checker_id(n, after) in (flags or {}))
+    sides.append(side_data(after, sa, prov, "after" if before is not None else "model", focus))
     if flags:
-        for d, snap in ((sides[-1], after),):
-            _flag(d, snap, flags)
+        _flag(sides[-1], flags)
     notes = []
     for d in sides:
         if d["limited"]:
             notes.append(f"The {d['label']} graph has {d['total']} nodes, over the drawing limit "
                          f"of {DRAW_LIMIT}: the diff shows only the changed regions and their "
                          "neighbours; unchanged regions are counted, not embedded.")
+        if any(g["kind"] == "changed" for g in d["groups"]):
+            notes.append(f"The {d['label']} graph has more changes than the page draws at once: "
+                         "the later ones start folded (purple regions; click to expand).")
     return {"sides": sides}, notes
 
 
-def _flag(side: dict, snap: Snapshot, flags: dict) -> None:
-    """Attach findings to the embedded nodes, keyed as the checkers name nodes: the name, else
-    ``Op(first output)``."""
+def _checker_id(n, snap: Snapshot) -> str:
+    """How the checkers name a node: its name, else ``Op(first output)``."""
+    out = snap.values[n.outputs[0]].name if n.outputs else ""
+    return n.name or (f"{n.op}({out})" if out else n.op)
+
+
+def _flag(side: dict, flags: dict) -> None:
+    """Attach findings to the embedded nodes, keyed as :func:`_checker_id` names them."""
     for n in side["nodes"]:
         out = side["values"][n["o"][0]]["n"] if n["o"] else ""
         key = n["name"] or (f"{n['op']}({out})" if out else n["op"])

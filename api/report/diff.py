@@ -4,7 +4,8 @@ A node is *removed* (only before), *created* (only after), *edited* (on both sid
 inputs or attributes) or *kept*. Changed nodes and their direct neighbours are drawn; the other
 unchanged nodes are folded into regions (connected pieces, at most ``CHUNK`` nodes each, in graph
 order) that the page expands on a click. Above ``DRAW_LIMIT`` nodes a side embeds only the changed
-nodes and their neighbours: the regions keep their size and nothing else.
+nodes and their neighbours: the regions keep their size and nothing else. Past ``DRAW_AT_ONCE``
+changed nodes, the later changes start folded as well (regions of kind "changed").
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .snapshot import NodeInfo, Snapshot
 DRAW_LIMIT = 5000  # nodes per side embedded in a page; above it only changed regions are
 CHUNK = 150  # nodes per collapsed region
 OPEN_ALL = 300  # a side with at most this many nodes starts fully expanded
+DRAW_AT_ONCE = 1000  # changed nodes (and neighbours) drawn at first; more start folded
 
 
 def node_states(before: Optional[Snapshot], after: Snapshot) -> tuple[dict, dict]:
@@ -34,15 +36,18 @@ def _edit_state(nb: NodeInfo, na: NodeInfo, before: Snapshot, after: Snapshot) -
     return "kept"
 
 
-def side_data(snap: Snapshot, states: dict, prov: dict, label: str) -> dict:
-    """One side of the page: embedded nodes, their values, regions, inputs and outputs."""
+def side_data(snap: Snapshot, states: dict, prov: dict, label: str,
+              focus: frozenset = frozenset()) -> dict:
+    """One side of the page: embedded nodes, their values, regions, inputs and outputs.
+    Nodes in ``focus`` (keys: a checker's findings) are drawn like changed ones."""
     producer = {vk: i for i, n in enumerate(snap.nodes) for vk in n.outputs}
     users: dict[int, list[int]] = {}
     for i, n in enumerate(snap.nodes):
         for vk in n.inputs:
             if vk is not None:
                 users.setdefault(vk, []).append(i)
-    changed = [i for i, n in enumerate(snap.nodes) if states.get(n.key, "kept") != "kept"]
+    changed = [i for i, n in enumerate(snap.nodes)
+               if states.get(n.key, "kept") != "kept" or n.key in focus]
     shown = set(changed)
     for i in changed:  # the neighbours give a change its context
         n = snap.nodes[i]
@@ -51,9 +56,17 @@ def side_data(snap: Snapshot, states: dict, prov: dict, label: str) -> dict:
             shown.update(users.get(vk, ()))
     rest = [i for i in range(len(snap.nodes)) if i not in shown]
     groups, group_of = _regions(snap, rest, producer)
+    kinds = ["unchanged"] * len(groups)
+    order = sorted(shown)
+    if len(order) > DRAW_AT_ONCE:  # the rest of the changes start folded too
+        more, more_of = _regions(snap, order[DRAW_AT_ONCE:], producer)
+        group_of.update({i: g + len(groups) for i, g in more_of.items()})
+        groups += more
+        kinds += ["changed"] * len(more)
     too_big = len(snap.nodes) > DRAW_LIMIT
-    embedded = sorted(shown) if too_big else list(range(len(snap.nodes)))
-    return _encode(snap, states, prov, label, embedded, groups, group_of, producer, too_big)
+    embedded = order if too_big else list(range(len(snap.nodes)))
+    return _encode(snap, states, prov, label, embedded, (groups, kinds), group_of, producer,
+                   too_big)
 
 
 def _regions(snap: Snapshot, rest: list[int], producer: dict) -> tuple[list, dict]:
@@ -84,7 +97,8 @@ def _regions(snap: Snapshot, rest: list[int], producer: dict) -> tuple[list, dic
     return groups, group_of
 
 
-def _encode(snap, states, prov, label, embedded, groups, group_of, producer, too_big) -> dict:
+def _encode(snap, states, prov, label, embedded, regions, group_of, producer, too_big) -> dict:
+    groups, kinds = regions
     index = {i: k for k, i in enumerate(embedded)}
     vals: dict[int, int] = {}
     vlist: list[dict] = []
@@ -117,8 +131,9 @@ def _encode(snap, states, prov, label, embedded, groups, group_of, producer, too
         nodes.append(d)
     return {"label": label, "total": len(snap.nodes), "limited": too_big,
             "nodes": nodes, "values": vlist,
-            "groups": [{"size": len(m), "members": None if too_big else [index[i] for i in m],
-                        "ops": _top_ops(snap, m)} for m in groups],
+            "groups": [{"size": len(m), "kind": kind, "ops": _top_ops(snap, m),
+                        "members": None if too_big and kind == "unchanged"
+                        else [index[i] for i in m]} for m, kind in zip(groups, kinds)],
             "open": len(snap.nodes) <= OPEN_ALL,
             "inputs": [val(vk) for vk in snap.inputs],
             "outputs": [val(vk) for vk in snap.outputs]}

@@ -73,7 +73,8 @@
     s.inputs.forEach(function (vi) { box("i" + vi, s.values[vi].n || "input", s.values[vi].t, "n-io", vi); });
     s.groups.forEach(function (grp, gi) {
       if (!self.open[gi] || grp.members === null)
-        box("g" + gi, grp.size + " unchanged nodes", grp.ops, "n-group", gi);
+        box("g" + gi, grp.size + " " + grp.kind + " nodes", grp.ops,
+            grp.kind === "changed" ? "n-group n-folded-change" : "n-group", gi);
     });
     s.nodes.forEach(function (n, i) {
       if (!self.visible(i)) return;
