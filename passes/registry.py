@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 from ..errors import UsageError
+from . import blame
 from .base import Pass
 
 ENTRY_POINT_GROUP = "onnxopt.passes"
@@ -173,7 +174,8 @@ def _load_entry_point(ep) -> None:
             obj = ep.load()
     except Exception as e:  # a broken plugin must not take the tool down
         _ep_done[ep.name] = (f"plugin {ep.name!r} ({origin}) failed to load: "
-                             f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+                             f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]} "
+                             f"({blame.where(e, _package_root(ep))})")
     else:
         if not (isinstance(obj, type) and issubclass(obj, Pass)):
             _ep_done[ep.name] = f"plugin {ep.name!r} ({origin}) is {obj!r}, not a Pass subclass"
@@ -188,6 +190,19 @@ def _load_entry_point(ep) -> None:
             _ep_done[ep.name] = str(e)
     if _ep_done[ep.name]:
         raise UsageError(_ep_done[ep.name])
+
+
+def _package_root(ep) -> Optional[str]:
+    """The folder (or file) of the top-level package an entry point's module belongs to."""
+    top = ep.value.split(":", 1)[0].split(".", 1)[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    path = os.path.realpath(spec.origin)
+    return os.path.dirname(path) if os.path.basename(path) == "__init__.py" else path
 
 
 def _load_named_entry_points(name: str) -> None:
@@ -242,7 +257,9 @@ def load_plugin_file(path: str) -> list[str]:
     except UsageError:
         raise
     except Exception as e:
-        raise UsageError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from e
+        first = (str(e).splitlines() or [""])[0]
+        raise UsageError(f"plugin {path} failed to load: {type(e).__name__}: {first} "
+                         f"({blame.where(e, real)})") from e
     _plugin_files[real] = sorted(set(_entries) - before)
     for name in _plugin_files[real]:  # an installed pass of the same name is a collision
         _load_named_entry_points(name)

@@ -517,7 +517,7 @@ def acme_installed(tmp_path, monkeypatch) -> Path:
 
 
 GPU_BROKEN = ("plugin 'acme:gpu-fuse' (entry point 'acme_passes.gpu:GpuFuse' of acme-passes) "
-              "failed to load: ModuleNotFoundError: No module named 'acme_native'")
+              "failed to load: ModuleNotFoundError: No module named 'acme_native' (gpu.py:2)")
 FOLD_MISNAMED = ("plugin 'acme:fold' (entry point 'acme_passes.fold:FoldConstants' of "
                  "acme-passes): the class is named 'acme:fold-constants'; the entry point's name "
                  "must be the class's `name` (the CLI name)")
