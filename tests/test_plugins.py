@@ -790,3 +790,15 @@ def test_rules_are_listed_from_the_pass_without_a_rules_table(rule_plugin, capsy
     assert lines[i + 1:i + 3] == [
         "t-rule:mistakes.add_zero x + 0 -> x, reading a name the pattern does not bind",
         "t-rule:mistakes.swish x * Sigmoid(x) -> Swish(x), without opset = 24"]
+
+
+def test_a_plugin_file_that_fails_to_import_names_its_line(wrong_model, tmp_path, capsys):
+    plugin = write(tmp_path / "typo.py", """
+        from onnxopt.passes import GraphPass, regster
+    """)
+    code, err = cli_error(capsys, str(wrong_model), "--plugin", str(plugin), "-p", "dce")
+    assert code == 2
+    assert err.startswith(f"plugin {plugin} failed to load: ImportError: cannot import name "
+                          "'regster' from 'onnxopt.passes'")
+    assert err.endswith(f"(typo.py:{line_of(plugin, 'regster')})")
+    assert api_error(wrong_model, "dce", plugin) == err
