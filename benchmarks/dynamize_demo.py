@@ -173,6 +173,7 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
                 opts["values"] = True
             try:
                 PassManager([PassSpec("dynamize", opts)]).run(m)
+                res["bounds"] = m.metadata_props.get("onnxopt.dynamize.bounds", "")
                 return lower_model(m)
             except OnnxoptError as e:
                 more = re.findall(r"--constraint '([^']+)'", str(e).splitlines()[0])
@@ -219,7 +220,7 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
 def _allowed(meta: dict, shapes: list, constraint: str) -> list[bool]:
     """Which shapes the file's information allows: within every NAME<=N the repair assumed."""
     bounds, mods = {}, {}
-    for c in filter(None, constraint.split(";")):
+    for c in filter(None, (x.strip() for x in constraint.split(";"))):
         if "<=" in c:
             name, n = c.split("<=")
             bounds[name.strip()] = int(n)
@@ -258,7 +259,7 @@ def zoo_main(folder: Path, markdown: bool, only: str | None = None) -> int:
             if not path.exists():
                 continue
             r = run_model(str(path), meta, shapes, constraints=True)
-            allowed = _allowed(meta, shapes, r["constraint"])
+            allowed = _allowed(meta, shapes, ";".join([r["constraint"], r.get("bounds", "")]))
             t = totals.setdefault(ex, {k: 0 for k in (*TOOLS, "allowed", "shapes", "wrong")})
             row = [name, ex]
             for tool in TOOLS:

@@ -13,7 +13,7 @@ from onnxopt.errors import OnnxoptError
 from onnxopt.ir import SymDim
 from onnxopt.passes import PassContext, PassManager
 from onnxopt.passes.dynamize.algebra import Algebra
-from onnxopt.passes.dynamize.constraints import METADATA_KEY, suggest_modulus
+from onnxopt.passes.dynamize.constraints import BOUNDS_KEY, METADATA_KEY, suggest_modulus
 from onnxopt.passes.dynamize.structure import recognise
 from onnxopt.passes.pipeline import PassSpec
 from onnxopt.testing import model_from_text, run_model
@@ -185,6 +185,7 @@ def test_the_bounded_repair_serves_lengths_up_to_the_folded_rows() -> None:
     assert "the first rows of the folded table (sliced to seq at run time)" in notes
     assert "seq <= 7: given by --constraint" in notes
     assert model.metadata_props[METADATA_KEY] == "seq<=7"
+    assert model.metadata_props[BOUNDS_KEY] == "seq<=7"  # the largest size the model serves
     for b, t in [(1, 7), (5, 4), (2, 1)]:
         x = np.random.default_rng(t).standard_normal((b, t, 4)).astype(np.float32)
         (y,) = run_model(model, {"x": x})

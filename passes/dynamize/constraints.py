@@ -24,6 +24,7 @@ from .spec import DynamizeUsageError
 
 _FORM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:%\s*(-?\d+)\s*==\s*0|<=\s*(-?\d+))\s*\Z")
 METADATA_KEY = "onnxopt.dynamize.constraints"
+BOUNDS_KEY = "onnxopt.dynamize.bounds"
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,15 @@ def _search(alg, symbols, holds) -> str | None:
     return None
 
 
-def record(model, cons: list[Constraint]) -> None:
-    """Keep the constraints the repair relied on in the model's metadata."""
+def record(model, cons: list[Constraint], bounds: dict[str, int]) -> None:
+    """Keep the constraints the repair relied on, and the largest sizes it found the model
+    serves (a 64-row position table, a relative bias folded at 7), in the model's metadata."""
     if cons:
         model.metadata_props[METADATA_KEY] = "; ".join(str(c) for c in cons)
+    if bounds:
+        model.metadata_props[BOUNDS_KEY] = "; ".join(f"{s}<={n}" for s, n in sorted(
+            bounds.items()))
 
 
-__all__ = ["METADATA_KEY", "Constraint", "check_constraints", "parse_constraints", "record",
+__all__ = ["BOUNDS_KEY", "METADATA_KEY", "Constraint", "check_constraints", "parse_constraints", "record",
            "suggest_equal", "suggest_modulus"]

@@ -191,7 +191,7 @@ class Dynamizer:
             self._fail()
         if self.check:
             self._run_check()
-        record(self.model, self.user)
+        record(self.model, self.user, self.bounds)
         self._report()
 
     def _first_conflicts(self, info) -> list:
