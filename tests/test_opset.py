@@ -12,7 +12,7 @@ import pytest
 from onnxopt.errors import PassError, UsageError
 from onnxopt.passes import PassContext
 from onnxopt.passes.opset import convert
-from onnxopt.testing import assert_equivalent, golden_text, model_from_text, run_passes, snapshot
+from onnxopt.testing import assert_equivalent, assert_golden, golden_text, model_from_text, run_passes, snapshot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -151,12 +151,14 @@ UP = {
 
 
 @pytest.mark.parametrize("case", sorted(UP))
-def test_up_rules_without_the_converter(case):
+def test_up_rules_without_the_converter(case, update_golden):
     source, target, body = UP[case]
     m = model_from_text(header(source) + body)
     before = snapshot(m)
     convert(m, PassContext(m), source, target)  # the rules alone, as when the converter fails
     assert m.opset("") == target
+    assert_golden(m, os.path.join(ROOT, "golden", "opset", f"up_{case}.expected.onnxtxt"),
+                  update=update_golden or None)
     assert_equivalent(before, m, bindings=EMPTY_AND_TWO)
     text = golden_text(m)
     assert "axes: ints" not in text and "split: ints" not in text and "pads: ints" not in text
