@@ -12,7 +12,14 @@ import pytest
 from onnxopt.errors import PassError, UsageError
 from onnxopt.passes import PassContext
 from onnxopt.passes.opset import convert
-from onnxopt.testing import assert_equivalent, assert_golden, golden_text, model_from_text, run_passes, snapshot
+from onnxopt.testing import (
+    assert_equivalent,
+    assert_golden,
+    golden_text,
+    model_from_text,
+    run_passes,
+    snapshot,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
