@@ -11,6 +11,7 @@ import html
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from typing import Optional
@@ -32,10 +33,17 @@ def chromium() -> Optional[str]:
 
 def _run(args: list[str], timeout: float) -> str:
     profile = tempfile.mkdtemp(prefix="onnxopt-chromium-")
+    # Its own process group: on a timeout the browser's helper processes go with it.
+    proc = subprocess.Popen([chromium() or "chromium", *FLAGS, f"--user-data-dir={profile}",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, start_new_session=True)
     try:
-        proc = subprocess.run([chromium() or "chromium", *FLAGS, f"--user-data-dir={profile}",
-                               *args], capture_output=True, text=True, timeout=timeout)
-        return proc.stdout
+        out, _ = proc.communicate(timeout=timeout)
+        return out
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise RuntimeError(f"chromium did not finish within {timeout:.0f} s") from None
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 
@@ -53,9 +61,11 @@ def selftest(page: str, query: str = "", timeout: float = 90) -> dict:
     return json.loads(html.unescape(body))
 
 
-def screenshot(page: str, png: str, size: str = "1400,1000", timeout: float = 90) -> None:
-    """Save a screenshot of the page."""
-    url = "file://" + quote(os.path.abspath(page))
+def screenshot(page: str, png: str, size: str = "1400,1000", timeout: float = 90,
+               search: str = "") -> None:
+    """Save a screenshot of the page (after searching for ``search`` and opening its first hit,
+    when given)."""
+    url = "file://" + quote(os.path.abspath(page)) + (f"#selftest={quote(search)}" if search else "")
     _run(["--virtual-time-budget=20000", "--hide-scrollbars", f"--window-size={size}",
           f"--screenshot={os.path.abspath(png)}", url], timeout)
     if not os.path.exists(png):

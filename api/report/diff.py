@@ -17,7 +17,8 @@ from .snapshot import NodeInfo, Snapshot
 DRAW_LIMIT = 5000  # nodes per side embedded in a page; above it only changed regions are
 CHUNK = 150  # nodes per collapsed region
 OPEN_ALL = 300  # a side with at most this many nodes starts fully expanded
-DRAW_AT_ONCE = 1000  # changed nodes (and neighbours) drawn at first; more start folded
+DRAW_AT_ONCE = 500  # changed nodes (and neighbours) drawn at first; more start folded
+MAX_REGIONS = 100  # folded regions per kind and side (each is one box to lay out)
 
 
 def node_states(before: Optional[Snapshot], after: Snapshot) -> tuple[dict, dict]:
@@ -87,10 +88,16 @@ def _regions(snap: Snapshot, rest: list[int], producer: dict) -> tuple[list, dic
     pieces: dict[int, list[int]] = {}
     for i in rest:  # rest is in graph order, so each piece is too
         pieces.setdefault(find(i), []).append(i)
+    ordered = sorted(pieces.values(), key=lambda m: m[0])
+    size = CHUNK
+    if sum(-(-len(m) // CHUNK) for m in ordered) > MAX_REGIONS:
+        # Thousands of small pieces would swamp the layout: fold by graph order instead.
+        size = max(CHUNK, -(-len(rest) // MAX_REGIONS))
+        ordered = [rest]
     groups, group_of = [], {}
-    for members in sorted(pieces.values(), key=lambda m: m[0]):
-        for s in range(0, len(members), CHUNK):
-            chunk = members[s:s + CHUNK]
+    for members in ordered:
+        for s in range(0, len(members), size):
+            chunk = members[s:s + size]
             for i in chunk:
                 group_of[i] = len(groups)
             groups.append(chunk)

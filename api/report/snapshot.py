@@ -116,7 +116,8 @@ def _const_text(tensor) -> str:
         flat = tensor.numpy().reshape(-1)
     except Exception:  # an undecodable constant is shown by its type alone
         return head
-    items = ", ".join(str(x) for x in flat[:CONST_ELEMENTS].tolist())
+    items = ", ".join(f"{x:.6g}" if isinstance(x, float) else str(x)
+                      for x in flat[:CONST_ELEMENTS].tolist())
     more = ", ..." if flat.size > CONST_ELEMENTS else ""
     return f"{head} {{{items}{more}}}"
 

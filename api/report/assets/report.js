@@ -170,10 +170,6 @@
     details.appendChild(el("h4", "", n.op + (n.name ? "  " + n.name : "")));
     var t = el("table");
     kv(t, "side", s.label); kv(t, "state", n.s);
-    if (n.dom) kv(t, "domain", n.dom);
-    Object.keys(n.a).forEach(function (k) { kv(t, "attr " + k, n.a[k]); });
-    n.i.forEach(function (vi, k) { kv(t, "in " + k, valueText(s, vi)); });
-    n.o.forEach(function (vi, k) { kv(t, "out " + k, valueText(s, vi)); });
     if (n.by) {
       kv(t, "made by pass", n.by.pass + " (" + n.by.run + ")");
       if (n.by.rule) kv(t, "rule", n.by.rule);
@@ -182,6 +178,10 @@
       n.by.replaced.forEach(function (r, k) { kv(t, "replaced #" + (k + 1), r.join(", ")); });
     }
     (n.f || []).forEach(function (f) { kv(t, "finding", f); });
+    if (n.dom) kv(t, "domain", n.dom);
+    Object.keys(n.a).forEach(function (k) { kv(t, "attr " + k, n.a[k]); });
+    n.i.forEach(function (vi, k) { kv(t, "in " + k, valueText(s, vi)); });
+    n.o.forEach(function (vi, k) { kv(t, "out " + k, valueText(s, vi)); });
     details.appendChild(t);
   }
   function showValue(pane, vi) {
@@ -220,7 +220,12 @@
     var g = pane.side.nodes[i].g;
     if (!pane.visible(i) && g >= 0) pane.expand(g);
     var e = pane.elems["n" + i];
-    if (e) { e.classList.add("hit"); e.scrollIntoView({ block: "center", inline: "center" }); }
+    if (e) {  // scroll the pane, not the page
+      e.classList.add("hit");
+      var box = e.getBBox(), m = e.transform.baseVal.consolidate().matrix;
+      pane.scroll.scrollLeft = Math.max(0, m.e + box.width / 2 - pane.scroll.clientWidth / 2);
+      pane.scroll.scrollTop = Math.max(0, m.f + box.height / 2 - pane.scroll.clientHeight / 2);
+    }
     showNode(pane, i);
     return !!e;
   }
