@@ -113,6 +113,26 @@ class Value:
         self.meta: dict[str, Any] = {}
         self._uid = next(_ids)
 
+    @classmethod
+    def lifted(cls, name: str, producer: Optional["Node"] = None,
+               index: Optional[int] = None) -> "Value":
+        """The fast constructor, for lifting (see :meth:`Node.lifted`): a value with a name and
+        no type, the output ``index`` of ``producer`` when given."""
+        v = cls.__new__(cls)
+        v.name = name
+        v.type = None
+        v.producer = producer
+        v.index = index
+        v._uses = {}
+        v._outputs_of = []
+        v.graph = None
+        v._is_input = False
+        v.const_value = None
+        v.doc_string = ""
+        v.meta = {}
+        v._uid = next(_ids)
+        return v
+
     # -- type convenience ---------------------------------------------------------------------
     @property
     def dtype(self) -> Optional[int]:
@@ -292,8 +312,7 @@ class Node:
     """One operator application. Inputs are an immutable tuple; change them with set_input."""
 
     __slots__ = ("domain", "op_type", "name", "attributes", "_inputs", "_outputs", "graph",
-                 "overload", "doc_string", "metadata_props", "meta", "_prev", "_next", "_erased",
-                 "_uid", "_stamp")
+                 "overload", "doc_string", "metadata_props", "meta", "_link", "_uid", "_stamp")
 
     def __init__(self, domain: str, op_type: str, inputs: Sequence[Optional[Value]] = (),
                  attributes: Union[dict[str, Any], Iterable[Attr]] = (), num_outputs: int = 1,
@@ -306,8 +325,7 @@ class Node:
         self.metadata_props: dict[str, str] = {}
         self.meta: dict[str, Any] = {}
         self.graph: Optional[Graph] = None
-        self._prev = self._next = None
-        self._erased = True
+        self._link = None  # its place in the graph's NodeList
         self._uid = next(_ids)
         self._stamp = _tick()
         if isinstance(attributes, dict):
@@ -327,6 +345,34 @@ class Node:
             v.producer = self
             v.index = i
         self._outputs: tuple[Value, ...] = tuple(outputs)
+
+    @classmethod
+    def lifted(cls, domain: str, op_type: str, inputs: Sequence[Optional[Value]],
+               output_names: Sequence[str], name: str = "", overload: str = "",
+               doc_string: str = "", metadata_props: Optional[dict[str, str]] = None) -> "Node":
+        """The fast constructor, for lifting: like ``Node(...)`` without its checks (the lifter
+        has made them) and without a clock tick (a loaded model starts at stamp 0). The outputs
+        are new untyped values named ``output_names``; attributes are added by the caller."""
+        node = cls.__new__(cls)
+        node.domain = "" if domain == "ai.onnx" else domain  # std_domain, inlined: hot path
+        node.op_type = op_type
+        node.name = name
+        node.overload = overload
+        node.doc_string = doc_string
+        node.metadata_props = metadata_props if metadata_props is not None else {}
+        node.meta = {}
+        node.graph = None
+        node._link = None
+        node._uid = next(_ids)
+        node._stamp = 0
+        node.attributes = {}
+        node._inputs = ins = tuple(inputs)
+        for i, v in enumerate(ins):
+            if v is not None:
+                v._uses[(node, i)] = None
+        new_value = Value.lifted
+        node._outputs = tuple([new_value(o, node, k) for k, o in enumerate(output_names)])
+        return node
 
     @property
     def inputs(self) -> tuple[Optional[Value], ...]:

@@ -14,7 +14,6 @@ from typing import Any, Optional
 from ..errors import InvalidModelError, ModelLoadError
 from .gcpause import paused_gc
 from .core import A_GRAPH, A_GRAPHS, A_TENSOR, A_TENSORS, Attr, Function, Graph, Model, Node, Value
-from .core import _ids as _uids
 from .core import bump_nesting
 from .shape import Shape, SymDim
 from .tensor import Tensor, check_proto_data
@@ -194,26 +193,18 @@ class _Lifter:
         return g
 
     def nodes(self, g: Graph, protos, chain: list, created: list) -> bool:
-        """Lift node protos in the given order; False as soon as one reads an undefined name.
-
-        This loop is the hot path of loading: nodes and values are assembled field by field
-        (bypassing the public constructors' checks, which lift's own checks make redundant).
-        """
+        """Lift node protos in the given order; False as soon as one reads an undefined name
+        (or defines a name twice). This loop is the hot path of loading: nodes are built with
+        the fast constructor :meth:`Node.lifted`."""
         scope = chain[-1]
         outer = chain[:-1][::-1]
         attr = self.attr
-        new_node = Node.__new__
-        new_value = Value.__new__
         link = g._nodes.append
-        uid = _uids
         for np_ in protos:
-            node = new_node(Node)
             ins = []
-            i = 0
             for x in np_.input:
                 if not x:
                     ins.append(None)
-                    i += 1
                     continue
                 v = scope.get(x)
                 if v is None:
@@ -222,51 +213,19 @@ class _Lifter:
                         if v is not None:
                             break
                     else:
-                        for j, w in enumerate(ins):
-                            if w is not None:
-                                w._uses.pop((node, j), None)
                         return False
-                v._uses[(node, i)] = None
                 ins.append(v)
-                i += 1
-            outs = []
-            k = 0
-            for o in np_.output:
-                v = new_value(Value)
-                v.name = o
-                v.type = None
-                v.producer = node
-                v.index = k
-                v._uses = {}
-                v._outputs_of = []
-                v.graph = None
-                v._is_input = False
-                v.const_value = None
-                v.doc_string = ""
-                v.meta = {}
-                v._uid = next(uid)
-                k += 1
+            props = {p.key: p.value for p in np_.metadata_props} \
+                if len(np_.metadata_props) else None
+            node = Node.lifted(np_.domain, np_.op_type, ins, np_.output, np_.name,
+                               np_.overload, np_.doc_string, props)
+            created.append(node)  # from here on, a failure undoes it (_undo_node)
+            for v in node._outputs:
+                o = v.name
                 if o:
                     if o in scope:
-                        for j, w in enumerate(ins):
-                            if w is not None:
-                                w._uses.pop((node, j), None)
                         return False
                     scope[o] = v
-                outs.append(v)
-            node.domain = "" if np_.domain == "ai.onnx" else np_.domain  # std_domain
-            node.op_type = np_.op_type
-            node.name = np_.name
-            node.overload = np_.overload
-            node.doc_string = np_.doc_string
-            node.metadata_props = {p.key: p.value for p in np_.metadata_props} \
-                if len(np_.metadata_props) else {}
-            node.meta = {}
-            node._uid = next(uid)
-            node._stamp = 0
-            node._inputs = tuple(ins)
-            node._outputs = tuple(outs)
-            node.attributes = {}
             if len(np_.attribute):
                 for a in np_.attribute:
                     at = attr(a, chain, np_)
@@ -278,7 +237,6 @@ class _Lifter:
                             sub.parent_node = node
             node.graph = g
             link(node)
-            created.append(node)
         return True
 
     @staticmethod

@@ -1,24 +1,27 @@
 """An ordered node container that stays valid while nodes are inserted and erased mid-iteration.
 
-A doubly linked list through ``Node._prev``/``Node._next`` with a sentinel. An erased node keeps
-its forward link, so an iterator standing on it continues with the node that followed it.
+A doubly linked list of links with a sentinel; a node holds its current link (``Node._link``).
+A link belongs to one stay of its node in one list: taking a node out empties its link but keeps
+the link's forward pointer, so an iterator standing on it continues with the node that followed
+it; putting the node back (elsewhere in this list, or in another graph's) gives it a *new* link.
+An iterator therefore never follows a moved node into its new place or another list.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
 
 if TYPE_CHECKING:
     from .core import Node
 
 
-class _Sentinel:
-    __slots__ = ("_prev", "_next", "_erased")
+class _Link:
+    __slots__ = ("node", "prev", "next")
 
-    def __init__(self):
-        self._prev = self
-        self._next = self
-        self._erased = False
+    def __init__(self, node: Optional["Node"]):
+        self.node = node  # None: the sentinel, or a link whose node was taken out
+        self.prev = self
+        self.next = self
 
 
 class NodeList:
@@ -27,7 +30,7 @@ class NodeList:
     __slots__ = ("_root", "_len")
 
     def __init__(self):
-        self._root = _Sentinel()
+        self._root = _Link(None)
         self._len = 0
 
     def __len__(self) -> int:
@@ -38,56 +41,66 @@ class NodeList:
 
     def __iter__(self) -> Iterator["Node"]:
         root = self._root
-        n = root._next
-        while n is not root:
-            if not n._erased:
+        link = root.next
+        while link is not root:
+            n = link.node
+            if n is not None:
                 yield n
-            n = n._next
+            link = link.next
 
     def __reversed__(self) -> Iterator["Node"]:
         root = self._root
-        n = root._prev
-        while n is not root:
-            if not n._erased:
+        link = root.prev
+        while link is not root:
+            n = link.node
+            if n is not None:
                 yield n
-            n = n._prev
+            link = link.prev
 
     def first(self):
         """The first node, or None."""
-        n = self._root._next
-        return None if n is self._root else n
+        return self._root.next.node
 
     def last(self):
         """The last node, or None."""
-        n = self._root._prev
-        return None if n is self._root else n
+        return self._root.prev.node
 
-    def _link_after(self, anchor, node) -> None:
-        nxt = anchor._next
-        node._prev = anchor
-        node._next = nxt
-        anchor._next = node
-        nxt._prev = node
-        node._erased = False
+    def _link_after(self, anchor: _Link, node) -> None:
+        link = _Link(node)
+        nxt = anchor.next
+        link.prev = anchor
+        link.next = nxt
+        anchor.next = link
+        nxt.prev = link
+        node._link = link
         self._len += 1
 
     def append(self, node) -> None:
-        """Add at the end."""
-        self._link_after(self._root._prev, node)
+        """Add at the end (lifting's hot path: :meth:`_link_after`, inlined)."""
+        root = self._root
+        last = root.prev
+        link = _Link.__new__(_Link)
+        link.node = node
+        link.prev = last
+        link.next = root
+        last.next = root.prev = node._link = link
+        self._len += 1
 
     def insert_after(self, anchor, node) -> None:
         """Add right after ``anchor`` (None means at the front)."""
-        self._link_after(self._root if anchor is None else anchor, node)
+        self._link_after(self._root if anchor is None else anchor._link, node)
 
     def insert_before(self, anchor, node) -> None:
         """Add right before ``anchor`` (None means at the end)."""
-        self._link_after((self._root if anchor is None else anchor)._prev, node)
+        self._link_after((self._root if anchor is None else anchor._link).prev, node)
 
     def unlink(self, node) -> None:
-        """Take a node out; its forward link survives for iterators standing on it."""
-        node._prev._next = node._next
-        node._next._prev = node._prev
-        node._erased = True
+        """Take a node out; its old link keeps pointing forward for iterators standing on it."""
+        link = node._link
+        link.prev.next = link.next
+        link.next.prev = link.prev
+        link.node = None
+        node._link = None
         self._len -= 1
 
 

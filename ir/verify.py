@@ -80,7 +80,7 @@ def verify_graph_uses(values: dict[int, Value], problems: list[str]) -> None:
     """Every recorded use points at a live node that reads the value at that index."""
     for v in values.values():
         for n, i in v._uses:
-            if n.graph is None or n._erased:
+            if n.graph is None or n._link is None:
                 problems.append(f"{v.name!r} lists a use by {n!r}, which is not in any graph")
             elif i >= len(n.inputs) or n.inputs[i] is not v:
                 problems.append(f"{v.name!r} lists a use by {n!r} input {i}, which reads another "

@@ -261,3 +261,30 @@ def test_the_default_domain_has_one_spelling():
     assert built.domain == "" and built.op == ("", "Relu")
     assert ir.Model(ir.Graph(), 8, {"ai.onnx": 17, "com.x": 1}).opset_imports == {"": 17, "com.x": 1}
     onnx.checker.check_model(ir.lower_model(lifted))
+
+
+def test_an_iterator_stays_in_its_list_when_its_node_moves():
+    """A node moved while an iterator stands on it (into another graph, or elsewhere in its
+    own) does not take the iterator along: it continues with the node that followed."""
+    m = small()
+    other = ir.Graph(name="other")
+    seen = []
+    for n in m.graph.nodes:
+        seen.append(n.op_type)
+        if n.op_type == "Relu":
+            n.outputs[0].replace_all_uses_with(m.graph.inputs[0])
+            m.graph.detach(n)
+            other.append(n)
+    assert seen == ["Relu", "Mul", "Add"]
+    assert [n.op_type for n in other.nodes] == ["Relu"]
+
+    m = small()
+    relu, mul, add = list(m.graph.nodes)
+    seen = []
+    for n in m.graph.nodes:
+        seen.append(n.op_type)
+        if n is mul:  # moved to the front: the iteration goes on to Add, not back to Relu
+            m.graph.detach(mul)
+            m.graph.insert_before(relu, mul)
+    assert seen == ["Relu", "Mul", "Add"]
+    assert [n.op_type for n in m.graph.nodes] == ["Mul", "Relu", "Add"]
