@@ -80,6 +80,11 @@ DECOMPOSITIONS = {
         g (float16[N,2,4,8] q, float16[N,2,4,8] k, float16[N,2,4,8] v) => (float16[N,2,4,8] y) {
            y = Attention <is_causal = 1> (q, k, v)
         }""", 1e-2),
+    "cumsum_negative_axis": (14, 10, """
+        g (float[N,5] x) => (float[N,5] y) {
+           ax = Constant <value = int64 {-1}> ()
+           y = CumSum <exclusive = 1> (x, ax)
+        }""", None),
     "trilu_negative_k_f16": (14, 11, """
         g (float16[N,4,3] x) => (float16[N,4,3] y) {
            k = Constant <value = int64 {-1}> ()
@@ -93,7 +98,7 @@ def test_decomposition_equal_on_random_and_empty_inputs(case):
     source, target, body, atol = DECOMPOSITIONS[case]
     op_gone = {"layer": "LayerNormalization", "rms": "RMSNormalization", "group":
                "GroupNormalization", "gelu": "Gelu", "mish": "Mish", "trilu": "Trilu",
-               "attention": "Attention"}
+               "attention": "Attention", "cumsum": "CumSum"}
     gone = [v for k, v in op_gone.items() if case.startswith(k)]
     bindings = [{"N": 1}, {"N": 3}] if case.startswith(("group", "attention")) else EMPTY_AND_TWO
     down(header(source) + body, target, bindings=bindings, atol=atol, ops_gone=gone)

@@ -232,6 +232,41 @@ class Trilu(ConversionRule):
         return b.op("Where", [drop, fill, x])
 
 
-RULES = (LayerNorm, RMSNorm, GroupNorm, Gelu, Mish, HardSwish, Swish, Celu, OrEqual, Trilu)
+class CumSum(Decomposition):
+    """CumSum (11) along an axis of known length L -> MatMul by an L x L triangle of ones, the
+    axis moved last and back (the sums differ from a running sum by rounding order only)."""
+
+    name = "cumsum"
+    summary = "CumSum -> MatMul by a triangle of ones over the axis (opset 11)"
+    ops = ("CumSum",)
+
+    def refuse_more(self, m: Match) -> str | None:
+        if m.const("i1") is None or m.rank("i0") is None:
+            return "the axis is not a constant or the rank is unknown"
+        if not isinstance(self.length(m), int):
+            return "the length of the axis is unknown"
+        return None
+
+    def axis(self, m: Match) -> int:
+        return norm_axes([int(m.const("i1").reshape(-1)[0])], m.rank("i0"))[0]
+
+    def length(self, m: Match):
+        return m.shape("i0")[self.axis(m)]
+
+    def rewrite(self, m: Match, b: Builder) -> Value:
+        n, r, axis = self.length(m), m.rank("i0"), self.axis(m)
+        i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+        before = i > j if int(self.attr(m, "reverse") or 0) else i < j
+        keep = before | ((i == j) & (not int(self.attr(m, "exclusive") or 0)))
+        tri = b.const(keep.astype(np_dtype(m.dtype("i0"))))
+        perm = list(range(r))
+        perm[axis], perm[-1] = perm[-1], perm[axis]  # a swap is its own inverse
+        x = b.op("Transpose", [m["i0"]], {"perm": perm}) if axis != r - 1 else m["i0"]
+        y = b.op("MatMul", [x, tri])
+        return b.op("Transpose", [y], {"perm": perm}) if axis != r - 1 else y
+
+
+RULES = (LayerNorm, RMSNorm, GroupNorm, Gelu, Mish, HardSwish, Swish, Celu, OrEqual, Trilu,
+         CumSum)
 
 __all__ = ["RULES"] + [r.__name__ for r in RULES]
