@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..errors import OnnxoptError, PassCrash, PassError
+from ..errors import IRError, OnnxoptError, PassCrash, PassError
 from ..ir import Model, check_model, print_model
 from ..ir.core import clock
 from ..ir.gcpause import paused_gc
@@ -212,8 +212,8 @@ class PassManager:
             if isinstance(e, PassError) and not isinstance(e, blame.RuleProblem):
                 raise
             # A built-in pass that crashes is onnxopt's bug (exit 3), not the input's.
-            crashed = entry.builtin and not isinstance(e, (OnnxoptError, MemoryError,
-                                                           RecursionError))
+            crashed = entry.builtin and (isinstance(e, IRError) or not isinstance(
+                e, (OnnxoptError, MemoryError, RecursionError)))
             cls = PassCrash if crashed else PassError
             raise cls(_raised_message(spec.name, e, entry)) from e
         seconds = time.perf_counter() - t
@@ -226,7 +226,8 @@ class PassManager:
             problem = _ir_problem(spec.name, entry, model, start)
         if problem is not None:
             self._reproduce(snapshot, spec, entry)
-            raise PassError(problem + _whence(entry))
+            # A built-in pass that breaks the IR is onnxopt's bug too; a plugin's is the plugin's.
+            raise (PassCrash if entry.builtin else PassError)(problem + _whence(entry))
         rec = PassRecord(spec.name, str(spec), seconds, nodes_before, model.num_nodes(),
                          inits_before, _num_inits(model), result.modified, result.stats,
                          result.rewrites, iteration)
