@@ -3,8 +3,8 @@
 Down: every node written for a version newer than N is rewritten by the conversion rules (the
 modules beside this one) into its equivalent at N; then every node is checked against N's
 schemas (op, inputs, attributes, element types). A node with no equivalent stops the pass with
-one line naming the op, the node and the lowest opset that has it; the model is left as it was
-only in the sense that nothing is written (the pipeline stops).
+one line naming the op, the node and the lowest opset that has it; the pipeline stops there, so
+nothing is written.
 
 Up: onnx's version converter where it works (it is the reference for the forward adapters), and
 where it gives up, the same machinery: rules that move values into the newer form, then the
