@@ -52,7 +52,7 @@ def _parser():
 
 def run_cut(argv: list[str]) -> int:
     """Entry of ``onnxopt cut`` (``onnxopt.cli.main`` dispatches here); returns the exit code."""
-    from ..errors import UsageError
+    from ..ir.errors import UsageError
 
     args = _parser().parse_args(argv)
     if args.run:
@@ -84,7 +84,7 @@ def run_cut(argv: list[str]) -> int:
 
 def _shapes(specs: list[str]) -> dict[str, list]:
     """``x:1,128`` -> ``{"x": [1, 128]}`` (a dim that is not a number stays a symbol name)."""
-    from ..errors import UsageError
+    from ..ir.errors import UsageError
 
     out: dict[str, list] = {}
     for spec in specs:
@@ -130,7 +130,7 @@ def _bytes(n: float) -> str:
 
 
 def _run(args) -> int:
-    from ..errors import UsageError
+    from ..ir.errors import UsageError
 
     if args.model or args.at or args.stages or args.extract:
         raise UsageError("--run takes a pipeline folder and --inputs only")

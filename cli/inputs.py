@@ -13,7 +13,7 @@ import re
 import stat
 import tempfile
 
-from ..errors import UsageError
+from ..ir.errors import UsageError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
 MAX_DIM = 2**62  # larger than any dim a runtime takes (int64 element counts)

@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def check_specs(verify_on: str | None, bench_on: str | None) -> tuple[list, Any]:
     """Parse and check the runtimes before any work: a missing one is a usage error."""
-    from ..errors import UsageError
+    from ..ir.errors import UsageError
     from ..runtimes import parse_runtimes
 
     runtimes = parse_runtimes(verify_on) if verify_on else []
@@ -121,7 +121,7 @@ def run_verify(argv: list[str]) -> int:
     """Entry point of ``onnxopt verify``."""
     import os
 
-    from ..errors import UsageError
+    from ..ir.errors import UsageError
     from ..verify import VerifyOptions
     from .inputs import parse_input_shapes, read_feeds
     from .main import _parse_ranges

@@ -41,7 +41,7 @@ def _default_page(model: str) -> str:
 
 
 def _netron(model: str) -> int:
-    from ..errors import UsageError
+    from ..ir.errors import UsageError
 
     try:
         import netron  # type: ignore[import-not-found]
@@ -54,7 +54,7 @@ def _netron(model: str) -> int:
 
 def run_view(argv: list[str]) -> int:
     """Entry of ``onnxopt view``; returns the exit code."""
-    from ..errors import UsageError
+    from ..ir.errors import UsageError
 
     args = _parser().parse_args(argv)
     for m in (args.model, args.diff):

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import IRError
+from .errors import IRError
 from .core import Graph, Node, Value
 from .shape import Shape
 from .tensor import Tensor

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
-from ..errors import IRError
+from .errors import IRError
 from .nodelist import NodeList
 from .shape import Shape
 from .tensor import Tensor

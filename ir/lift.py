@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 from typing import Any, Optional
 
-from ..errors import InvalidModelError, ModelLoadError
+from .errors import InvalidModelError, ModelLoadError
 from .gcpause import paused_gc
 from .core import A_GRAPH, A_GRAPHS, A_TENSOR, A_TENSORS, Attr, Function, Graph, Model, Node, Value
 from .core import bump_nesting

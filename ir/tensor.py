@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import ExternalDataError, InvalidModelError
+from .errors import ExternalDataError, InvalidModelError
 from .types import dtype_name, np_dtype
 
 # Data types whose numpy holder is wider than the stored element (sub-byte ints, float4).

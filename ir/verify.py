@@ -8,7 +8,7 @@ the cached list of nested graphs is current.
 
 from __future__ import annotations
 
-from ..errors import IRError
+from .errors import IRError
 from .core import Graph, Model, Value
 from .types import TensorType
 

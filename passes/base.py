@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Optional
 
-from ..errors import UsageError
+from ..ir.errors import UsageError
 from ..ir import Graph, Model
 
 log = logging.getLogger("onnxopt")

@@ -15,7 +15,7 @@ import sys
 import traceback
 from typing import Optional
 
-from ..errors import PassError
+from ..ir.errors import PassError
 
 _RULE_ATTR = "_onnxopt_rule"  # set on an exception that escaped a rule's check or rewrite
 

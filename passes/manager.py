@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..errors import IRError, OnnxoptError, PassCrash, PassError
+from ..ir.errors import IRError, OnnxoptError, PassCrash, PassError
 from ..ir import Model, check_model, print_model
 from ..ir.core import clock
 from ..ir.gcpause import paused_gc

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar
 
-from ..errors import UsageError
+from ..ir.errors import UsageError
 from ..ir import Model, Tensor, lift_model, lower_model
 from .base import ALL, Pass, PassContext, PassResult
 from .registry import register, register_namespace

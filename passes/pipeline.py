@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..errors import UsageError
+from ..ir.errors import UsageError
 
 _TOKEN = re.compile(r"\s*(?:([A-Za-z0-9_.:\-+]+)|(\"[^\"]*\")|([(){},=]))")
 GROUPS = ("fixpoint",)

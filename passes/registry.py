@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
-from ..errors import UsageError
+from ..ir.errors import UsageError
 from . import blame
 from .base import Pass
 

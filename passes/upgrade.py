@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..errors import UsageError
+from ..ir.errors import UsageError
 from ..ir import Model
 from .base import PassContext, PassResult
 from .opset import Opset, source_opset

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, ClassVar
 
-from ...errors import PassError
+from ...ir.errors import PassError
 from ...ir import Model, Node, Shape, SymDim, TensorType, Value
 from ..base import Pass, PassContext, PassResult
 from ..registry import register

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ...errors import PassError, UsageError
+from ...ir.errors import PassError, UsageError
 from ...ir import Graph, SymDim, TensorType, Value
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

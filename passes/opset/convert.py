@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import ClassVar
 
-from ...errors import PassError, UsageError
+from ...ir.errors import PassError, UsageError
 from ...ir import Model, lift_model, lower_model
 from ..base import ALL, Pass, PassContext, PassResult, iter_graphs
 from ..registry import register

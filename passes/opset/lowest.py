@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ...errors import OnnxoptError
+from ...ir.errors import OnnxoptError
 from ...ir import Model, lift_model, lower_model
 from ..base import PassContext
 from .versions import MIN_OPSET

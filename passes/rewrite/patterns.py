@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Optional, Sequence, Union
 
-from ...errors import UsageError
+from ...ir.errors import UsageError
 
 
 class Pattern:

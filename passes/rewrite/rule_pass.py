@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
-from ...errors import UsageError
+from ...ir.errors import UsageError
 from ...ir import Model
 from ..base import Pass, PassContext, PassResult
 from .driver import Rewriter

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import ClassVar
 
-from ...errors import ShapeError
+from ...ir.errors import ShapeError
 from ...ir import Model
 from ..base import ALL, Pass, PassContext, PassResult
 from ..registry import register
