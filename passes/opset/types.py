@@ -63,26 +63,13 @@ class CastTypes(ConversionRule):
         bad = bad_types(node, s, m.dtype)
         if not bad:
             return "the target takes these types"
-        if self.plan(m, s, bad) is None:
+        if widening(m.root.op_type, s, bad) is None:
             return f"no exact wider type for {sorted(bad.items())}"
         return None
 
-    def plan(self, m: Match, s, bad: dict) -> dict[int, int] | None:
-        """Narrow type -> the wide type it runs as (None when one has no exact candidate)."""
-        out = {}
-        for param, dts in bad.items():
-            for dt in dts:
-                cands = WIDER.get(dt, ()) + (AS_FLOAT.get(dt, ()) if m.root.op_type in SELECTING
-                                             else ())
-                wide = next((w for w in cands if allows(s, param, w)), None)
-                if wide is None:
-                    return None
-                out[dt] = wide
-        return out
-
     def rewrite(self, m: Match, b: Builder):
         node, s = m.root, schema(m.root.op_type, self.target)
-        plan = self.plan(m, s, bad_types(node, s, m.dtype))
+        plan = widening(node.op_type, s, bad_types(node, s, m.dtype))
         ins = []
         for v in node.inputs:
             dt = m.dtype(v) if v is not None else None
@@ -95,6 +82,19 @@ class CastTypes(ConversionRule):
             dt = m.dtype(old)
             back.append(b.op("Cast", [new], {"to": dt}) if dt in plan else new)
         return back[0] if len(back) == 1 else tuple(back)
+
+
+def widening(op: str, s, bad: dict) -> dict[int, int] | None:
+    """Narrow type -> the wide type it runs as in schema ``s`` (None when one has none)."""
+    out = {}
+    for param, dts in bad.items():
+        for dt in dts:
+            cands = WIDER.get(dt, ()) + (AS_FLOAT.get(dt, ()) if op in SELECTING else ())
+            wide = next((w for w in cands if allows(s, param, w)), None)
+            if wide is None:
+                return None
+            out[dt] = wide
+    return out
 
 
 RULES = (CastTypes,)
