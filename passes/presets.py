@@ -23,11 +23,17 @@ PRESETS: dict[str, str] = {
     # parses, clean up, and write the inferred shapes.
     "tensorrt": f"{_TENSORRT_CLEANUP},{_TENSORRT_FUSE},{_TENSORRT_CLEANUP},shapes",
 }
+# For onnxruntime with its own optimizations on: the default, then the inferred shapes written.
+# Its SkipLayerNormalization fusion and shape-based eliminations need to see the shapes, which
+# its load-time inference loses through computed Reshapes (benchmarks/RESULTS.md, issue 21).
+PRESETS["ort"] = PRESETS["default"] + ",shapes"
 
 SUMMARIES: dict[str, str] = {
     "default": "the standard optimization pipeline, run to a fixed point",
     "tensorrt": "prepare for TensorRT 10: fold shapes and constant Ifs, rewrite what its parser "
                 "refuses, safe fusions, cleanup, shapes written",
+    "ort": "for onnxruntime at ORT_ENABLE_ALL: the default pipeline, then the inferred shapes "
+           "written so its own fusions (SkipLayerNormalization) still form",
 }
 
 __all__ = ["PRESETS", "SUMMARIES"]
