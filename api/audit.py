@@ -23,6 +23,9 @@ MAX_DEPTH = 64  # subgraph nesting onnxopt reads at most (protobuf stops at abou
 _MAX_ELEMENTS = 2**62  # an element count beyond this fits no memory and overflows numpy
 _STRING, _EXTERNAL = 8, 1
 _CONTROL = ("If", "Loop", "Scan")
+# AttributeProto types that hold tensors or graphs (TENSOR, GRAPH, TENSORS, GRAPHS, SPARSE_TENSOR,
+# SPARSE_TENSORS), and 0 (UNDEFINED: the type is not set, so look at the fields).
+_BEARING = frozenset((0, 4, 5, 9, 10, 11, 12))
 
 
 def _dtypes() -> frozenset:
@@ -127,12 +130,12 @@ class Audit:
             return self.node_problem(f"node {label!r}: {n.op_type!r} does not exist in opset "
                                      f"{version} of domain {dom or 'ai.onnx'!r}", "opset")
         names = {a.name for a in n.attribute}
-        extra = sorted(names - known[0])
-        if extra:
+        if not names <= known[0]:
+            extra = sorted(names - known[0])
             self.node_problem(f"node {label!r}: {n.op_type!r} (opset {version}) has no "
                               f"attribute {extra[0]!r}")
-        missing = sorted(known[1] - names)
-        if missing:
+        if not known[1] <= names:
+            missing = sorted(known[1] - names)
             self.node_problem(f"node {label!r}: {n.op_type!r} requires attribute {missing[0]!r}")
 
     def control(self, n, where: str) -> None:
@@ -175,6 +178,8 @@ class Audit:
             default=9) < 9
 
     def attribute(self, a, imports: dict, depth: int) -> None:
+        if a.type not in _BEARING:  # ints, floats, strings: nothing to look into
+            return
         if a.HasField("t"):
             self.tensor(a.t)
         for t in a.tensors:
