@@ -15,7 +15,6 @@ import numpy as np
 import onnx
 import onnx.parser
 import pytest
-
 from onnxopt.cli.main import main
 from onnxopt.errors import UsageError
 from onnxopt.runtimes import bench_pair, parse_runtimes, verify_on
@@ -236,3 +235,36 @@ def test_cli_bench_on_in_summary_and_json(tmp_path, capsys):
                  "--bench-seconds", "0.05", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert [r["threads"] for r in d["bench"]] == [1, "all"]
+
+
+# ---- the ort preset keeps onnxruntime's own fusions forming
+
+
+def _ort_fused(model: bytes, tmp_path: Path) -> dict:
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(tmp_path / "ort_optimized.onnx")
+    ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    m = onnx.load(so.optimized_model_filepath, load_external_data=False)
+    return Counter(n.op_type for n in m.graph.node if n.domain == "com.microsoft")
+
+
+def test_ort_preset_lets_onnxruntime_form_skip_layer_norm(tmp_path):
+    from onnxopt.optimize import optimize
+    from onnxopt.testing import to_proto
+
+    src = ROOT / "golden/models/bert_op17.onnx"
+    out = to_proto(optimize(str(src), "ort", verify=False).model).SerializeToString()
+    before = _ort_fused(src.read_bytes(), tmp_path)
+    after = _ort_fused(out, tmp_path)
+    # the residual Add before each LayerNormalization becomes SkipLayerNormalization only when
+    # onnxruntime sees both inputs' shapes, which the written shapes give it
+    assert after["SkipLayerNormalization"] == 4 > before["SkipLayerNormalization"]
+    for op in ("BiasGelu", "FusedMatMul"):  # what forms on the original still forms
+        assert after[op] >= before[op] > 0
+    (report,) = verify_on(str(src), out, parse_runtimes("ort-full"))
+    assert report.status == "ok", report.reason
