@@ -144,8 +144,10 @@ def node_problem(node, source: int, target: int, dtype) -> str | None:
     s = schema(node.op_type, target)
     if s is None:
         low = first_opset(node.op_type)
-        return (f"the lowest opset that has it is {low}" if low and low > target
-                else f"it was removed before opset {target}")
+        if low is None:
+            return "the default domain has no such op"
+        return (f"the lowest opset that has it is {low}" if low > target
+                else f"it is deprecated at opset {target}")
     mine = str(node.meta.get("tag", "")).startswith(TAG)
     why = None if mine else form_problem(node, target, source)
     if why is not None:
