@@ -54,7 +54,7 @@ g (float[3,4,8] x) => (float[3,32] y) {
 def graph_data(page: Path) -> dict:
     """The JSON block the page draws from."""
     text = page.read_text()
-    m = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', text, re.S)
+    m = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', text, re.DOTALL)
     return json.loads(m.group(1).replace("<\\/", "</"))
 
 
@@ -111,15 +111,15 @@ def test_dynamize_lists_each_rewritten_constant(tmp_path: Path) -> None:
 
 
 def test_a_model_over_the_drawing_limit_gets_only_its_changed_regions(tmp_path, monkeypatch):
-    import onnxopt.report as report
-    import onnxopt.report.diff as diff
+    from onnxopt import report
+    from onnxopt.report import diff
 
     monkeypatch.setattr(report, "DRAW_LIMIT", 4)
     monkeypatch.setattr(diff, "DRAW_LIMIT", 4)
     page = tmp_path / "big.html"
     onnxopt.optimize(model_from_text(GELU), "identity,dce", report=page)
     assert "over the drawing limit of 4" in page.read_text()
-    before, after = graph_data(page)["sides"]
+    before, _ = graph_data(page)["sides"]
     assert before["limited"] and data_counts(before)["removed"] == 1
     assert all(g["members"] is None for g in before["groups"])  # counted, not embedded
     assert sum(g["size"] for g in before["groups"]) + len(before["nodes"]) == 10
@@ -196,7 +196,7 @@ def test_view_diff_of_two_files_in_chromium(tmp_path: Path, capsys) -> None:
 
 @needs_chromium
 def test_check_tensorrt_html_puts_findings_on_the_graph(tmp_path: Path, monkeypatch) -> None:
-    import onnxopt.report.diff as diff
+    from onnxopt.report import diff
 
     monkeypatch.setattr(diff, "OPEN_ALL", 0)  # everything folded but the flagged nodes
     page = tmp_path / "check.html"

@@ -7,14 +7,15 @@
 ``write_view`` draws one model, or the diff of two files; ``write_check`` draws a model with a
 checker's findings on its nodes. Pages inline everything (dagre for the layout) and forbid every
 fetch with a Content-Security-Policy. Limits: a side embeds up to ``DRAW_LIMIT`` (5,000) nodes;
-above it only changed regions are embedded (the page says so); the page draws at most 1,500
+above it only changed regions are embedded (the page says so); the page draws at most 600
 nodes per side at once and folds unchanged regions until they are clicked.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import UsageError
 from .diff import DRAW_LIMIT, node_states, rewritten_constants, side_data
@@ -24,7 +25,7 @@ from .snapshot import Snapshot, fill_shapes, snapshot
 SHAPE_LIMIT = DRAW_LIMIT  # above it, shapes are the declared ones (no inference on a copy)
 
 
-def check_report_path(path: str, *others: Optional[str]) -> None:
+def check_report_path(path: str, *others: str | None) -> None:
     """Refuse a report path before any work: its folder must exist, and it must not name the
     model or the output (``others``)."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -44,7 +45,7 @@ def check_report_path(path: str, *others: Optional[str]) -> None:
 class Recorder:
     """Watches one optimize run: the graph before, and which pass created each node."""
 
-    def __init__(self, model, forward: Optional[Callable[[str, int, int], None]] = None):
+    def __init__(self, model, forward: Callable[[str, int, int], None] | None = None):
         self.big = model.graph.num_nodes(recursive=False) > DRAW_LIMIT
         self.before = snapshot(model, details=not self.big)
         self.before_bytes = None
@@ -60,7 +61,7 @@ class Recorder:
         return self.tracker
 
     def write(self, path: str, result: Any, title: str = "", input_path: str = "",
-              output_path: Optional[str] = None) -> None:
+              output_path: str | None = None) -> None:
         """Write the page for ``result`` (an :class:`~onnxopt.OptimizeResult`)."""
         from .run import run_sections
 
@@ -80,8 +81,8 @@ class Recorder:
         _write(path, title or f"onnxopt report: {input_path or 'model'}", sections, graph)
 
 
-def _graph(before: Optional[Snapshot], after: Snapshot, prov: dict,
-           flags: Optional[dict] = None) -> tuple[dict, list[str]]:
+def _graph(before: Snapshot | None, after: Snapshot, prov: dict,
+           flags: dict | None = None) -> tuple[dict, list[str]]:
     from ..ir.gcpause import paused_gc
 
     with paused_gc():  # many small objects beside a big IR: no full-heap scans meanwhile
@@ -124,7 +125,7 @@ def _flag(side: dict, flags: dict) -> None:
             n["f"] = flags[key]
 
 
-def _write(path: str, title: str, sections: list[str], graph: Optional[dict]) -> None:
+def _write(path: str, title: str, sections: list[str], graph: dict | None) -> None:
     from .page import render
 
     text = render(title, sections, graph)
@@ -141,7 +142,7 @@ def _write(path: str, title: str, sections: list[str], graph: Optional[dict]) ->
         raise UsageError(f"report {path}: cannot write ({e.strerror or e})") from None
 
 
-def write_view(path: str, model_path: str, other_path: Optional[str] = None) -> None:
+def write_view(path: str, model_path: str, other_path: str | None = None) -> None:
     """The page for one model, or the diff of two (nodes matched by name and op)."""
     from .. import load
     from .run import view_sections
@@ -197,4 +198,4 @@ def write_check(path: str, model, title: str, report) -> None:
     _write(path, title, [note_html(notes + list(report.notes)), summary], graph)
 
 
-__all__ = ["Recorder", "check_report_path", "write_view", "write_check", "DRAW_LIMIT"]
+__all__ = ["DRAW_LIMIT", "Recorder", "check_report_path", "write_check", "write_view"]

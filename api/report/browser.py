@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from typing import Optional
 from urllib.parse import quote
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -22,7 +21,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-default-apps", "--mute-audio", "--disable-extensions"]
 
 
-def chromium() -> Optional[str]:
+def chromium() -> str | None:
     """The Chromium binary on PATH, or None."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         path = shutil.which(name)

@@ -10,18 +10,16 @@ changed nodes, the later changes start folded as well (regions of kind "changed"
 
 from __future__ import annotations
 
-from typing import Optional
-
 from .snapshot import NodeInfo, Snapshot
 
 DRAW_LIMIT = 5000  # nodes per side embedded in a page; above it only changed regions are
 CHUNK = 150  # nodes per collapsed region
 OPEN_ALL = 300  # a side with at most this many nodes starts fully expanded
-DRAW_AT_ONCE = 500  # changed nodes (and neighbours) drawn at first; more start folded
-MAX_REGIONS = 100  # folded regions per kind and side (each is one box to lay out)
+DRAW_AT_ONCE = 200  # changed nodes (and neighbours) drawn at first; more start folded
+MAX_REGIONS = 40  # folded regions per kind and side (each is one box to lay out)
 
 
-def node_states(before: Optional[Snapshot], after: Snapshot) -> tuple[dict, dict]:
+def node_states(before: Snapshot | None, after: Snapshot) -> tuple[dict, dict]:
     """(state by key on the before side, state by key on the after side)."""
     if before is None:
         return {}, {n.key: "kept" for n in after.nodes}
@@ -118,8 +116,8 @@ def _encode(snap, states, prov, label, embedded, regions, group_of, producer, to
                 d["c"] = v.const
             p = producer.get(vk)
             if p is not None:
-                d["p"] = index[p] if p in index else None
-                if p not in index:
+                d["p"] = index.get(p)
+                if p not in index:  # folded and not embedded: edges go to its region
                     d["g"] = group_of[p]
             vals[vk] = len(vlist)
             vlist.append(d)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 from importlib import resources
-from typing import Optional
 
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
        "img-src data:")
@@ -34,7 +33,7 @@ def _script_json(data) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def render(title: str, sections: list[str], graph: Optional[dict], graph_at: int = 2) -> str:
+def render(title: str, sections: list[str], graph: dict | None, graph_at: int = 2) -> str:
     """The whole page: ``sections`` are HTML fragments (already escaped), ``graph`` the diff data
     for the script (None: no graph), drawn after the first ``graph_at`` sections."""
     e = html.escape
@@ -73,7 +72,7 @@ def table(head: list[str], rows: list[list], cls: str = "") -> str:
     return "".join(out)
 
 
-def op_chart(before: dict, after: Optional[dict]) -> str:
+def op_chart(before: dict, after: dict | None) -> str:
     """Op counts before/after as horizontal bars in an inline SVG (changed ops first)."""
     single = after is None
     after = before if after is None else after
@@ -84,11 +83,11 @@ def op_chart(before: dict, after: Optional[dict]) -> str:
         return "<p>no nodes</p>"
     top = max(max(before.get(o, 0), after.get(o, 0)) for o in ops) or 1
     row, label_w, bar_w = 22, 170, 420
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 90}"'
-           f' height="{row * len(ops) + 24}" role="img" aria-label="op counts">',
-           "" if single else '<rect class="b" x="4" y="4" width="10" height="8"/><text x="18" '
-           'y="12">before</text><rect class="a" x="84" y="4" width="10" height="8"/>'
-           '<text x="98" y="12">after</text>']
+    out = [(f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 90}"'
+            f' height="{row * len(ops) + 24}" role="img" aria-label="op counts">'),
+           "" if single else ('<rect class="b" x="4" y="4" width="10" height="8"/><text x="18" '
+                              'y="12">before</text><rect class="a" x="84" y="4" width="10" '
+                              'height="8"/><text x="98" y="12">after</text>')]
     for k, op in enumerate(ops):
         y = 20 + k * row
         b, a = before.get(op, 0), after.get(op, 0)

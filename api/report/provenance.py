@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, Optional
+from collections.abc import Callable
 
 
 class CreationTracker:
     """A progress hook (``name, done, total``) that records the creating pass of every node of
     the main graph; ``finish(report)`` accounts for the last pass."""
 
-    def __init__(self, model, forward: Optional[Callable[[str, int, int], None]] = None):
+    def __init__(self, model, forward: Callable[[str, int, int], None] | None = None):
         self.model = model
         self.forward = forward
         self.made_by: dict[int, int] = {}  # id(node) -> index of the pass record, -1: original
@@ -40,7 +40,7 @@ class CreationTracker:
         self._scan(len(report.records) - 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rule_summary(pass_name: str, rule: str) -> str:
     """The rule's one-line reason (its summary or docstring), or "" when it has none."""
     from ..passes import registry
@@ -48,7 +48,7 @@ def rule_summary(pass_name: str, rule: str) -> str:
     try:
         cls = registry.get(pass_name).cls
         rules = getattr(registry.create(pass_name), "rules", None)
-    except Exception:  # a plugin no longer loaded: the rule's name is still shown
+    except Exception:  # noqa: BLE001 - a plugin no longer loaded: the rule's name is still shown
         return ""
     short = rule.split(".", 1)[-1]
     for r in rules if isinstance(rules, (list, tuple)) else ():

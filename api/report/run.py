@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import html
-from typing import Optional
 
 from .page import notes as note_html
 from .page import op_chart, section, table
 
 
-def run_sections(result, input_path: str, output_path: Optional[str], notes: list[str],
+def run_sections(result, input_path: str, output_path: str | None, notes: list[str],
                  constants: list[dict]) -> list[str]:
     """Sections for an optimize run, from the same data as ``onnxopt --json``."""
     from ..cli.report import summary_dict
@@ -74,7 +73,7 @@ def _constants(rows: list[dict]) -> str:
                  [[r["node"], r["op"], r["slot"], r["before"], r["after"]] for r in rows])
 
 
-def view_sections(models: list, notes: list[str], constants: Optional[list] = None) -> list[str]:
+def view_sections(models: list, notes: list[str], constants: list | None = None) -> list[str]:
     """Sections for ``onnxopt view``: each model's size, the op chart, changed constants."""
     from ..passes.base import count_ops
 

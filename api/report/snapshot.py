@@ -8,7 +8,7 @@ pipeline has the same key on both sides and a key is never reused for a new node
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from ..ir.types import dtype_name
 
@@ -38,7 +38,7 @@ class ValueInfo:
     name: str
     type: str
     kind: str  # "input", "init" or "node"
-    const: Optional[str] = None
+    const: str | None = None
 
 
 @dataclass
@@ -114,7 +114,7 @@ def _const_text(tensor) -> str:
         return head
     try:
         flat = tensor.numpy().reshape(-1)
-    except Exception:  # an undecodable constant is shown by its type alone
+    except Exception:  # noqa: BLE001 - an undecodable constant is shown by its type alone
         return head
     items = ", ".join(f"{x:.6g}" if isinstance(x, float) else str(x)
                       for x in flat[:CONST_ELEMENTS].tolist())
@@ -125,7 +125,7 @@ def _const_text(tensor) -> str:
 def _attr_text(a) -> str:
     try:
         v = a.value
-    except Exception:  # an attribute the IR cannot decode is shown as such, not a crash
+    except Exception:  # noqa: BLE001 - an attribute the IR cannot decode is shown as such, not a crash
         return "(undecodable)"
     if hasattr(v, "nodes"):  # a subgraph
         return f"graph ({len(list(v.nodes))} nodes)"
@@ -149,7 +149,7 @@ def fill_shapes(snap: Snapshot, model_proto_bytes: Any) -> bool:
     copy = load(model_proto_bytes)
     try:
         infer_shapes(copy)
-    except Exception:  # inference is a nicety here: declared types stay
+    except Exception:  # noqa: BLE001 - inference is a nicety here: declared types stay
         return False
     nodes = list(copy.graph.nodes)
     if len(nodes) != len(snap.nodes):

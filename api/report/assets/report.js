@@ -10,7 +10,7 @@
     errors.push(Array.prototype.join.call(arguments, " "));
     consoleError.apply(console, arguments);
   };
-  var VISIBLE_LIMIT = 1500;  // nodes one side draws at once; more would make layout sluggish
+  var VISIBLE_LIMIT = 600;   // nodes one side draws at once; more would make layout sluggish
   var SVGNS = "http://www.w3.org/2000/svg";
   var data = JSON.parse(document.getElementById("graph-data").textContent);
   var details = document.getElementById("details");
