@@ -135,7 +135,7 @@ class ConcatConcat(Rule):
         outer = m.node("outer")
         rank = m.rank(outer.outputs[0])
         axis = m.attr(outer, "axis")
-        if rank is None or axis is None:
+        if not rank or axis is None:
             return None
         out, merged = [], False
         for v in outer.inputs:
@@ -143,7 +143,7 @@ class ConcatConcat(Rule):
             if (p is not None and p.op_type == "Concat" and p.domain in ("", "ai.onnx")
                     and p.graph is outer.graph and not v.is_graph_output()
                     and all(u is outer for u, _ in v.uses())
-                    and (m.attr(p, "axis") - axis) % rank == 0):
+                    and m.attr(p, "axis") is not None and (m.attr(p, "axis") - axis) % rank == 0):
                 out.extend(p.inputs)
                 merged = True
             else:
@@ -295,7 +295,8 @@ def _region(m: Match, e: Value) -> Optional[tuple[Value, list]]:
             if v is None or (c is not None and c.size == 1 and c.ndim <= len(out)):
                 continue
             p = v.producer
-            if r is None and p is not None and p.op_type == "Reshape" and m.shape(p.inputs[0]) == out:
+            if r is None and p is not None and p.op_type == "Reshape" and \
+                    m.shape(p.inputs[0]) == out:
                 r = v
             if v is not r:
                 stack.append((p, False))

@@ -119,6 +119,8 @@ class BoolUnit(_Neutral):
                  commutative=True)
 
     def neutral(self, m: Match, c: np.ndarray) -> Optional[str]:
+        if c.dtype.kind not in "biu":
+            return "the constant is not bool or integer"
         unit = np.invert(np.zeros_like(c)) if m.root.op_type in ("And", "BitwiseAnd") \
             else np.zeros_like(c)
         return None if c.size and np.array_equal(c, unit) else "the constant is not the unit"

@@ -302,12 +302,12 @@ def test_transpose_view_transpose_on_generated_permutations(seed):
         pos = int(rng.integers(0, rank))
         dims[p1[pos]] = 1
         axes, r2 = [pos - rank if rng.random() < 0.5 else pos], rank - 1
-        view = f"v = Squeeze (t, k)"
+        view = "v = Squeeze (t, k)"
     else:
         n = int(rng.integers(1, 3))
         axes = sorted(rng.choice(rank + n, size=n, replace=False).tolist())
         r2 = rank + n
-        view = f"v = Unsqueeze (t, k)"
+        view = "v = Unsqueeze (t, k)"
     p2 = rng.permutation(r2).tolist()
     src = H + f"""g (float[{_ints(dims)}] x) => (float[{",".join("?" * r2)}] y)
         <int64[{len(axes)}] k = {{{_ints(axes)}}}> {{
