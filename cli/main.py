@@ -4,6 +4,7 @@
                [--verify/--no-verify] [--input-shape NAME:DIMS] [--seed N] [-q | -v] ...
     onnxopt show MODEL
     onnxopt check [--target tensorrt] MODEL
+    onnxopt view MODEL [--diff OTHER]
     onnxopt verify A B [--verify-on RUNTIME,...] [--bench-on RUNTIME]
 
 Exit codes: 0 success, 1 verification failed (or a check found blockers), 2 bad input or usage,
@@ -85,6 +86,8 @@ def _optimize_parser() -> argparse.ArgumentParser:
     p.add_argument("--reproducer", metavar="DIR",
                    help="on a pass failure, write the model before it and the pipeline here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--html", metavar="PAGE", help="write an offline HTML report: the run, op "
+                   "counts and the graph diff (each new node linked to its pass and rule)")
     from .verify import add_runtime_options
 
     add_runtime_options(p)  # --verify-on, --bench-on: where the model will run
@@ -211,6 +214,10 @@ def _run_optimize(args) -> int:
         raise UsageError(f"{out}: is the input model; pass --overwrite to replace it")
     if args.reproducer:
         check_reproducer_dir(args.reproducer)
+    if args.html:
+        from ..report import check_report_path
+
+        check_report_path(args.html, args.input, out)
     if args.require_verified and not args.verify:
         raise UsageError("--require-verified needs verification (drop --no-verify)")
     from .. import optimize, save
@@ -251,7 +258,7 @@ def _run_optimize(args) -> int:
                           plugins=args.plugin, progress=progress, input_shapes=input_shapes,
                           target_opset=args.target_opset, reproducer_dir=args.reproducer,
                           verbose=args.verbose, print_fn=_print_escaped,
-                          require_verified=args.require_verified)
+                          require_verified=args.require_verified, report=args.html)
     except VerificationError as e:
         result = getattr(e, "result", None)
         failed = e
@@ -277,6 +284,7 @@ def _run_optimize(args) -> int:
         d = summary_dict(result, args.input, out if wrote else None)
         if checks is not None:
             d.update(checks)
+            d["verified"] = d["verified"] and all(r["status"] == "ok" for r in checks["runtimes"])
         print(json.dumps(d, indent=2, default=str))
     elif not args.quiet:
         print_summary(result, args.input, out if wrote else None, rich_ok=interactive,
@@ -397,6 +405,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             from .cut import run_cut
 
             return run_cut(argv[1:])
+        if argv and argv[0] == "view":
+            from .view import run_view
+
+            return run_view(argv[1:])
         args = _optimize_parser().parse_args(argv)
         if args.list_passes:
             return _list_passes(args)

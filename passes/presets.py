@@ -24,8 +24,8 @@ PRESETS: dict[str, str] = {
     "tensorrt": f"{_TENSORRT_CLEANUP},{_TENSORRT_FUSE},{_TENSORRT_CLEANUP},shapes",
 }
 # For onnxruntime with its own optimizations on: the default, then the inferred shapes written.
-# Its SkipLayerNormalization fusion and shape-based eliminations need to see the shapes, which
-# its load-time inference loses through computed Reshapes (benchmarks/RESULTS.md, issue 21).
+# Its SkipLayerNormalization fusion and shape-based eliminations need to see the shapes, and on
+# the golden exports only form once they are written (benchmarks/RESULTS.md, issue 21).
 PRESETS["ort"] = PRESETS["default"] + ",shapes"
 
 SUMMARIES: dict[str, str] = {
