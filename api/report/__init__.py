@@ -99,7 +99,10 @@ def _graph_data(before, after, prov, flags) -> tuple[dict, list[str]]:
     if flags:
         _flag(sides[-1], flags)
     notes = []
-    for d in sides:
+    for d, snap in zip(sides, [s for s in (before, after) if s is not None]):
+        if snap.nested:
+            notes.append(f"The {d['label']} graph has {snap.nested} nodes inside control-flow "
+                         "bodies: they are not drawn (their If/Loop/Scan node is).")
         if d["limited"]:
             notes.append(f"The {d['label']} graph has {d['total']} nodes, over the drawing limit "
                          f"of {DRAW_LIMIT}: the diff shows only the changed regions and their "

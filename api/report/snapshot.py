@@ -50,6 +50,7 @@ class Snapshot:
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
     keep: list = field(default_factory=list)  # the IR objects themselves: ids stay unique
+    nested: int = 0  # nodes inside If/Loop/Scan bodies (not drawn)
 
     def by_key(self) -> dict[int, NodeInfo]:
         """Nodes keyed by identity."""
@@ -86,6 +87,7 @@ def _snapshot(model, details: bool) -> Snapshot:
             if v is not None and id(v) not in s.values:
                 _value(s, v, "input", details)
     s.outputs = [id(v) for v in g.outputs]
+    s.nested = g.num_nodes() - len(s.nodes)
     return s
 
 
