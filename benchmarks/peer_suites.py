@@ -1722,6 +1722,30 @@ def nop_with_unit_double():
             )
 
 
+@family("subgraphs", OX + "eliminate_identity,eliminate_nop_with_unit,fuse_consecutive_squeezes")
+def subgraphs():
+    """The same rewrites inside If branches and Loop bodies (values of the outer graph are read
+    there as they are)."""
+    branch = "(float[5] o) {{ {body} }}"
+    for name, body in (("identity", "t = Identity (x)\n o = Relu (t)"),
+                       ("mul_one", "k = Constant <value = float {1.0}> ()\n t = Mul (x, k)\n o = Relu (t)"),
+                       ("relu_relu", "t = Relu (x)\n o = Relu (t)")):
+        b = branch.format(body=body)
+        yield f"if_{name}", g(13, "(float[5] x, bool c) => (float[5] y)",
+                              f"y = If (c) <then_branch = t1 () => {b}, else_branch = e1 () => (float[5] o) "
+                              "{ o = Neg (x) }>")
+    yield "loop_squeezes", g(13, "(float[1,1,5] x) => (float[5] y)", """
+n = Constant <value = int64 {2}> ()
+c = Constant <value = bool {1}> ()
+y = Loop (n, c, x5) <body = b (int64 i, bool ci, float[5] v) => (bool co, float[5] w) {
+ co = Identity (ci)
+ a0 = Constant <value = int64[1] {0}> ()
+ s = Squeeze (x, a0)
+ s2 = Squeeze (s, a0)
+ w = Add (v, s2) }>
+""".replace("x5", "z5"), "float[5] z5 = {1,2,3,4,5}")
+
+
 # ------------------------------------------------------------------ running
 
 
