@@ -43,6 +43,7 @@ import numpy as np
 
 from ..ir import Builder, Graph, Node, Tensor, Value
 from .base import ALL, GraphPass, PassContext, PassResult, Rewrite
+from .branchfacts import Scope, captured, feeds
 from .identity import constant_array, graph_opset
 from .registry import register
 from .shapes import ShapeAnalysis, shape_of, sym_value
@@ -336,9 +337,11 @@ def _branch_keys(g: Graph) -> Optional[list]:
 class _Rules:
     """The rules for one graph; each returns True when it changed something."""
 
-    def __init__(self, graph: Graph, opset: int):
+    def __init__(self, graph: Graph, opset: int, opsets: dict, ifs: list[Node]):
         self.graph = graph
         self.opset = opset
+        self.opsets = opsets
+        self.ifs = ifs  # every If of the model (what a branch's condition may resolve)
         self.stats: Counter = Counter()
         self.rewrites: list[Rewrite] = []
         self.facts = enclosing_facts(graph)
@@ -359,6 +362,33 @@ class _Rules:
             return False
         inline_branch(node, t if d else e)
         return self.done("known", node)
+
+    def unreachable(self, node: Node) -> bool:
+        """An If whose branch cannot start: its condition makes a node that ran before it fail
+        (see :mod:`.branchfacts`); the other branch replaces it. That node stays, because the
+        kept branch or the condition reads it, so inputs that failed there still fail."""
+        t, e = _branches(node)
+        if t is None or not self._resolves_others(node):
+            return False
+        for dead, live in ((t, e), (e, t)):
+            facts = [(node.inputs[0], dead is t)] + self.facts
+            scope = Scope(lambda c, f=facts: decide(c, f), dead, self.opsets)
+            bad = scope.contradiction(captured(dead))
+            if bad is not None and feeds(bad, captured(live) + [node.inputs[0]]):
+                inline_branch(node, live)
+                return self.done("unreachable", node)
+        return False
+
+    def _resolves_others(self, node: Node) -> bool:
+        """True when the If's condition decides the condition of another If (the only way a
+        branch's facts differ from the global ones)."""
+        for truth in (True, False):
+            facts = [(node.inputs[0], truth)] + self.facts
+            for other in self.ifs:
+                if other is not node and other.graph is not None and other.inputs \
+                        and other.inputs[0] is not None and decide(other.inputs[0], facts) is not None:
+                    return True
+        return False
 
     def derived(self, node: Node) -> bool:
         t, e = _branches(node)
@@ -570,14 +600,15 @@ class ControlFlow(GraphPass):
         return super().run(model, ctx)
 
     def run_on_graph(self, graph: Graph, ctx: PassContext) -> PassResult:
-        rules = _Rules(graph, graph_opset(graph, ctx) or 1)
+        ifs = [n for n in ctx.model.graph.all_nodes() if n.op == ("", "If")]
+        rules = _Rules(graph, graph_opset(graph, ctx) or 1, dict(ctx.model.opset_imports), ifs)
         changed = False
         for node in list(graph.nodes):
             if node.graph is not graph:
                 continue  # moved or erased by an earlier rewrite
             if node.op == ("", "If") and node.inputs and node.inputs[0] is not None:
                 changed |= (rules.known(node) or rules.derived(node) or rules.equal(node)
-                            or rules.hoist(node))
+                            or rules.unreachable(node) or rules.hoist(node))
             elif node.op == ("", "Loop"):
                 changed |= rules.loop(node)
         changed |= rules.merge_all()
