@@ -390,3 +390,16 @@ def test_a_block_repeated_per_batch_is_regenerated_for_any_batch() -> None:
     assert rec is not None and rec.what == "a block of 2 rows repeated batch times"
     rows = np.random.default_rng(1).standard_normal((6, 3)).astype(np.float32)
     assert recognise(rows, dims, at) is None
+
+
+def test_api_constraint_through_a_pass_spec(tmp_path) -> None:
+    import onnxopt
+
+    src = tmp_path / "in.onnx"
+    onnxopt.save(model_from_text(FOLDED), src)
+    spec = PassSpec("dynamize", {"dynamic": "x:0=batch,1=seq", "constraint": "seq<=7"})
+    result = onnxopt.optimize(str(src), [spec])
+    assert result.model.metadata_props[METADATA_KEY] == "seq<=7"
+    with pytest.raises(OnnxoptError, match="the trace seq is 7, above 5"):
+        onnxopt.optimize(str(src), [PassSpec("dynamize", {"dynamic": "x:0=batch,1=seq",
+                                                          "constraint": "seq<=5"})])
