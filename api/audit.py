@@ -28,6 +28,16 @@ _CONTROL = ("If", "Loop", "Scan")
 _BEARING = frozenset((0, 4, 5, 9, 10, 11, 12))
 
 
+def _dim_params(type_proto) -> list:
+    """The dim_params of a tensor or sparse tensor type (nested types have their own walk in
+    lift, which reads only these)."""
+    which = type_proto.WhichOneof("value")
+    if which not in ("tensor_type", "sparse_tensor_type"):
+        return []
+    t = getattr(type_proto, which)
+    return [d.dim_param for d in t.shape.dim] if t.HasField("shape") else []
+
+
 def _dtypes() -> frozenset:
     import onnx
 
@@ -53,6 +63,12 @@ class Audit:
 
     def run(self) -> None:
         p = self.proto
+        self.text("the model's header", p.producer_name, p.producer_version, p.domain,
+                  *(o.domain for o in p.opset_import),
+                  *(x for e in p.metadata_props for x in (e.key, e.value)))
+        for f in p.functions:
+            self.text(f"function {f.name!r}", f.name, f.domain, *f.input, *f.output,
+                      *f.attribute)
         imports = self._imports(p.opset_import)
         for f in p.functions:
             imports.setdefault(f.domain, 1)
@@ -74,6 +90,13 @@ class Audit:
     def fail(self, msg: str, cls=InvalidModelError):
         raise cls(f"{self.what}: {msg}")
 
+    def text(self, where: str, *values) -> None:
+        """Names and strings must be text: protobuf hands out a string field that is not UTF-8
+        as bytes, which nothing downstream expects (a name, an op type, a dim)."""
+        for x in values:
+            if x.__class__ is bytes:
+                self.fail(f"{where}: the string {x[:40]!r} is not UTF-8")
+
     def node_problem(self, msg: str, kind: str = "schema") -> None:
         """A node the runtime would refuse but the IR can hold: raised, or appended to
         ``problems`` as (kind, message) with kind "opset", "schema" or "control-flow"."""
@@ -86,6 +109,9 @@ class Audit:
     def graph(self, g, imports: dict, depth: int) -> None:
         if depth > MAX_DEPTH:
             self.fail(f"subgraphs are nested more than {MAX_DEPTH} deep")
+        self.text("a graph", g.name)
+        for vi in (*g.input, *g.output, *g.value_info):
+            self.text(f"graph {g.name!r}", vi.name, *_dim_params(vi.type))
         for t in g.initializer:
             self.tensor(t)
         for s in g.sparse_initializer:
@@ -94,6 +120,10 @@ class Audit:
 
     def nodes(self, nodes, imports: dict, depth: int, where: str) -> None:
         for n in nodes:
+            try:  # str + bytes raises: the cheap test on the hot path, the message below
+                n.name + n.op_type + n.domain + "".join(n.input) + "".join(n.output)
+            except TypeError:
+                self.text(where, n.name, n.op_type, n.domain, *n.input, *n.output)
             dom = "" if n.domain in ("", "ai.onnx") else n.domain
             if (dom, n.op_type) not in self.seen_ops:
                 self.op(n, dom, imports)
@@ -227,6 +257,7 @@ class Audit:
 
     def tensor(self, t) -> None:
         name = t.name
+        self.text("a tensor", name)
         if t.data_type not in self.dtypes:
             self.fail(f"tensor {name!r} has data type {t.data_type}, which is not an ONNX type")
         if t.HasField("segment"):

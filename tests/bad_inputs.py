@@ -643,6 +643,32 @@ def _string_bytes(folder):
     return write_model(folder, m)
 
 
+def _patched(m: onnx.ModelProto, marker: bytes, replacement: bytes) -> bytes:
+    """The model's bytes with ``marker`` (a unique string in it) replaced, length kept: how a
+    string field that is not UTF-8 gets into a file (protobuf refuses to set one)."""
+    data = m.SerializeToString()
+    assert data.count(marker) == 1 and len(marker) == len(replacement)
+    return data.replace(marker, replacement)
+
+
+@case("name_not_utf8", InvalidModelError, r"not UTF-8")
+def _name_bytes(folder):
+    """A value name whose bytes are not UTF-8 (protobuf hands it out as bytes, not str)."""
+    m = good_model()
+    m.graph.node[0].output[0] = "QQQQ"
+    m.graph.node[1].input[0] = "QQQQ"
+    data = m.SerializeToString().replace(b"QQQQ", b"\xff\xfeQQ")
+    return write(folder, data)
+
+
+@case("graph_name_not_utf8", InvalidModelError, r"not UTF-8")
+def _graph_name_bytes(folder):
+    """The graph's name is the bytes ff fe 'g' 'g'."""
+    m = good_model()
+    m.graph.name = "GGGG"
+    return write(folder, _patched(m, b"GGGG", b"\xff\xfegg"))
+
+
 @case("huge_empty_tensor", InvalidModelError, r"'e'.*impossibly large")
 def _huge_empty(folder):
     """An empty initializer of dims [0, 2**62, 2**62]: no data, but no array can have the shape."""
