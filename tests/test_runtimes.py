@@ -155,11 +155,12 @@ def test_planted_miscompile_caught_on_each_runtime(tmp_path, capsys, openvino, p
         assert main([str(src), "-o", str(bad), "--plugin", str(plugin), "-p", "t:perturb",
                      "--no-verify", "-q"]) == 0
         capsys.readouterr()
-        code = main(["verify", str(src), str(bad), "--verify-on", "ort,ort-full,openvino",
-                     "--json"])
+        code = main(["verify", str(src), str(bad), "--verify-on",
+                     "ort,ort-full,openvino,ort:CPUExecutionProvider", "--json"])
         d = json.loads(capsys.readouterr().out)
         assert code == 1 and d["verified"] is False
-        assert [r["runtime"] for r in d["runtimes"]] == ["ort", "ort-full", "openvino"]
+        assert [r["runtime"] for r in d["runtimes"]] == ["ort", "ort-full", "openvino",
+                                                         "ort:CPUExecutionProvider"]
         for r in d["runtimes"]:
             assert r["status"] == "failed" and "differs" in r["reason"], r
             assert any(not o["ok"] for o in r["outputs"])
