@@ -93,9 +93,10 @@ def test_page_is_self_contained_and_links_new_nodes_to_their_rule(tmp_path: Path
     assert data_counts(after) == {"created": 1, "edited": 1}
     (gelu,) = [n for n in after["nodes"] if n["s"] == "created"]
     assert gelu["op"] == "Gelu"
-    assert gelu["by"]["pass"] == "fuse" and gelu["by"]["rule"] == "fuse.gelu_erf"
-    assert "erf" in gelu["by"]["reason"]
-    assert sorted(gelu["by"]["replaced"][0]) == ["Add(h)", "Div(s)", "Erf(e)", "Mul(a)",
+    by = graph_data(page)["prov"][gelu["by"]]
+    assert by["pass"] == "fuse" and by["rule"] == "fuse.gelu_erf"
+    assert "erf" in by["reason"]
+    assert sorted(by["replaced"][0]) == ["Add(h)", "Div(s)", "Erf(e)", "Mul(a)",
                                                  "Mul(m)"]
     assert "identity" in text and "Verification" in text  # the run's table and its check
 
@@ -207,3 +208,17 @@ def test_check_tensorrt_html_puts_findings_on_the_graph(tmp_path: Path, monkeypa
     got = browser.selftest(str(page))
     assert_clean(got)
     assert got["panes"][0]["counts"]["flag"] == len(flagged)
+
+
+@needs_chromium
+def test_hostile_names_stay_text(tmp_path: Path) -> None:
+    """A node name that closes the script element is data, not markup."""
+    model = model_from_text(GELU)
+    evil = '</script><script>document.title="pwned"</script><!--'
+    for n in model.graph.nodes:
+        n.name = evil
+    page = tmp_path / "evil.html"
+    onnxopt.optimize(model, "identity", report=page, verify=False)
+    got = browser.selftest(str(page), "pwned")
+    assert_clean(got)
+    assert got["search"]["details"] == f"Identity  {evil}"

@@ -73,9 +73,17 @@ class Recorder:
             fill_shapes(self.before, self.before_bytes)
             fill_shapes(after, lower_model(result.model).SerializeToString())
         tags = {n.key: n.tag for n in after.nodes}
-        prov = {k: provenance(r, tags[k], result.report)
-                for k, r in self.tracker.made_by.items() if r >= 0 and k in tags}
+        table: list[dict] = []  # one entry per (pass run, rule); nodes point at it
+        where: dict[tuple, int] = {}
+        prov = {}
+        for k, r in self.tracker.made_by.items():
+            if r >= 0 and k in tags:
+                if (r, tags[k]) not in where:
+                    where[r, tags[k]] = len(table)
+                    table.append(provenance(r, tags[k], result.report))
+                prov[k] = where[r, tags[k]]
         graph, notes = _graph(self.before, after, prov)
+        graph["prov"] = table
         sections = run_sections(result, input_path, output_path, notes,
                                 rewritten_constants(self.before, after))
         _write(path, title or f"onnxopt report: {input_path or 'model'}", sections, graph)
@@ -110,7 +118,7 @@ def _graph_data(before, after, prov, flags) -> tuple[dict, list[str]]:
         if any(g["kind"] == "changed" for g in d["groups"]):
             notes.append(f"The {d['label']} graph has more changes than the page draws at once: "
                          "the later ones start folded (purple regions; click to expand).")
-    return {"sides": sides}, notes
+    return {"sides": sides, "prov": []}, notes
 
 
 def _checker_id(n, snap: Snapshot) -> str:

@@ -170,12 +170,13 @@
     details.appendChild(el("h4", "", n.op + (n.name ? "  " + n.name : "")));
     var t = el("table");
     kv(t, "side", s.label); kv(t, "state", n.s);
-    if (n.by) {
-      kv(t, "made by pass", n.by.pass + " (" + n.by.run + ")");
-      if (n.by.rule) kv(t, "rule", n.by.rule);
-      if (n.by.reason) kv(t, "reason", n.by.reason);
-      if (n.by.rewrites) kv(t, "rewrites", n.by.rewrites + " by this rule in this run");
-      n.by.replaced.forEach(function (r, k) { kv(t, "replaced #" + (k + 1), r.join(", ")); });
+    var by = n.by !== undefined ? data.prov[n.by] : null;
+    if (by) {
+      kv(t, "made by pass", by.pass + " (" + by.run + ")");
+      if (by.rule) kv(t, "rule", by.rule);
+      if (by.reason) kv(t, "reason", by.reason);
+      if (by.rewrites) kv(t, "rewrites", by.rewrites + " by this rule in this run");
+      by.replaced.forEach(function (r, k) { kv(t, "rewrite #" + (k + 1) + " replaced", r.join(", ")); });
     }
     (n.f || []).forEach(function (f) { kv(t, "finding", f); });
     if (n.dom) kv(t, "domain", n.dom);
