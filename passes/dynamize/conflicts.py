@@ -16,6 +16,7 @@ which element carries which symbol (``[3, 7, 2, 16]`` on ``[batch, seq, 32]`` gr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from ...ir import Node, TensorType, Value
 from ..shapes.infer import best_type
@@ -279,8 +280,35 @@ def analyse_reshape(node: Node, alg: Algebra):
         return None
     if not any(alg.has_freed(d) for d in dshape) and not any(alg.has_freed(t) for t in tv):
         return None
-    allowzero = node.attr("allowzero", 0)
-    target = []
+    resolved = _reshape_target(tv, dshape, node.attr("allowzero", 0))
+    if resolved is None:
+        return None
+    target, minus = resolved
+    dt = [alg.evaluate(d) for d in dshape]
+    tt = _trace_target(node, alg, dshape, tv, dt, target, minus)
+    if isinstance(tt, Unhandled):
+        return tt
+    groups = group_by_trace(dt, tt)
+    if groups is None:
+        if minus is None and alg.eq(alg.prod(dshape), alg.prod(target)):
+            return None
+        return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: no grouping "
+                               "of dims matches at the trace size")
+    conflict = ReshapeConflict(node)
+    for gd, gt in groups:
+        args = (node, alg, conflict, dshape, tv, dt, tt, target, minus, gd, gt)
+        bad = _minus_group(*args) if minus in gt else _plain_group(*args)
+        if bad is not None:
+            return bad
+    if not conflict.target and not conflict.data:
+        return None
+    return conflict
+
+
+def _reshape_target(tv: list, dshape: list, allowzero) -> Optional[tuple[list, Optional[int]]]:
+    """The target dims with 0 (copy the data dim) resolved and -1 as None, and the position of
+    the -1; None when the shape is malformed (the runtime would refuse it)."""
+    target: list = []
     minus = None
     for i, t in enumerate(tv):
         if is_int(t) and t == 0 and not allowzero:
@@ -294,7 +322,11 @@ def analyse_reshape(node: Node, alg: Algebra):
             target.append(None)
         else:
             target.append(t)
-    dt = [alg.evaluate(d) for d in dshape]
+    return target, minus
+
+
+def _trace_target(node: Node, alg: Algebra, dshape, tv, dt, target, minus):
+    """The target's sizes at the trace binding (the -1 computed), or Unhandled."""
     tt = [alg.evaluate(t) if t is not None else None for t in target]
     if None in dt or any(t is None for k, t in enumerate(tt) if k != minus):
         return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: sizes not "
@@ -311,63 +343,64 @@ def analyse_reshape(node: Node, alg: Algebra):
             return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)} does not "
                                    "fit at the trace size")
         tt[minus] = total // rest
-    groups = group_by_trace(dt, tt)
-    if groups is None:
-        if minus is None and alg.eq(alg.prod(dshape), alg.prod(target)):
-            return None
-        return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: no grouping "
-                               "of dims matches at the trace size")
-    conflict = ReshapeConflict(node)
-    for gd, gt in groups:
-        pdim = alg.prod(dshape[i] for i in gd)
-        if minus in gt:
-            others = [target[j] for j in gt if j != minus]
-            q = alg.expr(pdim) / alg.expr(alg.prod(others))
-            if alg.integral(q):
-                continue
-            if alg.has_freed(pdim) and not any(alg.has_freed(t) for t in others):
-                sp_ = alg.split(pdim, [tt[j] for j in gt])
-                if sp_ is None:
-                    return Unhandled(node, f"cannot split {pdim} over {fmt_dims(tv)}")
-                for j, e in zip(gt, sp_[0]):
-                    if j != minus and not alg.eq(e, target[j]):
-                        conflict.target[j] = e
-                continue
-            return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: "
-                                   f"{pdim} does not divide into {fmt_dims(others)}")
-        ptgt = alg.prod(target[j] for j in gt)
-        if alg.eq(pdim, ptgt):
-            continue
-        fd, ft = alg.has_freed(pdim), alg.has_freed(ptgt)
-        if fd and not ft:
-            sp_ = alg.split(pdim, [tt[j] for j in gt])
-            if sp_ is None:
-                return Unhandled(node, f"cannot split {pdim} over target elements "
-                                       f"{[tt[j] for j in gt]}")
-            elems, amb = sp_
-            for j, e in zip(gt, elems):
-                if not alg.eq(e, target[j]):
-                    conflict.target[j] = e
-            if amb:
-                conflict.ambiguous.append((pdim, [tt[j] for j in gt], elems))
-        elif ft and not fd:
-            sp_ = alg.split(ptgt, [dt[i] for i in gd])
-            if sp_ is None:
-                return Unhandled(node, f"cannot split {ptgt} over data dims {[dt[i] for i in gd]}")
-            for i, e in zip(gd, sp_[0]):
-                if not alg.eq(e, dshape[i]) and is_int(dshape[i]):
-                    conflict.data.append(DimConflict(node, data, (node, 0), i, dshape[i], e,
-                                                     f"Reshape to {fmt_dims(tv)}"))
-        else:
-            from .constraints import suggest_equal
+    return tt
 
-            hint = suggest_equal(alg, pdim, ptgt)
-            hint = f" (equal with --constraint '{hint}')" if hint else ""
-            return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: "
-                                   f"{pdim} != {ptgt}{hint}")
-    if not conflict.target and not conflict.data:
+
+def _minus_group(node, alg, conflict, dshape, tv, dt, tt, target, minus, gd, gt):
+    """A group of dims holding the -1: the data product must divide by the other targets.
+    None when the group is fine (conflicts recorded), else Unhandled."""
+    pdim = alg.prod(dshape[i] for i in gd)
+    others = [target[j] for j in gt if j != minus]
+    q = alg.expr(pdim) / alg.expr(alg.prod(others))
+    if alg.integral(q):
         return None
-    return conflict
+    if alg.has_freed(pdim) and not any(alg.has_freed(t) for t in others):
+        sp_ = alg.split(pdim, [tt[j] for j in gt])
+        if sp_ is None:
+            return Unhandled(node, f"cannot split {pdim} over {fmt_dims(tv)}")
+        for j, e in zip(gt, sp_[0]):
+            if j != minus and not alg.eq(e, target[j]):
+                conflict.target[j] = e
+        return None
+    return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: "
+                           f"{pdim} does not divide into {fmt_dims(others)}")
+
+
+def _plain_group(node, alg, conflict, dshape, tv, dt, tt, target, minus, gd, gt):
+    """A group of dims without -1: equal products, or the freed side split over the other.
+    None when the group is fine (conflicts recorded), else Unhandled."""
+    pdim = alg.prod(dshape[i] for i in gd)
+    ptgt = alg.prod(target[j] for j in gt)
+    if alg.eq(pdim, ptgt):
+        return None
+    fd, ft = alg.has_freed(pdim), alg.has_freed(ptgt)
+    if fd and not ft:
+        sp_ = alg.split(pdim, [tt[j] for j in gt])
+        if sp_ is None:
+            return Unhandled(node, f"cannot split {pdim} over target elements "
+                                   f"{[tt[j] for j in gt]}")
+        elems, amb = sp_
+        for j, e in zip(gt, elems):
+            if not alg.eq(e, target[j]):
+                conflict.target[j] = e
+        if amb:
+            conflict.ambiguous.append((pdim, [tt[j] for j in gt], elems))
+    elif ft and not fd:
+        sp_ = alg.split(ptgt, [dt[i] for i in gd])
+        if sp_ is None:
+            return Unhandled(node, f"cannot split {ptgt} over data dims {[dt[i] for i in gd]}")
+        for i, e in zip(gd, sp_[0]):
+            if not alg.eq(e, dshape[i]) and is_int(dshape[i]):
+                conflict.data.append(DimConflict(node, node.inputs[0], (node, 0), i, dshape[i],
+                                                 e, f"Reshape to {fmt_dims(tv)}"))
+    else:
+        from .constraints import suggest_equal
+
+        hint = suggest_equal(alg, pdim, ptgt)
+        hint = f" (equal with --constraint '{hint}')" if hint else ""
+        return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: "
+                               f"{pdim} != {ptgt}{hint}")
+    return None
 
 
 def node_conflicts(node: Node, alg: Algebra, constraints: list) -> list:

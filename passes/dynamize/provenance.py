@@ -20,6 +20,7 @@ is never blamed on an unrelated constant of the same value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ...ir import Node, Value
 from .algebra import Algebra, is_int
@@ -118,7 +119,7 @@ class Tracer:
             else:
                 out.append(Dead(f"dim {a} of {v.name!r} has no producer"))
             return
-        if p.op_type == "Constant" and p.domain in ("", "ai.onnx"):
+        if p.op_type == "Constant" and p.domain == "":
             out.append(DataCulprit(v, use, a, c))
             return
         n, hits = len(out), self.revisits
@@ -145,198 +146,13 @@ class Tracer:
         return True
 
     def _step(self, p: Node, v: Value, a: int, c: int, out, seen, depth) -> None:
-        op = p.op_type if p.domain in ("", "ai.onnx") else ""
+        """Follow dim ``a`` (static size ``c``) of ``v`` back through its producer ``p``, by the
+        op's entry in :data:`_STEPS` (an op without one is a dead end)."""
+        fn = _STEPS.get(p.op_type) if p.domain == "" else None
+        if fn is None:
+            return
         vs = shape(v)
-        r = len(vs) if vs is not None else 0
-        f = lambda i, b: self._follow(p, i, b, c, out, seen, depth)
-        if op in BROADCAST_OPS or op in UNARY_OPS:
-            idx = range(len(p.inputs)) if op in BROADCAST_OPS else [0]
-            for i in idx:
-                s = shape(p.inputs[i]) if p.inputs[i] is not None else None
-                if s is not None:
-                    f(i, a - (r - len(s)))
-            return
-        if op == "Transpose":
-            s = shape(p.inputs[0])
-            perm = p.attr("perm") or (list(range(len(s) - 1, -1, -1)) if s else None)
-            if perm is not None and a < len(perm):
-                f(0, perm[a])
-            return
-        if op == "Unsqueeze":
-            axes = _ints(p, "axes", 1)
-            if axes is None:
-                return
-            axes = sorted(x + r if x < 0 else x for x in axes)
-            if a not in axes:
-                f(0, a - sum(1 for x in axes if x < a))
-            return
-        if op == "Squeeze":
-            s = shape(p.inputs[0])
-            if s is None:
-                return
-            axes = _ints(p, "axes", 1)
-            if axes is None:
-                axes = [k for k, d in enumerate(s) if d == 1]
-            axes = {x + len(s) if x < 0 else x for x in axes}
-            kept = [k for k in range(len(s)) if k not in axes]
-            if a < len(kept):
-                f(0, kept[a])
-            return
-        if op == "Reshape":
-            self._reshape(p, a, c, out, f, seen, depth)
-            return
-        if op == "Expand":
-            s = shape(p.inputs[0])
-            tv = symval(p.inputs[1])
-            if s is not None:
-                f(0, a - (r - len(s)))
-            if tv is not None:
-                e = a - (r - len(tv))
-                if 0 <= e < len(tv) and is_int(tv[e]) and tv[e] == c:
-                    out.append(VecCulprit(p, 1, e))
-            return
-        if op == "Tile":
-            reps = symval(p.inputs[1])
-            s = shape(p.inputs[0])
-            if reps is None or s is None or a >= len(reps):
-                return
-            if reps[a] == 1:
-                f(0, a)
-            elif s[a] == 1:
-                out.append(VecCulprit(p, 1, a))
-            elif is_int(s[a]) and is_int(reps[a]) and s[a] * reps[a] == c:
-                out.append(VecCulprit(p, 1, a, div=s[a]))
-            return
-        if op == "ConstantOfShape":
-            out.append(VecCulprit(p, 0, a))
-            return
-        if op == "Range":
-            out.append(RangeCulprit(p))
-            return
-        if op in INDEX_OPS:
-            follow_index(p, a, f)
-            return
-        if op == "Gather":
-            sd, si = shape(p.inputs[0]), shape(p.inputs[1])
-            if sd is None or si is None:
-                return
-            ax = p.attr("axis", 0)
-            ax = ax + len(sd) if ax < 0 else ax
-            if a < ax:
-                f(0, a)
-            elif a < ax + len(si):
-                f(1, a - ax)
-            else:
-                f(0, a - len(si) + 1)
-            return
-        if op == "MatMul":
-            sa, sb = shape(p.inputs[0]), shape(p.inputs[1])
-            if sa is None or sb is None or len(sa) < 2 or len(sb) < 2:
-                return
-            if a == r - 1:
-                f(1, len(sb) - 1)
-            elif a == r - 2:
-                f(0, len(sa) - 2)
-            else:
-                f(0, a - (r - len(sa)))
-                f(1, a - (r - len(sb)))
-            return
-        if op == "Gemm":
-            if a == 0:
-                f(0, 1 if p.attr("transA", 0) else 0)
-            else:
-                f(1, 0 if p.attr("transB", 0) else 1)
-            if len(p.inputs) > 2 and p.inputs[2] is not None:
-                sc = shape(p.inputs[2])
-                if sc is not None:
-                    f(2, a - (2 - len(sc)))
-            return
-        if op == "Concat":
-            ax = p.attr("axis", 0)
-            ax = ax + r if ax < 0 else ax
-            if a != ax:
-                for i in range(len(p.inputs)):
-                    f(i, a)
-            return
-        if op == "Split":
-            ax = p.attr("axis", 0)
-            ax = ax + r if ax < 0 else ax
-            if a != ax:
-                f(0, a)
-            return
-        if op == "Slice":
-            s = shape(p.inputs[0])
-            axes = _ints(p, "axes", 3) if ("axes" in p.attributes or len(p.inputs) > 3) \
-                else (list(range(len(_ints(p, "starts", 1) or []))))
-            if s is None or axes is None:
-                return
-            axes = [x + len(s) if x < 0 else x for x in axes]
-            if a not in axes:
-                f(0, a)
-                return
-            k = axes.index(a)
-            starts, ends = _ints(p, "starts", 1), _ints(p, "ends", 2)
-            steps = _ints(p, "steps", 4) if len(p.inputs) > 4 and p.inputs[4] is not None \
-                else [1] * len(axes)
-            if starts is None or ends is None or steps is None or not is_int(s[a]):
-                return
-            st, en, sp_ = starts[k], ends[k], steps[k]
-            if sp_ > 0 and 0 <= st < en <= s[a] and -(-(en - st) // sp_) == c \
-                    and "ends" not in p.attributes:
-                # the end cut the length: it becomes start + X*step (X at most what x holds)
-                out.append(VecCulprit(p, 2, k, mul=sp_, add=st, bound=(s[a] - st) // sp_))
-            return
-        if op in POOL_OPS:
-            if a == 0:
-                f(0, 0)
-            return
-        if op in ("Resize", "Upsample"):
-            sizes = symval(p.inputs[3]) if len(p.inputs) > 3 and p.inputs[3] is not None else None
-            if sizes is not None:
-                out.append(VecCulprit(p, 3, a))
-                return
-            k = 2 if op == "Resize" else 1
-            scales = symval(p.inputs[k]) if len(p.inputs) > k and p.inputs[k] is not None \
-                else None
-            if scales is None and op == "Resize" and p.inputs[k] is not None:
-                scales = _float_vals(p.inputs[k])
-            if scales is not None and a < len(scales) and scales[a] == 1:
-                f(0, a)
-            return
-        if op in ("LSTM", "GRU", "RNN"):
-            layout = p.attr("layout", 0)
-            idx = v.index
-            batch_axis = (0 if layout else 2) if idx == 0 else (0 if layout else 1)
-            if a == batch_axis:
-                f(0, 0 if layout else 1)
-                for i in (5, 6):
-                    f(i, 0 if layout else 1)
-            elif idx == 0 and a == (1 if layout else 0):
-                f(0, 1 if layout else 0)
-            return
-        if op in REDUCE_OPS:
-            s = shape(p.inputs[0])
-            if s is None:
-                return
-            if op in ("ArgMax", "ArgMin"):
-                axes = [p.attr("axis", 0)]
-            else:
-                axes = _ints(p, "axes", 1)
-                if axes is None:
-                    return
-            axes = {x + len(s) if x < 0 else x for x in axes}
-            if p.attr("keepdims", 1):
-                if a not in axes:
-                    f(0, a)
-            else:
-                kept = [k for k in range(len(s)) if k not in axes]
-                if a < len(kept):
-                    f(0, kept[a])
-            return
-        if op == "Flatten":
-            if a == 0 and p.attr("axis", 1) == 1:
-                f(0, 0)
-            return
+        fn(_Step(self, p, v, a, c, len(vs) if vs is not None else 0, out, seen, depth))
 
     def _reshape(self, p: Node, a: int, c: int, out: list, f, seen=None, depth=0) -> None:
         if len(p.inputs) < 2 or p.inputs[1] is None:
@@ -370,6 +186,281 @@ class Tracer:
         out.append(VecCulprit(p, 1, a))
 
 
+@dataclass
+class _Step:
+    """One step of the walk: dim ``a`` (static size ``c``) of output ``v`` (rank ``r``) of
+    ``p``. A step either follows the dim into its producer's inputs (:meth:`f`) or records a
+    culprit in ``out``."""
+
+    tracer: Tracer
+    p: Node
+    v: Value
+    a: int
+    c: int
+    r: int
+    out: list
+    seen: set
+    depth: int
+
+    def f(self, i: int, b: int) -> bool:
+        """Walk on into dim ``b`` of input ``i`` (when its size there is the same ``c``)."""
+        return self.tracer._follow(self.p, i, b, self.c, self.out, self.seen, self.depth)
+
+
+# op type -> how a dim of its output maps back to its inputs (the first registration wins).
+_STEPS: dict[str, Callable[[_Step], None]] = {}
+
+
+def _steps(*ops: str):
+    def deco(fn: Callable[[_Step], None]) -> Callable[[_Step], None]:
+        for op in ops:
+            _STEPS.setdefault(op, fn)
+        return fn
+    return deco
+
+
+@_steps(*BROADCAST_OPS)
+def _broadcast(st: _Step) -> None:
+    for i, x in enumerate(st.p.inputs):
+        s = shape(x) if x is not None else None
+        if s is not None:
+            st.f(i, st.a - (st.r - len(s)))
+
+
+@_steps(*UNARY_OPS)
+def _unary(st: _Step) -> None:
+    x = st.p.inputs[0]
+    s = shape(x) if x is not None else None
+    if s is not None:
+        st.f(0, st.a - (st.r - len(s)))
+
+
+@_steps("Transpose")
+def _transpose(st: _Step) -> None:
+    s = shape(st.p.inputs[0])
+    perm = st.p.attr("perm") or (list(range(len(s) - 1, -1, -1)) if s else None)
+    if perm is not None and st.a < len(perm):
+        st.f(0, perm[st.a])
+
+
+@_steps("Unsqueeze")
+def _unsqueeze(st: _Step) -> None:
+    axes = _ints(st.p, "axes", 1)
+    if axes is None:
+        return
+    axes = sorted(x + st.r if x < 0 else x for x in axes)
+    if st.a not in axes:
+        st.f(0, st.a - sum(1 for x in axes if x < st.a))
+
+
+@_steps("Squeeze")
+def _squeeze(st: _Step) -> None:
+    s = shape(st.p.inputs[0])
+    if s is None:
+        return
+    axes = _ints(st.p, "axes", 1)
+    if axes is None:
+        axes = [k for k, d in enumerate(s) if d == 1]
+    axes = {x + len(s) if x < 0 else x for x in axes}
+    kept = [k for k in range(len(s)) if k not in axes]
+    if st.a < len(kept):
+        st.f(0, kept[st.a])
+
+
+@_steps("Reshape")
+def _reshape(st: _Step) -> None:
+    st.tracer._reshape(st.p, st.a, st.c, st.out, st.f, st.seen, st.depth)
+
+
+@_steps("Expand")
+def _expand(st: _Step) -> None:
+    s = shape(st.p.inputs[0])
+    tv = symval(st.p.inputs[1])
+    if s is not None:
+        st.f(0, st.a - (st.r - len(s)))
+    if tv is not None:
+        e = st.a - (st.r - len(tv))
+        if 0 <= e < len(tv) and is_int(tv[e]) and tv[e] == st.c:
+            st.out.append(VecCulprit(st.p, 1, e))
+
+
+@_steps("Tile")
+def _tile(st: _Step) -> None:
+    reps = symval(st.p.inputs[1])
+    s = shape(st.p.inputs[0])
+    a = st.a
+    if reps is None or s is None or a >= len(reps):
+        return
+    if reps[a] == 1:
+        st.f(0, a)
+    elif s[a] == 1:
+        st.out.append(VecCulprit(st.p, 1, a))
+    elif is_int(s[a]) and is_int(reps[a]) and s[a] * reps[a] == st.c:
+        st.out.append(VecCulprit(st.p, 1, a, div=s[a]))
+
+
+@_steps("ConstantOfShape")
+def _constant_of_shape(st: _Step) -> None:
+    st.out.append(VecCulprit(st.p, 0, st.a))
+
+
+@_steps("Range")
+def _range(st: _Step) -> None:
+    st.out.append(RangeCulprit(st.p))
+
+
+@_steps(*INDEX_OPS)
+def _index(st: _Step) -> None:
+    follow_index(st.p, st.a, st.f)
+
+
+@_steps("Gather")
+def _gather(st: _Step) -> None:
+    sd, si = shape(st.p.inputs[0]), shape(st.p.inputs[1])
+    if sd is None or si is None:
+        return
+    ax = st.p.attr("axis", 0)
+    ax = ax + len(sd) if ax < 0 else ax
+    if st.a < ax:
+        st.f(0, st.a)
+    elif st.a < ax + len(si):
+        st.f(1, st.a - ax)
+    else:
+        st.f(0, st.a - len(si) + 1)
+
+
+@_steps("MatMul")
+def _matmul(st: _Step) -> None:
+    sa, sb = shape(st.p.inputs[0]), shape(st.p.inputs[1])
+    if sa is None or sb is None or len(sa) < 2 or len(sb) < 2:
+        return
+    a, r = st.a, st.r
+    if a == r - 1:
+        st.f(1, len(sb) - 1)
+    elif a == r - 2:
+        st.f(0, len(sa) - 2)
+    else:
+        st.f(0, a - (r - len(sa)))
+        st.f(1, a - (r - len(sb)))
+
+
+@_steps("Gemm")
+def _gemm(st: _Step) -> None:
+    p = st.p
+    if st.a == 0:
+        st.f(0, 1 if p.attr("transA", 0) else 0)
+    else:
+        st.f(1, 0 if p.attr("transB", 0) else 1)
+    if len(p.inputs) > 2 and p.inputs[2] is not None:
+        sc = shape(p.inputs[2])
+        if sc is not None:
+            st.f(2, st.a - (2 - len(sc)))
+
+
+@_steps("Concat")
+def _concat(st: _Step) -> None:
+    ax = st.p.attr("axis", 0)
+    ax = ax + st.r if ax < 0 else ax
+    if st.a != ax:
+        for i in range(len(st.p.inputs)):
+            st.f(i, st.a)
+
+
+@_steps("Split")
+def _split(st: _Step) -> None:
+    ax = st.p.attr("axis", 0)
+    ax = ax + st.r if ax < 0 else ax
+    if st.a != ax:
+        st.f(0, st.a)
+
+
+@_steps("Slice")
+def _slice(st: _Step) -> None:
+    p, a = st.p, st.a
+    s = shape(p.inputs[0])
+    axes = _ints(p, "axes", 3) if ("axes" in p.attributes or len(p.inputs) > 3) \
+        else (list(range(len(_ints(p, "starts", 1) or []))))
+    if s is None or axes is None:
+        return
+    axes = [x + len(s) if x < 0 else x for x in axes]
+    if a not in axes:
+        st.f(0, a)
+        return
+    k = axes.index(a)
+    starts, ends = _ints(p, "starts", 1), _ints(p, "ends", 2)
+    steps = _ints(p, "steps", 4) if len(p.inputs) > 4 and p.inputs[4] is not None \
+        else [1] * len(axes)
+    if starts is None or ends is None or steps is None or not is_int(s[a]):
+        return
+    st_, en, sp_ = starts[k], ends[k], steps[k]
+    if sp_ > 0 and 0 <= st_ < en <= s[a] and -(-(en - st_) // sp_) == st.c \
+            and "ends" not in p.attributes:
+        # the end cut the length: it becomes start + X*step (X at most what x holds)
+        st.out.append(VecCulprit(p, 2, k, mul=sp_, add=st_, bound=(s[a] - st_) // sp_))
+
+
+@_steps(*POOL_OPS)
+def _pool(st: _Step) -> None:
+    if st.a == 0:
+        st.f(0, 0)
+
+
+@_steps("Resize", "Upsample")
+def _resize(st: _Step) -> None:
+    p, op = st.p, st.p.op_type
+    sizes = symval(p.inputs[3]) if len(p.inputs) > 3 and p.inputs[3] is not None else None
+    if sizes is not None:
+        st.out.append(VecCulprit(p, 3, st.a))
+        return
+    k = 2 if op == "Resize" else 1
+    scales = symval(p.inputs[k]) if len(p.inputs) > k and p.inputs[k] is not None else None
+    if scales is None and op == "Resize" and p.inputs[k] is not None:
+        scales = _float_vals(p.inputs[k])
+    if scales is not None and st.a < len(scales) and scales[st.a] == 1:
+        st.f(0, st.a)
+
+
+@_steps("LSTM", "GRU", "RNN")
+def _rnn(st: _Step) -> None:
+    layout = st.p.attr("layout", 0)
+    idx = st.v.index
+    batch_axis = (0 if layout else 2) if idx == 0 else (0 if layout else 1)
+    if st.a == batch_axis:
+        st.f(0, 0 if layout else 1)
+        for i in (5, 6):
+            st.f(i, 0 if layout else 1)
+    elif idx == 0 and st.a == (1 if layout else 0):
+        st.f(0, 1 if layout else 0)
+
+
+@_steps(*REDUCE_OPS)
+def _reduce(st: _Step) -> None:
+    p = st.p
+    s = shape(p.inputs[0])
+    if s is None:
+        return
+    if p.op_type in ("ArgMax", "ArgMin"):
+        axes = [p.attr("axis", 0)]
+    else:
+        axes = _ints(p, "axes", 1)
+        if axes is None:
+            return
+    axes = {x + len(s) if x < 0 else x for x in axes}
+    if p.attr("keepdims", 1):
+        if st.a not in axes:
+            st.f(0, st.a)
+    else:
+        kept = [k for k in range(len(s)) if k not in axes]
+        if st.a < len(kept):
+            st.f(0, kept[st.a])
+
+
+@_steps("Flatten")
+def _flatten(st: _Step) -> None:
+    if st.a == 0 and st.p.attr("axis", 1) == 1:
+        st.f(0, 0)
+
+
 def _float_vals(v: Value) -> list | None:
     arr = const_array(v)
     return None if arr is None else [float(x) for x in arr.reshape(-1)]
@@ -380,7 +471,7 @@ def const_array(v: Value):
     if v.const_value is not None:
         return v.const_value.numpy()
     p = v.producer
-    if p is None or p.op_type != "Constant" or p.domain not in ("", "ai.onnx"):
+    if p is None or p.op_type != "Constant" or p.domain != "":
         return None
     import numpy as np
 

@@ -25,6 +25,7 @@ onnxruntime at other sizes and its outputs must have the shapes inference predic
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...ir.errors import PassError
@@ -66,6 +67,27 @@ class _Stop(Exception):
     pass
 
 
+@dataclass
+class VecNote:
+    """A shape vector the pass rewrote: ``before`` -> ``after`` (the symbolic elements) and how
+    it was ``emitted`` (with a ``-1`` where the element counts prove it)."""
+
+    node: Node
+    role: str
+    before: list
+    after: list
+    emitted: list
+
+
+@dataclass
+class DataNote:
+    """A constant the pass regenerated from runtime sizes, and the shape it now has."""
+
+    desc: str
+    what: str
+    dims: list
+
+
 class Dynamizer:
     """One repair of one model."""
 
@@ -81,14 +103,14 @@ class Dynamizer:
         self.tracer = Tracer(self.alg)
         self.stats: Counter = Counter()
         self.problems: list[str] = []
-        self.vec_notes: dict = {}   # (id(node), index) -> [node, index, before, after, emitted]
-        self.data_notes: list[str] = []
+        self.vec_notes: dict[tuple, VecNote] = {}  # (id(node), input index) -> its note
+        self.data_notes: list[DataNote] = []
         self.other_notes: list[str] = []
         self.replaced: list[Value] = []
         self.applied: dict = {}
         self.bounds: dict[str, int] = {}
         self.regen: dict = {}
-        self.made: dict = {}       # id(node made for a regenerated constant) -> its data note
+        self.made: dict[int, DataNote] = {}  # id(node made for a regenerated constant) -> note
         self.reshapes: dict = {}   # id(Reshape) -> (node, symbolic target) rebuilt by the rounds
         self.constraints: list = []
         self.touched: set = set()  # ids of nodes whose inputs a rewrite of this round changed
@@ -347,13 +369,13 @@ class Dynamizer:
             new = self.em.op("Cast", [new], {"to": dt})
         made = self.made.get(id(node))
         if made is not None:  # a node this pass made to regenerate a constant
-            made[2] = [self.alg.simplify(e) for e in elems]
+            made.dims = [self.alg.simplify(e) for e in elems]
         else:
             note = self.vec_notes.get((id(node), index))
             if note is None:
-                self.vec_notes[(id(node), index)] = [node, role, list(sv), elems, emitted]
+                self.vec_notes[(id(node), index)] = VecNote(node, role, list(sv), elems, emitted)
             else:
-                note[3], note[4] = elems, emitted
+                note.after, note.emitted = elems, emitted
         if node.op_type == "Reshape" and index == 1:
             self.reshapes[id(node)] = (node, elems)
         node.set_input(index, new)
@@ -445,7 +467,7 @@ class Dynamizer:
                 self.problems.append(f"{desc}: {e}")
                 return
             self.regen[key] = new
-            note = [desc, rec.what, list(new_dims)]
+            note = DataNote(desc, rec.what, list(new_dims))
             self.data_notes.append(note)
             if new.producer is not None:
                 self.made[id(new.producer)] = note
@@ -499,7 +521,7 @@ class Dynamizer:
         old = node.inputs[1]
         lim = self.alg.dim(self.alg.expr(want) * delta[0] + start[0])
         new = self.em.scalar(self.alg.simplify(lim), dtype(old) or 7)
-        self.vec_notes[(id(node), 1)] = [node, "limit", symval(old), [lim], [lim]]
+        self.vec_notes[(id(node), 1)] = VecNote(node, "limit", symval(old), [lim], [lim])
         node.set_input(1, new)
         self.touched.add(id(node))
         self.replaced.append(old)
@@ -512,7 +534,7 @@ class Dynamizer:
         for node, elems in self.reshapes.values():
             emitted = self._emission(node, 1, elems, minus=True)
             note = self.vec_notes.get((id(node), 1))
-            if note is None or [str(x) for x in emitted] == [str(x) for x in note[4]]:
+            if note is None or [str(x) for x in emitted] == [str(x) for x in note.emitted]:
                 continue
             try:
                 new = self.em.vector(emitted)
@@ -521,7 +543,7 @@ class Dynamizer:
             old = node.inputs[1]
             node.set_input(1, new)
             self.replaced.append(old)
-            note[4] = emitted
+            note.emitted = emitted
 
     def _values(self) -> None:
         for sv in find_size_values(self.graph, self.alg):
@@ -603,14 +625,15 @@ class Dynamizer:
         freed = ", ".join(f"{f.input.name}:{f.axis}={f.symbol} (trace {f.trace})"
                           for f in self.freed)
         note(f"dynamize: freed {freed}")
-        for node, role, before, after, emitted in self.vec_notes.values():
-            em = "" if [str(x) for x in emitted] == [str(x) for x in after] \
-                else f" (emitted as {fmt_dims(emitted)})"
-            after = [self.alg.simplify(x) for x in after]
-            note(f"dynamize: {label(node)} {role} {fmt_dims(before)} -> {fmt_dims(after)}{em}")
-        for desc, what, dims in self.data_notes:
-            note(f"dynamize: {desc} -> {what}, of shape {fmt_dims(dims)} (proved equal to the "
-                 "constant at the trace size)")
+        for vn in self.vec_notes.values():
+            em = "" if [str(x) for x in vn.emitted] == [str(x) for x in vn.after] \
+                else f" (emitted as {fmt_dims(vn.emitted)})"
+            after = [self.alg.simplify(x) for x in vn.after]
+            note(f"dynamize: {label(vn.node)} {vn.role} {fmt_dims(vn.before)} -> "
+                 f"{fmt_dims(after)}{em}")
+        for dn in self.data_notes:
+            note(f"dynamize: {dn.desc} -> {dn.what}, of shape {fmt_dims(dn.dims)} (proved equal "
+                 "to the constant at the trace size)")
         for msg in self.other_notes:
             note(f"dynamize: {msg}")
         outs = ", ".join(f"{v.name} {fmt_dims(v.type.shape)}" for v in self.graph.outputs
