@@ -403,3 +403,25 @@ def test_api_constraint_through_a_pass_spec(tmp_path) -> None:
     with pytest.raises(OnnxoptError, match="the trace seq is 7, above 5"):
         onnxopt.optimize(str(src), [PassSpec("dynamize", {"dynamic": "x:0=batch,1=seq",
                                                           "constraint": "seq<=5"})])
+
+
+POS2 = np.random.default_rng(4).standard_normal((1, 4, 2)).astype(np.float32)
+FOLDED_DERIVED = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,8] x) => (float[3,4,2] y) {{
+   s = Constant <value = int64[3] {{3, 4, 2}}> ()
+   r = Reshape (x, s)
+   pos = Constant <value = float[1,4,2] {{{floats(POS2)}}}> ()
+   y = Add (r, pos)
+}}"""
+
+
+def test_the_bounded_repair_slices_a_table_folded_along_a_derived_dim() -> None:
+    """A table folded over a size derived from the input (a feature map of seq/2 rows, as a
+    position embedding over a downsampled image): bounded by the input size it comes from."""
+    with pytest.raises(OnnxoptError, match="--constraint 'seq<=8'"):
+        repair(FOLDED_DERIVED, "x:0=batch,1=seq")
+    model, _ = repair(FOLDED_DERIVED, "x:0=batch,1=seq", "seq<=8")
+    for b, t in [(1, 8), (2, 6), (5, 2)]:
+        x = np.random.default_rng(t).standard_normal((b, t)).astype(np.float32)
+        (y,) = run_model(model, {"x": x})
+        np.testing.assert_allclose(y, x.reshape(b, t // 2, 2) + POS2[:, :t // 2], rtol=1e-6)

@@ -41,7 +41,26 @@ class Sliced(Recipe):
 
 
 def _lone(d) -> str | None:
-    return d.text if isinstance(d, SymDim) and d.is_symbol else None
+    """The one symbol a dim depends on (``seq``; ``floor(height/4 + 3/4)`` for a feature map
+    downsampled from the height), or None."""
+    if not isinstance(d, SymDim):
+        return None
+    if d.is_symbol:
+        return d.text
+    syms = d.expr.free_symbols
+    return next(iter(syms)).name if len(syms) == 1 else None
+
+
+def _fits(d, sym: str, bound: int, rows: int) -> bool:
+    """``d`` stays within ``rows`` for every size of ``sym`` up to ``bound``, and grows with it
+    (so the rows it gathers are always the first ones)."""
+    if d.is_symbol:
+        return bound <= rows
+    if bound > 4096:
+        return False
+    e, x = d.expr, next(iter(d.expr.free_symbols))
+    vals = [int(e.subs(x, n)) for n in range(1, bound + 1)]
+    return all(a <= b for a, b in zip(vals, vals[1:])) and max(vals) <= rows
 
 
 def _varying(arr: np.ndarray, new_dims: list):
@@ -63,7 +82,7 @@ def bounded_recipe(arr: np.ndarray, new_dims: list, at, allowed: dict[str, int])
         return None
     for k in axes:
         s = _lone(new_dims[k])
-        if s is None or s not in allowed or allowed[s] > core.shape[k]:
+        if s is None or s not in allowed or not _fits(new_dims[k], s, allowed[s], core.shape[k]):
             return None
     core_dims = [new_dims[k] if k in axes else core.shape[k] for k in range(arr.ndim)]
     rec: Recipe = Sliced(np.ascontiguousarray(core), core_dims, axes)
@@ -73,15 +92,16 @@ def bounded_recipe(arr: np.ndarray, new_dims: list, at, allowed: dict[str, int])
     return rec if got.shape == arr.shape and np.array_equal(got, arr) else None
 
 
-def bounded_hint(arr: np.ndarray, new_dims: list) -> str:
+def bounded_hint(arr: np.ndarray, new_dims: list, trace: dict) -> str:
     """What to say when a folded table refuses a size: the constraint that would allow the
-    bounded repair, when one exists."""
+    bounded repair (each symbol at most its trace size, where the table was folded), when one
+    exists."""
     syms: dict = {}
     for k in _varying(arr, new_dims)[1]:
         s = _lone(new_dims[k])
-        if s is None:
+        if s is None or s not in trace:
             return ""
-        syms[s] = min(syms.get(s, arr.shape[k]), arr.shape[k])
+        syms[s] = trace[s]
     if not syms:
         return ""
     cons = " ".join(f"--constraint '{s}<={n}'" for s, n in sorted(syms.items()))

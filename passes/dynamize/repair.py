@@ -459,7 +459,7 @@ class Dynamizer:
                     "range, triangle or broadcast that could be regenerated at another size; the "
                     f"exporter computed it for {_trace_text(self.alg, syms)} (e.g. a folded table "
                     "of position embeddings), so other sizes are not recoverable from this file"
-                    + bounded_hint(arr, new_dims))
+                    + bounded_hint(arr, new_dims, self.alg.binding))
                 return
             try:
                 new = rec.emit(self.em)
