@@ -1746,6 +1746,86 @@ y = Loop (n, c, x5) <body = b (int64 i, bool ci, float[5] v) => (bool co, float[
 """.replace("x5", "z5"), "float[5] z5 = {1,2,3,4,5}")
 
 
+# ------------------------------------------------------------------ generated variants (seeded)
+
+
+def _ints(v) -> str:
+    return ",".join(str(int(i)) for i in v)
+
+
+def _const_line(name: str, vals) -> str:
+    return f"{name} = Constant <value = int64[{len(vals)}] {{{_ints(vals)}}}> ()"
+
+
+@family("slices_generated", OX + "fuse_consecutive_slices")
+def slices_generated():
+    """Slice of a Slice on random static shapes: axes shared or not, negative and clamped
+    indices, steps of either sign."""
+    import numpy as np
+
+    rng = np.random.default_rng(16)
+    for k in range(60):
+        dims = [int(d) for d in rng.integers(2, 9, size=3)]
+        body = []
+        for j, src in enumerate(("x", "a")):
+            axes = sorted(rng.choice(3, size=int(rng.integers(1, 3)), replace=False).tolist())
+            steps = [int(rng.choice([1, 1, 2, -1])) for _ in axes]
+            starts = [int(rng.integers(-9, 9)) for _ in axes]
+            ends = [int(rng.choice([-9, -1, 3, 6, 100])) for _ in axes]
+            body += [_const_line(f"s{j}", starts), _const_line(f"e{j}", ends),
+                     _const_line(f"a{j}", axes), _const_line(f"p{j}", steps),
+                     f"{'a' if j == 0 else 'y'} = Slice ({src}, s{j}, e{j}, a{j}, p{j})"]
+        yield f"seed{k}", g(13, f"(float[{_ints(dims)}] x) => (float[?,?,?] y)", "\n".join(body))
+
+
+@family("transposes_generated", OX + "fuse_consecutive_transposes")
+def transposes_generated():
+    import numpy as np
+
+    rng = np.random.default_rng(17)
+    for k in range(40):
+        rank = int(rng.integers(2, 6))
+        p1, p2 = rng.permutation(rank), rng.permutation(rank)
+        if k % 4 == 0:
+            p2 = np.argsort(p1)  # cancelling pairs
+        dims = [int(d) for d in rng.integers(1, 5, size=rank)]
+        yield f"seed{k}", g(13, f"(float[{_ints(dims)}] x) => (float[{','.join('?' * rank)}] y)",
+                            f"a = Transpose <perm = [{_ints(p1)}]> (x)\n"
+                            f"b = Transpose <perm = [{_ints(p2)}]> (a)\ny = Relu (b)")
+
+
+@family("unsqueezes_generated", OX + "fuse_consecutive_unsqueezes,fuse_consecutive_squeezes")
+def unsqueezes_generated():
+    """Unsqueeze, Unsqueeze, Squeeze, Squeeze over random axes (negative half the time), at
+    opsets 11 (attributes) and 13 (inputs)."""
+    import numpy as np
+
+    rng = np.random.default_rng(18)
+    for k in range(40):
+        op = 11 if k % 2 else 13
+        rank = int(rng.integers(1, 4))
+        dims = [int(d) for d in rng.integers(2, 5, size=rank)]
+        a1 = rng.choice(rank + 1, size=1).tolist()
+        a2 = sorted(rng.choice(rank + 3, size=2, replace=False).tolist())
+        sq = a2[::-1] if k % 3 == 0 else a2  # the two new dims of 1, in either order
+        r2 = rank + 3
+
+        def neg(axes, r):
+            return [a - r if rng.random() < 0.5 else a for a in axes]
+
+        steps = (("Unsqueeze", "x", "u", neg(a1, rank + 1)), ("Unsqueeze", "u", "v", neg(a2, r2)),
+                 ("Squeeze", "v", "w", neg(sq, r2)), ("Squeeze", "w", "t", neg(a1, rank + 1)))
+        body = []
+        for j, (kind, src, out, axes) in enumerate(steps):
+            if op >= 13:
+                body += [_const_line(f"k{j}", axes), f"{out} = {kind} ({src}, k{j})"]
+            else:
+                body.append(f"{out} = {kind} <axes = [{_ints(axes)}]> ({src})")
+        body.append("y = Relu (t)")
+        yield f"op{op}_seed{k}", g(op, f"(float[{_ints(dims)}] x) => (float[{_ints(dims)}] y)",
+                                   "\n".join(body))
+
+
 # ------------------------------------------------------------------ running
 
 
