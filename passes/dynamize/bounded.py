@@ -11,6 +11,8 @@ enforced: the run check stays below it and the refusal for larger sizes names th
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ...ir import SymDim
@@ -60,7 +62,7 @@ def _fits(d, sym: str, bound: int, rows: int) -> bool:
         return False
     e, x = d.expr, next(iter(d.expr.free_symbols))
     vals = [int(e.subs(x, n)) for n in range(1, bound + 1)]
-    return all(a <= b for a, b in zip(vals, vals[1:])) and max(vals) <= rows
+    return all(a <= b for a, b in itertools.pairwise(vals)) and max(vals) <= rows
 
 
 def _varying(arr: np.ndarray, new_dims: list):
