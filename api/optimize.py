@@ -210,18 +210,7 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     from .passes import PassManager, load_plugin_file
     from .passes.pipeline import PassSpec, parse_pipeline
 
-    if require_verified and not verify:
-        raise UsageError("require_verified needs verify=True")
-    if reproducer_dir is not None and os.path.exists(reproducer_dir) \
-            and not os.path.isdir(reproducer_dir):
-        raise UsageError(f"reproducer folder {reproducer_dir}: exists and is not a directory")
-    if report is not None:  # before any pass runs
-        from .report import check_report_path
-
-        report = os.fspath(report)
-        check_report_path(report, model_or_path if isinstance(model_or_path, (str, os.PathLike))
-                          else None)
-
+    report = _check_arguments(model_or_path, verify, require_verified, reproducer_dir, report)
     for p in plugins:
         load_plugin_file(p)
     items = parse_pipeline(passes) if isinstance(passes, str) else list(passes)
@@ -251,21 +240,55 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
         if page is not None:
             page.write(report, result, input_path=src)
         return result
+    vopts = _verify_result(result, original_ref, verify_options, input_shapes)
+    if result.verification.status == "failed" and bisect and run.records:
+        result.culprit = _bisect(items, run, original_ref, base_dir, vopts, input_shapes)
+    if page is not None:
+        page.write(report, result, input_path=src)
+    _raise_unverified(result, raise_on_failure, require_verified)
+    return result
+
+
+def _verify_result(result: "OptimizeResult", original_ref, verify_options,
+                   input_shapes: Optional[dict]):
+    """Run ``result.model`` against the original (sets ``result.verification``); the options
+    used, for bisection."""
     from .verify import VerifyOptions
     from .verify import verify as run_verify
 
     vopts = verify_options or VerifyOptions()
     if input_shapes and not vopts.input_shapes:
         vopts.input_shapes = dict(input_shapes)
-    lowered = _Lowered(model)
+    lowered = _Lowered(result.model)
     try:
         result.verification = run_verify(original_ref, lowered.ref, vopts)
     finally:
         lowered.close()
-    if result.verification.status == "failed" and bisect and run.records:
-        result.culprit = _bisect(items, run, original_ref, base_dir, vopts, input_shapes)
-    if page is not None:
-        page.write(report, result, input_path=src)
+    return vopts
+
+
+def _check_arguments(model_or_path, verify: bool, require_verified: bool,
+                     reproducer_dir: Optional[str], report) -> Optional[str]:
+    """Refuse contradictory or unusable arguments before any pass runs; the report path."""
+    if require_verified and not verify:
+        raise UsageError("require_verified needs verify=True")
+    if reproducer_dir is not None and os.path.exists(reproducer_dir) \
+            and not os.path.isdir(reproducer_dir):
+        raise UsageError(f"reproducer folder {reproducer_dir}: exists and is not a directory")
+    if report is None:
+        return None
+    from .report import check_report_path
+
+    report = os.fspath(report)
+    check_report_path(report, model_or_path if isinstance(model_or_path, (str, os.PathLike))
+                      else None)
+    return report
+
+
+def _raise_unverified(result: "OptimizeResult", raise_on_failure: bool,
+                      require_verified: bool) -> None:
+    """VerificationError when the result diverged (unless ``raise_on_failure`` is False),
+    NotVerifiedError when it could not be checked and ``require_verified`` asks for it."""
     if result.verification.status == "failed":
         if raise_on_failure:
             msg = f"verification failed: {result.verification.reason}"
@@ -278,7 +301,6 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
         err = NotVerifiedError(f"not verified: {result.verification.reason}")
         err.result = result  # type: ignore[attr-defined]
         raise err
-    return result
 
 
 def _run_prefix(items, k: int, original_ref, base_dir, vopts, input_shapes,
