@@ -20,8 +20,9 @@ input types that differ from the global ones.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,13 +42,13 @@ class _Overlay:
 
     def __init__(self):
         self.types: dict[Value, object] = {}
-        self.vals: dict[Value, Optional[np.ndarray]] = {}
+        self.vals: dict[Value, np.ndarray | None] = {}
         self.errors: list[Node] = []
 
     def type_of(self, v: Value):
         return self.types[v] if v in self.types else proven_type(v)
 
-    def vals_of(self, v: Value) -> Optional[np.ndarray]:
+    def vals_of(self, v: Value) -> np.ndarray | None:
         if v in self.vals:
             return self.vals[v]
         a = constant_array(v)
@@ -71,13 +72,13 @@ class _Overlay:
               and int(np.prod(t.shape, dtype=np.int64)) == vals.size)
         self.vals[v] = vals.reshape(tuple(t.shape)) if ok else None
 
-    def fresh(self, kind: str, node: Optional[Node]) -> SymDim:
+    def fresh(self, kind: str, node: Node | None) -> SymDim:
         return SymDim(f"scoped_{kind}_{next(_fresh)}")  # a name no global fact uses
 
     def constraint(self, *args) -> None:
         pass  # an open equality is no fact either way
 
-    def error(self, node: Optional[Node], message: str) -> None:
+    def error(self, node: Node | None, message: str) -> None:
         if node is not None:
             self.errors.append(node)
 
@@ -94,7 +95,8 @@ def _refine(scoped, base):
     return TensorType(scoped.dtype or base.dtype, Shape(dims))
 
 
-def _inside(node: Node, graph: Graph) -> bool:
+def node_inside(node: Node, graph: Graph) -> bool:
+    """True when ``node`` is in ``graph`` or in a subgraph nested in it."""
     g = node.graph
     while g is not None:
         if g is graph:
@@ -140,26 +142,26 @@ def feeds(node: Node, values: list[Value], limit: int = MAX_NODES) -> bool:
 class Scope:
     """Shapes inside ``inside`` where ``decide`` gives the conditions that hold there."""
 
-    def __init__(self, decide: Callable[[Value], Optional[bool]], inside: Graph, opsets: dict):
+    def __init__(self, decide: Callable[[Value], bool | None], inside: Graph, opsets: dict):
         load_ops()
         self.decide, self.inside, self.opsets = decide, inside, opsets
         self.ov = _Overlay()
         self.state: set = set()
         self.budget = MAX_NODES
-        self.bad: Optional[Node] = None
+        self.bad: Node | None = None
 
-    def shape(self, v: Value) -> Optional[Shape]:
+    def shape(self, v: Value) -> Shape | None:
         self._eval(v)
         t = self.ov.type_of(v)
         return t.shape if isinstance(t, TensorType) else None
 
-    def contradiction(self, values: list[Value]) -> Optional[Node]:
+    def contradiction(self, values: list[Value]) -> Node | None:
         """A node outside the scope that the scope's conditions make fail, or None."""
         for v in values:
             self._eval(v)
         return self.bad
 
-    def _taken(self, node: Node) -> Optional[Graph]:
+    def _taken(self, node: Node) -> Graph | None:
         if node.op != ("", "If") or not node.inputs or node.inputs[0] is None:
             return None
         d = self.decide(node.inputs[0])
@@ -202,11 +204,9 @@ class Scope:
             return
         fn = lookup(node.domain, node.op_type)
         if fn is not None:
-            try:
+            with contextlib.suppress(Exception):  # a shape function bug leaves the global facts
                 fn(NodeCtx(node, ov, self.opsets, None))
-            except Exception:  # noqa: BLE001 a shape function bug leaves the global facts
-                pass
-        if self.bad is None and not _inside(node, self.inside) and _refused(node, ov, self.opsets):
+        if self.bad is None and not node_inside(node, self.inside) and _refused(node, ov, self.opsets):
             self.bad = node
 
 
@@ -252,4 +252,4 @@ def _onnx_refuses(node: Node, types: list, opsets: dict) -> bool:
     return False
 
 
-__all__ = ["MAX_NODES", "Scope", "captured", "feeds"]
+__all__ = ["MAX_NODES", "Scope", "captured", "feeds", "node_inside"]

@@ -11,6 +11,9 @@
                    in both branches, the taken branch replaces it
 ``merge``          two Ifs on the same condition (or one on its ``Not``): one If
 ``equal``          an If whose two branches compute the same values: that branch, inlined
+``unreachable``    an If one of whose branches cannot start, because its condition gives a node
+                   that ran before the If inputs its schema refuses (see :mod:`.branchfacts`):
+                   the other branch replaces it, when it (or the condition) still reads that node
 ``hoist``          a node both branches compute from the same outer values: computed once
                    before the If (only when neither branch returns it, so the graph shrinks)
 ``loop_zero``      a Loop proven to run no iteration: its carried outputs are the initial values
@@ -25,25 +28,28 @@ the else-branch an inner predicate with the same ``k`` is false. These branch fa
 predicates only: the shape channel (``shape_of``/``sym_value``) records one fact per Value for the
 whole model, and a value captured by a branch is the same Value outside it, so a branch-local fact
 written there would leak into the rest of the graph. The per-branch output shapes that ``derived``
-reads are ordinary facts of the branch outputs, true wherever they are read.
+reads are ordinary facts of the branch outputs, true wherever they are read. Shapes that hold only
+inside a branch (another If on the same condition took the same branch) are re-derived in a scope
+of their own by :mod:`.branchfacts`, for ``unreachable``, and never written into ``value.meta``.
 
 A branch output that is an Identity of a value computed in the branch is cleaned up by the
 ``identity`` pass; an Identity of an outer value stays, since onnx's checker and onnxruntime refuse
 a subgraph that returns an outer value directly. Everything here is exact: a rewrite evaluates the
-same nodes on every input (an If's untaken branch is never evaluated, before or after).
+same nodes on every input (an If's untaken branch is never evaluated, before or after); after
+``unreachable``, inputs that selected the dropped branch fail where they failed before.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..ir import Builder, Graph, Node, Tensor, Value
 from .base import ALL, GraphPass, PassContext, PassResult, Rewrite
-from .branchfacts import Scope, captured, feeds
+from .branchfacts import Scope, captured, feeds, node_inside
 from .identity import constant_array, graph_opset
 from .registry import register
 from .shapes import ShapeAnalysis, shape_of, sym_value
@@ -52,11 +58,11 @@ _MAX_KEY_ELEMENTS = 4096  # constants compared by value up to this size, by iden
 
 
 # -- small readers -------------------------------------------------------------------------------
-def _is(node: Optional[Node], op: str) -> bool:
+def _is(node: Node | None, op: str) -> bool:
     return node is not None and node.op == ("", op)
 
 
-def _int_scalar(v: Optional[Value]) -> Optional[int]:
+def _int_scalar(v: Value | None) -> int | None:
     """The value of a one-element integer constant (or a proven shape element), else None."""
     if v is None:
         return None
@@ -71,7 +77,7 @@ def _int_scalar(v: Optional[Value]) -> Optional[int]:
     return None
 
 
-def _bool_scalar(v: Optional[Value]) -> Optional[bool]:
+def _bool_scalar(v: Value | None) -> bool | None:
     a = constant_array(v)
     if a is None or a.size != 1 or a.dtype != np.bool_:
         return None
@@ -86,7 +92,7 @@ def _strip_not(v: Value) -> tuple[Value, bool]:
     return v, neg
 
 
-def _top_level(node: Node, graph: Graph) -> Optional[Node]:
+def _top_level(node: Node, graph: Graph) -> Node | None:
     """The node of ``graph`` that holds ``node`` (itself, or the node whose subgraph has it)."""
     while node is not None and node.graph is not graph:
         g = node.graph
@@ -94,7 +100,7 @@ def _top_level(node: Node, graph: Graph) -> Optional[Node]:
     return node
 
 
-def _branches(node: Node) -> tuple[Optional[Graph], Optional[Graph]]:
+def _branches(node: Node) -> tuple[Graph | None, Graph | None]:
     t, e = node.attr("then_branch"), node.attr("else_branch")
     if not isinstance(t, Graph) or not isinstance(e, Graph):
         return None, None
@@ -113,11 +119,11 @@ class Pred:
     axis: int
     k: int
 
-    def same_measure(self, other: "Pred") -> bool:
+    def same_measure(self, other: Pred) -> bool:
         return (self.subject is other.subject and self.kind == other.kind
                 and self.axis == other.axis)
 
-    def holds_for(self, shape: Optional[tuple]) -> Optional[bool]:
+    def holds_for(self, shape: tuple | None) -> bool | None:
         """The predicate on a value of this shape (None when the shape does not decide it)."""
         if shape is None:
             return None
@@ -135,7 +141,7 @@ class Pred:
         return shape[axis] == self.k
 
 
-def _measure(v: Value) -> Optional[tuple[Value, str, int]]:
+def _measure(v: Value) -> tuple[Value, str, int] | None:
     p = v.producer
     if _is(p, "Size") and p.inputs[0] is not None:
         src = p.inputs[0].producer
@@ -154,7 +160,7 @@ def _measure(v: Value) -> Optional[tuple[Value, str, int]]:
     return None
 
 
-def predicate(v: Value) -> Optional[Pred]:
+def predicate(v: Value) -> Pred | None:
     """``v`` as a shape predicate, or None."""
     p = v.producer
     if not _is(p, "Equal") or len(p.inputs) != 2 or None in p.inputs:
@@ -167,7 +173,7 @@ def predicate(v: Value) -> Optional[Pred]:
     return None
 
 
-def _implied(known: Pred, truth: bool, q: Pred) -> Optional[bool]:
+def _implied(known: Pred, truth: bool, q: Pred) -> bool | None:
     """What ``known`` having the value ``truth`` says about ``q`` (None: nothing)."""
     if not known.same_measure(q):
         return None
@@ -191,7 +197,7 @@ def enclosing_facts(graph: Graph) -> list[tuple[Value, bool]]:
     return facts
 
 
-def decide(cond: Value, facts: list[tuple[Value, bool]]) -> Optional[bool]:
+def decide(cond: Value, facts: list[tuple[Value, bool]]) -> bool | None:
     """The value of ``cond`` where ``facts`` hold, or None."""
     base, neg = _strip_not(cond)
     q = predicate(base)
@@ -210,23 +216,14 @@ def decide(cond: Value, facts: list[tuple[Value, bool]]) -> Optional[bool]:
 
 
 # -- moving nodes between graphs -----------------------------------------------------------------
-def _inside(node: Node, graph: Graph) -> bool:
-    g = node.graph
-    while g is not None:
-        if g is graph:
-            return True
-        g = g.parent_node.graph if g.parent_node is not None else None
-    return False
-
-
-def move_contents(src: Graph, dst: Graph, before: Optional[Node],
+def move_contents(src: Graph, dst: Graph, before: Node | None,
                   subst: dict[Value, Value]) -> list[Value]:
     """Move every node and constant of ``src`` into ``dst`` (before ``before``, or at the end);
     uses inside ``src`` of each key of ``subst`` read its value instead. Returns ``src``'s
     outputs as values of ``dst``; ``src`` is left empty."""
     for old, new in subst.items():
         for n, i in old.uses():
-            if _inside(n, src):
+            if node_inside(n, src):
                 n.set_input(i, new)
     b = Builder(dst, before=before)
     consts: dict[Value, Value] = {}
@@ -267,7 +264,7 @@ def _fresh_graph(src: Graph) -> Graph:
 
 
 def new_if(anchor: Node, cond: Value, then_g: Graph, else_g: Graph, n_out: int,
-           names: list[Optional[str]]) -> Node:
+           names: list[str | None]) -> Node:
     node = Node("", "If", [cond], {"then_branch": then_g, "else_branch": else_g},
                 num_outputs=n_out, name=anchor.name)
     for v, name in zip(node.outputs, names):
@@ -294,7 +291,7 @@ class _NoKey(Exception):
     """A node that structural comparison does not handle (it holds a graph)."""
 
 
-def _const_key(v: Value) -> Optional[tuple]:
+def _const_key(v: Value) -> tuple | None:
     if v.producer is None and v.const_value is not None and not v.is_graph_input():
         return ("const", _freeze(v.const_value))
     return None
@@ -308,7 +305,7 @@ def node_key(n: Node, leaf) -> tuple:
     return (n.domain or "", n.op_type, n.overload, attrs, ins, len(n.outputs))
 
 
-def _branch_keys(g: Graph) -> Optional[list]:
+def _branch_keys(g: Graph) -> list | None:
     """Keys of ``g``'s outputs as expressions over outer values and constants (None: refused)."""
     memo: dict[Value, Any] = {}
 
@@ -488,7 +485,7 @@ class _Rules:
                     a, neg_a = b, neg_b
         return changed
 
-    def _merge(self, a: Node, b: Node, flip: bool) -> Optional[Node]:
+    def _merge(self, a: Node, b: Node, flip: bool) -> Node | None:
         anchor = _placement(self.graph, a, b)
         if anchor is None:
             return None
@@ -549,13 +546,13 @@ class _Rules:
         replace_node(node, values)
 
 
-def _outer_key(n: Node, g: Graph) -> Optional[tuple]:
+def _outer_key(n: Node, g: Graph) -> tuple | None:
     """The key of ``n`` when it reads only outer values and constants of ``g``."""
     def leaf(v: Value) -> Any:
         c = _const_key(v)
         if c is not None and v.graph is g:
             return c
-        if v.owning_graph() is g or (v.producer is not None and _inside(v.producer, g)):
+        if v.owning_graph() is g or (v.producer is not None and node_inside(v.producer, g)):
             raise _NoKey
         return ("outer", id(v))
 
@@ -565,7 +562,7 @@ def _outer_key(n: Node, g: Graph) -> Optional[tuple]:
         return None
 
 
-def _placement(graph: Graph, a: Node, b: Node) -> Optional[Node]:
+def _placement(graph: Graph, a: Node, b: Node) -> Node | None:
     """Where a merge of ``a`` and a later ``b`` can stand: at ``b`` when nothing between them
     reads ``a``, else at ``a`` when everything ``b`` reads exists before ``a``; None otherwise."""
     pos = {n: i for i, n in enumerate(graph.nodes)}

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-
 from onnxopt.io import load
 from onnxopt.ir import print_model
 from onnxopt.passes.base import count_ops
@@ -122,7 +121,7 @@ def test_merge_waits_for_what_lies_between_and_keeps_order():
            z = If (c) <then_branch: graph = t2 () => (float[4] a2) { a2 = Add (y, k) },
                        else_branch: graph = e2 () => (float[4] b2) { b2 = Sub (y, k) }>
         }"""
-    m, rec = run(src, bools())
+    m, _ = run(src, bools())
     # k is computed between them and read by the second: the merged If stands where the second did
     assert [n.op_type for n in m.graph.nodes if n.op_type != "Constant"] == ["Exp", "If"]
 
