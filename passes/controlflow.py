@@ -594,11 +594,14 @@ class ControlFlow(GraphPass):
 
     def run(self, model, ctx: PassContext) -> PassResult:
         ctx.analysis(ShapeAnalysis)  # facts for shape_of/sym_value
+        # Every If of the model, once per run (what a branch's condition may resolve); Ifs that
+        # a rewrite erases are skipped, new ones wait for the next run.
+        self._ifs = [n for n in model.graph.all_nodes() if n.op == ("", "If")]
         return super().run(model, ctx)
 
     def run_on_graph(self, graph: Graph, ctx: PassContext) -> PassResult:
-        ifs = [n for n in ctx.model.graph.all_nodes() if n.op == ("", "If")]
-        rules = _Rules(graph, graph_opset(graph, ctx) or 1, dict(ctx.model.opset_imports), ifs)
+        rules = _Rules(graph, graph_opset(graph, ctx) or 1, dict(ctx.model.opset_imports),
+                       getattr(self, "_ifs", []))
         changed = False
         for node in list(graph.nodes):
             if node.graph is not graph:
