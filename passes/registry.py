@@ -32,7 +32,6 @@ BUILTIN_MODULES: dict[str, str] = {
     "identity": "identity",
     "cse": "cse",
     "fuse": "fuse",
-    "upgrade": "upgrade",
     "opset": "opset",
     "fold": "fold",
     "dynamize": "dynamize",

@@ -767,7 +767,7 @@ def test_attention_near_misses():
     fuse(attention().replace("float[B,2,S,8] k", "float[B,1,S,8] k"), "attention", fires=0)
 
 
-# -- the pass: options, opset gating, upgrade ------------------------------------------------------
+# -- the pass: options, opset gating --------------------------------------------------------------
 
 def test_fuse_pass_options_and_gating():
     text = gelu_erf(opset=17)
@@ -776,7 +776,7 @@ def test_fuse_pass_options_and_gating():
     assert not any(r.rewrites for r in report.records)  # Gelu is newer than opset 17
     m = build(text)
     before = snapshot(m)
-    report = run_passes(m, "upgrade{opset=20},fuse")
+    report = run_passes(m, "opset{target=20},fuse")
     assert [w.rule for r in report.records for w in r.rewrites] == ["fuse.gelu_erf"]
     assert m.opset("") == 20
     assert_equivalent(before, m)
@@ -787,16 +787,6 @@ def test_fuse_pass_options_and_gating():
 
     with pytest.raises((UsageError, PassError), match="no rule"):
         run_passes(build(text), "fuse.nope")
-
-
-def test_upgrade():
-    m = build(gelu_erf(opset=20))
-    report = run_passes(m, "upgrade{opset=20}")
-    assert not report.records[0].modified
-    from onnxopt.errors import PassError, UsageError
-
-    with pytest.raises((UsageError, PassError), match="only raises"):
-        run_passes(build(gelu_erf(opset=20)), "upgrade{opset=17}")
 
 
 # -- an intermediate value with another user stops every rule ------------------------------------

@@ -225,17 +225,6 @@ def test_pipeline_after_the_conversion_respects_the_target():
     assert "Gelu" not in {n.op_type for n in res.model.graph.all_nodes()}
 
 
-def test_upgrade_is_the_opset_pass():
-    m = model_from_text(header(11) + """
-        g (float[N,3] x) => (float[N,1] y) {
-           y = ReduceSum <axes = [1]> (x)
-        }""")
-    before = snapshot(m)
-    run_passes(m, "upgrade{opset=18}")
-    assert m.opset("") == 18
-    assert_equivalent(before, m)
-
-
 # -- refusals and bad input ------------------------------------------------------------------------
 
 GRID = header(16) + """
