@@ -194,51 +194,16 @@ def _default_output(path: str) -> str:
 
 
 def _run_optimize(args) -> int:
-    from ..errors import UsageError
-
-    if not args.input:
-        raise UsageError("no input model (see onnxopt --help)")
-    if not os.path.exists(args.input):
-        raise UsageError(f"{args.input}: no such file")
-    out = args.output or _default_output(args.input)
-    pipeline = args.passes or args.preset or "default"
-    if args.preset:
-        from ..passes.presets import PRESETS
-
-        if args.preset not in PRESETS:
-            raise UsageError(f"unknown preset {args.preset!r} (presets: {', '.join(PRESETS)})")
-    from .inputs import check_output, check_reproducer_dir, parse_input_shapes, read_feeds
-
-    check_output(out)
-    if os.path.exists(out) and os.path.samefile(out, args.input) and not args.overwrite:
-        raise UsageError(f"{out}: is the input model; pass --overwrite to replace it")
-    if args.reproducer:
-        check_reproducer_dir(args.reproducer)
-    if args.html:
-        from ..report import check_report_path
-
-        check_report_path(args.html, args.input, out)
-    if args.require_verified and not args.verify:
-        raise UsageError("--require-verified needs verification (drop --no-verify)")
-    from .. import optimize, save
+    out, pipeline = _optimize_arguments(args)
+    from .. import optimize
     from ..errors import VerificationError
     from ..ir import gcpause
 
     gcpause.FREEZE_AFTER = True  # one process, one model: never rescan the IR
-    from .report import Progress, print_summary, summary_dict
+    from .inputs import parse_input_shapes
+    from .report import Progress
 
-    vopts = None
-    if args.verify:
-        from ..verify import VerifyOptions
-
-        vopts = VerifyOptions(seed=args.seed)
-        vopts.input_ranges = _parse_ranges(args.input_range)
-        if args.atol is not None:
-            vopts.atol_override = args.atol
-        if args.rtol is not None:
-            vopts.rtol_override = args.rtol
-        if args.inputs:
-            vopts.feeds = read_feeds(args.inputs)
+    vopts = _verify_options(args) if args.verify else None
     input_shapes = parse_input_shapes(args.input_shape)
     from .verify import check_specs
 
@@ -270,34 +235,96 @@ def _run_optimize(args) -> int:
     checks = None
     if failed is None and (runtimes or bench_rt):
         failed, checks = _runtime_checks(args, result, runtimes, bench_rt, vopts, input_shapes)
-    wrote = False
-    if failed is None or args.force:
-        try:
-            save(result.model, out)
-        except OSError as e:  # the folder filled up or changed under us: nothing is left behind
-            raise UsageError(f"{out}: cannot write ({e.strerror or e})") from None
-        result.after.file_bytes = os.path.getsize(out)
-        wrote = True
+    wrote = _write_output(args, result, out, failed)
+    _print_result(args, result, out if wrote else None, checks, interactive)
+    if failed is not None:
+        return _fail(str(failed) + ("" if wrote else " (no output written; --force writes it)"),
+                     EXIT_VERIFY)
+    return EXIT_OK
+
+
+def _optimize_arguments(args) -> tuple[str, str]:
+    """Refuse unusable arguments before anything is loaded: the output path and pipeline."""
+    from ..errors import UsageError
+
+    if not args.input:
+        raise UsageError("no input model (see onnxopt --help)")
+    if not os.path.exists(args.input):
+        raise UsageError(f"{args.input}: no such file")
+    out = args.output or _default_output(args.input)
+    pipeline = args.passes or args.preset or "default"
+    if args.preset:
+        from ..passes.presets import PRESETS
+
+        if args.preset not in PRESETS:
+            raise UsageError(f"unknown preset {args.preset!r} (presets: {', '.join(PRESETS)})")
+    from .inputs import check_output, check_reproducer_dir
+
+    check_output(out)
+    if os.path.exists(out) and os.path.samefile(out, args.input) and not args.overwrite:
+        raise UsageError(f"{out}: is the input model; pass --overwrite to replace it")
+    if args.reproducer:
+        check_reproducer_dir(args.reproducer)
+    if args.html:
+        from ..report import check_report_path
+
+        check_report_path(args.html, args.input, out)
+    if args.require_verified and not args.verify:
+        raise UsageError("--require-verified needs verification (drop --no-verify)")
+    return out, pipeline
+
+
+def _verify_options(args):
+    """VerifyOptions from --seed, --input-range, --atol/--rtol and --inputs."""
+    from ..verify import VerifyOptions
+    from .inputs import read_feeds
+
+    vopts = VerifyOptions(seed=args.seed)
+    vopts.input_ranges = _parse_ranges(args.input_range)
+    if args.atol is not None:
+        vopts.atol_override = args.atol
+    if args.rtol is not None:
+        vopts.rtol_override = args.rtol
+    if args.inputs:
+        vopts.feeds = read_feeds(args.inputs)
+    return vopts
+
+
+def _write_output(args, result, out: str, failed) -> bool:
+    """Save the result unless verification failed (and no --force); True when written."""
+    from .. import save
+    from ..errors import UsageError
+
+    if failed is not None and not args.force:
+        return False
+    try:
+        save(result.model, out)
+    except OSError as e:  # the folder filled up or changed under us: nothing is left behind
+        raise UsageError(f"{out}: cannot write ({e.strerror or e})") from None
+    result.after.file_bytes = os.path.getsize(out)
+    return True
+
+
+def _print_result(args, result, written: Optional[str], checks, interactive: bool) -> None:
+    """The summary: JSON with --json, else the table (unless -q), with --verify-on checks."""
+    from .report import print_summary, summary_dict
+
     if args.json:
         import json
 
-        d = summary_dict(result, args.input, out if wrote else None)
+        d = summary_dict(result, args.input, written)
         if checks is not None:
             d.update(checks)
             d["verified"] = d["verified"] and all(r["status"] == "ok" for r in checks["runtimes"])
         print(json.dumps(d, indent=2, default=str))
     elif not args.quiet:
-        print_summary(result, args.input, out if wrote else None, rich_ok=interactive,
+        print_summary(result, args.input, written, rich_ok=interactive,
                       verbose=args.verbose, report=args.report)
         if checks is not None:
             from .verify import summary_lines
 
             for line in summary_lines(checks):
                 print(_escaped(line))
-    if failed is not None:
-        return _fail(str(failed) + ("" if wrote else " (no output written; --force writes it)"),
-                     EXIT_VERIFY)
-    return EXIT_OK
 
 
 def _runtime_checks(args, result, runtimes, bench_rt, vopts, input_shapes):
