@@ -132,12 +132,10 @@ def check_health(model, path: Optional[str] = None):
 
     # Shapes: contradictions, unknown shapes, declared shapes the graph disproves.
     info = None
-    try:
-        from ..passes.shapes import infer_shapes
+    from ..passes.shapes import infer_shapes
 
+    try:
         info = infer_shapes(model)
-    except ImportError:
-        report.notes.append("symbolic shape inference is not available: shapes not checked")
     except Exception as e:  # a contradiction stops inference: that is the finding
         add("shape-error", BLOCK, "", "", f"{type(e).__name__}: {str(e).splitlines()[0]}")
     if info is not None:

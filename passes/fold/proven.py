@@ -21,12 +21,9 @@ SHAPES = "shapes"  # the analysis's cache name
 
 def request_shapes(model: Model, ctx: PassContext):
     """Run (or reuse) the shape analysis: a ``Shapes`` handle (``undo()`` restores the declared
-    types), or None when shape inference is unavailable or failed."""
-    try:
-        from ..rewrite import Shapes
-        from ..shapes import ShapeAnalysis  # noqa: F401  (is shape inference installed?)
-    except ImportError:
-        return None
+    types), or None when shape inference failed."""
+    from ..rewrite import Shapes
+
     shapes = Shapes(ctx)
     probe = next(iter(model.graph.outputs), None) or next(iter(model.graph.inputs), None)
     if probe is None:

@@ -50,11 +50,9 @@ class Shapes:
         """Run (or reuse) the shape analysis now rather than at the first question."""
         self._ready = True
         ctx = self._ctx
-        try:
-            from ..shapes import ShapeAnalysis, dims_equal, shape_of, sym_value
-            from ..shapes.infer import materialize
-        except ImportError:
-            return
+        from ..shapes import ShapeAnalysis, dims_equal, shape_of, sym_value
+        from ..shapes.infer import materialize
+
         ctx.analysis(ShapeAnalysis)
         if self._materialize:
             self._changes = materialize(ctx.model)

@@ -704,13 +704,11 @@ def check_tensorrt(model: Model, ctx: Optional[PassContext] = None) -> Report:
     ctx = ctx or PassContext(model)
     info = None
     shapes = Shapes(None)
-    try:
-        from ..shapes import ShapeAnalysis
+    from ..shapes import ShapeAnalysis
 
+    try:
         info = ctx.analysis(ShapeAnalysis)
         shapes = Shapes(ctx)
-    except ImportError:
-        pass
     except Exception as e:  # a contradiction in the model: report what can be checked
         ctx.note(f"shape inference failed ({type(e).__name__}: {e}); dims and ranks unknown")
     c = _Checker(model, shapes, info)
