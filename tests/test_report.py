@@ -59,10 +59,11 @@ def graph_data(page: Path) -> dict:
 
 
 def data_counts(side: dict) -> dict:
-    """Nodes per state in the page data (unchanged Constants are drawn inside their users)."""
+    """Nodes per state the page draws at first: unchanged Constants are shown inside their
+    users, and unchanged regions start folded unless the side is small and unchanged."""
     out: dict = {}
     for n in side["nodes"]:
-        if n["op"] == "Constant" and n["s"] == "kept":
+        if n["op"] == "Constant" and n["s"] == "kept" or (n["g"] >= 0 and not side["open"]):
             continue
         out[n["s"]] = out.get(n["s"], 0) + 1
     return out
@@ -222,3 +223,33 @@ def test_hostile_names_stay_text(tmp_path: Path) -> None:
     got = browser.selftest(str(page), "pwned")
     assert_clean(got)
     assert got["search"]["details"] == f"Identity  {evil}"
+
+
+# Identity, then eight unchanged ops in a row: the chain is folded in the diff until clicked.
+CHAIN = """<ir_version: 8, opset_import: ["" : 17]>
+g (float[2] x) => (float[2] y) {
+   i = Identity (x)
+   a = Relu (i)
+   b = Neg (a)
+   c = Abs (b)
+   d = Neg (c)
+   e = Abs (d)
+   f = Neg (e)
+   h = Abs (f)
+   y = Neg (h)
+}"""
+
+
+@needs_chromium
+def test_unchanged_regions_start_folded_and_unfold_on_click(tmp_path: Path) -> None:
+    page = tmp_path / "chain.html"
+    onnxopt.optimize(model_from_text(CHAIN), "identity", report=page, verify=False)
+    _, after = graph_data(page)["sides"]
+    # The Relu reads x now (edited) and the Neg after it is its context: six nodes fold.
+    assert [g["size"] for g in after["groups"]] == [6]
+    got = browser.selftest(str(page), expand=True)
+    assert_clean(got)
+    assert drawn(got, "after") == {"edited": 1, "kept": 1}
+    assert got["panes"][1]["counts"]["group"] == 1
+    # one box out, six nodes in
+    assert got["expanded"][1]["after"] - got["expanded"][1]["before"] == 5

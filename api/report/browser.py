@@ -47,9 +47,11 @@ def _run(args: list[str], timeout: float) -> str:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def selftest(page: str, query: str = "", timeout: float = 90) -> dict:
-    """The page's self-check as a dict (raises RuntimeError when the page wrote none)."""
-    url = "file://" + quote(os.path.abspath(page)) + "#selftest=" + quote(query)
+def selftest(page: str, query: str = "", timeout: float = 90, expand: bool = False) -> dict:
+    """The page's self-check as a dict (raises RuntimeError when the page wrote none);
+    ``expand``: it also unfolds the first folded region of each side."""
+    url = ("file://" + quote(os.path.abspath(page)) + "#selftest=" + quote(query)
+           + ("&expand" if expand else ""))
     dom = _run(["--virtual-time-budget=20000", "--dump-dom", url], timeout)
     start = dom.find('<pre id="selftest"')
     if start < 0:

@@ -14,8 +14,9 @@ from .snapshot import NodeInfo, Snapshot
 
 DRAW_LIMIT = 5000  # nodes per side embedded in a page; above it only changed regions are
 CHUNK = 150  # nodes per collapsed region
-OPEN_ALL = 300  # a side with at most this many nodes starts fully expanded
-DRAW_AT_ONCE = 200  # changed nodes (and neighbours) drawn at first; more start folded
+OPEN_ALL = 300  # a side without changes and at most this many nodes starts expanded
+DRAW_AT_ONCE = 400  # changed nodes (and neighbours) drawn at first; more start folded
+MIN_FOLD = 4  # smaller unchanged pieces are drawn, not folded
 MAX_REGIONS = 40  # folded regions per kind and side (each is one box to lay out)
 
 
@@ -55,6 +56,11 @@ def side_data(snap: Snapshot, states: dict, prov: dict, label: str,
             shown.update(users.get(vk, ()))
     rest = [i for i in range(len(snap.nodes)) if i not in shown]
     groups, group_of = _regions(snap, rest, producer)
+    small = {i for g in groups if len(g) < MIN_FOLD for i in g}
+    if small:  # folding two nodes into one box saves nothing: draw them
+        shown |= small
+        rest = [i for i in rest if i not in small]
+        groups, group_of = _regions(snap, rest, producer)
     kinds = ["unchanged"] * len(groups)
     order = sorted(shown)
     if len(order) > DRAW_AT_ONCE:  # the rest of the changes start folded too
@@ -139,7 +145,8 @@ def _encode(snap, states, prov, label, embedded, regions, group_of, producer, to
             "groups": [{"size": len(m), "kind": kind, "ops": _top_ops(snap, m),
                         "members": None if too_big and kind == "unchanged"
                         else [index[i] for i in m]} for m, kind in zip(groups, kinds)],
-            "open": len(snap.nodes) <= OPEN_ALL,
+            # A small model is drawn whole; in a diff, unchanged regions start folded.
+            "open": len(snap.nodes) <= OPEN_ALL and not any(s != "kept" for s in states.values()),
             "inputs": [val(vk) for vk in snap.inputs],
             "outputs": [val(vk) for vk in snap.outputs]}
 

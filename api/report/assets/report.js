@@ -244,7 +244,7 @@
   }
 
   function selftest() {  // for tests in a headless browser: results written into the page
-    var m = /[#&]selftest(?:=([^&]*))?/.exec(location.hash);
+    var m = /[#&]selftest(?:=([^&]*))?/.exec(location.hash);  // #selftest=QUERY[&expand]
     if (!m) return;
     var out = { panes: [], errors: errors, blocked: blocked };
     panes.forEach(function (p) {
@@ -262,6 +262,13 @@
       if (first) first.click();
       out.search.highlighted = document.querySelectorAll("g.node.hit").length;
       out.search.details = (details.querySelector("h4") || {}).textContent || "";
+    }
+    if (/[#&]expand/.test(location.hash)) {  // unfold the first folded region of each side
+      out.expanded = panes.map(function (p) {
+        var g = p.box.querySelector("g.node.n-group"), was = p.box.querySelectorAll("g.node").length;
+        if (g) g.dispatchEvent(new MouseEvent("click"));
+        return { before: was, after: p.box.querySelectorAll("g.node").length };
+      });
     }
     out.resources = performance.getEntriesByType("resource").length;
     out.ms = Math.round(performance.now());
