@@ -420,32 +420,29 @@ def _minmax(cls, x, y):
 
 def dmax(a: Dim, b: Dim) -> Dim:
     """max(a, b)."""
-    if a is None or b is None:
-        return None
-    if type(a) is int and type(b) is int:
-        return max(a, b)
-    if a == b:
-        return a
-    if le(b, a) is True:
-        return a
-    if le(a, b) is True:
-        return b
-    return _binop("max", a, b, lambda x, y: _minmax(sp().Max, x, y))
+    return _extreme(a, b, True)
 
 
 def dmin(a: Dim, b: Dim) -> Dim:
     """min(a, b)."""
+    return _extreme(a, b, False)
+
+
+def _extreme(a: Dim, b: Dim, biggest: bool) -> Dim:
+    """max(a, b) when ``biggest``, else min(a, b): exact on ints, the operand that ``le``
+    proves wins when it can, else a symbolic Max/Min."""
     if a is None or b is None:
         return None
     if type(a) is int and type(b) is int:
-        return min(a, b)
+        return max(a, b) if biggest else min(a, b)
     if a == b:
         return a
-    if le(a, b) is True:
+    if (le(b, a) if biggest else le(a, b)) is True:
         return a
-    if le(b, a) is True:
+    if (le(a, b) if biggest else le(b, a)) is True:
         return b
-    return _binop("min", a, b, lambda x, y: _minmax(sp().Min, x, y))
+    fn = sp().Max if biggest else sp().Min
+    return _binop("max" if biggest else "min", a, b, lambda x, y: _minmax(fn, x, y))
 
 
 def prod(ds: Iterable[Dim]) -> Dim:
