@@ -19,7 +19,7 @@ from ..blame import mark_rule
 from ..opsets import graph_imports
 from .authoring import check_created, commute_hint
 from .facts import Shapes, best_type, inherit_fact
-from .match import Match, dom, match, sig_ok, signature
+from .match import Match, match, sig_ok, signature
 from .patterns import Op
 from .rule import NotApplicable, Rule
 from .trace import CHECK_RANK, Miss, TraceEvent, Tracer
@@ -167,7 +167,7 @@ class Rewriter:
                 self.capped.append(f"rewrite: graph {graph.name!r} still changing after "
                                    f"{cap} rewrites (rules undo each other?); stopped")
                 return False
-            entries = index.get((dom(node), node.op_type), ())
+            entries = index.get((node.domain, node.op_type), ())
             # The tracer wants the reason of every miss: no quick filter then.
             sig = signature(node.inputs) if entries and self.tracer is None else None
             for rule, pats in entries:
@@ -278,7 +278,7 @@ class _Worklist:
     def push(self, n: Optional[Node]) -> None:
         if n is None or n.graph is not self.graph or id(n) in self.queued:
             return
-        if (dom(n), n.op_type) not in self.index:
+        if (n.domain, n.op_type) not in self.index:
             return
         self.queued.add(id(n))
         self.stack.append(n)
@@ -303,7 +303,7 @@ def _node_id(n: Node) -> str:
 
 def _graph_opset(model: Model, g: Graph) -> int:
     if g.function is not None:
-        v = g.function.opset_imports.get("", g.function.opset_imports.get("ai.onnx"))
+        v = g.function.opset_imports.get("")
         if v is not None:
             return v
     while g.parent_node is not None and g.parent_node.graph is not None:

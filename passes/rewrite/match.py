@@ -293,10 +293,6 @@ def _same(got: Any, want: Any) -> bool:
     return got == want
 
 
-def dom(node: Node) -> str:
-    return "" if node.domain == "ai.onnx" else node.domain
-
-
 def _private_violation(pattern: Op, b: dict, nodes: tuple) -> Optional[str]:
     """Why a complete match breaks a ``private`` constraint: an intermediate node (not the
     root) whose output is a graph output or is read outside the match."""
@@ -365,4 +361,4 @@ def sig_ok(p: Op, sig: list) -> bool:
     return False
 
 
-__all__ = ["Match", "match", "signature", "sig_ok", "dom"]
+__all__ = ["Match", "match", "signature", "sig_ok"]
