@@ -140,7 +140,7 @@ class ConcatConcat(Rule):
         out, merged = [], False
         for v in outer.inputs:
             p = v.producer if v is not None else None
-            if (p is not None and p.op_type == "Concat" and p.domain in ("", "ai.onnx")
+            if (p is not None and p.op_type == "Concat" and p.domain == ""
                     and p.graph is outer.graph and not v.is_graph_output()
                     and all(u is outer for u, _ in v.uses())
                     and m.attr(p, "axis") is not None and (m.attr(p, "axis") - axis) % rank == 0):
@@ -285,7 +285,7 @@ def _region(m: Match, e: Value) -> Optional[tuple[Value, list]]:
             continue
         if n in seen:
             continue
-        if (n is None or n.op_type not in _ELEMENTWISE or n.domain not in ("", "ai.onnx")
+        if (n is None or n.op_type not in _ELEMENTWISE or n.domain != ""
                 or n.graph is not m.graph or len(n.outputs) != 1 or len(seen) >= _MAX_REGION):
             return None
         seen.add(n)

@@ -23,7 +23,7 @@ def flat_index_sinks(graph, alg) -> list[str]:
     """One problem per Gather that reads a flattened freed axis through a baked index."""
     out = []
     for n in graph.nodes:
-        if n.op_type not in _GATHERS or n.domain not in ("", "ai.onnx") or len(n.inputs) < 2:
+        if n.op_type not in _GATHERS or n.domain != "" or len(n.inputs) < 2:
             continue
         sd = shape(n.inputs[0])
         idx = const_array(n.inputs[1])
