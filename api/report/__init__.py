@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import UsageError
 from .diff import DRAW_LIMIT, node_states, rewritten_constants, side_data
-from .provenance import CreationTracker, provenance
+from .provenance import CreationTracker, provenance_table
 from .snapshot import Snapshot, fill_shapes, snapshot
 
 SHAPE_LIMIT = DRAW_LIMIT  # above it, shapes are the declared ones (no inference on a copy)
@@ -72,16 +72,8 @@ class Recorder:
 
             fill_shapes(self.before, self.before_bytes)
             fill_shapes(after, lower_model(result.model).SerializeToString())
-        tags = {n.key: n.tag for n in after.nodes}
-        table: list[dict] = []  # one entry per (pass run, rule); nodes point at it
-        where: dict[tuple, int] = {}
-        prov = {}
-        for k, r in self.tracker.made_by.items():
-            if r >= 0 and k in tags:
-                if (r, tags[k]) not in where:
-                    where[r, tags[k]] = len(table)
-                    table.append(provenance(r, tags[k], result.report))
-                prov[k] = where[r, tags[k]]
+        prov, table = provenance_table(self.before, after, self.tracker.made_by, result.report,
+                                       exact=not self.big)
         graph, notes = _graph(self.before, after, prov)
         graph["prov"] = table
         sections = run_sections(result, input_path, output_path, notes,

@@ -67,16 +67,79 @@ def _first_line(text) -> str:
     return (str(text or "").strip().splitlines() or [""])[0]
 
 
-def provenance(record_index: int, tag: str, report) -> dict:
+def provenance(record_index: int, tag: str, report, rewrite: int | None = None) -> dict:
     """What the page says about a created node: the pass run, the rule and its reason, and the
-    nodes the rule's rewrites replaced (the records kept for bisection)."""
+    nodes the rule's rewrites replaced (the records kept for bisection): the one rewrite that
+    made it when ``rewrite`` (its index in the record) is known, else all of the rule's."""
     rec = report.records[record_index]
     rule = tag or ""
-    rewrites = [rw for rw in rec.rewrites if not rule or rw.rule == rule]
-    if not rule and len({rw.rule for rw in rewrites}) == 1:
-        rule = rewrites[0].rule
+    if rewrite is not None:
+        chosen = [(rewrite, rec.rewrites[rewrite])]
+    else:
+        chosen = [(i, rw) for i, rw in enumerate(rec.rewrites) if not rule or rw.rule == rule]
+    if not rule and len({rw.rule for _, rw in chosen}) == 1:
+        rule = chosen[0][1].rule
     where = f"run #{record_index + 1}" + (f", round {rec.iteration}" if rec.iteration else "")
-    replaced = [list(map(str, rw.replaced[:6])) for rw in rewrites[:8]]
     return {"pass": rec.spec, "run": where, "rule": rule,
             "reason": rule_summary(rec.name, rule) if rule else "",
-            "rewrites": len(rewrites), "replaced": replaced}
+            "rewrites": len(rec.rewrites) if not rule else
+            sum(rw.rule == rule for rw in rec.rewrites),
+            "replaced": [[f"#{i + 1}", *map(str, rw.replaced[:8])] for i, rw in chosen[:8]]}
+
+
+def _node_id(n, snap) -> str:
+    """How rewrite records name a node: its name, else ``Op(first output)``."""
+    out = snap.values[n.outputs[0]].name if n.outputs and n.outputs[0] in snap.values else ""
+    return n.name or (f"{n.op}({out})" if out else n.op)
+
+
+def _neighbours(before, after, made: set) -> dict:
+    """For each created node, the ids of the removed nodes it touched in the graph before:
+    producers and users of what it reads, and what its users read before."""
+    gone = {n.key for n in before.nodes} - {n.key for n in after.nodes}
+    b_ids = {n.key: _node_id(n, before) for n in before.nodes if n.key in gone}
+    b_touch: dict[int, set] = {}  # value key -> removed nodes producing or reading it
+    for n in before.nodes:
+        if n.key in gone:
+            for vk in (*n.inputs, *n.outputs):
+                b_touch.setdefault(vk, set()).add(b_ids[n.key])
+    b_inputs = {n.key: n.inputs for n in before.nodes}
+    a_users: dict[int, list] = {}
+    for n in after.nodes:
+        for vk in n.inputs:
+            a_users.setdefault(vk, []).append(n.key)
+    out = {}
+    for n in after.nodes:
+        if n.key not in made:
+            continue
+        ids = set()
+        for vk in n.inputs:
+            ids |= b_touch.get(vk, set())
+        for vk in n.outputs:
+            for u in a_users.get(vk, ()):
+                for old in b_inputs.get(u, ()):
+                    ids |= b_touch.get(old, set())
+        out[n.key] = ids
+    return out
+
+
+def provenance_table(before, after, made_by: dict, report, exact: bool = True):
+    """(node key -> entry index, entries) for the created nodes of ``after``. With ``exact``,
+    each node is tied to the rewrite whose replaced nodes it touched; else (large models) to
+    its pass run and rule."""
+    tags = {n.key: n.tag for n in after.nodes}
+    made = {k for k, r in made_by.items() if r >= 0 and k in tags}
+    near = _neighbours(before, after, made) if exact and before is not None else {}
+    table: list[dict] = []
+    where: dict[tuple, int] = {}
+    prov = {}
+    for k in made:
+        r, tag = made_by[k], tags[k]
+        hit = next((i for i, rw in enumerate(report.records[r].rewrites)
+                    if (not tag or rw.rule == tag) and near.get(k, set()) & set(rw.replaced)),
+                   None)
+        if (r, tag, hit) not in where:
+            where[r, tag, hit] = len(table)
+            table.append(provenance(r, tag, report, hit))
+        prov[k] = where[r, tag, hit]
+    return prov, table

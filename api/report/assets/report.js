@@ -176,7 +176,7 @@
       if (by.rule) kv(t, "rule", by.rule);
       if (by.reason) kv(t, "reason", by.reason);
       if (by.rewrites) kv(t, "rewrites", by.rewrites + " by this rule in this run");
-      by.replaced.forEach(function (r, k) { kv(t, "rewrite #" + (k + 1) + " replaced", r.join(", ")); });
+      by.replaced.forEach(function (r) { kv(t, "rewrite " + r[0] + " replaced", r.slice(1).join(", ")); });
     }
     (n.f || []).forEach(function (f) { kv(t, "finding", f); });
     if (n.dom) kv(t, "domain", n.dom);
