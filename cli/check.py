@@ -216,16 +216,14 @@ def _versioned_nodes(model):
 
     def walk(g, imports, label_prefix=""):
         for node in g.nodes:
-            domain = "" if node.domain == "ai.onnx" else node.domain
-            yield node, graph_label(g), domain, imports.get(domain)
+            yield node, graph_label(g), node.domain, imports.get(node.domain)
             for sub in node.subgraphs():
                 yield from walk(sub, imports)
 
-    imports = {("" if k == "ai.onnx" else k): v for k, v in model.opset_imports.items()}
+    imports = dict(model.opset_imports)
     yield from walk(model.graph, imports)
     for f in model.functions.values():
-        fi = {("" if k == "ai.onnx" else k): v for k, v in f.opset_imports.items()}
-        yield from walk(f.graph, {**imports, **fi})
+        yield from walk(f.graph, {**imports, **f.opset_imports})
 
 
 def _opset_problem(node, domain: str, version: Optional[int]) -> Optional[str]:
