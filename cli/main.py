@@ -38,7 +38,7 @@ def _optimize_parser() -> argparse.ArgumentParser:
         prog="onnxopt",
         description="Optimize an ONNX model with a pipeline of passes, verified against the "
                     "original in onnxruntime. Other commands: `onnxopt show MODEL`, "
-                    "`onnxopt check [--target tensorrt] MODEL`.",
+                    "`onnxopt check [--target tensorrt] MODEL`, `onnxopt view MODEL`.",
     )
     p.add_argument("input", nargs="?", help="model to optimize (.onnx)")
     p.add_argument("--version", action="version", version=f"onnxopt {_version()}")
