@@ -143,6 +143,19 @@ def _load_builtins() -> None:
             importlib.import_module(f"onnxopt.passes.{mod}")
 
 
+def _load_builtin_for(name: str) -> None:
+    """Import only the built-in module that can define ``name`` (``fuse.conv_bn`` -> fuse,
+    ``onnxoptimizer:X`` -> peers): a ``-p dce`` run must not pay for importing fold, fuse, opset
+    and the rest. A name no built-in module claims loads them all (it may still be a plugin's)."""
+    key = name.split(":", 1)[0] + ":*" if ":" in name else name.split(".", 1)[0]
+    mod = BUILTIN_MODULES.get(key)
+    if mod is None:
+        _load_builtins()
+        return
+    with _origin(f"built-in onnxopt.passes.{mod}"):
+        importlib.import_module(f"onnxopt.passes.{mod}")
+
+
 def _entry_points() -> list:
     """The installed entry points of the group (metadata only: nothing is imported)."""
     global _eps
@@ -266,8 +279,8 @@ def load_plugin_file(path: str) -> list[str]:
 
 
 def get(name: str) -> Entry:
-    """The entry for a CLI name (built-ins and entry points are loaded on first call)."""
-    _load_builtins()
+    """The entry for a CLI name (its built-in module, or entry points, loaded on first call)."""
+    _load_builtin_for(name)
     if name not in _entries and ":" in name:
         _load_namespace(name.split(":", 1)[0])
     if name not in _entries:

@@ -151,6 +151,23 @@ def test_help_is_fast_and_imports_nothing_heavy():
     assert r.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_a_dce_run_imports_only_what_dce_needs(tmp_path):
+    # onnx and numpy are needed to load and save; sympy (symbolic dims), onnxruntime
+    # (verification, folding ops numpy cannot evaluate) and the other passes' modules are not.
+    src, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    onnx.save(onnx.parser.parse_model(SMALL), str(src))
+    code = ("import sys; from onnxopt.cli.main import main\n"
+            f"rc = main([{str(src)!r}, '-p', 'dce', '--no-verify', '-o', {str(out)!r}, '-q'])\n"
+            "top = {m.split('.')[0] for m in sys.modules}\n"
+            "heavy = sorted(top & {'sympy', 'onnxruntime', 'onnxsim', 'onnxoptimizer', 'torch'})\n"
+            "other = sorted(m for m in sys.modules if m.split('.')[:3] in ("
+            "['onnxopt', 'passes', 'fold'], ['onnxopt', 'passes', 'fuse'], "
+            "['onnxopt', 'passes', 'shapes']))\n"
+            "print(rc, heavy, other)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-1] == "0 [] []", r.stderr
+
+
 @pytest.mark.parametrize("path", LIGHT, ids=[os.path.basename(p) for p in LIGHT])
 def test_light_models_end_to_end(path, tmp_path, capsys):
     out = tmp_path / "o.onnx"
