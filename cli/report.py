@@ -20,15 +20,18 @@ def _size(n: Optional[int]) -> str:
 
 
 def pass_rows(report) -> list[dict[str, Any]]:
-    """Records aggregated per pass spec: runs, seconds, changes, node delta, stats."""
+    """Records aggregated per pass spec: runs, seconds, changes, node delta, node visits,
+    stats."""
     rows: "OrderedDict[str, dict]" = OrderedDict()
     for r in report.records:
         row = rows.setdefault(r.spec, {"pass": r.spec, "runs": 0, "changed": 0, "seconds": 0.0,
-                                       "node_delta": 0, "stats": Counter()})
+                                       "node_delta": 0, "node_visits": 0,
+                                       "stats": Counter()})
         row["runs"] += 1
         row["changed"] += int(r.modified)
         row["seconds"] += r.seconds
         row["node_delta"] += r.node_delta
+        row["node_visits"] += r.node_visits
         row["stats"].update(r.stats)
     return list(rows.values())
 

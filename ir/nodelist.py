@@ -15,6 +15,22 @@ if TYPE_CHECKING:
     from .core import Node
 
 
+# Nodes handed out by every NodeList iteration so far, and by worklists that report theirs
+# (:func:`add_visits`). The pass manager records its growth during a pass as the pass's node
+# visits: a pass that sweeps the whole graph each round shows it, an incremental one does not.
+_visits = [0]
+
+
+def node_visits() -> int:
+    """Node visits so far in this process (iterations of node lists plus reported ones)."""
+    return _visits[0]
+
+
+def add_visits(n: int) -> None:
+    """Count ``n`` node visits made without iterating a node list (a worklist's pops)."""
+    _visits[0] += n
+
+
 class _Link:
     __slots__ = ("node", "prev", "next")
 
@@ -42,20 +58,30 @@ class NodeList:
     def __iter__(self) -> Iterator["Node"]:
         root = self._root
         link = root.next
-        while link is not root:
-            n = link.node
-            if n is not None:
-                yield n
-            link = link.next
+        k = 0  # counted locally, added once: the loop is every pass's hot path
+        try:
+            while link is not root:
+                n = link.node
+                if n is not None:
+                    k += 1
+                    yield n
+                link = link.next
+        finally:
+            _visits[0] += k
 
     def __reversed__(self) -> Iterator["Node"]:
         root = self._root
         link = root.prev
-        while link is not root:
-            n = link.node
-            if n is not None:
-                yield n
-            link = link.prev
+        k = 0  # counted locally, added once: the loop is every pass's hot path
+        try:
+            while link is not root:
+                n = link.node
+                if n is not None:
+                    k += 1
+                    yield n
+                link = link.prev
+        finally:
+            _visits[0] += k
 
     def first(self):
         """The first node, or None."""

@@ -26,6 +26,7 @@ from ..ir.errors import IRError, OnnxoptError, PassCrash, PassError
 from ..ir import Model, check_model, print_model
 from ..ir.core import clock
 from ..ir.gcpause import paused_gc
+from ..ir.nodelist import node_visits
 from . import blame, registry
 from .base import PassContext, PassResult, Rewrite
 from .opsets import fix_hint, model_problem
@@ -47,6 +48,7 @@ class PassRecord:
     stats: Counter = field(default_factory=Counter)
     rewrites: list[Rewrite] = field(default_factory=list)
     iteration: Optional[int] = None  # fixed-point round, when inside a group
+    node_visits: int = 0  # nodes the pass iterated or popped (ir.nodelist.node_visits)
 
     @property
     def node_delta(self) -> int:
@@ -199,6 +201,7 @@ class PassManager:
 
             snapshot = lower_model(model).SerializeToString()
         t = time.perf_counter()
+        visits = node_visits()
         try:
             try:
                 result = p.run(model, ctx)
@@ -217,6 +220,7 @@ class PassManager:
             cls = PassCrash if crashed else PassError
             raise cls(_raised_message(spec.name, e, entry)) from e
         seconds = time.perf_counter() - t
+        visits = node_visits() - visits
         if result.modified:
             ctx.invalidate(result.preserved)
         problem = None
@@ -230,7 +234,7 @@ class PassManager:
             raise (PassCrash if entry.builtin else PassError)(problem + _whence(entry))
         rec = PassRecord(spec.name, str(spec), seconds, nodes_before, model.num_nodes(),
                          inits_before, _num_inits(model), result.modified, result.stats,
-                         result.rewrites, iteration)
+                         result.rewrites, iteration, visits)
         report.records.append(rec)
         self._done += 1
         if spec.name in self.print_ir_after or "*" in self.print_ir_after:

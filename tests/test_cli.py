@@ -69,7 +69,9 @@ def test_json_summary(small, tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["verification"]["status"] == "ok"
     assert d["before"]["nodes"] == 3 and d["after"]["nodes"] <= 3
-    assert d["passes"] and {"pass", "runs", "seconds", "node_delta"} <= set(d["passes"][0])
+    assert d["passes"] and {"pass", "runs", "seconds", "node_delta", "node_visits"} \
+        <= set(d["passes"][0])
+    assert all(p["node_visits"] > 0 for p in d["passes"] if p["pass"] == "dce")
 
 
 def test_verification_failure_exits_1_and_writes_nothing(small, tmp_path, capsys):

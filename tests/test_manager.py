@@ -129,6 +129,15 @@ def test_records_time_and_node_delta():
     assert r.seconds >= 0 and len(r.rewrites) == 3
 
 
+def test_records_the_node_visits_of_each_pass():
+    # dce sweeps the graph once; a pass that looks at one node visits one. A regression to
+    # "every round revisits everything" shows in these numbers (and in --json's passes).
+    m = model_from_text(MODEL)
+    rep = PassManager("dce,test:flip").run(m)
+    dce, flip = rep.records
+    assert dce.node_visits >= 3 and flip.node_visits == 0
+
+
 def test_verify_each_names_the_pass_that_broke_the_ir():
     m = model_from_text(MODEL)
     with pytest.raises(PassError, match="'test:break-uses' broke the IR"):
