@@ -72,16 +72,12 @@ class NodeList:
     def __reversed__(self) -> Iterator["Node"]:
         root = self._root
         link = root.prev
-        k = 0  # counted locally, added once: the loop is every pass's hot path
-        try:
-            while link is not root:
-                n = link.node
-                if n is not None:
-                    k += 1
-                    yield n
-                link = link.prev
-        finally:
-            _visits[0] += k
+        while link is not root:
+            n = link.node
+            if n is not None:
+                _visits[0] += 1  # per node: backward walks are rare, forward ones are hot
+                yield n
+            link = link.prev
 
     def first(self):
         """The first node, or None."""
