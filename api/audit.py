@@ -26,6 +26,16 @@ _CONTROL = ("If", "Loop", "Scan")
 # AttributeProto types that hold tensors or graphs (TENSOR, GRAPH, TENSORS, GRAPHS, SPARSE_TENSOR,
 # SPARSE_TENSORS), and 0 (UNDEFINED: the type is not set, so look at the fields).
 _BEARING = frozenset((0, 4, 5, 9, 10, 11, 12))
+# The field a single-valued type needs, and the type's name.
+_VALUE_FIELDS = frozenset(("f", "i", "s", "t", "g", "sparse_tensor", "tp", "floats", "ints",
+                           "strings", "tensors", "graphs", "sparse_tensors", "type_protos"))
+_FIELD_OF = {4: ("t", "tensor"), 5: ("g", "graph"), 11: ("sparse_tensor", "sparse tensor")}
+
+
+def _count(lo: int, hi: int) -> str:
+    if lo == hi:
+        return str(lo)
+    return f"at least {lo}" if hi >= 2**31 - 1 else f"{lo} to {hi}"
 
 
 def _dim_params(type_proto) -> list:
@@ -39,9 +49,14 @@ def _dim_params(type_proto) -> list:
 
 
 def _dtypes() -> frozenset:
+    """The ONNX data types whose storage onnxopt can check and decode (strings, and those with a
+    known element size): a newer one (float6, say) would fail in the middle of a pass."""
     import onnx
 
-    return frozenset(v for v in onnx.TensorProto.DataType.values() if v)
+    from .ir.tensor import _ITEMSIZE
+
+    return frozenset(v for v in onnx.TensorProto.DataType.values()
+                     if v == _STRING or v in _ITEMSIZE)
 
 
 class Audit:
@@ -64,11 +79,12 @@ class Audit:
     def run(self) -> None:
         p = self.proto
         self.text("the model's header", p.producer_name, p.producer_version, p.domain,
+                  p.doc_string,
                   *(o.domain for o in p.opset_import),
                   *(x for e in p.metadata_props for x in (e.key, e.value)))
         for f in p.functions:
-            self.text(f"function {f.name!r}", f.name, f.domain, *f.input, *f.output,
-                      *f.attribute)
+            self.text(f"function {f.name!r}", f.name, f.domain, f.doc_string, *f.input,
+                      *f.output, *f.attribute)
         imports = self._imports(p.opset_import)
         for f in p.functions:
             imports.setdefault(f.domain, 1)
@@ -109,9 +125,9 @@ class Audit:
     def graph(self, g, imports: dict, depth: int) -> None:
         if depth > MAX_DEPTH:
             self.fail(f"subgraphs are nested more than {MAX_DEPTH} deep")
-        self.text("a graph", g.name)
+        self.text("a graph", g.name, g.doc_string)
         for vi in (*g.input, *g.output, *g.value_info):
-            self.text(f"graph {g.name!r}", vi.name, *_dim_params(vi.type))
+            self.text(f"graph {g.name!r}", vi.name, vi.doc_string, *_dim_params(vi.type))
         for t in g.initializer:
             self.tensor(t)
         for s in g.sparse_initializer:
@@ -121,9 +137,10 @@ class Audit:
     def nodes(self, nodes, imports: dict, depth: int, where: str) -> None:
         for n in nodes:
             try:  # str + bytes raises: the cheap test on the hot path, the message below
-                n.name + n.op_type + n.domain + "".join(n.input) + "".join(n.output)
+                n.name + n.op_type + n.domain + n.doc_string + "".join(n.input) + "".join(
+                    n.output)
             except TypeError:
-                self.text(where, n.name, n.op_type, n.domain, *n.input, *n.output)
+                self.text(where, n.name, n.op_type, n.domain, n.doc_string, *n.input, *n.output)
             dom = "" if n.domain in ("", "ai.onnx") else n.domain
             if (dom, n.op_type) not in self.seen_ops:
                 self.op(n, dom, imports)
@@ -151,7 +168,9 @@ class Audit:
             try:
                 s = self.defs.get_schema(n.op_type, version, dom)
                 self.schemas[key] = (frozenset(s.attributes),
-                                     frozenset(k for k, a in s.attributes.items() if a.required))
+                                     frozenset(k for k, a in s.attributes.items() if a.required),
+                                     s.min_input, s.max_input, s.min_output, s.max_output,
+                                     {k: int(a.type) for k, a in s.attributes.items()})
             except self.defs.SchemaError:  # the op is newer than the imported opset
                 self.schemas[key] = None
         known = self.schemas[key]
@@ -159,6 +178,14 @@ class Audit:
         if known is None:
             return self.node_problem(f"node {label!r}: {n.op_type!r} does not exist in opset "
                                      f"{version} of domain {dom or 'ai.onnx'!r}", "opset")
+        lo, hi = known[2], known[3]
+        if not lo <= len(n.input) <= hi:
+            self.node_problem(f"node {label!r}: {n.op_type!r} (opset {version}) takes "
+                              f"{_count(lo, hi)} inputs, not {len(n.input)}", "arity")
+        lo, hi = known[4], known[5]
+        if not lo <= len(n.output) <= hi:
+            self.node_problem(f"node {label!r}: {n.op_type!r} (opset {version}) has "
+                              f"{_count(lo, hi)} outputs, not {len(n.output)}", "arity")
         names = {a.name for a in n.attribute}
         if not names <= known[0]:
             extra = sorted(names - known[0])
@@ -167,6 +194,11 @@ class Audit:
         if not known[1] <= names:
             missing = sorted(known[1] - names)
             self.node_problem(f"node {label!r}: {n.op_type!r} requires attribute {missing[0]!r}")
+        types = known[6]
+        for a in n.attribute:  # what the op reads must be of the type it reads
+            if a.type and not a.ref_attr_name and types.get(a.name, a.type) != a.type:
+                self.node_problem(f"node {label!r}: attribute {a.name!r} of {n.op_type!r} has "
+                                  f"type {a.type}, the op takes type {types[a.name]}")
 
     def control(self, n, where: str) -> None:
         """Bodies agree with the node: If's two branches, Loop's and Scan's input and output
@@ -208,8 +240,16 @@ class Audit:
             default=9) < 9
 
     def attribute(self, a, imports: dict, depth: int) -> None:
+        if a.name.__class__ is bytes or a.ref_attr_name.__class__ is bytes:
+            self.text("an attribute", a.name, a.ref_attr_name)
         if a.type not in _BEARING:  # ints, floats, strings: nothing to look into
             return
+        field = _FIELD_OF.get(a.type)
+        if field and not a.ref_attr_name and not a.HasField(field[0]):
+            self.fail(f"attribute {a.name!r} is of type {field[1]} but holds no {field[1]}")
+        if a.type == 0 and (self.proto.ir_version >= 2 or not any(
+                fd.name in _VALUE_FIELDS for fd, _ in a.ListFields())):
+            self.fail(f"attribute {a.name!r} has no type (required from IR version 2)")
         if a.HasField("t"):
             self.tensor(a.t)
         for t in a.tensors:
@@ -257,9 +297,10 @@ class Audit:
 
     def tensor(self, t) -> None:
         name = t.name
-        self.text("a tensor", name)
+        self.text("a tensor", name, t.doc_string)
         if t.data_type not in self.dtypes:
-            self.fail(f"tensor {name!r} has data type {t.data_type}, which is not an ONNX type")
+            self.fail(f"tensor {name!r} has data type {t.data_type}, which is not an ONNX type "
+                      "onnxopt supports")
         if t.HasField("segment"):
             self.fail(f"tensor {name!r} is segmented, which onnxopt does not support")
         n = 1
@@ -270,6 +311,8 @@ class Audit:
             self.fail(f"tensor {name!r}: dims {list(t.dims)} are impossibly large",
                       ExternalDataError if t.data_location == _EXTERNAL else InvalidModelError)
         if t.data_type == _STRING:
+            if t.HasField("raw_data"):
+                self.fail(f"tensor {name!r}: strings in raw_data (ONNX keeps them in string_data)")
             for i, s in enumerate(t.string_data):
                 try:
                     s.decode("utf-8")
