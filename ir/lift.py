@@ -386,9 +386,9 @@ def _lift_model(proto, base_dir: Optional[str], raw_lengths: Optional[list] = No
 
 def _copy_field(proto, fd):
     val = getattr(proto, fd.name)
-    if fd.label == fd.LABEL_REPEATED:
-        return list(val)
-    return val
+    # protobuf 7 dropped FieldDescriptor.label (is_repeated replaces it)
+    repeated = fd.is_repeated if hasattr(fd, "is_repeated") else fd.label == fd.LABEL_REPEATED
+    return list(val) if repeated else val
 
 
 __all__ = ["lift_model", "lift_type", "lift_shape"]

@@ -578,6 +578,15 @@ def _dim_bombs(folder):
     return write_model(folder, m)
 
 
+@case("training_info", None)
+def _training_info(folder):
+    """A model with a training_info entry (a field onnxopt carries through untouched)."""
+    m = good_model()
+    t = m.training_info.add()
+    t.algorithm.name = "step"
+    return write_model(folder, m)
+
+
 @case("absurd_dim_value_type", None)
 def _absurd_vt(folder):
     """An input declared float[100000, 100000] (40 GB): nothing may allocate it."""
