@@ -133,11 +133,18 @@ def provenance_table(before, after, made_by: dict, report, exact: bool = True):
     table: list[dict] = []
     where: dict[tuple, int] = {}
     prov = {}
+    by_name: dict[int, dict] = {}  # pass run -> (rule, replaced node) -> its first rewrite
     for k in made:
         r, tag = made_by[k], tags[k]
-        hit = next((i for i, rw in enumerate(report.records[r].rewrites)
-                    if (not tag or rw.rule == tag) and near.get(k, set()) & set(rw.replaced)),
-                   None)
+        if near.get(k) and r not in by_name:
+            index: dict = {}
+            for i, rw in enumerate(report.records[r].rewrites):
+                for name in rw.replaced:
+                    index.setdefault((rw.rule, name), i)
+                    index.setdefault(("", name), i)
+            by_name[r] = index
+        hits = [by_name[r][tag, x] for x in near.get(k, ()) if (tag, x) in by_name.get(r, {})]
+        hit = min(hits) if hits else None
         if (r, tag, hit) not in where:
             where[r, tag, hit] = len(table)
             table.append(provenance(r, tag, report, hit))
