@@ -9,8 +9,10 @@ from typing import Optional
 
 import numpy as np
 
-from ...ir import Builder, Node, Tensor, Value
+from ...ir import Builder, Node, Tensor, TensorType, Value
 from ...ir.shape import Shape
+from ..shapes import sym_value
+from ..shapes.infer import best_type
 from . import evaluators as ev
 from .common import _INT_DTYPES, _NON_TENSOR, NEVER_FOLD, _Env
 from .runtime import EVALUABLE_DOMAINS
@@ -41,8 +43,19 @@ class Evaluation:
         if t is not None:
             return Shape(t.dims)
         if self.trusted or (v.is_graph_input() and v.graph is self.model.graph):
-            return v.shape
+            vt = self.type_of(v)
+            return vt.shape if isinstance(vt, TensorType) else None
         return None
+
+    def type_of(self, v: Value):
+        """What fold takes for ``v``'s type: the shape analysis' fact when the analysis ran for
+        this pass (:func:`~onnxopt.passes.shapes.infer.best_type`), else the declared type."""
+        return best_type(v) if self.trusted else v.type
+
+    def dtype_of(self, v: Value) -> Optional[int]:
+        """The element type of :meth:`type_of` (None when unknown or not a tensor)."""
+        t = self.type_of(v)
+        return (t.dtype or None) if isinstance(t, TensorType) else None
 
     def tainted_inputs(self, node: Node) -> bool:
         """True when the node reads a value computed from an overridable input (an IR < 4
@@ -112,7 +125,7 @@ class Evaluation:
             return "domain" if self.all_inputs_const(node, env) else "not_candidate"
         if any(a.ref_attr_name for a in node.attributes.values()):
             return "attribute_reference" if self.all_inputs_const(node, env) else "not_candidate"
-        if any(isinstance(v.type, _NON_TENSOR) for v in node.outputs):
+        if any(isinstance(self.type_of(v), _NON_TENSOR) for v in node.outputs):
             return "non_tensor" if self.all_inputs_const(node, env) else "not_candidate"
         return None
 
@@ -179,16 +192,17 @@ class Evaluation:
                 t = arr
             else:
                 arr = np.asarray(arr)
-                expect = v.dtype
+                expect = self.dtype_of(v)
                 try:
                     t = Tensor.from_numpy(arr, dtype=expect if expect and arr.dtype.kind == "V"
                                           else None)
                 except Exception as e:
                     self.leave(node, "error", f"cannot hold the result: {e}")
                     return False
-            if v.dtype and t.dtype != v.dtype:
+            vdt = self.dtype_of(v)
+            if vdt and t.dtype != vdt:
                 self.leave(node, "dtype_mismatch",
-                           f"result is dtype {t.dtype}, the graph says {v.dtype}")
+                           f"result is dtype {t.dtype}, the graph says {vdt}")
                 return False
             if t.size > self.max_elements:
                 self.stats["left.size_policy"] += 1
@@ -251,8 +265,8 @@ class Evaluation:
 
         opset = self.opset_of(node, env)
         target = node.inputs[1]
-        sv, shape = target.meta.get("symval"), self.trusted_shape(node.inputs[0])
-        if opset < 5 or sv is None or shape is None or target.dtype != 7 or \
+        sv, shape = sym_value(target), self.trusted_shape(node.inputs[0])
+        if opset < 5 or sv is None or shape is None or self.dtype_of(target) != 7 or \
                 self.const_of(target) is not None:
             return
         allowzero = opset >= 14 and node.attr("allowzero", 0) == 1
@@ -275,19 +289,22 @@ class Evaluation:
         self.stats["reshape_target"] += 1
 
     def symval_array(self, v: Value) -> Optional[np.ndarray]:
-        sv = v.meta.get("symval")
-        if sv is None or v.dtype not in _INT_DTYPES:
+        sv = sym_value(v)
+        dt = self.dtype_of(v)
+        if sv is None or dt not in _INT_DTYPES:
             return None
         vals = tuple(sv) if isinstance(sv, (tuple, list)) else (sv,)
         if not all(type(x) is int or isinstance(x, np.integer) for x in vals):
             return None
-        shape = v.shape
+        vt = self.type_of(v)
+        shape = vt.shape if isinstance(vt, TensorType) else None
         if shape is None or not shape.is_static() or shape.numel() != len(vals):
             return None
-        return np.array(vals, dtype=np.int64 if v.dtype == 7 else np.int32).reshape(tuple(shape))
+        return np.array(vals, dtype=np.int64 if dt == 7 else np.int32).reshape(tuple(shape))
 
     def add_partial(self, v: Value, arr: np.ndarray) -> None:
-        if v.dtype and v.dtype != (7 if arr.dtype == np.int64 else 6):
+        dt = self.dtype_of(v)
+        if dt and dt != (7 if arr.dtype == np.int64 else 6):
             return
         t = Tensor.from_numpy(arr)
         self.known[v] = t

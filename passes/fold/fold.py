@@ -91,8 +91,6 @@ class Fold(Pass):
         if folder.modified:
             # Every value that stays computes what it did: the annotations remain facts.
             return PassResult(True, folder.stats, preserved=frozenset({SHAPES}))
-        if folder.shapes is not None:
-            folder.shapes.undo()  # nothing rewritten: the IR leaves exactly as it came
         return PassResult(False, folder.stats, preserved=frozenset({"*"}))
 
 
