@@ -144,13 +144,14 @@ def _check_input_shapes(model) -> None:
 
 def _load_original(source):
     """(IR model, reference onnxruntime can load, file size) for the caller's input."""
-    from .io import load, read_model_proto
+    from .io import load
 
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         model = load(path)
-        ref: Any = path if _has_external(model) else read_model_proto(path).SerializeToString()
-        return model, ref, os.path.getsize(path)
+        # The file itself, not a serialized copy held through the passes (a model's size in
+        # memory, and a parse and a serialization of it); nothing writes it before verification.
+        return model, path, os.path.getsize(path)
     from .ir import Model
 
     if isinstance(source, Model):

@@ -156,6 +156,7 @@ class _Source:
         self.model = model
         self.tmpdir: Optional[str] = None
         self._proto = None
+        self.size = 0  # the proto's serialized size, its large data included
 
     def key(self) -> tuple:
         m = self.model
@@ -171,7 +172,10 @@ class _Source:
         return ("bytes", len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
 
     def proto(self):
-        """The ModelProto, external data not loaded (never mutated)."""
+        """The ModelProto, external data not loaded; a caller's proto is never mutated. One we
+        parsed ourselves is read for its structure only (onnxruntime loads :meth:`ort_ref`), so
+        its large initializers keep their dims and dtype but drop their data: holding it beside
+        the session, and shape inference's copies of it, then cost little."""
         if self._proto is None:
             m = self.model
             if isinstance(m, (str, os.PathLike)):
@@ -184,6 +188,10 @@ class _Source:
                 self._proto = _parse(bytes(m), self.what)
             else:
                 self._proto = m
+                self.size = m.ByteSize()
+                return m
+            self.size = self._proto.ByteSize()
+            _without_big_data(self._proto)
         return self._proto
 
     def ort_ref(self):
@@ -205,11 +213,27 @@ class _Source:
         return path
 
     def close(self) -> None:
+        self._proto = None  # read once (inputs, outputs): not kept beside the sessions
         if self.tmpdir:
             import shutil
 
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
+
+
+def _without_big_data(proto):
+    """``proto`` with the data of its initializers over ``_CONST_LIMIT`` elements (never decoded
+    for hints anyway) cleared in place."""
+    for g in _all_graphs(proto.graph):
+        for t in g.initializer:
+            if math.prod(t.dims) > _CONST_LIMIT:
+                for f in _DATA_FIELDS:
+                    t.ClearField(f)
+    return proto
+
+
+_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data",
+                "double_data", "uint64_data")
 
 
 def _session(ref):
@@ -710,12 +734,12 @@ class Verifier:
         self._prepared = prep
         return prep
 
-    def _inputs(self, proto) -> list[_Input]:
+    def _inputs(self, proto, size: int) -> list[_Input]:
         import onnx
 
         graph = proto.graph
         inferred = graph
-        if proto.ByteSize() < _INFER_LIMIT:
+        if size < _INFER_LIMIT:  # the full model's size: the same decision as before stripping
             try:
                 inferred = onnx.shape_inference.infer_shapes(proto).graph
             except Exception:  # noqa: BLE001 - shape inference is only a source of hints
@@ -754,7 +778,7 @@ class Verifier:
     def _prepare_into(self, prep: _Prepared) -> None:
         proto = self._original.proto()
         try:
-            inputs = self._inputs(proto)
+            inputs = self._inputs(proto, self._original.size)
         except _NotVerified as e:
             prep.error = str(e)
             return

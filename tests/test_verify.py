@@ -313,3 +313,28 @@ def test_shared_models_verify_against_themselves(name):
     assert len(rep.bindings) >= 2
     for key in rep.bindings[0]:
         assert rep.bindings[0][key] != rep.bindings[1][key]
+
+
+# ---- cost
+
+
+def _embedding(tmp_path) -> Path:
+    """ids -> Gather from a 3 x 30000 table: big enough that the verifier does not read its data,
+    and indices valid only below 3 (the table's dims, which it must still see)."""
+    m = parse("g (int64[N] ids) => (float[N, 30000] y) { y = Gather(table, ids) }")
+    table = np.arange(90000, dtype=np.float32).reshape(3, 30000)
+    m.graph.initializer.append(onnx.numpy_helper.from_array(table, "table"))
+    path = tmp_path / "emb.onnx"
+    onnx.save(m, str(path))
+    return path
+
+
+def test_the_verifier_reads_the_originals_structure_not_its_weights(tmp_path):
+    path = _embedding(tmp_path)
+    before = path.read_bytes()
+    v = Verifier(str(path))
+    assert all(0 <= f["ids"].min() and f["ids"].max() < 3 for _, f in v.feeds())
+    assert v._original._proto is None  # not held beside the optimized model's session
+    rep = v.check(before)
+    assert rep.status == "ok" and len(rep.bindings) >= 2
+    assert path.read_bytes() == before

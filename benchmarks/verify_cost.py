@@ -1,0 +1,48 @@
+"""What verification costs: CPU seconds and peak RSS of the default pipeline with and without it.
+
+    python benchmarks/verify_cost.py MODEL.onnx [MODEL.onnx ...]
+
+Each model runs in two fresh processes, ``optimize(model)`` with ``verify=False`` and with
+``verify=True`` (default preset); each prints its own CPU seconds (user + system, from
+``resource.getrusage``, steadier than wall time on a shared machine), wall seconds and peak RSS.
+Verification's cost is the difference, and the verifier's own time (``VerifyReport.seconds``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+_CHILD = """
+import json, resource, sys, time
+from onnxopt import optimize
+t = time.perf_counter()
+r = optimize(sys.argv[1], verify=sys.argv[2] == '1', bisect=False)
+ru = resource.getrusage(resource.RUSAGE_SELF)
+v = r.verification
+print(json.dumps({"cpu": ru.ru_utime + ru.ru_stime, "wall": time.perf_counter() - t,
+                  "rss_mb": ru.ru_maxrss / 1024, "status": v.status if v else "off",
+                  "verify_s": v.seconds if v else 0.0}))
+"""
+
+
+def measure(path: str, verify: bool) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD, path, "1" if verify else "0"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(paths: list[str]) -> None:
+    print("| model | MB | CPU s off / on | peak RSS MB off / on | verifier s | status |")
+    print("|---|---:|---:|---:|---:|---|")
+    for p in paths:
+        off, on = measure(p, False), measure(p, True)
+        print(f"| {os.path.basename(p)} | {os.path.getsize(p) / 2**20:.1f} "
+              f"| {off['cpu']:.2f} / {on['cpu']:.2f} | {off['rss_mb']:.0f} / {on['rss_mb']:.0f} "
+              f"| {on['verify_s']:.2f} | {on['status']} |", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
