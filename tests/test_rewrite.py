@@ -378,6 +378,20 @@ def test_rewrite_pass_options():
         Doubler(only="nope").run(m, PassContext(m))
 
 
+def test_rewrite_pass_disable_runs_all_but_the_named_rules():
+    m = _relu_chain(5)
+    assert not Doubler(disable="squash").run(m, PassContext(m)).rewrites
+    m = _relu_chain(5)
+    res = Doubler(disable="add_relu").run(m, PassContext(m))
+    assert res.stats["test-squash.squash"] == 3
+    m = _relu_chain(5)
+    assert not Doubler(disable="squash, add_relu").run(m, PassContext(m)).rewrites
+    from onnxopt.errors import UsageError
+
+    with pytest.raises(UsageError, match="no rule 'nope'"):
+        Doubler(disable="squash,nope").run(m, PassContext(m))
+
+
 def test_verbose_tracer_notes_near_misses():
     m = model_from_text(f"""{H17}
         g (float[4] x) => (float[4] y) <float[4] c = {{1.0, 2.0, 3.0, 4.0}}> {{
