@@ -83,6 +83,9 @@ def _optimize_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-each", action="store_true",
                    help="after every pass, check IR invariants, the opsets of the nodes it "
                    "touched and that 'modified' is honest (always done after plugin passes)")
+    p.add_argument("--check-modified", action="store_true",
+                   help="fingerprint the IR around every pass and fail one whose 'modified' is "
+                   "wrong (always done after plugin passes; cheap, unlike --verify-each)")
     p.add_argument("--reproducer", metavar="DIR",
                    help="on a pass failure, write the model before it and the pipeline here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -220,6 +223,7 @@ def _run_optimize(args) -> int:
     try:
         result = optimize(args.input, pipeline, verify=args.verify, verify_options=vopts,
                           verify_each=args.verify_each, print_ir_after=args.print_ir_after,
+                          check_modified=True if args.check_modified else None,
                           plugins=args.plugin, progress=progress, input_shapes=input_shapes,
                           target_opset=args.target_opset, reproducer_dir=args.reproducer,
                           verbose=args.verbose, print_fn=_print_escaped,

@@ -448,10 +448,11 @@ def test_built_in_passes_are_fingerprinted_on_request(wrong_model, monkeypatch, 
         with pytest.raises(PassError, match="^pass 'identity' reported no change but changed "
                                             r"the IR \(nodes 3 -> 2\)"):
             optimize(str(wrong_model), "identity", verify=False, **kw)
-    code, err = cli_error(capsys, str(wrong_model), "-p", "identity", "--verify-each",
-                          "--no-verify", "-o", os.devnull)
-    # (The exit code is the manager's to choose for a built-in's bug: not the plugin's 2.)
-    assert code != 0 and "pass 'identity' reported no change but changed the IR" in err
+    for flag in ("--verify-each", "--check-modified"):
+        code, err = cli_error(capsys, str(wrong_model), "-p", "identity", flag,
+                              "--no-verify", "-o", os.devnull)
+        # (The exit code is the manager's to choose for a built-in's bug: not the plugin's 2.)
+        assert code != 0 and "pass 'identity' reported no change but changed the IR" in err
 
 
 def test_a_pass_in_an_unknown_namespace_suggests_the_plugin_flag(wrong_model, tmp_path, capsys):
