@@ -50,7 +50,8 @@ class Evaluation:
     def type_of(self, v: Value):
         """What fold takes for ``v``'s type: the shape analysis' fact when the analysis ran for
         this pass (:func:`~onnxopt.passes.shapes.infer.best_type`), else the declared type."""
-        return best_type(v) if self.trusted else v.type
+        t = best_type(v) if self.trusted else None
+        return v.type if t is None else t
 
     def dtype_of(self, v: Value) -> Optional[int]:
         """The element type of :meth:`type_of` (None when unknown or not a tensor)."""
