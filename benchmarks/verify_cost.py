@@ -1,6 +1,7 @@
 """What verification costs: CPU seconds and peak RSS of the default pipeline with and without it.
 
     python benchmarks/verify_cost.py MODEL.onnx [MODEL.onnx ...]
+    python benchmarks/verify_cost.py --make-dense OUT.onnx   # 96 MB of weights, 18 nodes
 
 Each model runs in two fresh processes, ``optimize(model)`` with ``verify=False`` and with
 ``verify=True`` (default preset); each prints its own CPU seconds (user + system, from
@@ -34,6 +35,28 @@ def measure(path: str, verify: bool) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def make_dense(path: str, n: int = 2048, layers: int = 6) -> None:
+    """A model whose size is weights: ``layers`` x (MatMul by an n x n weight, Relu, Identity)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], [], "x"
+    for i in range(layers):
+        w = (rng.standard_normal((n, n)) * 0.02).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Relu", [f"m{i}"], [f"r{i}"]),
+                  helper.make_node("Identity", [f"r{i}"], [f"h{i}"])]
+        x = f"h{i}"
+    g = helper.make_graph(nodes, "dense",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n])],
+                          [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["batch", n])],
+                          inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
 def main(paths: list[str]) -> None:
     print("| model | MB | CPU s off / on | peak RSS MB off / on | verifier s | status |")
     print("|---|---:|---:|---:|---:|---|")
@@ -45,4 +68,7 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--make-dense"]:
+        make_dense(sys.argv[2])
+    else:
+        main(sys.argv[1:])
