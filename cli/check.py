@@ -43,6 +43,8 @@ def _parser():
     p.add_argument("model", help="model to check (.onnx)")
     p.add_argument("--target", choices=TARGETS, help="check readiness for this runtime")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--html", metavar="PAGE", help="also write an offline HTML page with the "
+                   "findings on the graph")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -56,6 +58,10 @@ def run_check(argv: list[str]) -> int:
         raise UsageError(f"{args.model}: no such file")
     if os.path.isdir(args.model):
         raise UsageError(f"{args.model}: is a directory")
+    if args.html:
+        from ..report import check_report_path
+
+        check_report_path(args.html, args.model)
     from .. import load
 
     problems: list = []  # what the runtime would refuse in a node: findings, not a load error
@@ -71,6 +77,10 @@ def run_check(argv: list[str]) -> int:
         title = f"health of {args.model}"
         kinds = HEALTH_KINDS
     _add_load_problems(report, problems)
+    if args.html:
+        from ..report import write_check
+
+        write_check(args.html, model, title, report)
     if args.json:
         print(json.dumps(report_dict(report, args.model, kinds), indent=2, default=str))
     else:
