@@ -73,13 +73,23 @@ def _replace(m: Match, b: Builder, inputs: list, **changes) -> Value:
     return b.op("Resize", inputs, attrs_copy(node, **changes), name=node.name)
 
 
-def _common_check(m: Match) -> Optional[str]:
-    if has_ref_attrs(m.root):
-        return "an attribute refers to a function attribute"
-    return None
+class _ResizeRule(Rule):
+    """A rule on one Resize: the check every one of them makes (no attribute refers to a
+    function attribute), then the rule's own :meth:`qualifies`."""
+
+    pattern = _RESIZE
+
+    def check(self, m: Match) -> Optional[str]:
+        if has_ref_attrs(m.root):
+            return "an attribute refers to a function attribute"
+        return self.qualifies(m)
+
+    def qualifies(self, m: Match) -> Optional[str]:
+        """A reason to refuse this Resize, or None to accept (the rule's own conditions)."""
+        return None
 
 
-class ResizeCropToAlignCorners(Rule):
+class ResizeCropToAlignCorners(_ResizeRule):
     """``tf_crop_and_resize`` with the whole input as its region of interest (every roi start 0
     and end 1) -> ``align_corners``. Per the ONNX definition the source coordinate is
     ``start*(in-1) + x*(end-start)*(in-1)/(out-1)`` for out > 1, which with start 0 and end 1 is
@@ -92,12 +102,8 @@ class ResizeCropToAlignCorners(Rule):
     summary = ("Resize tf_crop_and_resize over the full image -> align_corners (TensorRT has no "
                "crop mode)")
     opset = 11
-    pattern = _RESIZE
 
-    def check(self, m: Match) -> Optional[str]:
-        reason = _common_check(m)
-        if reason:
-            return reason
+    def qualifies(self, m: Match) -> Optional[str]:
         if m.attr(m.root, "coordinate_transformation_mode") != "tf_crop_and_resize":
             return "not tf_crop_and_resize"
         _x, roi, _s, _z = _parts(m)
@@ -134,7 +140,7 @@ def _exact_width(scale: np.float32, in_dim: int, out: int) -> bool:
     return float(w32) == float(out) and float(w64) == float(out)
 
 
-class ResizeSymmetricToHalfPixel(Rule):
+class ResizeSymmetricToHalfPixel(_ResizeRule):
     """``half_pixel_symmetric`` -> ``half_pixel`` when every resized axis has an exact output
     width. ONNX (opset 19) shifts the source coordinate by ``in/2 * (1 - adjustment)`` with
     ``adjustment = floor(scale*in) / (scale*in)``; when ``scale*in`` is an integer exactly (in
@@ -144,12 +150,8 @@ class ResizeSymmetricToHalfPixel(Rule):
     name = "resize_symmetric_to_half_pixel"
     summary = "Resize half_pixel_symmetric -> half_pixel when every output size is exact"
     opset = 19
-    pattern = _RESIZE
 
-    def check(self, m: Match) -> Optional[str]:
-        reason = _common_check(m)
-        if reason:
-            return reason
+    def qualifies(self, m: Match) -> Optional[str]:
         if m.attr(m.root, "coordinate_transformation_mode") != "half_pixel_symmetric":
             return "not half_pixel_symmetric"
         plan, why = _plan(m)
@@ -164,7 +166,7 @@ class ResizeSymmetricToHalfPixel(Rule):
         return _replace(m, b, list(m.root.inputs), coordinate_transformation_mode="half_pixel")
 
 
-class ResizeDropAntialias(Rule):
+class ResizeDropAntialias(_ResizeRule):
     """``antialias=1`` -> 0 when it has no effect: with ``nearest`` (ONNX applies the antialias
     filter to linear and cubic only) or when no axis shrinks (the filter is stretched by
     ``max(1, 1/scale)``, which is 1 for every scale >= 1). TensorRT 10 does not support
@@ -173,12 +175,8 @@ class ResizeDropAntialias(Rule):
     name = "resize_drop_antialias"
     summary = "Resize antialias=1 -> 0 for nearest or when upsampling (the filter is then a no-op)"
     opset = 18
-    pattern = _RESIZE
 
-    def check(self, m: Match) -> Optional[str]:
-        reason = _common_check(m)
-        if reason:
-            return reason
+    def qualifies(self, m: Match) -> Optional[str]:
         if not m.attr(m.root, "antialias"):
             return "antialias is off"
         if m.attr(m.root, "mode") == "nearest":
@@ -195,7 +193,7 @@ class ResizeDropAntialias(Rule):
         return _replace(m, b, list(m.root.inputs), antialias=None)
 
 
-class ResizeStretchPolicy(Rule):
+class ResizeStretchPolicy(_ResizeRule):
     """``keep_aspect_ratio_policy`` not_larger/not_smaller -> ``stretch`` when it cannot matter:
     constant sizes whose ratio to the static input dims is the same on every resized axis (then
     min and max of the ratios are that ratio and the policy's output sizes are the given sizes).
@@ -204,12 +202,8 @@ class ResizeStretchPolicy(Rule):
     name = "resize_stretch_policy"
     summary = "Resize keep_aspect_ratio_policy -> stretch when the sizes keep the aspect ratio"
     opset = 18
-    pattern = _RESIZE
 
-    def check(self, m: Match) -> Optional[str]:
-        reason = _common_check(m)
-        if reason:
-            return reason
+    def qualifies(self, m: Match) -> Optional[str]:
         if (m.attr(m.root, "keep_aspect_ratio_policy") or "stretch") == "stretch":
             return "already stretch"
         x, _roi, scales, sizes = _parts(m)
@@ -231,7 +225,7 @@ class ResizeStretchPolicy(Rule):
         return _replace(m, b, list(m.root.inputs), keep_aspect_ratio_policy=None)
 
 
-class ResizeFullRankScales(Rule):
+class ResizeFullRankScales(_ResizeRule):
     """Constant scales over an ``axes`` subset -> scales for every axis (1 where the node did not
     resize) and no ``axes`` attribute; a tf_crop_and_resize roi is widened the same way (start 0,
     end 1 on the added axes). ONNX defines the axes form as exactly this full form. TensorRT 10
@@ -240,12 +234,8 @@ class ResizeFullRankScales(Rule):
     name = "resize_full_rank_scales"
     summary = "Resize scales over an axes subset -> scales for every axis, no axes attribute"
     opset = 18
-    pattern = _RESIZE
 
-    def check(self, m: Match) -> Optional[str]:
-        reason = _common_check(m)
-        if reason:
-            return reason
+    def qualifies(self, m: Match) -> Optional[str]:
         if not m.attr(m.root, "axes"):
             return "no axes attribute"
         x, roi, scales, sizes = _parts(m)
