@@ -149,6 +149,31 @@ def test_a_loop_body_capturing_an_earlier_stage_value_gets_it_as_a_stage_input()
         {"name": "trip", "from": "input"}, {"name": "b", "from": 0}, {"name": "a", "from": 0}]
 
 
+SCAN = """
+<ir_version: 8, opset_import: ["" : 18]>
+g (float[T, 3] x) => (float[3] total, float[T, 3] ys)
+{
+  a = Relu(x)
+  w = Neg(a)
+  axes = Constant <value = int64[1] {0}> ()
+  init = ReduceSum <keepdims = 0> (w, axes)
+  peak = ReduceMax <keepdims = 0> (a, axes)
+  total, ys = Scan (init, w) <num_scan_inputs = 1, body = body (float[3] s, float[3] xi) => (float[3] s2, float[3] yi) {
+      s2 = Add(s, xi)
+      yi = Mul(xi, peak)
+  }>
+}
+"""
+
+
+def test_a_scan_body_capturing_an_earlier_stage_value_gets_it_as_a_stage_input():
+    with pytest.raises(UsageError, match=r"x -> a -> peak -> total avoids the cut"):
+        onnxopt.cut(onnx.parser.parse_model(SCAN), at=["w"])  # peak is read only by the body
+    r = onnxopt.cut(onnx.parser.parse_model(SCAN), at=["w,peak"])
+    assert r.verification == "ok", r.reason
+    assert [i["name"] for i in r.manifest["stages"][1]["inputs"]] == ["w", "peak"]
+
+
 FUNCS = """
 <ir_version: 8, opset_import: ["" : 17, "local" : 1, "com.microsoft" : 1]>
 g (float[N] x) => (float[N] y) {
