@@ -306,7 +306,7 @@ def test_if_branches_join_with_fresh_symbols_and_loop_trip_count():
                    else_branch = e () => (float[n] b) { k = Constant<value_ints=[2]>()
                                                         b = Tile(x, k) }>
         m = Constant<value_int=5>()
-        w = Loop(m, ) <body = body (int64 i, bool cin) => (bool[] cout, int64[] sq) {
+        w = Loop(m, "") <body = body (int64 i, bool cin) => (bool[] cout, int64[] sq) {
             cout = Identity(cin)
             sq = Mul(i, i)
         }>
