@@ -102,7 +102,7 @@ def _graph_data(before, after, prov, flags) -> tuple[dict, list[str]]:
     for d, snap in zip(sides, [s for s in (before, after) if s is not None]):
         if snap.nested:
             notes.append(f"The {d['label']} graph has {snap.nested} nodes inside control-flow "
-                         "bodies: they are not drawn (their If/Loop/Scan node is).")
+                         "bodies: click the [+] of an If/Loop/Scan node to draw its bodies.")
         if d["limited"]:
             notes.append(f"The {d['label']} graph has {d['total']} nodes, over the drawing limit "
                          f"of {DRAW_LIMIT}: the diff shows only the changed regions and their "

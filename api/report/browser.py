@@ -47,11 +47,13 @@ def _run(args: list[str], timeout: float) -> str:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def selftest(page: str, query: str = "", timeout: float = 90, expand: bool = False) -> dict:
+def selftest(page: str, query: str = "", timeout: float = 90, expand: bool = False,
+             bodies: bool = False) -> dict:
     """The page's self-check as a dict (raises RuntimeError when the page wrote none);
-    ``expand``: it also unfolds the first folded region of each side."""
+    ``expand``: it also unfolds the first folded region of each side; ``bodies``: after the
+    search, it draws every If/Loop/Scan body and counts each one's nodes per colour."""
     url = ("file://" + quote(os.path.abspath(page)) + "#selftest=" + quote(query)
-           + ("&expand" if expand else ""))
+           + ("&expand" if expand else "") + ("&bodies" if bodies else ""))
     dom = _run(["--virtual-time-budget=20000", "--dump-dom", url], timeout)
     start = dom.find('<pre id="selftest"')
     if start < 0:

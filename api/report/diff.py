@@ -21,9 +21,10 @@ MAX_REGIONS = 40  # folded regions per kind and side (each is one box to lay out
 
 
 def node_states(before: Snapshot | None, after: Snapshot) -> tuple[dict, dict]:
-    """(state by key on the before side, state by key on the after side)."""
+    """(state by key on the before side, state by key on the after side), for the nodes of
+    both graphs and of their If/Loop/Scan bodies."""
     if before is None:
-        return {}, {n.key: "kept" for n in after.nodes}
+        return {}, {n.key: "kept" for n in after.all_nodes()}
     b, a = before.by_key(), after.by_key()
     sb = {k: ("removed" if k not in a else _edit_state(b[k], a[k], before, after)) for k in b}
     sa = {k: ("created" if k not in b else sb[k]) for k in a}
@@ -108,6 +109,17 @@ def _regions(snap: Snapshot, rest: list[int], producer: dict) -> tuple[list, dic
     return groups, group_of
 
 
+def body_data(snap: Snapshot, states: dict, prov: dict, label: str) -> dict:
+    """One If/Loop/Scan body: all its nodes, no folded regions (the page lays it out only when
+    its node is expanded); a body over ``DRAW_LIMIT`` nodes is counted, not embedded."""
+    producer = {vk: i for i, n in enumerate(snap.nodes) for vk in n.outputs}
+    too_big = len(snap.nodes) > DRAW_LIMIT
+    embedded = [] if too_big else list(range(len(snap.nodes)))
+    d = _encode(snap, states, prov, label, embedded, ([], []), {}, producer, too_big)
+    d["open"] = True
+    return d
+
+
 def _encode(snap, states, prov, label, embedded, regions, group_of, producer, too_big) -> dict:
     groups, kinds = regions
     index = {i: k for k, i in enumerate(embedded)}
@@ -139,6 +151,8 @@ def _encode(snap, states, prov, label, embedded, regions, group_of, producer, to
             d["dom"] = n.domain
         if n.key in prov:
             d["by"] = prov[n.key]
+        if n.bodies:
+            d["b"] = [body_data(body, states, prov, name) for name, body in n.bodies]
         nodes.append(d)
     return {"label": label, "total": len(snap.nodes), "limited": too_big,
             "nodes": nodes, "values": vlist,

@@ -2,7 +2,8 @@
 
 Within one optimize run nodes keep their identity; two files share only names. A node of the
 second model is the same node as one of the first when they have the same op and the same name
-(or, unnamed, the same first output name); values are the same when their names are.
+(or, unnamed, the same first output name); values are the same when their names are. Inside
+the If/Loop/Scan bodies of two matched nodes, the same rule holds body by body.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def match_by_name(first: Snapshot, second: Snapshot) -> None:
     second.values = {vmap.get(k, k): v for k, v in second.values.items()}
     second.inputs = [vmap.get(k, k) for k in second.inputs]
     second.outputs = [vmap.get(k, k) for k in second.outputs]
+    # Bodies of a matched node are matched body to body (names are unique only within one).
+    firsts = {n.key: n for n in first.nodes}
+    for n in second.nodes:
+        mine = firsts.get(n.key)
+        theirs = dict(mine.bodies) if mine is not None else {}
+        for name, body in n.bodies:
+            if name in theirs:
+                match_by_name(theirs[name], body)
 
 
 def _unique(mapping: dict, names: list) -> dict:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 class CreationTracker:
     """A progress hook (``name, done, total``) that records the creating pass of every node of
-    the main graph; ``finish(report)`` accounts for the last pass."""
+    the main graph and of its If/Loop/Scan bodies; ``finish(report)`` accounts for the last
+    pass."""
 
     def __init__(self, model, forward: Callable[[str, int, int], None] | None = None):
         self.model = model
@@ -25,7 +26,7 @@ class CreationTracker:
 
     def _scan(self, record: int) -> None:
         made = self.made_by
-        for n in self.model.graph.nodes:
+        for n in self.model.graph.all_nodes():
             if id(n) not in made:
                 made[id(n)] = record
                 self._keep.append(n)
@@ -87,29 +88,31 @@ def provenance(record_index: int, tag: str, report, rewrite: int | None = None) 
             "replaced": [[f"#{i + 1}", *map(str, rw.replaced[:8])] for i, rw in chosen[:8]]}
 
 
-def _node_id(n, snap) -> str:
+def _node_id(n, values: dict) -> str:
     """How rewrite records name a node: its name, else ``Op(first output)``."""
-    out = snap.values[n.outputs[0]].name if n.outputs and n.outputs[0] in snap.values else ""
+    out = values[n.outputs[0]].name if n.outputs and n.outputs[0] in values else ""
     return n.name or (f"{n.op}({out})" if out else n.op)
 
 
 def _neighbours(before, after, made: set) -> dict:
     """For each created node, the ids of the removed nodes it touched in the graph before:
     producers and users of what it reads, and what its users read before."""
-    gone = {n.key for n in before.nodes} - {n.key for n in after.nodes}
-    b_ids = {n.key: _node_id(n, before) for n in before.nodes if n.key in gone}
+    b_all, a_all = list(before.all_nodes()), list(after.all_nodes())
+    gone = {n.key for n in b_all} - {n.key for n in a_all}
+    values = before.all_values()
+    b_ids = {n.key: _node_id(n, values) for n in b_all if n.key in gone}
     b_touch: dict[int, set] = {}  # value key -> removed nodes producing or reading it
-    for n in before.nodes:
+    for n in b_all:
         if n.key in gone:
             for vk in (*n.inputs, *n.outputs):
                 b_touch.setdefault(vk, set()).add(b_ids[n.key])
-    b_inputs = {n.key: n.inputs for n in before.nodes}
+    b_inputs = {n.key: n.inputs for n in b_all}
     a_users: dict[int, list] = {}
-    for n in after.nodes:
+    for n in a_all:
         for vk in n.inputs:
             a_users.setdefault(vk, []).append(n.key)
     out = {}
-    for n in after.nodes:
+    for n in a_all:
         if n.key not in made:
             continue
         ids = set()
@@ -127,7 +130,7 @@ def provenance_table(before, after, made_by: dict, report, exact: bool = True):
     """(node key -> entry index, entries) for the created nodes of ``after``. With ``exact``,
     each node is tied to the rewrite whose replaced nodes it touched; else (large models) to
     its pass run and rule."""
-    tags = {n.key: n.tag for n in after.nodes}
+    tags = {n.key: n.tag for n in after.all_nodes()}
     made = {k for k, r in made_by.items() if r >= 0 and k in tags}
     near = _neighbours(before, after, made) if exact and before is not None else {}
     table: list[dict] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..ir.core import A_GRAPH, A_GRAPHS
 from ..ir.types import dtype_name
 
 ATTR_TEXT = 80  # characters of an attribute's value shown in the page
@@ -28,6 +29,7 @@ class NodeInfo:
     outputs: tuple
     attrs: dict
     tag: str = ""  # the Builder tag: the rule (or pass) that created it
+    bodies: tuple = ()  # (attribute name, Snapshot) for each If/Loop/Scan body, in order
 
 
 @dataclass(slots=True)
@@ -50,11 +52,27 @@ class Snapshot:
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
     keep: list = field(default_factory=list)  # the IR objects themselves: ids stay unique
-    nested: int = 0  # nodes inside If/Loop/Scan bodies (not drawn)
+    nested: int = 0  # nodes inside If/Loop/Scan bodies (drawn when their node is expanded)
+
+    def all_nodes(self):
+        """Every node, bodies included (depth first, parents first)."""
+        for n in self.nodes:
+            yield n
+            for _, body in n.bodies:
+                yield from body.all_nodes()
+
+    def all_values(self) -> dict[int, ValueInfo]:
+        """Values of the graph and of its bodies, keyed by identity."""
+        out = dict(self.values)
+        for n in self.nodes:
+            for _, body in n.bodies:
+                out.update(body.all_values())
+        return out
 
     def by_key(self) -> dict[int, NodeInfo]:
-        """Nodes keyed by identity."""
-        return {n.key: n for n in self.nodes}
+        """Nodes keyed by identity, bodies included: a node moved between a body and its
+        enclosing graph is the same node on both sides."""
+        return {n.key: n for n in self.all_nodes()}
 
 
 def snapshot(model, details: bool = True) -> Snapshot:
@@ -63,11 +81,10 @@ def snapshot(model, details: bool = True) -> Snapshot:
     from ..ir.gcpause import paused_gc
 
     with paused_gc():  # hundreds of thousands of small objects: no full-heap scans meanwhile
-        return _snapshot(model, details)
+        return _snapshot(model.graph, details)
 
 
-def _snapshot(model, details: bool) -> Snapshot:
-    g = model.graph
+def _snapshot(g, details: bool) -> Snapshot:
     s = Snapshot()
     for v in g.inputs:
         _value(s, v, "input", details)
@@ -82,13 +99,25 @@ def _snapshot(model, details: bool) -> Snapshot:
         s.nodes.append(NodeInfo(id(n), n.op_type, n.domain, n.name or "",
                                 tuple(None if v is None else id(v) for v in n.inputs),
                                 tuple(id(v) for v in n.outputs), attrs,
-                                str(n.meta.get("tag", "") or "")))
+                                str(n.meta.get("tag", "") or ""), _bodies(n, details)))
         for v in n.inputs:  # values of an enclosing scope are never inputs of the main graph
             if v is not None and id(v) not in s.values:
                 _value(s, v, "input", details)
     s.outputs = [id(v) for v in g.outputs]
     s.nested = g.num_nodes() - len(s.nodes)
     return s
+
+
+def _bodies(n, details: bool) -> tuple:
+    """Each graph attribute of ``n`` as a snapshot of its own (a list of graphs: name[i])."""
+    if not n.attributes:
+        return ()
+    out = []
+    for name, a in n.attributes.items():
+        graphs = a.value if a.type == A_GRAPHS else [a.value] if a.type == A_GRAPH else []
+        for k, g in enumerate(graphs):
+            out.append((name if a.type == A_GRAPH else f"{name}[{k}]", _snapshot(g, details)))
+    return tuple(out)
 
 
 def _value(s: Snapshot, v, kind: str, details: bool) -> None:
@@ -153,15 +182,27 @@ def fill_shapes(snap: Snapshot, model_proto_bytes: Any) -> bool:
         infer_shapes(copy)
     except Exception:  # noqa: BLE001 - inference is a nicety here: declared types stay
         return False
-    nodes = list(copy.graph.nodes)
+    pairs: list = []
+    if not _line_up(copy.graph, snap, pairs):
+        return False
+    for v, side, key in pairs:
+        if key in side.values and v.type is not None:
+            side.values[key].type = _type_text(v.type)
+    return True
+
+
+def _line_up(g, snap: Snapshot, pairs: list) -> bool:
+    """(copy's value, snapshot, key) for each value of ``g`` and its bodies, by position."""
+    nodes = list(g.nodes)
     if len(nodes) != len(snap.nodes):
         return False
-    pairs = list(zip(copy.graph.inputs, snap.inputs))
+    pairs += [(v, snap, k) for v, k in zip(g.inputs, snap.inputs)]
     for n, info in zip(nodes, snap.nodes):
-        if n.op_type != info.op or len(n.outputs) != len(info.outputs):
+        subs = n.subgraphs()
+        if n.op_type != info.op or len(n.outputs) != len(info.outputs) or \
+                len(subs) != len(info.bodies):
             return False
-        pairs += zip(n.outputs, info.outputs)
-    for v, key in pairs:
-        if key in snap.values and v.type is not None:
-            snap.values[key].type = _type_text(v.type)
+        pairs += [(v, snap, k) for v, k in zip(n.outputs, info.outputs)]
+        if not all(_line_up(sg, body, pairs) for sg, (_, body) in zip(subs, info.bodies)):
+            return False
     return True

@@ -32,15 +32,58 @@
     n.hidden = false; n.textContent = text;
   }
 
-  function Pane(side, index, host) {
+  // A side's main graph is a root pane; an expanded If/Loop/Scan body is a pane of its own,
+  // listed under its root pane, keyed by its path ("/3.0" = body 0 of node 3, nested further).
+  function Pane(side, index, host, root, path, title) {
     this.side = side; this.index = index; this.open = {};
+    this.root = root || this; this.path = path || ""; this.views = {};
     if (side.open) side.groups.forEach(function (g, i) { this.open[i] = true; }, this);
-    var box = el("div", "pane"); box.dataset.side = side.label;
-    var head = el("h3", "", side.label + " (" + side.total + " nodes)");
+    var box = el("div", root ? "pane body" : "pane"); box.dataset.side = side.label;
+    var head = el("h3", "", (title || side.label) + " (" + side.total + " nodes)");
     this.scroll = el("div", "scroll");
-    box.appendChild(head); box.appendChild(this.scroll); host.appendChild(box);
+    box.appendChild(head); box.appendChild(this.scroll);
+    this.label = root ? root.side.label : side.label;  // the side: before, after or model
+    if (root) { box.dataset.path = path; this.title = title; }
+    else { this.bodyHost = el("div", "bodies"); box.appendChild(this.bodyHost); }
+    host.appendChild(box);
     this.box = box;
   }
+  Pane.prototype.all = function () {  // this pane and its open body panes
+    var out = [this], v = this.views;
+    Object.keys(v).sort().forEach(function (k) { out.push(v[k]); });
+    return out;
+  };
+  Pane.prototype.bodyKey = function (i, k) { return this.path + "/" + i + "." + k; };
+  Pane.prototype.bodiesOpen = function (i) { return !!this.root.views[this.bodyKey(i, 0)]; };
+  Pane.prototype.openBodies = function (i) {  // lays each body out now, on first expansion
+    var n = this.side.nodes[i], r = this.root, self = this;
+    (n.b || []).forEach(function (b, k) {
+      var key = self.bodyKey(i, k);
+      if (r.views[key]) return;
+      if (b.nodes.length > VISIBLE_LIMIT) return note("Body " + b.label + " of " + n.op + " " + n.name + " is not drawn: over " + VISIBLE_LIMIT + " nodes.");
+      var title = r.side.label + " › " + n.op + (n.name ? " " + n.name : "") + " › " + b.label;
+      var p = new Pane(b, self.index, r.bodyHost, r, key, title);
+      r.views[key] = p;
+      p.render();
+    });
+    this.mark(i);
+  };
+  Pane.prototype.closeBodies = function (i) {
+    var r = this.root, prefix = this.path + "/" + i + ".";
+    Object.keys(r.views).forEach(function (k) {
+      if (k.indexOf(prefix) !== 0) return;
+      r.bodyHost.removeChild(r.views[k].box);
+      delete r.views[k];
+    });
+    this.mark(i);
+  };
+  Pane.prototype.toggle = function (i) {
+    if (this.bodiesOpen(i)) this.closeBodies(i); else this.openBodies(i);
+  };
+  Pane.prototype.mark = function (i) {  // the node's [+]/[-] says whether its bodies are drawn
+    var e = this.elems && this.elems["n" + i], t = e && e.querySelector("text.toggle");
+    if (t) t.textContent = this.bodiesOpen(i) ? "[-]" : "[+]";
+  };
   Pane.prototype.visible = function (i) {
     var n = this.side.nodes[i], g = n.g;
     // An unchanged Constant is shown in its users' details, not as a box of its own.
@@ -79,7 +122,7 @@
     s.nodes.forEach(function (n, i) {
       if (!self.visible(i)) return;
       var name = n.name.length > 28 ? n.name.slice(0, 27) + "…" : n.name;
-      box("n" + i, n.op, name, "n-" + n.s + (n.f ? " n-flag" : ""), i);
+      box("n" + i, n.op + (n.b ? "    " : ""), name, "n-" + n.s + (n.f ? " n-flag" : "") + (n.b ? " n-cf" : ""), i);
     });
     s.nodes.forEach(function (n, i) {
       var to = self.visible(i) ? "n" + i : (n.g >= 0 ? "g" + n.g : null);
@@ -87,6 +130,8 @@
       n.i.forEach(function (vi) {
         if (vi < 0) return;
         var from = self.source(vi);
+        if (from && from[0] === "i" && !g.hasNode(from) && self.path)  // read from an enclosing graph
+          box(from, s.values[vi].n || "input", "outer scope", "n-io n-outer", vi);
         if (from && from !== to && g.hasNode(from)) g.setEdge(from, to);
       });
     });
@@ -119,9 +164,15 @@
         grp.appendChild(t2);
       }
       grp.addEventListener("click", function () { self.click(id, n.ref); });
+      if (id[0] === "n" && self.side.nodes[n.ref].b) {  // the control-flow node's body toggle
+        var tg = sv("text", { x: n.width - 14, y: 11, "class": "toggle" });
+        grp.appendChild(tg);
+        tg.addEventListener("click", function (ev) { ev.stopPropagation(); self.toggle(n.ref); });
+      }
       svg.appendChild(grp);
       self.elems[id] = grp;
     });
+    Object.keys(this.elems).forEach(function (id) { if (id[0] === "n") self.mark(+id.slice(1)); });
     this.scroll.textContent = "";
     this.scroll.appendChild(svg);
     this.focus(g);
@@ -169,7 +220,9 @@
     details.textContent = "";
     details.appendChild(el("h4", "", n.op + (n.name ? "  " + n.name : "")));
     var t = el("table");
-    kv(t, "side", s.label); kv(t, "state", n.s);
+    kv(t, "side", pane.label); if (pane.title) kv(t, "in body", pane.title);
+    kv(t, "state", n.s);
+    if (n.b) kv(t, "bodies", n.b.map(function (b) { return b.label + " (" + b.total + " nodes)"; }).join(", ") + ": click [+] to draw");
     var by = n.by !== undefined ? data.prov[n.by] : null;
     if (by) {
       kv(t, "made by pass", by.pass + " (" + by.run + ")");
@@ -191,41 +244,68 @@
     var t = el("table"); kv(t, "value", valueText(pane.side, vi)); details.appendChild(t);
   }
 
+  // Every node of a side, bodies included: [root pane, path of [node, body] steps, node, side].
+  function walk(pane, fn) {
+    (function go(side, steps) {
+      side.nodes.forEach(function (n, i) {
+        fn(steps, i, side);
+        (n.b || []).forEach(function (b, k) { go(b, steps.concat([[i, k]])); });
+      });
+    })(pane.side, []);
+  }
+  function allPanes() {
+    var out = [];
+    panes.forEach(function (p) { out = out.concat(p.all()); });
+    return out;
+  }
   function search(q) {
     var hits = document.getElementById("hits"), found = [];
     hits.textContent = "";
-    panes.forEach(function (p) {
+    allPanes().forEach(function (p) {
       for (var id in p.elems) p.elems[id].classList.remove("match", "hit");
     });
     q = q.trim().toLowerCase();
     if (!q) return found;
     panes.forEach(function (p) {
-      p.side.nodes.forEach(function (n, i) {
+      walk(p, function (steps, i, side) {
+        var n = side.nodes[i];
         if (n.op.toLowerCase().indexOf(q) < 0 && n.name.toLowerCase().indexOf(q) < 0) return;
-        found.push([p, i]);
-        var e = p.elems["n" + i];
+        found.push([p, steps, i, side]);
+        var v = steps.length ? p.views[stepKey(steps)] : p, e = v && v.elems["n" + i];
         if (e) e.classList.add("match");
       });
     });
     found.slice(0, 200).forEach(function (h) {
-      var n = h[0].side.nodes[h[1]];
-      var b = el("button", "", h[0].side.label + ": " + n.op + (n.name ? " " + n.name : ""));
-      b.addEventListener("click", function () { reveal(h[0], h[1]); });
+      var n = h[3].nodes[h[2]], where = h[1].length ? " (in " + h[3].label + ")" : "";
+      var b = el("button", "", h[0].label + ": " + n.op + (n.name ? " " + n.name : "") + where);
+      b.addEventListener("click", function () { reveal(h[0], h[1], h[2]); });
       hits.appendChild(b);
     });
     if (found.length > 200) hits.appendChild(el("span", "", " … " + (found.length - 200) + " more"));
     if (!found.length) hits.appendChild(el("span", "", "no node matches"));
     return found;
   }
-  function reveal(pane, i) {
-    var g = pane.side.nodes[i].g;
-    if (!pane.visible(i) && g >= 0) pane.expand(g);
+  function stepKey(steps) {
+    return steps.map(function (s) { return "/" + s[0] + "." + s[1]; }).join("");
+  }
+  function reveal(root, steps, i) {  // expands the enclosing regions and bodies first
+    var pane = root;
+    for (var k = 0; k < steps.length && pane; k++) {
+      var at = steps[k][0], g = pane.side.nodes[at].g;
+      if (!pane.visible(at) && g >= 0) pane.expand(g);
+      pane.openBodies(at);
+      pane = root.views[pane.bodyKey(at, steps[k][1])];
+    }
+    if (!pane) return false;
+    var g2 = pane.side.nodes[i].g;
+    if (!pane.visible(i) && g2 >= 0) pane.expand(g2);
     var e = pane.elems["n" + i];
     if (e) {  // scroll the pane, not the page
       e.classList.add("hit");
       var box = e.getBBox(), m = e.transform.baseVal.consolidate().matrix;
       pane.scroll.scrollLeft = Math.max(0, m.e + box.width / 2 - pane.scroll.clientWidth / 2);
       pane.scroll.scrollTop = Math.max(0, m.f + box.height / 2 - pane.scroll.clientHeight / 2);
+      if (steps.length && pane.box.scrollIntoView) pane.box.scrollIntoView({ block: "nearest" });
     }
     showNode(pane, i);
     return !!e;
@@ -244,15 +324,18 @@
   }
 
   function selftest() {  // for tests in a headless browser: results written into the page
-    var m = /[#&]selftest(?:=([^&]*))?/.exec(location.hash);  // #selftest=QUERY[&expand]
+    var m = /[#&]selftest(?:=([^&]*))?/.exec(location.hash);  // #selftest=QUERY[&expand][&bodies]
     if (!m) return;
     var out = { panes: [], errors: errors, blocked: blocked };
-    panes.forEach(function (p) {
+    function counts(p) {
       var c = {};
-      ["kept", "removed", "created", "edited", "group", "io", "flag"].forEach(function (k) {
-        c[k] = p.box.querySelectorAll("g.node.n-" + k).length;
+      ["kept", "removed", "created", "edited", "group", "io", "flag", "cf"].forEach(function (k) {
+        c[k] = p.scroll.querySelectorAll("g.node.n-" + k).length;
       });
-      out.panes.push({ label: p.side.label, counts: c, edges: p.box.querySelectorAll("path.edge").length });
+      return c;
+    }
+    panes.forEach(function (p) {
+      out.panes.push({ label: p.label, counts: counts(p), edges: p.scroll.querySelectorAll("path.edge").length });
     });
     if (m[1]) {
       var q = decodeURIComponent(m[1]), box = document.getElementById("search");
@@ -262,12 +345,26 @@
       if (first) first.click();
       out.search.highlighted = document.querySelectorAll("g.node.hit").length;
       out.search.details = (details.querySelector("h4") || {}).textContent || "";
+      out.search.bodies = allPanes().length - panes.length;  // body panes opened to reveal it
     }
     if (/[#&]expand/.test(location.hash)) {  // unfold the first folded region of each side
       out.expanded = panes.map(function (p) {
         var g = p.box.querySelector("g.node.n-group"), was = p.box.querySelectorAll("g.node").length;
         if (g) g.dispatchEvent(new MouseEvent("click"));
         return { before: was, after: p.box.querySelectorAll("g.node").length };
+      });
+    }
+    if (/[#&]bodies/.test(location.hash)) {  // draw every body, nested ones too
+      for (var more = true; more;) {
+        more = false;
+        allPanes().forEach(function (p) {
+          p.side.nodes.forEach(function (n, i) {
+            if (n.b && !p.bodiesOpen(i)) { p.openBodies(i); more = true; }
+          });
+        });
+      }
+      out.bodies = allPanes().filter(function (p) { return p.path; }).map(function (p) {
+        return { label: p.label, path: p.path, counts: counts(p), toggles: p.scroll.querySelectorAll("text.toggle").length };
       });
     }
     out.resources = performance.getEntriesByType("resource").length;
