@@ -102,8 +102,7 @@ class PassContext:
         self._at_pass_end.append(fn)
 
     def end_pass(self) -> None:
-        """Run what the pass that just ended asked for (e.g. put back the declared types a
-        materializing ``rewrite.Shapes`` wrote for it), last registered first."""
+        """Run what the pass that just ended asked for, last registered first."""
         fns, self._at_pass_end = self._at_pass_end, []
         for fn in reversed(fns):
             fn()

@@ -12,7 +12,7 @@ import numpy as np
 from ...ir import Builder, Node, Tensor, TensorType, Value
 from ...ir.shape import Shape
 from ..shapes import sym_value
-from ..shapes.infer import best_type
+from ..shapes.infer import fact_or_declared
 from . import evaluators as ev
 from .common import _INT_DTYPES, _NON_TENSOR, NEVER_FOLD, _Env
 from .runtime import EVALUABLE_DOMAINS
@@ -49,9 +49,8 @@ class Evaluation:
 
     def type_of(self, v: Value):
         """What fold takes for ``v``'s type: the shape analysis' fact when the analysis ran for
-        this pass (:func:`~onnxopt.passes.shapes.infer.best_type`), else the declared type."""
-        t = best_type(v) if self.trusted else None
-        return v.type if t is None else t
+        this pass, else the declared type."""
+        return fact_or_declared(v) if self.trusted else v.type
 
     def dtype_of(self, v: Value) -> Optional[int]:
         """The element type of :meth:`type_of` (None when unknown or not a tensor)."""

@@ -21,7 +21,7 @@ def request_shapes(model: Model, ctx: PassContext):
     failed."""
     from ..rewrite import Shapes
 
-    shapes = Shapes(ctx, materialize=False)
+    shapes = Shapes(ctx)
     probe = next(iter(model.graph.outputs), None) or next(iter(model.graph.inputs), None)
     if probe is None:
         return None

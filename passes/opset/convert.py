@@ -127,7 +127,7 @@ def declare(model: Model, target: int) -> None:
 
 def first_problem(model: Model, ctx: PassContext, source: int, target: int) -> str | None:
     """The first node that is not valid at ``target``, as one line (None when all are)."""
-    shapes = Shapes(ctx, materialize=False)
+    shapes = Shapes(ctx)
     for g in iter_graphs(model):
         for node in g.nodes:
             if node.domain != "":

@@ -69,7 +69,7 @@ class Rewriter:
         ctx = ctx or PassContext(model)
         memo = ctx.options.get("rewrite.memo", True) and self.memo_key is not None \
             and shapes is None and self.tracer is None and self.max_rewrites is None
-        shapes = shapes or Shapes(ctx, materialize=False)
+        shapes = shapes or Shapes(ctx)
         if memo:
             # The memo holds for facts of one generation, read before the sweep: bring the
             # analysis up to date now (cheap when cached); without it, sweep everything.
@@ -97,7 +97,6 @@ class Rewriter:
             # edits a matched node: every surviving value keeps its shape.
             result.preserved = frozenset({"shapes"})
         else:
-            shapes.undo()  # a materializing Shapes passed in: the IR leaves as it came
             result.preserved = ALL
         return result
 

@@ -26,50 +26,25 @@ class Shapes:
     unknown shape or dim never satisfies a constraint.
 
     Inference runs on the first question (a rule set that never asks costs nothing); its facts
-    are kept beside the IR and read through this object, so asking never changes the IR.
+    are kept beside the IR and read through this object, so asking never changes the IR (only
+    the ``shapes`` pass writes facts into value types)."""
 
-    ``materialize=True`` is for callers that read ``value.type``/``value.shape`` directly: the
-    facts are then also written into the value types when the analysis runs, for the duration
-    of the pass: :meth:`undo` puts the declared types back, and the pass manager calls it when
-    the pass ends (the facts stay in ``value.meta``; only the ``shapes`` pass writes types)."""
-
-    def __init__(self, ctx: Optional[PassContext] = None, infer: bool = True,
-                 materialize: bool = True):
+    def __init__(self, ctx: Optional[PassContext] = None, infer: bool = True):
         self._ctx = ctx if infer else None
         self._ready = self._ctx is None
-        self._materialize = materialize
         self._shape_of: Optional[Callable] = None
         self._dims_equal: Optional[Callable] = None
         self._sym_value: Optional[Callable] = None
-        self._changes: Optional[list] = None  # what materializing changed (for undo)
         self.memo: dict = {}  # scratch for rules, one run long (see Match.memo)
-        if materialize and self._ctx is not None:
-            self.load()  # such callers read value types right away
 
     def load(self) -> None:
         """Run (or reuse) the shape analysis now rather than at the first question."""
         self._ready = True
         ctx = self._ctx
         from ..shapes import ShapeAnalysis, dims_equal, shape_of, sym_value
-        from ..shapes.infer import materialize
 
         ctx.analysis(ShapeAnalysis)
-        if self._materialize:
-            self._changes = materialize(ctx.model)
-            if self._changes:
-                ctx.at_pass_end(self.undo)
         self._shape_of, self._dims_equal, self._sym_value = shape_of, dims_equal, sym_value
-
-    def undo(self) -> bool:
-        """Put back the types materializing overwrote; True when there was something to undo.
-        (The facts and the context's cached analysis stay: they are still true.)"""
-        if not self._changes:
-            return False
-        from ..shapes.infer import unmaterialize
-
-        unmaterialize(self._changes)
-        self._changes = None
-        return True
 
     def shape(self, v: Optional[Value]):
         """The Shape of ``v`` (dims int/SymDim/None), None when the rank is unknown."""

@@ -23,9 +23,9 @@ in golden text. Read facts with :func:`shape_of` / :func:`sym_value` (or a rewri
 ``m.shape``/``m.dtype``); ``value.type``/``value.shape`` stay the declared types. The ``shapes``
 pass (and :func:`infer_shapes` without a context) writes the facts into ``value.type``, which
 lowering saves as value_info (``dim_param`` holds the expression text); ``shapes{strip=true}``
-removes inferred types from intermediate values. ``rewrite.Shapes(ctx)`` (``materialize=True``,
-the default) also writes them into the types for callers that read ``value.shape`` directly, and
-its ``undo()`` restores the declared types. Contradicting shapes (a static broadcast mismatch,
+removes inferred types from intermediate values. ``rewrite.Shapes(ctx)`` reads the facts for
+rules and checks, and ``infer.fact_or_declared(v)`` is a value's type as a pass reads it.
+Contradicting shapes (a static broadcast mismatch,
 MatMul inner dims that differ) raise :class:`onnxopt.errors.ShapeError` naming the nodes, and the
 model is left unchanged.
 

@@ -637,6 +637,13 @@ def best_type(v: Value):
     return v.type if t is _MISSING else t
 
 
+def fact_or_declared(v: Value):
+    """The analysis' type of ``v`` when it knows one, else the declared type: what a pass that
+    reads types sees (facts stay in ``value.meta``; nothing is written into the IR)."""
+    t = v.meta.get(FACT)
+    return v.type if t is None else t
+
+
 def has_fact(v: Value) -> bool:
     """True when the analysis recorded a type for ``v``."""
     return FACT in v.meta
@@ -1020,5 +1027,6 @@ def _rebuild(info: ShapeInfo, model: Model, root: _Root) -> None:
 
 
 __all__ = ["strict_shapes", "Inference", "join_types", "run_inference", "update_inference",
-           "materialize", "unmaterialize", "discard_facts", "best_type", "has_fact",
+           "materialize", "unmaterialize", "discard_facts", "best_type", "fact_or_declared",
+           "has_fact",
            "proven_type", "FACT"]

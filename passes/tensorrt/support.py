@@ -23,6 +23,7 @@ from typing import Any, Iterable, Optional
 from ...ir import Graph, Model, Node, SymDim, TensorType, Value
 from ..base import PassContext
 from ..rewrite import Shapes, attr_of, const_value, match
+from ..shapes.infer import fact_or_declared
 from .matrix import load_matrix, source_url, type_codes, type_name
 
 BLOCK, WARN = "block", "warn"
@@ -164,11 +165,15 @@ def _value_of(node: Node, slot: str) -> Optional[Value]:
     return seq[i] if i < len(seq) else None
 
 
-def _dtype(v: Optional[Value]) -> Optional[int]:
+def _dtype(v: Optional[Value], facts: bool = False) -> Optional[int]:
+    """The element type of ``v``: its type (the shape analysis' fact when ``facts``, else the
+    declared one), else its constant data's."""
     if v is None:
         return None
-    if v.dtype:
-        return v.dtype
+    t = fact_or_declared(v) if facts else v.type
+    dt = (t.dtype or None) if isinstance(t, TensorType) else None
+    if dt:
+        return dt
     c = const_value(v)
     if c is not None:
         from ...ir import from_np_dtype
@@ -185,6 +190,10 @@ def _dims_text(shape) -> str:
 
 
 class _Checker:
+    def _type(self, v: Value):
+        """``v``'s type: the shape analysis' fact when the analysis ran, else the declared."""
+        return fact_or_declared(v) if self.info is not None else v.type
+
     def __init__(self, model: Model, shapes: Shapes, info: Any):
         self.model = model
         self.shapes = shapes
@@ -259,8 +268,9 @@ class _Checker:
             return self._shape_memo[key]
         p = v.producer
         if p is None:
-            ok = inputs_ok and v.is_graph_input() and v.dtype in (6, 7) and \
-                (v.shape is None or len(v.shape) <= 1)
+            t = self._type(v)
+            ok = inputs_ok and v.is_graph_input() and isinstance(t, TensorType) and \
+                t.dtype in (6, 7) and (t.shape is None or len(t.shape) <= 1)
         elif depth > 64 or p.domain or p.op_type in _NON_FOLDABLE:
             ok = False
         elif p.op_type in ("Shape", "Size"):
@@ -375,7 +385,7 @@ class _Checker:
             return
         seen: set[int] = set()
         for slot in spec.get("type_of", ["input:0"]):
-            dt = _dtype(_value_of(node, slot))
+            dt = _dtype(_value_of(node, slot), self.info is not None)
             if dt is None or dt in allowed or dt in seen:
                 continue
             seen.add(dt)
@@ -517,7 +527,7 @@ class _Checker:
         return f"input {r['input']} is {big}" if big >= r["value"] else None
 
     def _c_input_dtype_in(self, r, node, opset):
-        dt = _dtype(self._input(node, r["input"]))
+        dt = _dtype(self._input(node, r["input"]), self.info is not None)
         allowed = type_codes(list(r["allowed"]))
         return None if dt is None or dt in allowed else f"input {r['input']} is {type_name(dt)}"
 
@@ -591,7 +601,8 @@ class _Checker:
         io_types = type_codes(self.matrix["dtypes"]["io"])
         for role, values in (("input", self._real_inputs()), ("output", m.graph.outputs)):
             for v in values:
-                dt = v.dtype
+                t = self._type(v)
+                dt = (t.dtype or None) if isinstance(t, TensorType) else None
                 if dt is None or dt in io_types:
                     continue
                 sev = WARN if dt == 11 else BLOCK
@@ -606,7 +617,7 @@ class _Checker:
 
     def check_dynamic_inputs(self) -> None:
         for v in self._real_inputs():
-            t = v.type
+            t = self._type(v)
             if not isinstance(t, TensorType):
                 continue
             if t.shape is None:
