@@ -7,17 +7,10 @@ from typing import Callable, Optional
 
 from ...ir import TensorType, Value
 from ..base import PassContext
+from ..shapes.infer import FACT as _FACT
+from ..shapes.infer import HINT as _HINT
+from ..shapes.infer import best_type
 from .constants import const_value
-
-# Where the shape analysis records its facts (``onnxopt.passes.shapes``; see ShapeAnalysis).
-_FACT, _HINT = "shapes_type", "shapes_hint_dims"
-_NONE = object()  # no fact recorded (None is a fact: the analysis knows nothing)
-
-
-def best_type(v: Value):
-    """The analysis' type of ``v`` when it recorded one, else the declared type."""
-    t = v.meta.get(_FACT, _NONE)
-    return v.type if t is _NONE else t
 
 
 class Shapes:
