@@ -51,6 +51,29 @@ g (float[3,4,8] x) => (float[3,32] y) {
 }"""
 
 
+# The GELU of above inside the then-branch of an If; the else-branch negates.
+BRANCHY = """<ir_version: 10, opset_import: ["" : 20]>
+g (bool c, float[N,16] x) => (float[N,16] y) {
+   y = If (c) <
+     then_branch = t () => (float[N,16] ty) {
+        i = Identity (x)
+        k = Constant <value = float {1.4142135}> ()
+        one = Constant <value = float {1.0}> ()
+        half = Constant <value = float {0.5}> ()
+        s = Div (i, k)
+        e = Erf (s)
+        h = Add (one, e)
+        a = Mul (i, half)
+        m = Mul (a, h)
+        ty = Relu (m)
+     },
+     else_branch = f () => (float[N,16] fy) {
+        fy = Neg (x)
+     }
+   >
+}"""
+
+
 def graph_data(page: Path) -> dict:
     """The JSON block the page draws from."""
     text = page.read_text()
@@ -72,6 +95,20 @@ def data_counts(side: dict) -> dict:
 def drawn(result: dict, label: str) -> dict:
     pane = next(p for p in result["panes"] if p["label"] == label)
     return {k: v for k, v in pane["counts"].items() if v and k in ("kept", "removed", "created",
+                                                                   "edited")}
+
+
+def bodies(side: dict, path: str = ""):
+    """(path, body) for every If/Loop/Scan body in the page data, nested ones too; the path is
+    the page's own ("/3.0": body 0 of node 3)."""
+    for i, n in enumerate(side["nodes"]):
+        for k, b in enumerate(n.get("b", [])):
+            yield f"{path}/{i}.{k}", b
+            yield from bodies(b, f"{path}/{i}.{k}")
+
+
+def drawn_body(body: dict) -> dict:
+    return {k: v for k, v in body["counts"].items() if v and k in ("kept", "removed", "created",
                                                                    "edited")}
 
 
@@ -125,6 +162,25 @@ def test_a_model_over_the_drawing_limit_gets_only_its_changed_regions(tmp_path, 
     assert before["limited"] and data_counts(before)["removed"] == 1
     assert all(g["members"] is None for g in before["groups"])  # counted, not embedded
     assert sum(g["size"] for g in before["groups"]) + len(before["nodes"]) == 10
+
+
+def test_branch_nodes_are_diffed_and_linked_to_their_rule(tmp_path: Path) -> None:
+    page = tmp_path / "branchy.html"
+    onnxopt.optimize(model_from_text(BRANCHY), "identity,fuse,dce", report=page)
+    data = graph_data(page)
+    before, after = data["sides"]
+    # The If itself stays (its then-branch is smaller); inside it, the GELU is fused as above.
+    assert [(n["op"], n["s"]) for n in after["nodes"]] == [("If", "edited")]
+    assert {path: (b["label"], data_counts(b)) for path, b in bodies(before)} == {
+        "/0.0": ("then_branch", {"removed": 9, "edited": 1}),
+        "/0.1": ("else_branch", {"kept": 1})}
+    assert {path: (b["label"], data_counts(b)) for path, b in bodies(after)} == {
+        "/0.0": ("then_branch", {"created": 1, "edited": 1}),
+        "/0.1": ("else_branch", {"kept": 1})}
+    (gelu,) = [n for _, b in bodies(after) for n in b["nodes"] if n["s"] == "created"]
+    by = data["prov"][gelu["by"]]
+    assert gelu["op"] == "Gelu" and by["pass"] == "fuse" and by["rule"] == "fuse.gelu_erf"
+    assert sorted(by["replaced"][0][1:]) == ["Add(h)", "Div(s)", "Erf(e)", "Mul(a)", "Mul(m)"]
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -189,11 +245,21 @@ def test_view_diff_of_two_files_in_chromium(tmp_path: Path, capsys) -> None:
     assert main(["view", str(SILERO), "--diff", str(opt), "-o", str(page), "--no-open"]) == 0
     assert capsys.readouterr().out.strip() == str(page)
     before, after = graph_data(page)["sides"]
-    got = browser.selftest(str(page), "If")
+    query = "rnn_1/Gather_1"  # a node of a branch nested two deep, in no main graph
+    assert not any(query in n["name"] for side in (before, after) for n in side["nodes"])
+    got = browser.selftest(str(page), query, bodies=True)
     assert_clean(got)
     assert drawn(got, "before") == data_counts(before) and data_counts(before)["removed"] > 0
     assert drawn(got, "after") == data_counts(after) and data_counts(after)["created"] > 0
-    assert got["search"]["hits"] > 0 and got["search"]["highlighted"] == 1
+    # The search opened the branches around it: the outer If's and the inner If's, two each.
+    assert got["search"]["hits"] == 1 and got["search"]["highlighted"] == 1
+    assert got["search"]["details"].endswith(query) and got["search"]["bodies"] == 4
+    # Every body of every If is drawn, coloured as the diff (229 nodes in bodies before).
+    expected = {(s["label"], path): data_counts(b) for s in (before, after)
+                for path, b in bodies(s)}
+    assert {(b["label"], b["path"]): drawn_body(b) for b in got["bodies"]} == expected
+    assert sum(b["total"] for _, b in bodies(before)) == 229
+    assert any(c.get("removed") and c.get("edited") for c in expected.values())
 
 
 @needs_chromium
@@ -253,3 +319,22 @@ def test_unchanged_regions_start_folded_and_unfold_on_click(tmp_path: Path) -> N
     assert got["panes"][1]["counts"]["group"] == 1
     # one box out, six nodes in
     assert got["expanded"][1]["after"] - got["expanded"][1]["before"] == 5
+
+
+@needs_chromium
+def test_branches_expand_and_search_opens_them_in_chromium(tmp_path: Path) -> None:
+    page = tmp_path / "branchy.html"
+    onnxopt.optimize(model_from_text(BRANCHY), "identity,fuse,dce", report=page)
+    got = browser.selftest(str(page), "gelu", bodies=True)
+    assert_clean(got)
+    # Bodies start collapsed: each side draws only the If (and its [+]).
+    assert drawn(got, "before") == {"edited": 1} and drawn(got, "after") == {"edited": 1}
+    assert [p["counts"]["cf"] for p in got["panes"]] == [1, 1]
+    # The Gelu is in the after side's then-branch: the search opened both branches of its If.
+    assert got["search"] == {"query": "gelu", "hits": 1, "highlighted": 1, "details": "Gelu",
+                             "bodies": 2}
+    assert {(b["label"], b["path"]): drawn_body(b) for b in got["bodies"]} == {
+        ("before", "/0.0"): {"removed": 9, "edited": 1}, ("before", "/0.1"): {"kept": 1},
+        ("after", "/0.0"): {"created": 1, "edited": 1}, ("after", "/0.1"): {"kept": 1}}
+    # x comes from the enclosing graph: each branch draws it as an input box.
+    assert all(b["counts"]["io"] == 2 for b in got["bodies"])
