@@ -4,10 +4,11 @@
         [--runtimes ort,ort-full,openvino] [--threads 1] [--budget 1.0] [--min-runs 20]
         [--json out.json] [--md out.md]
 
-For every model: each tool's output is made in a fresh process (onnxopt: the default preset, via
-the command; onnxsim/onnxslim: benchmarks/_worker.py), each output is checked against the original
-on each runtime (onnxopt.runtimes.verify_on) and timed there (onnxopt.runtimes.bench: warm-up
-excluded, median of at least --min-runs runs over --budget seconds). The input is the first set
+For every model: each tool's output is made in a fresh process (onnxopt: the default and the
+`ort` preset, via the command; onnxsim/onnxslim: benchmarks/_worker.py), each output is checked
+against the original on each runtime (onnxopt.runtimes.verify_on) and timed there
+(onnxopt.runtimes.bench: warm-up excluded, median of at least --min-runs runs over --budget
+seconds). The input is the first set
 the verifier generates (its first binding of the symbolic dims). Besides latency it counts the
 fused ops onnxruntime forms with ORT_ENABLE_ALL (its optimized model, saved through
 ``SessionOptions.optimized_model_filepath``): whether an output still lets onnxruntime fuse.
@@ -27,9 +28,9 @@ from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-# onnxopt+shapes: the default preset, then the inferred shapes written (what onnxruntime's
-# SkipLayerNormalization fusion needs to see, RESULTS.md).
-TOOLS = ("original", "onnxopt", "onnxopt+shapes", "onnxsim", "onnxslim")
+# onnxopt-ort: `--preset ort` (opset 23 for the Attention op, the default, then the inferred
+# shapes written, which onnxruntime's SkipLayerNormalization fusion needs to see; RESULTS.md).
+TOOLS = ("original", "onnxopt", "onnxopt-ort", "onnxsim", "onnxslim")
 # The input each model is exported for, where the generated one is refused by a runtime.
 SHAPES = {"ppocr_mobile_v2_cls": {"x": [1, 3, 48, 192]}}
 
@@ -38,8 +39,8 @@ def make_output(tool: str, src: str, out: str) -> str | None:
     """Write ``tool``'s output of ``src`` to ``out``; None, or the one-line reason it failed."""
     if tool.startswith("onnxopt"):
         cmd = [shutil.which("onnxopt") or "onnxopt", src, "-o", out, "--no-verify", "-q"]
-        if tool == "onnxopt+shapes":
-            cmd += ["-p", "default,shapes"]
+        if tool == "onnxopt-ort":
+            cmd += ["--preset", "ort"]
     else:
         cmd = [sys.executable, os.path.join(HERE, "_worker.py"), tool, src, out]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
