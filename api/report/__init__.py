@@ -8,7 +8,9 @@
 checker's findings on its nodes. Pages inline everything (dagre for the layout) and forbid every
 fetch with a Content-Security-Policy. Limits: a side embeds up to ``DRAW_LIMIT`` (5,000) nodes;
 above it only changed regions are embedded (the page says so); the page draws at most 600
-nodes per side at once and folds unchanged regions until they are clicked.
+nodes per side at once and folds unchanged regions until they are clicked. If/Loop/Scan bodies
+are embedded whole (up to ``DRAW_LIMIT`` nodes each) and laid out only when their node's [+] is
+clicked, each in a box of its own under its side (at most 600 nodes a body).
 """
 
 from __future__ import annotations
@@ -120,12 +122,15 @@ def _checker_id(n, snap: Snapshot) -> str:
 
 
 def _flag(side: dict, flags: dict) -> None:
-    """Attach findings to the embedded nodes, keyed as :func:`_checker_id` names them."""
+    """Attach findings to the embedded nodes, bodies included, keyed as :func:`_checker_id`
+    names them."""
     for n in side["nodes"]:
         out = side["values"][n["o"][0]]["n"] if n["o"] else ""
         key = n["name"] or (f"{n['op']}({out})" if out else n["op"])
         if key in flags:
             n["f"] = flags[key]
+        for body in n.get("b", ()):
+            _flag(body, flags)
 
 
 def _write(path: str, title: str, sections: list[str], graph: dict | None) -> None:
@@ -187,7 +192,7 @@ def write_check(path: str, model, title: str, report) -> None:
 
     flags: dict[str, list[str]] = {}
     for f in report.findings:
-        if f.node and not f.graph:  # main-graph nodes are drawn; the table lists all
+        if f.node:  # on its node, in the main graph or in a body
             flags.setdefault(f.node, []).append(f"{f.severity}: {f.reason}"
                                                 + (f" (fix: {f.fix.text})" if f.fix.text else ""))
     snap = snapshot(model, details=model.graph.num_nodes(recursive=False) <= DRAW_LIMIT)

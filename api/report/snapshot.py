@@ -1,4 +1,5 @@
-"""A picture of a model's main graph, taken before the passes run, to diff against afterwards.
+"""A picture of a model's main graph and its If/Loop/Scan bodies, taken before the passes run,
+to diff against afterwards.
 
 Passes edit the IR in place, so the "before" graph exists only as this snapshot. Nodes and values
 are keyed by ``id()`` and the snapshot holds a reference to each, so a node that survives the
@@ -171,8 +172,9 @@ def _attr_text(a) -> str:
 def fill_shapes(snap: Snapshot, model_proto_bytes: Any) -> bool:
     """Fill value types with inferred (symbolic) shapes from a fresh copy of the same model.
 
-    Inference writes types in place, so it runs on a copy lifted from the bytes; the copy's main
-    graph has the snapshot's nodes in the same order, and its values are matched by position.
+    Inference writes types in place, so it runs on a copy lifted from the bytes; the copy's
+    graphs (bodies included) have the snapshot's nodes in the same order, and its values are
+    matched by position.
     Returns False (types left as declared) when the copy does not line up."""
     from .. import load
     from ..passes.shapes import infer_shapes
