@@ -425,3 +425,70 @@ def test_the_bounded_repair_slices_a_table_folded_along_a_derived_dim() -> None:
         x = np.random.default_rng(t).standard_normal((b, t)).astype(np.float32)
         (y,) = run_model(model, {"x": x})
         np.testing.assert_allclose(y, x.reshape(b, t // 2, 2) + POS2[:, :t // 2], rtol=1e-6)
+
+
+# -- fills of an input's trace shape ----------------------------------------------------------
+
+BI, TI = np.meshgrid(np.arange(3), np.arange(1, 7), indexing="ij")
+SHIFT_RIGHT = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (int64[3,7] ids) => (int64[3,7] y) {{
+   canvas = Constant <value = int64[3,7] {{{ints(np.zeros(21))}}}> ()
+   idx = Constant <value = int64[3,6,2] {{{ints(np.stack([BI, TI], -1))}}}> ()
+   st = Constant <value = int64[1] {{0}}> ()
+   en = Constant <value = int64[1] {{-1}}> ()
+   ax = Constant <value = int64[1] {{1}}> ()
+   upd = Slice (ids, st, en, ax)
+   y = ScatterND (canvas, idx, upd)
+}}"""
+
+
+def test_a_scatter_canvas_shaped_like_an_input_follows_it() -> None:
+    """``ids.new_zeros(ids.shape); shifted[:, 1:] = ids[:, :-1]`` (BART's shift_tokens_right):
+    the tracer folds the canvas into zeros of the trace shape while the indices grow with the
+    sizes; the canvas, a pure fill of exactly the input's shape, is regenerated from it."""
+    model, notes = repair(SHIFT_RIGHT, "ids:0=batch,1=seq")
+    assert "int64[3, 7] constant 'canvas' -> a fill of 0, of shape [batch, seq]" in notes
+    for b, t in [(1, 7), (5, 4), (2, 12)]:
+        ids = np.random.default_rng(t).integers(1, 50, (b, t))
+        (y,) = run_model(model, {"ids": ids})
+        want = np.zeros_like(ids)
+        want[:, 1:] = ids[:, :-1]
+        np.testing.assert_array_equal(y, want)
+
+
+FLAT_FILL = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (int64[3,7] ids, float[3,1,7,7] x) => (float[3,1,7,7] y) {{
+   ones = Constant <value = bool[3,7] {{{ints(np.ones(21))}}}> ()
+   flat = Flatten <axis = 2> (ones)
+   idx = Constant <value = int64[3,1,1,7] {{{ints(np.arange(21))}}}> ()
+   g = Gather (flat, idx)
+   sq = Constant <value = int64[1] {{-1}}> ()
+   m = Squeeze (g, sq)
+   mf = Cast <to = 1> (m)
+   y = Mul (x, mf)
+}}"""
+
+
+def test_a_flat_index_into_a_flattened_input_shaped_fill_is_a_position() -> None:
+    """A decoder mask defaulted to ``ones(ids.shape)`` and read as ``mask[b_idx, t_idx]``: the
+    fill is flattened and gathered with ``b*T + t``. Read there (and only there), the step 7
+    is the size T: both the fill and the flat index are regenerated."""
+    model, notes = repair(FLAT_FILL, "ids:0=batch,1=seq;x:0=batch,2=seq,3=seq")
+    assert "bool[3, 7] constant 'ones' -> a fill of True, of shape [batch, seq]" in notes
+    assert "int64[3, 1, 1, 7] constant 'idx' -> a flat row-major index, of shape " \
+           "[batch, 1, 1, seq]" in notes
+    for b, t in [(1, 7), (5, 4), (2, 12)]:
+        x = np.random.default_rng(t).standard_normal((b, 1, t, t)).astype(np.float32)
+        (y,) = run_model(model, {"ids": np.zeros((b, t), np.int64), "x": x})
+        np.testing.assert_array_equal(y, x)
+
+
+def test_a_flat_index_is_regenerated_only_where_its_reader_proves_the_layout() -> None:
+    at = {"batch": 3, "seq": 7}
+    arr = np.arange(21, dtype=np.int64).reshape(3, 7)
+    dims = [SymDim("batch"), SymDim("seq")]
+    ev = lambda d: d if type(d) is int else at[str(d)]
+    assert recognise(arr, dims, ev) is None
+    rec = recognise(arr, dims, ev, flat=True)
+    assert rec is not None and rec.what == "a flat row-major index"
+    assert recognise(arr + (arr > 9), dims, ev, flat=True) is None

@@ -426,6 +426,12 @@ def node_conflicts(node: Node, alg: Algebra, constraints: list) -> list:
     if op == "Reshape":
         r = analyse_reshape(node, alg)
         return [r] if r is not None else []
+    if op == "Gather":
+        from .indexing import gather_canvas_conflicts
+
+        out = gather_canvas_conflicts(node, alg)
+        if out:
+            return out
     if op in ("GatherElements", "ScatterND", "ScatterElements"):
         from .indexing import gather_elements_conflicts, scatter_conflicts
 

@@ -83,6 +83,7 @@ def scatter_conflicts(node, alg) -> list:
         k = si[-1]
         if type(k) is not int or len(su) != len(si) - 1 + len(sd) - k:
             return []
+        out += canvas_conflicts(node, alg, k)
         for j in range(len(si) - 1):
             out += _pair(node, (1, node.inputs[1], j), (2, node.inputs[2], j), alg, "ScatterND")
         for j in range(len(sd) - k):
@@ -98,6 +99,51 @@ def scatter_conflicts(node, alg) -> list:
         if j != ax:
             out += _pair(node, (0, node.inputs[0], j), (1, node.inputs[1], j), alg,
                          node.op_type)
+    return out
+
+
+def _input_shaped(node, alg, dims: list) -> list | None:
+    """The symbolic shape of the one graph input whose trace shape is ``dims`` and which has a
+    freed dim; None when no input or several different ones match."""
+    g = node.graph
+    found = []
+    while g is not None and g.parent is not None:
+        g = g.parent
+    for v in (g.inputs if g is not None else []):
+        s = shape(v)
+        if v.const_value is not None or s is None or len(s) != len(dims):
+            continue
+        if any(alg.freed_dim(d) is not None for d in s) and \
+                [alg.evaluate(d) for d in s] == list(dims) and s not in found:
+            found.append(s)
+    return found[0] if len(found) == 1 else None
+
+
+def canvas_conflicts(node, alg, k: int) -> list:
+    """``x.new_zeros(x.shape)`` written into by index (BART's ``shift_tokens_right``): the
+    tracer folds the canvas into a fill constant of the trace shape, while the scatter's indices
+    grow with the freed sizes. Indices past the canvas fail at run time; a canvas larger than
+    the indices' reach would hold stale zeros. When the canvas is a pure fill whose shape is
+    exactly a freed input's trace shape and the indices depend on a freed size, its indexed dims
+    follow that input's (the fill is then regenerated with ConstantOfShape)."""
+    from .conflicts import DimConflict
+    from .provenance import const_array
+
+    data, sd = node.inputs[0], shape(node.inputs[0])
+    arr = const_array(data)
+    if arr is None or arr.size == 0 or not (arr == arr.reshape(-1)[0]).all():
+        return []
+    if not any(alg.freed_dim(d) is not None for d in shape(node.inputs[1])[:-1]):
+        return []
+    like = _input_shaped(node, alg, list(arr.shape))
+    if like is None:
+        return []
+    out = []
+    for j in range(k):
+        want = alg.freed_dim(like[j])
+        if type(sd[j]) is int and want is not None:
+            out.append(DimConflict(node, data, (node, 0), j, sd[j], want,
+                                   f"ScatterND canvas shaped like an input ({want})"))
     return out
 
 
@@ -213,6 +259,91 @@ def recognise_tiled(arr: np.ndarray, new_dims: list, at) -> Tiled | None:
     return rec if np.array_equal(rec.eval(at), arr) else None
 
 
+def _flat_fill(node, alg):
+    """``(flatten, fill, like, lead)`` when ``node`` is a Gather (axis 0) from the flattened
+    fill of a freed input's trace shape (``ones(x.shape)`` folded, then flattened); else None."""
+    from .provenance import const_array
+
+    data = node.inputs[0]
+    p, sd = data.producer, shape(data)
+    if node.op_type != "Gather" or node.attr("axis", 0) != 0 or sd is None or \
+            type(sd[0]) is not int or p is None or p.op_type not in ("Flatten", "Reshape"):
+        return None
+    arr = const_array(p.inputs[0])
+    if arr is None or arr.size == 0 or not (arr == arr.reshape(-1)[0]).all():
+        return None
+    lead = p.attr("axis", 1) if p.op_type == "Flatten" else arr.ndim
+    if p.op_type == "Reshape" and len(sd) != 1:
+        return None
+    like = _input_shaped(node, alg, list(arr.shape))
+    return None if like is None else (p, p.inputs[0], like, lead)
+
+
+def reads_flat_canvas(node, index: int, alg) -> bool:
+    """Whether ``node`` reads its input ``index`` as a flat row-major index into a flattened
+    fill shaped like a freed input: only there is ``b*T + t`` known to be a position in a
+    ``[B, T]`` layout (anywhere else a step equal to a trace size may be a plain number)."""
+    return index == 1 and _flat_fill(node, alg) is not None
+
+
+def gather_canvas_conflicts(node, alg) -> list:
+    """A Gather from a flattened fill shaped like a freed input: with indices that grow with the
+    freed sizes, the fill must follow the input's dims (the walk does not split a merged dim
+    back apart, so the conflict is on the fill itself)."""
+    from .conflicts import DimConflict
+
+    si, found = shape(node.inputs[1]), _flat_fill(node, alg)
+    if found is None or si is None or not any(alg.freed_dim(d) is not None for d in si):
+        return []
+    p, src, like, lead = found
+    out = []
+    for j, d in enumerate(shape(src)[:lead]):
+        want = alg.freed_dim(like[j])
+        if type(d) is int and want is not None:
+            out.append(DimConflict(p, src, (p, 0), j, d, want,
+                                   f"Gather from a flattened fill shaped like an input ({want})"))
+    return out
+
+
+class FlatIndex(Recipe):
+    """``c0 + arange(prod(dims))`` in row-major order: the position of each element in the
+    flattened tensor. ``attention_mask[batch_idx, kv_idx]`` traced over a flattened mask gives
+    ``b*T + t``, whose step along the batch is the size ``T``, which :class:`Affine` cannot
+    hold as a number."""
+
+    def __init__(self, c0: int, dtype, dims: list):
+        self.c0, self.dtype, self.dims = c0, np.dtype(dtype), list(dims)
+        self.what = "a flat row-major index"
+
+    def eval(self, at):
+        shape = _dims_at(self.dims, at)
+        return (np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+                + self.c0).astype(self.dtype)
+
+    def emit(self, em: Emitter) -> Value:
+        shape = em.vector(self.dims)
+        n = em.op("ReduceProd", [shape], {"keepdims": 0})
+        start = em.scalar(self.c0)
+        v = em.op("Range", [start, em.op("Add", [n, start]), em.scalar(1)])
+        v = em.op("Reshape", [v, shape])
+        to = _onnx_dtype(self.dtype)
+        return v if self.dtype == np.int64 else em.op("Cast", [v], {"to": to})
+
+
+def recognise_flat(arr: np.ndarray, new_dims: list, at) -> FlatIndex | None:
+    """A :class:`FlatIndex` reproducing ``arr`` at the trace size, or None. At least two dims
+    must change and hold 2 or more elements, so the flat order is seen along each of them."""
+    changed = [k for k in range(arr.ndim) if type(new_dims[k]) is not int]
+    if len(changed) < 2 or any(arr.shape[k] < 2 for k in changed):
+        return None
+    rec = FlatIndex(int(arr.reshape(-1)[0]), arr.dtype, new_dims)
+    try:
+        got = rec.eval(at)
+    except (ValueError, TypeError):
+        return None
+    return rec if got.shape == arr.shape and np.array_equal(got, arr) else None
+
+
 def _onnx_dtype(dt) -> int:
     from ...ir.types import from_np_dtype
 
@@ -255,10 +386,15 @@ def recognise_affine(arr: np.ndarray, new_dims: list, at) -> Affine | None:
 __all__ = [
     "INDEX_OPS",
     "Affine",
+    "FlatIndex",
+    "canvas_conflicts",
     "factor_of",
     "follow_index",
+    "gather_canvas_conflicts",
     "gather_elements_conflicts",
+    "reads_flat_canvas",
     "recognise_affine",
+    "recognise_flat",
     "recognise_tiled",
     "scatter_conflicts",
 ]

@@ -47,7 +47,7 @@ from .conflicts import (
 )
 from .constraints import METADATA_KEY, check_constraints, parse_constraints, record, suggest_modulus
 from .emit import Emitter, Unemittable
-from .indexing import factor_of
+from .indexing import factor_of, reads_flat_canvas
 from .provenance import DataCulprit, Dead, RangeCulprit, Tracer, VecCulprit, const_array
 from .reach import flat_index_sinks
 from .spec import Freed, parse_spec, resolve
@@ -446,7 +446,8 @@ class Dynamizer:
         key = (id(value), tuple(map(str, new_dims)))
         new = self.regen.get(key)
         if new is None:
-            rec = recognise(arr, new_dims, self.alg.evaluate) or \
+            flat = reads_flat_canvas(node, idx, self.alg)
+            rec = recognise(arr, new_dims, self.alg.evaluate, flat) or \
                 bounded_recipe(arr, new_dims, self.alg.evaluate, self.allowed)
             if rec is None:
                 which = ", ".join(f"dim {d} is {fmt_dims([w])[1:-1]} (trace size {arr.shape[d]})"

@@ -213,9 +213,11 @@ def _equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
 
 
-def recognise(arr: np.ndarray, new_dims: list, at) -> Recipe | None:
+def recognise(arr: np.ndarray, new_dims: list, at, flat: bool = False) -> Recipe | None:
     """A recipe regenerating ``arr`` with shape ``new_dims`` (ints stay, symbolic dims change),
-    proved to give ``arr`` back at the trace binding (``at`` evaluates a dim there), or None."""
+    proved to give ``arr`` back at the trace binding (``at`` evaluates a dim there), or None.
+    ``flat``: the reader is known to index a row-major layout of ``new_dims`` (a flat index
+    ``b*T + t`` is then a position, its step a size)."""
     if arr.size == 0 or arr.dtype.kind not in "biuf":
         return None
     rank = arr.ndim
@@ -224,6 +226,12 @@ def recognise(arr: np.ndarray, new_dims: list, at) -> Recipe | None:
     if bool(np.all(arr == flat0)):
         rec: Recipe = Fill(flat0, arr.dtype, new_dims)
         return rec if _equal(rec.eval(at), arr) else None
+    if flat and arr.dtype.kind in "iu" and len(changed) > 1:
+        from .indexing import recognise_flat  # b*T + t: a step that is a size
+
+        rec = recognise_flat(arr, new_dims, at)
+        if rec is not None:
+            return rec
     core = arr
     for k in range(rank):
         if core.shape[k] > 1 and bool(np.all(core == core.take([0], axis=k))):
