@@ -111,6 +111,7 @@
     g.setDefaultEdgeLabel(function () { return {}; });
     function box(id, label, sub, cls, ref) {
       var w = Math.max(56, 7 * Math.max(label.length, Math.min(sub.length, 28)) + 14);
+      if (/n-cf/.test(cls)) w += 24;  // room for the [+] toggle
       g.setNode(id, { width: w, height: sub ? 32 : 22, label: label, sub: sub, cls: cls, ref: ref });
     }
     s.inputs.forEach(function (vi) { box("i" + vi, s.values[vi].n || "input", s.values[vi].t, "n-io", vi); });
@@ -122,7 +123,7 @@
     s.nodes.forEach(function (n, i) {
       if (!self.visible(i)) return;
       var name = n.name.length > 28 ? n.name.slice(0, 27) + "…" : n.name;
-      box("n" + i, n.op + (n.b ? "    " : ""), name, "n-" + n.s + (n.f ? " n-flag" : "") + (n.b ? " n-cf" : ""), i);
+      box("n" + i, n.op, name, "n-" + n.s + (n.f ? " n-flag" : "") + (n.b ? " n-cf" : ""), i);
     });
     s.nodes.forEach(function (n, i) {
       var to = self.visible(i) ? "n" + i : (n.g >= 0 ? "g" + n.g : null);
@@ -165,7 +166,7 @@
       }
       grp.addEventListener("click", function () { self.click(id, n.ref); });
       if (id[0] === "n" && self.side.nodes[n.ref].b) {  // the control-flow node's body toggle
-        var tg = sv("text", { x: n.width - 14, y: 11, "class": "toggle" });
+        var tg = sv("text", { x: n.width - 13, y: 11, "class": "toggle" });
         grp.appendChild(tg);
         tg.addEventListener("click", function (ev) { ev.stopPropagation(); self.toggle(n.ref); });
       }
