@@ -186,12 +186,14 @@ class Audit:
         if not lo <= len(n.output) <= hi:
             self.node_problem(f"node {label!r}: {n.op_type!r} (opset {version}) has "
                               f"{_count(lo, hi)} outputs, not {len(n.output)}", "arity")
-        names = {a.name for a in n.attribute}
+        # An attribute that refers to a function's attribute (``@p``) gets its value at the call
+        # site: only plain attributes are held against the op's schema here.
+        names = {a.name for a in n.attribute if not a.ref_attr_name}
         if not names <= known[0]:
             extra = sorted(names - known[0])
             self.node_problem(f"node {label!r}: {n.op_type!r} (opset {version}) has no "
                               f"attribute {extra[0]!r}")
-        if not known[1] <= names:
+        if not known[1] <= names | {a.name for a in n.attribute if a.ref_attr_name}:
             missing = sorted(known[1] - names)
             self.node_problem(f"node {label!r}: {n.op_type!r} requires attribute {missing[0]!r}")
         types = known[6]
