@@ -60,6 +60,7 @@
     (n.b || []).forEach(function (b, k) {
       var key = self.bodyKey(i, k);
       if (r.views[key]) return;
+      if (b.limited) return note("Body " + b.label + " of " + n.op + " " + n.name + " is not in the page: over the drawing limit (" + b.total + " nodes).");
       if (b.nodes.length > VISIBLE_LIMIT) return note("Body " + b.label + " of " + n.op + " " + n.name + " is not drawn: over " + VISIBLE_LIMIT + " nodes.");
       var title = r.side.label + " › " + n.op + (n.name ? " " + n.name : "") + " › " + b.label;
       var p = new Pane(b, self.index, r.bodyHost, r, key, title);
