@@ -492,3 +492,46 @@ def test_a_flat_index_is_regenerated_only_where_its_reader_proves_the_layout() -
     rec = recognise(arr, dims, ev, flat=True)
     assert rec is not None and rec.what == "a flat row-major index"
     assert recognise(arr + (arr > 9), dims, ev, flat=True) is None
+
+
+# -- asymmetric pads on a strided axis (TF-style "same" padding) -------------------------------
+
+W3 = ints(np.ones(9))
+TF_SAME = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[2,1,8,8] x) => (float[2,1,4,4] y) {{
+   w = Constant <value = float[1,1,3,3] {{{W3}}}> ()
+   y = Conv <pads = [0, 0, 1, 1], strides = [2, 2], kernel_shape = [3, 3]> (x, w)
+}}"""
+TF_SAME_PAD = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[2,1,8,8] x) => (float[2,1,4,4] y) {{
+   pads = Constant <value = int64[8] {{0, 0, 0, 0, 0, 0, 1, 1}}> ()
+   p = Pad (x, pads)
+   w = Constant <value = float[1,1,3,3] {{{W3}}}> ()
+   y = Conv <strides = [2, 2], kernel_shape = [3, 3]> (p, w)
+}}"""
+HW = "x:0=batch,2=height,3=width"
+
+
+@pytest.mark.parametrize("text", [TF_SAME, TF_SAME_PAD], ids=["conv-pads", "pad-node"])
+def test_asymmetric_pads_on_a_stride_hold_only_at_its_multiples(text) -> None:
+    """Pads ``0, 1`` at stride 2 are TF "same" padding at an even size or a fixed ``F.pad``:
+    the two differ at odd sizes and the file cannot tell which, so the repair is refused and
+    the constraint that makes both agree suggested (in the Conv's pads or a Pad before it)."""
+    with pytest.raises(OnnxoptError, match=r"asymmetric pads \[0, 0, 1, 1\] on a stride-2 axis"
+                       r".* --constraint 'height%2==0' --constraint 'width%2==0'"):
+        repair(text, HW)
+
+
+def test_under_the_constraint_the_pads_are_kept_and_other_sizes_fail() -> None:
+    """Under ``height%2==0`` the baked pads are right at every allowed size; no size
+    computation reads height, so the input passes a guard and an odd size is an error, not a
+    result computed with the wrong padding."""
+    model, notes = repair(TF_SAME, HW, "height%2==0;width%2==0")
+    x = np.random.default_rng(0).standard_normal((1, 1, 6, 10)).astype(np.float32)
+    (y,) = run_model(model, {"x": x})
+    xp = np.pad(x, [(0, 0), (0, 0), (0, 1), (0, 1)])
+    want = np.array([[xp[0, 0, i:i + 3, j:j + 3].sum() for j in range(0, 9, 2)]
+                     for i in range(0, 5, 2)], np.float32)
+    np.testing.assert_allclose(y[0, 0], want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(Exception, match="Reshape"):
+        run_model(model, {"x": np.zeros((1, 1, 7, 10), np.float32)})

@@ -164,6 +164,82 @@ def _gemm(node: Node, alg: Algebra) -> list:
     return _pair(node, (0, a, ka), (1, b, kb), alg, "Gemm inner dim")
 
 
+def _conv_pads(node: Node):
+    """``(input, pads)`` of a Conv: its input before a constant-mode Pad that feeds it (the
+    tracer's explicit ``F.pad``), and the spatial pads of both together (begins then ends)."""
+    n = len(node.attr("strides", None) or [])
+    pads = list(node.attr("pads", None) or [0] * 2 * n)
+    x, p = node.inputs[0], node.inputs[0].producer
+    if p is not None and p.op_type == "Pad" and p.attr("mode", "constant") in (
+            "constant", b"constant") and len(p.inputs) > 1 and p.inputs[1] is not None:
+        from .provenance import const_array
+
+        arr = const_array(p.inputs[1])
+        pv = symval(p.inputs[1]) if arr is None else [int(v) for v in arr.reshape(-1)]
+        r = len(pv or []) // 2
+        if pv and all(is_int(v) for v in pv) and r == n + 2 and len(p.inputs) < 4:
+            pads = [a + b for a, b in zip(pads, pv[2:r] + pv[r + 2:])]
+            x = p.inputs[0]
+    return x, pads
+
+
+def _asymmetric_strides(node: Node, k: int) -> int:
+    """The stride of ``node`` on spatial axis ``k`` when it is a Conv with asymmetric pads
+    there, else 1."""
+    strides = node.attr("strides", None)
+    if node.op_type != "Conv" or not strides or k >= len(strides):
+        return 1
+    pads, n = _conv_pads(node)[1], len(strides)
+    return strides[k] if len(pads) == 2 * n and pads[k] != pads[k + n] else 1
+
+
+def _whole_chain(node: Node, k: int, d, alg: Algebra) -> str | None:
+    """One constraint for every strided Conv with asymmetric pads (a backbone's downsampling
+    stages), so the user does not discover them one at a time: the product of their strides,
+    when the trace size of each freed symbol of ``d`` is a multiple of it."""
+    m = 1
+    for n in node.graph.nodes:
+        m *= _asymmetric_strides(n, k)
+    syms = sorted(alg.symbols_of(d) & alg.freed)
+    if m <= 1 or not syms or any(alg.binding[s] % m for s in syms):
+        return None
+    return "' --constraint '".join(f"{s}%{m}==0" for s in syms)
+
+
+def _conv(node: Node, alg: Algebra) -> list:
+    """Asymmetric pads on a strided axis (``[0, 0, 1, 1]`` at stride 2) are TF-style "same"
+    padding computed for the trace size, or a fixed ``F.pad``: the file cannot tell which, and
+    the two differ when the input size is not a multiple of the stride (TF pads ``1, 1`` at an
+    odd size). They agree at every multiple, so the repair holds only under that constraint."""
+    from .constraints import suggest_modulus
+
+    strides = node.attr("strides", None)
+    if not strides or node.attr("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+        return []
+    x, pads = _conv_pads(node)
+    sx = shape(x)
+    if sx is None or len(sx) != len(strides) + 2 or len(pads) != 2 * len(strides):
+        return []
+    n = len(strides)
+    for k, s in enumerate(strides):
+        d = sx[2 + k]
+        if s <= 1 or pads[k] == pads[k + n] or alg.freed_dim(d) is None:
+            continue
+        q = alg.dim(alg.expr(d) / s)
+        if alg.integral(alg.expr(q)):
+            continue
+        every = [_whole_chain(node, j, sx[2 + j], alg) for j in range(n)
+                 if _asymmetric_strides(node, j) > 1 and alg.freed_dim(sx[2 + j]) is not None]
+        hint = "' --constraint '".join(h for h in every if h) if all(every) else None
+        hint = hint or suggest_modulus(alg, q)
+        hint = f" (it is with --constraint '{hint}')" if hint else ""
+        return [Unhandled(node, f"asymmetric pads {list(pads)} on a stride-{s} axis (TF-style "
+                                f"'same' padding baked at the trace size, or a fixed pad: the "
+                                f"file cannot tell which) are right only when {alg.fmt(d)} is a "
+                                f"multiple of {s}{hint}")]
+    return []
+
+
 def _concat(node: Node, alg: Algebra) -> list:
     ins = [(i, v) for i, v in enumerate(node.inputs) if v is not None]
     shapes = [shape(v) for _, v in ins]
@@ -419,6 +495,10 @@ def node_conflicts(node: Node, alg: Algebra, constraints: list) -> list:
         return _gemm(node, alg)
     if op == "Concat":
         return _concat(node, alg)
+    if op == "Conv":
+        out = _conv(node, alg)
+        if out:
+            return out
     if op == "Expand":
         return _expand(node, alg)
     if op in RNN_OPS:

@@ -131,6 +131,24 @@ class Dynamizer:
                         src.setdefault(d.text, (v, a))
         return src
 
+    def _guard_unread(self) -> None:
+        """A promise (``--constraint 'height%32==0'``) is checked where a size computation reads
+        the symbol. When none does (a backbone of Convs whose baked asymmetric pads are right only
+        at multiples of the strides), a size that breaks it would compute, wrongly: route the
+        input through a no-op Reshape whose target reads the guarded size, so it fails instead."""
+        for sym in sorted(self.em.guards):
+            if ("sym", sym) in self.em._cache or sym not in self.em.sources:
+                continue
+            inp, _ = self.em.sources[sym]
+            t = inp.type
+            if not isinstance(t, TensorType) or t.shape is None or None in t.shape:
+                continue
+            # Shape readers stay on the input: the target itself is computed from them.
+            users = [(n, i) for n, i in inp.uses() if n.op_type != "Shape"]
+            checked = self.em.op("Reshape", [inp, self.em.vector(list(t.shape))])
+            for node, i in users:
+                node.set_input(i, checked)
+
     def _free_inputs(self) -> None:
         by_input: dict = {}
         for f in self.freed:
@@ -203,6 +221,7 @@ class Dynamizer:
             self._fail()
         self._finish_reshapes()
         self._values()
+        self._guard_unread()
         self._cleanup()
         info = self._infer(final=True)
         self.constraints = info.constraints
