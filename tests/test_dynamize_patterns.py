@@ -535,3 +535,25 @@ def test_under_the_constraint_the_pads_are_kept_and_other_sizes_fail() -> None:
     np.testing.assert_allclose(y[0, 0], want, rtol=1e-5, atol=1e-5)
     with pytest.raises(Exception, match="Reshape"):
         run_model(model, {"x": np.zeros((1, 1, 7, 10), np.float32)})
+
+
+def test_a_failure_found_only_by_the_run_check_names_its_pattern() -> None:
+    """onnxruntime names the node that failed at another size; the refusal adds the pattern
+    (here an index past a mask folded at the trace size) and the constants it read."""
+    from onnxopt.passes.dynamize.runcheck import describe_failure
+    from onnxopt.testing import model_from_text
+
+    model = model_from_text(f"""<ir_version: 8, opset_import: ["" : 17]>
+    g (int64[3,7] idx) => (bool[3,7,1] y) {{
+       ones = Constant <value = bool[21,1] {{{ints(np.ones(21))}}}> ()
+       y = Gather (ones, idx)
+    }}""")
+    gather = [n for n in model.graph.nodes if n.op_type == "Gather"][0]
+    gather.name = "mask_gather"
+    msg = ("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Non-zero status code returned while "
+           "running Gather node. Name:'mask_gather' Status Message: indices element out of data "
+           "bounds, idx=21 must be within the inclusive range [-21,20]")
+    assert describe_failure(model, msg) == (
+        " (pattern at Gather 'mask_gather': indices that reach past data kept at its trace size"
+        " (a folded table, mask or canvas); constant operands: 'ones' [21, 1])")
+    assert describe_failure(model, "no node named") == ""

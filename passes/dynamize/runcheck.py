@@ -88,6 +88,38 @@ def _feeds(model: Model, alg: Algebra, binding: dict, seed: int) -> dict:
         alg.binding = saved
 
 
+_INDEXED = "indices that reach past data kept at its trace size (a folded table, mask or canvas)"
+_PATTERNS = {
+    **dict.fromkeys(("Gather", "GatherElements", "GatherND", "ScatterND", "ScatterElements"),
+                    _INDEXED),
+    **dict.fromkeys(("Conv", "ConvTranspose", "MaxPool", "AveragePool"),
+                    "a window (kernel, pads, strides) that no longer fits the size (pads computed "
+                    "for the trace size, e.g. TF-style 'same' padding)"),
+    "Reshape": "a Reshape target that does not match the element count at this size",
+}
+
+
+def describe_failure(model: Model, message: str) -> str:
+    """The pattern behind an onnxruntime failure at another size, from the node it names: its
+    op and the constant operands it read at their trace shape. Empty when no node is named."""
+    import re
+
+    m = re.search(r"Name:'([^']*)'", message)
+    node = next((n for n in model.graph.nodes if m and n.name == m.group(1)), None)
+    if node is None:
+        return ""
+    from .conflicts import label
+    from .provenance import const_array
+
+    baked = [f"{v.name!r} {list(const_array(v).shape)}" for v in node.inputs
+             if v is not None and const_array(v) is not None and const_array(v).ndim > 0]
+    what = _PATTERNS.get(node.op_type, "operands of which one kept its trace shape (a folded "
+                                       "constant)")
+    if baked:
+        what += "; constant operands: " + ", ".join(baked)
+    return f" (pattern at {label(node)}: {what})"
+
+
 def check_sizes(model: Model, alg: Algebra, bounds: dict, cons: list) -> tuple[list, list]:
     """Run the model at other sizes. Returns (bindings run, problems)."""
     import onnxruntime as ort
@@ -107,7 +139,9 @@ def check_sizes(model: Model, alg: Algebra, bounds: dict, cons: list) -> tuple[l
         try:
             results = sess.run(None, _feeds(model, alg, b, k))
         except Exception as e:  # noqa: BLE001 - any runtime failure is the finding
-            problems.append(f"the repaired model does not run at {fmt}: {str(e).splitlines()[0]}")
+            first = str(e).splitlines()[0]
+            problems.append(f"the repaired model does not run at {fmt}: {first}"
+                            f"{describe_failure(model, first)}")
             continue
         saved = alg.binding
         alg.binding = {**saved, **b}
@@ -128,4 +162,4 @@ def check_sizes(model: Model, alg: Algebra, bounds: dict, cons: list) -> tuple[l
     return ran, problems
 
 
-__all__ = ["check_sizes", "pick_bindings"]
+__all__ = ["check_sizes", "describe_failure", "pick_bindings"]
