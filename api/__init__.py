@@ -27,8 +27,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "load": ("io", "load"),
     "save": ("io", "save"),
-    "optimize": ("optimize", "optimize"),
-    "OptimizeResult": ("optimize", "OptimizeResult"),
+    "optimize": ("optimizer", "optimize"),
+    "OptimizeResult": ("optimizer", "OptimizeResult"),
     "cut": ("cutting", "cut"),
     "CutResult": ("cutting", "CutResult"),
 }

@@ -77,7 +77,7 @@ def report_phases(model: Path, page: Path) -> tuple[float, float]:
     c = time.process_time()
     rec = Recorder(m)
     run = PassManager(parse_pipeline("default"), progress=rec.progress).run(m)
-    from onnxopt.optimize import OptimizeResult, model_stats
+    from onnxopt.optimizer import OptimizeResult, model_stats
 
     result = OptimizeResult(m, run, model_stats(plain), model_stats(m), pipeline="default")
     rec.write(str(page), result, input_path=str(model))

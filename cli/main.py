@@ -334,7 +334,7 @@ def _print_result(args, result, written: Optional[str], checks, interactive: boo
 def _runtime_checks(args, result, runtimes, bench_rt, vopts, input_shapes):
     """--verify-on/--bench-on on the optimized model before it is written: (error, checks)."""
     from ..errors import NotVerifiedError, VerificationError
-    from ..optimize import _Lowered
+    from ..optimizer import _Lowered
     from ..verify import VerifyOptions
     from .verify import EXIT_VERIFY as failed_code
     from .verify import exit_code, runtime_checks

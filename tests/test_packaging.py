@@ -94,3 +94,14 @@ def test_wheel_installs_and_runs_from_outside_the_checkout(wheel, tmp_path):
                          text=True, cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
     assert out.exists()
+
+
+def test_no_submodule_shadows_a_public_function():
+    """Importing ``onnxopt.X`` binds the attribute ``X`` of the package to the submodule: a
+    submodule named like a public function (``optimize``, ``cut``) would replace it."""
+    import onnxopt
+
+    public = {n for n in onnxopt.__all__ if n[0].islower() and not n.startswith("_")}
+    modules = {p.stem for p in (ROOT / "api").glob("*.py")} | {
+        p.name for p in (ROOT / "api").iterdir() if (p / "__init__.py").exists()}
+    assert not public & modules, f"submodules named like public functions: {public & modules}"

@@ -84,7 +84,7 @@ def _save(text: str, path: Path) -> Path:
 
 
 def _optimized_bytes(path: Path, shapes=None) -> bytes:
-    from onnxopt.optimize import optimize
+    from onnxopt.optimizer import optimize
     from onnxopt.testing import to_proto
 
     result = optimize(str(path), verify=False, input_shapes=shapes or {})
@@ -255,7 +255,7 @@ def _ort_fused(model: bytes, tmp_path: Path) -> dict:
 
 
 def test_ort_preset_lets_onnxruntime_form_skip_layer_norm(tmp_path):
-    from onnxopt.optimize import optimize
+    from onnxopt.optimizer import optimize
     from onnxopt.testing import to_proto
 
     src = ROOT / "golden/models/bert_op17.onnx"
@@ -274,7 +274,7 @@ def test_ort_preset_lets_onnxruntime_form_skip_layer_norm(tmp_path):
 def test_ort_preset_raises_opset_so_attention_fuses(name, tmp_path):
     # onnxruntime's optimizer forms no attention on these exports (nor on onnxsim's, which wins
     # only by emitting com.microsoft.Attention itself); at opset 23 fuse makes the standard op
-    from onnxopt.optimize import optimize
+    from onnxopt.optimizer import optimize
     from onnxopt.testing import to_proto
 
     src = ROOT / "golden/models" / f"{name}.onnx"
@@ -284,3 +284,16 @@ def test_ort_preset_raises_opset_so_attention_fuses(name, tmp_path):
     assert not _ort_fused(src.read_bytes(), tmp_path)["Attention"]
     (report,) = verify_on(str(src), out.SerializeToString(), parse_runtimes("ort-full"))
     assert report.status == "ok", report.reason
+
+
+def test_the_ort_preset_raises_to_23_but_never_lowers_and_target_opset_wins():
+    import onnxopt
+    from onnxopt.testing import run_passes
+
+    src = str(ROOT / "golden" / "models" / "gpt2_op17.onnx")
+    pinned = onnxopt.optimize(src, "ort", target_opset=17, verify=False)
+    assert pinned.model.opset("") == 17  # --target-opset pins the opset over the preset's raise
+    m = onnxopt.load(src)
+    run_passes(m, "opset{target=24}")
+    run_passes(m, "opset{target=23,at_least=1}")
+    assert m.opset("") == 24

@@ -65,7 +65,9 @@ class Opset(Pass):
 
     name = "opset"
     summary = "convert the model to default-domain opset N, down or up (rules + onnx's converter)"
-    options: ClassVar[dict] = {"target": 0, "only": ""}
+    # ``at_least``: raise to ``target`` but never lower (a preset that wants newer ops asks
+    # this way, so a model already newer keeps its opset and a user's --target-opset wins).
+    options: ClassVar[dict] = {"target": 0, "only": "", "at_least": 0}
     rules: ClassVar[tuple] = tuple(dict.fromkeys(DOWN_RULES + UP_RULES))  # for --list-passes
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:
@@ -74,7 +76,7 @@ class Opset(Pass):
             source = source_opset(model)
         except UsageError as e:  # one line naming the pass, without a source location
             raise PassError(f"opset: {e}") from None
-        if target == source:
+        if target == source or (self.opts.get("at_least") and target < source):
             return PassResult(preserved=ALL)
         if target > source and _converter(model, source, target, ctx):
             return PassResult(modified=True, stats=Counter({f"opset {source}->{target}": 1}))

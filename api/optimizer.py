@@ -218,7 +218,10 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     if target_opset is not None:  # down or up, checked before anything is loaded
         from .passes.opset import parse_target
 
-        items = [PassSpec("opset", {"target": parse_target(target_opset)})] + items
+        # The user's opset is pinned: passes that only ask for "at least" a newer one yield.
+        items = [PassSpec("opset", {"target": parse_target(target_opset)})] + [
+            it for it in items
+            if not (isinstance(it, PassSpec) and it.name == "opset" and it.options.get("at_least"))]
     model, original_ref, size = _load_original(model_or_path)
     base_dir = model.base_dir
     if input_shapes:
