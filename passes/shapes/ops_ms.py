@@ -38,6 +38,18 @@ def _fused_conv(n: NodeCtx) -> None:
     _conv_like(n, 0, 1, n.dtype(0))
 
 
+def _conv_attrs(n: NodeCtx, w, k: int) -> tuple:
+    """kernel_shape, strides, dilations, pads and auto_pad of a convolution over ``k`` spatial
+    dims with weight shape ``w``, the ONNX defaults filled in."""
+    kernel = list(n.attr("kernel_shape") or w[2:])
+    strides = list(n.attr("strides", None) or [1] * k)
+    dil = list(n.attr("dilations", None) or [1] * k)
+    pads = list(n.attr("pads", None) or [0] * (2 * k))
+    auto = n.attr("auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    return kernel, strides, dil, pads, auto
+
+
 @shape_fn(MS, "NhwcConv")
 def _nhwc_conv(n: NodeCtx) -> None:
     x, w = n.shape(0), n.shape(1)
@@ -46,12 +58,7 @@ def _nhwc_conv(n: NodeCtx) -> None:
         n.set(0, dt, None)
         return
     k = len(x) - 2
-    kernel = list(n.attr("kernel_shape") or w[2:])
-    strides = list(n.attr("strides", None) or [1] * k)
-    dil = list(n.attr("dilations", None) or [1] * k)
-    pads = list(n.attr("pads", None) or [0] * (2 * k))
-    auto = n.attr("auto_pad", "NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    kernel, strides, dil, pads, auto = _conv_attrs(n, w, k)
     sp = conv_out(n, list(x[1:-1]), kernel, strides, dil, pads, auto)
     n.set(0, dt, [x[0]] + sp + [w[0]])
 
@@ -351,12 +358,7 @@ def _ms_qlinear_conv(n: NodeCtx) -> None:
     if x is None or w is None or len(x) < 3 or len(w) != len(x):
         return
     k = len(x) - 2
-    kernel = list(n.attr("kernel_shape") or w[2:])
-    strides = list(n.attr("strides", None) or [1] * k)
-    dil = list(n.attr("dilations", None) or [1] * k)
-    pads = list(n.attr("pads", None) or [0] * (2 * k))
-    auto = n.attr("auto_pad", "NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    kernel, strides, dil, pads, auto = _conv_attrs(n, w, k)
     if len(kernel) != k or len(strides) != k or len(dil) != k or len(pads) != 2 * k:
         return
     n.set(0, dt, [x[0]] + conv_out(n, list(x[1:-1]), kernel, strides, dil, pads, auto) + [w[0]])
