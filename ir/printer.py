@@ -102,6 +102,12 @@ def _tensor_data(t: Tensor) -> str:
     return "{" + ", ".join(items) + "}"
 
 
+def _literal_type(t: Tensor) -> str:
+    """The type written before a tensor's data. A scalar has no brackets: onnx's parser reads
+    ``float[]`` before data as a missing shape."""
+    shape = "[" + ",".join(str(d) for d in t.dims) + "]" if t.dims else ""
+    return f"{dtype_name(t.dtype)}{shape}"
+
 class Printer:
     """Writes models, graphs and functions as text. ``max_inline``: initializer data limit."""
 
@@ -111,8 +117,7 @@ class Printer:
         self.names = _Names()
 
     def tensor_literal(self, t: Tensor) -> str:
-        shape = "[" + ",".join(str(d) for d in t.dims) + "]"
-        return f"{dtype_name(t.dtype)}{shape} {_tensor_data(t)}"
+        return f"{_literal_type(t)} {_tensor_data(t)}"
 
     def attr(self, a: Attr, depth: int) -> str:
         v = a.value if not a.ref_attr_name else None
@@ -167,7 +172,7 @@ class Printer:
             if id(v) in inputs:
                 continue
             if t.size <= self.max_inline and not t.is_external:
-                decls.append(f"{format_type(v.type)} {self.names(v)} = {_tensor_data(t)}")
+                decls.append(f"{_literal_type(t)} {self.names(v)} = {_tensor_data(t)}")
             else:
                 decls.append(f"{format_type(v.type)} {self.names(v)}")
                 body.append(f"{pad}{self.ind}# {self.names(v)}: initializer "

@@ -1234,11 +1234,6 @@ _UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029
                      "\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
-# The printer writes a scalar initializer as ``float[] c = {0.5}``, which onnx's parser does not
-# read (it wants ``float c``); golden files spell it that way, so the parse check skips them.
-_SCALAR_DECL = re.compile(r'\w\[\] (?:"(?:[^"\\]|\\.)*"|\S+) = \{')
-
-
 def text_problem(model) -> Optional[str]:
     """Why the IR model's printed text is unsafe on a terminal or unparseable; None if fine."""
     import onnx.parser
@@ -1248,8 +1243,6 @@ def text_problem(model) -> Optional[str]:
     bad = _UNSAFE.search(text.replace("\n", ""))
     if bad:
         return f"printed text holds raw {bad.group()!r}"
-    if _SCALAR_DECL.search(text):
-        return None  # a known limit of the printer (``float[] c = {0.5}``), not of the names
     try:
         onnx.parser.parse_model(text)
     except Exception as e:  # noqa: BLE001 - the text syntax must stay readable
