@@ -17,6 +17,9 @@ import os
 import sys
 from typing import Any
 
+from ..ir.escape import escape
+from .inputs import parse_input_shapes, read_feeds
+
 
 def _parser():
     from .main import _Parser
@@ -72,7 +75,7 @@ def run_cut(argv: list[str]) -> int:
     from ..verify import VerifyOptions
 
     result = cut(args.model, at=args.at or None, stages=args.stages, balance=args.balance,
-                 extract=extract, input_shapes=_shapes(args.input_shape),
+                 extract=extract, input_shapes=parse_input_shapes(args.input_shape),
                  output_dir=args.output, verify=args.verify,
                  verify_options=VerifyOptions(seed=args.seed))
     if args.json:
@@ -80,20 +83,6 @@ def run_cut(argv: list[str]) -> int:
     elif not args.quiet:
         sys.stdout.write(summary(result, args.output))
     return 0
-
-
-def _shapes(specs: list[str]) -> dict[str, list]:
-    """``x:1,128`` -> ``{"x": [1, 128]}`` (a dim that is not a number stays a symbol name)."""
-    from ..ir.errors import UsageError
-
-    out: dict[str, list] = {}
-    for spec in specs:
-        name, sep, dims = spec.rpartition(":")
-        if not sep or not name:
-            raise UsageError(f"--input-shape {spec!r}: expected NAME:D1,D2,...")
-        out[name] = [int(d) if d.strip().isdigit() else d.strip()
-                     for d in dims.split(",") if d.strip()]
-    return out
 
 
 def summary(result: Any, out_dir: str) -> str:
@@ -114,7 +103,7 @@ def summary(result: Any, out_dir: str) -> str:
     lines.append(f"{len(man['stages'])} stage(s) written to {out_dir}/ ({verdict}"
                  + (f": {result.reason}" if result.reason else "") + ")")
     lines.extend(f"note: {n}" for n in result.notes)
-    return "\n".join(lines) + "\n"
+    return "\n".join(escape(line) for line in lines) + "\n"  # names come from the model
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -138,11 +127,7 @@ def _run(args) -> int:
         raise UsageError("--run needs --inputs x.npz")
     import numpy as np
 
-    try:
-        data = np.load(args.inputs)
-        feeds = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise UsageError(f"--inputs {args.inputs}: cannot read ({e})") from None
+    feeds = read_feeds(args.inputs)[0]  # a FIFO or a pickled .npz is refused, never read
     from ..cutting import run_pipeline
 
     outs = run_pipeline(args.run, feeds)
@@ -153,7 +138,7 @@ def _run(args) -> int:
     if not args.quiet:
         for name, v in outs.items():
             a = np.asarray(v)
-            print(f"{name}: {a.dtype}{list(a.shape)}")
+            print(f"{escape(name)}: {a.dtype}{list(a.shape)}")
         if args.output:
             print(f"outputs written to {os.path.abspath(args.output)}")
     return 0

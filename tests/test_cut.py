@@ -367,6 +367,19 @@ def test_external_data_stays_external_one_file_per_stage(tmp_path):
             assert hashlib.sha256(t.raw_data).digest() == hashlib.sha256(ref.raw_data).digest()
 
 
+def test_cli_cut_escapes_the_names_it_prints(tmp_path, capsys):
+    model = tiny()
+    hostile = "r\x1b]0;pwned\x07"
+    for node in model.graph.node:
+        node.input[:] = [hostile if n == "r" else n for n in node.input]
+        node.output[:] = [hostile if n == "r" else n for n in node.output]
+    src = tmp_path / "hostile.onnx"
+    onnx.save(model, src)
+    assert main(["cut", str(src), "--at", hostile, "-o", str(tmp_path / "pipe")]) == 0
+    text = capsys.readouterr().out
+    assert "\x1b" not in text and "\x07" not in text and "r\\x1b]0;pwned\\x07" in text
+
+
 def test_cli_cut_summary_manifest_and_run(tmp_path, capsys):
     out = tmp_path / "pipe"
     assert main(["cut", str(GOLDEN / "gpt2_op17.onnx"), "--at", "/blocks.0/Add_3_output_0",
