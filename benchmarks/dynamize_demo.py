@@ -13,6 +13,10 @@ result runs in onnxruntime and matches PyTorch (atol 1e-4, rtol 1e-3):
   ``--dynamize-values`` where the corpus notes a value equal to a size (seq_mean_div).
 
     python benchmarks/dynamize_demo.py [--only NAME] [--markdown]
+
+``--zoo`` runs golden/dynamize/zoo.py's architectures instead, with one more column where
+``export.py --zoo --reexport`` has run: the same module re-exported with dynamic axes ("not run"
+where it has not).
 """
 
 from __future__ import annotations
@@ -245,6 +249,18 @@ def _pattern(refusal: str) -> str:
     return text[:150] + ("..." if len(text) > 150 else "")
 
 
+def _reexport(folder: Path, name: str, exporter: str, total: dict) -> tuple[str, str]:
+    """The re-export with dynamic axes (zoo.py --reexport): its cell and its reason, if any."""
+    path = folder / "reexport" / f"{name}.json"
+    if not path.exists():
+        total["not_run"] = total.get("not_run", 0) + 1
+        return "not run", ""
+    r = json.loads(path.read_text())["reexport"][exporter]
+    total["reexport"] = total.get("reexport", 0) + r["ok"]
+    total["reexport_of"] = total.get("reexport_of", 0) + r["of"]
+    return f"{r['ok']}/{r['of']}", "re-export: " + _pattern(r["why"]) if r["why"] else ""
+
+
 def zoo_main(folder: Path, markdown: bool, only: str | None = None) -> int:
     """The zoo (golden/dynamize/zoo.py): every architecture and exporter through the tools."""
     rows, totals = [], {}
@@ -274,16 +290,21 @@ def zoo_main(folder: Path, markdown: bool, only: str | None = None) -> int:
             note = r.get("refusal")
             note = f"refused: {_pattern(note)}" if note else \
                 (f"--constraint '{r['constraint']}'" if r["constraint"] else "")
-            row += [f"{ok_allowed}/{sum(allowed)}", note]
+            cell, why = _reexport(folder, name, ex, t)
+            row += [f"{ok_allowed}/{sum(allowed)}", cell, "; ".join(filter(None, [note, why]))]
             rows.append(row)
             print("  " + " ".join(row[:7]), file=sys.stderr, flush=True)
-    head = ["model", "exporter", *TOOLS, "onnxopt, allowed sizes", "onnxopt notes"]
+    head = ["model", "exporter", *TOOLS, "onnxopt, allowed sizes", "re-export, dynamic axes",
+            "notes"]
     for ex, t in totals.items():
         rows.append([f"total ({ex})", ex, *[f"{t[k]}/{t['shapes']}" for k in TOOLS],
-                     f"{t['onnxopt']}/{t['allowed']}", f"{t['wrong']} wrong results"])
+                     f"{t['onnxopt']}/{t['allowed']}",
+                     f"{t.get('reexport', 0)}/{t.get('reexport_of', 0)}",
+                     f"{t['wrong']} wrong results" + (f"; re-export not run for {t['not_run']}"
+                                                      if t.get("not_run") else "")])
     if markdown:
         print("| " + " | ".join(head) + " |")
-        print("|" + "|".join(["---", "---"] + ["---:"] * (len(TOOLS) + 1) + ["---"]) + "|")
+        print("|" + "|".join(["---", "---"] + ["---:"] * (len(TOOLS) + 2) + ["---"]) + "|")
     for row in rows:
         print("| " + " | ".join(row) + " |" if markdown else "  ".join(row))
     return 0

@@ -3,6 +3,8 @@
     pip install torch==2.13.0 transformers==5.25.0 onnxscript==0.7.2   # generation only
     HF_HUB_OFFLINE=1 python golden/dynamize/export.py --zoo [--out DIR] [NAME ...]
 
+    HF_HUB_OFFLINE=1 python golden/dynamize/export.py --zoo --reexport [NAME ...]   # baseline
+
 (tested with torch 2.13.0+cpu, transformers 5.25.0, onnxscript 0.7.2; pip resolves these three
 without pulling another torch). Nothing else in onnxopt imports torch or transformers.
 
@@ -19,6 +21,12 @@ other shapes; keys as in golden/dynamize) and <name>.json (the dims meant to be 
 shapes, and whether each export loaded and matched PyTorch at the trace shape). An export that
 fails is recorded in the json ("exports": {"dynamo": "failed: ..."}), not fatal.
 
+``--reexport`` (after the plain run) exports the same modules again WITH the dims meant to be
+dynamic declared (tracer: ``dynamic_axes``; dynamo: ``dynamic_shapes`` of torch.export.Dim.DYNAMIC,
+one per named size) into <out>/reexport/, and counts the other shapes at which each matches the
+saved PyTorch outputs (reexport/<name>.json; a failed export counts 0 with its reason), the
+baseline for a user who still has the PyTorch code (benchmarks/dynamize_demo.py --zoo).
+
 The default output folder is build/dynamize_zoo (not committed); the few smallest models are
 committed under golden/dynamize/zoo (see ``COMMITTED``), regenerated with ``--out
 golden/dynamize/zoo`` and their names.
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -456,7 +465,81 @@ def run_case(case, out_dir) -> dict:
     return status
 
 
+# ------------------------------------------------------------------------------------------------
+# --reexport: the baseline a user with the PyTorch code has, the same module exported again
+# with the dims the zoo frees declared dynamic, run at the other shapes against PyTorch's outputs
+# ------------------------------------------------------------------------------------------------
+
+
+def export_dynamic(model, args, path, case, outputs, dynamo: bool) -> None:
+    names = list(case["inputs"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:  # one Dim per named size, so inputs that share "batch" share the symbol
+            dims = {}
+            spec = tuple({int(k): dims.setdefault(v, torch.export.Dim.DYNAMIC)
+                          for k, v in case["dynamic"].get(n, {}).items()} for n in names)
+            if isinstance(model, Wrap):  # forward(*args) is one input to torch.export
+                spec = (spec,)
+            prog = torch.onnx.export(model, args, dynamo=True, input_names=names,
+                                     output_names=outputs, opset_version=18, verbose=False,
+                                     dynamic_shapes=spec)
+            prog.save(path)
+        else:
+            axes = {n: {int(k): v for k, v in case["dynamic"].get(n, {}).items()} for n in names}
+            torch.onnx.export(model, args, path, dynamo=False, opset_version=17,
+                              input_names=names, output_names=outputs, do_constant_folding=True,
+                              dynamic_axes=axes)
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of the innermost cause (torch.onnx wraps torch.export's error in a banner)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return re.sub(r"\x1b\[[0-9;]*m", "", line)[:200]
+
+
+def reexport_case(case, out_dir) -> dict:
+    """Re-export with dynamic axes; count the non-trace shapes that match PyTorch's saved outputs
+    (<out_dir>/<name>.expected.npz, written by the plain --zoo run) -> reexport/<name>.json."""
+    name = case["name"]
+    meta = json.load(open(os.path.join(out_dir, f"{name}.json")))
+    saved = np.load(os.path.join(out_dir, f"{name}.expected.npz"))
+    names, outputs = list(case["inputs"]), meta["outputs"]
+    model = build(case)
+    trace = tuple(torch.from_numpy(saved[f"shape0/input:{n}"]) for n in names)
+    sub = os.path.join(out_dir, "reexport")
+    os.makedirs(sub, exist_ok=True)
+    result = {}
+    for exporter in ("script", "dynamo"):
+        path = os.path.join(sub, f"{name}.{exporter}.onnx")
+        t0, ok, why = time.time(), 0, ""
+        try:
+            export_dynamic(model, trace, path, case, outputs, exporter == "dynamo")
+            sess = session(path)
+        except Exception as e:  # noqa: BLE001 - a failed export counts 0, with its reason
+            why = "export failed: " + _reason(e)
+            sess = None
+        for i in range(1, len(meta["shapes"])) if sess else ():
+            try:
+                got = sess.run(None, {n: saved[f"shape{i}/input:{n}"] for n in names})
+                for g, o in zip(got, outputs):
+                    np.testing.assert_allclose(g, saved[f"shape{i}/output:{o}"], **TOL)
+                ok += 1
+            except Exception as e:  # noqa: BLE001 - the first failure's reason, for the table
+                why = why or f"shape{i}: " + _reason(e)
+        result[exporter] = {"ok": ok, "of": len(meta["shapes"]) - 1, "why": why}
+        print(f"{name:18s} {exporter:6s} reexport {ok}/{len(meta['shapes']) - 1} "
+              f"{time.time() - t0:5.1f}s {why}", flush=True)
+    with open(os.path.join(sub, f"{name}.json"), "w") as f:
+        json.dump({"name": name, "torch": torch.__version__, "reexport": result}, f, indent=1)
+    return result
+
+
 def main(argv) -> int:
+    reexport = "--reexport" in argv
+    argv = [a for a in argv if a != "--reexport"]
     out_dir = DEFAULT_OUT
     if "--out" in argv:
         k = argv.index("--out")
@@ -470,7 +553,7 @@ def main(argv) -> int:
         if only and case["name"] not in only:
             continue
         try:
-            run_case(case, out_dir)
+            (reexport_case if reexport else run_case)(case, out_dir)
         except Exception:  # noqa: BLE001 - a model that does not build is reported, not fatal
             print(f"{case['name']}: could not build or run in PyTorch", flush=True)
             traceback.print_exc(limit=3)
