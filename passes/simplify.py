@@ -22,8 +22,9 @@ included, so nothing downstream can tell the difference:
 
 More rules of this pass live beside it: :mod:`.simplify_merge` (two nodes of one kind into one:
 Squeeze/Unsqueeze chains, Concat of Concat, Reduce + Unsqueeze, Slice of Slice, Transpose around
-a view) and :mod:`.simplify_units` (idempotent and involutive ops, ``Where(Not(c))``, empty Concat
-inputs, bool/bitwise units, no-op Flatten and Split).
+a view), :mod:`.simplify_units` (idempotent and involutive ops, ``Where(Not(c))``, empty Concat
+inputs, bool/bitwise units, no-op Flatten and Split) and :mod:`.simplify_shapes` (a Reshape target
+computed from the input's dims becomes a constant).
 
 A constant operand must not broadcast ``x`` to a bigger shape (``x * ones(4)`` with ``x`` of shape
 ``[1]`` stays) and must have ``x``'s element type; shapes are facts from symbolic shape inference,
@@ -431,12 +432,13 @@ class Simplify(RewritePass):
 
     @property
     def rules(self):  # per instance: two rules read an option
-        from . import simplify_merge, simplify_units  # they import this module's helpers
+        from . import simplify_merge, simplify_shapes, simplify_units  # they import this module
 
         sz = bool(self.opts.get("signed_zeros"))
         return [r(sz) if r in (AddZero, SubZero) or getattr(r, "signed_zeros_option", False)
                 else r()
-                for r in RULES + simplify_merge.RULES + simplify_units.RULES]
+                for r in RULES + simplify_merge.RULES + simplify_units.RULES
+                + simplify_shapes.RULES]
 
 
 __all__ = ["Simplify", "RULES"]

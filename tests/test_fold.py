@@ -179,37 +179,6 @@ def test_shape_with_start_end_of_static_dims():
     np.testing.assert_array_equal(out_const(m), [3, 4])
 
 
-def test_reshape_target_in_terms_of_the_input_dims_becomes_a_constant():
-    src = H17 + """
-        g (float[B,S,64] x) => (float[B,S,4,16] y) <int64[1] i0 = {0}, int64[1] i1 = {1},
-            int64[2] tail = {4, 16}> {
-           s = Shape (x)
-           b = Gather (s, i0)
-           q = Gather (s, i1)
-           t = Concat <axis = 0> (b, q, tail)
-           y = Reshape (x, t)
-        }"""
-    m, st, _ = fold(src, "fold,dce")
-    assert st["reshape_target"] == 1
-    assert ops(m) == ["Reshape"]
-    np.testing.assert_array_equal(m.graph.nodes.first().inputs[1].const_value.numpy(),
-                                  [0, 0, 4, 16])
-
-
-def test_reshape_target_with_an_unrelated_symbol_stays():
-    src = H17 + """
-        g (float[B,S,64] x, float[K] k) => (float[?,?] y) <int64[1] i0 = {0}> {
-           s = Shape (k)
-           kk = Gather (s, i0)
-           m1 = Constant <value = int64[1] {-1}> ()
-           t = Concat <axis = 0> (kk, m1)
-           y = Reshape (x, t)
-        }"""
-    m, st, _ = fold(src, feeds={"x": np.ones((2, 3, 64), np.float32),
-                                "k": np.ones(6, np.float32)})
-    assert "reshape_target" not in st  # K and -1: two unknowns, no constant says it
-
-
 # -- bad input ------------------------------------------------------------------------------------
 
 def test_integer_division_by_zero_is_left_alone_and_noted():

@@ -132,6 +132,49 @@ def test_reshape_that_changes_the_shape_stays():
     assert ops(m) == ["Reshape", "Relu"] and not st
 
 
+def _target_chain(x: str, attrs: str = "", header: str = H) -> str:
+    """y = Reshape(x, [x.dim0, x.dim1, 4, 16]), the target computed by Shape/Gather/Concat."""
+    return header + f"""g ({x} x) => (float[B,S,4,16] y) <int64[1] i0 = {{0}},
+            int64[1] i1 = {{1}}, int64[2] tail = {{4, 16}}> {{
+           s = Shape (x)
+           b = Gather (s, i0)
+           q = Gather (s, i1)
+           t = Concat <axis = 0> (b, q, tail)
+           y = Reshape {attrs} (x, t)
+        }}"""
+
+
+def test_reshape_target_in_terms_of_the_input_dims_becomes_a_constant():
+    m, st = simplify(_target_chain("float[B,S,64]"), "simplify,dce")
+    assert st["simplify.reshape_target"] == 1
+    assert ops(m) == ["Reshape"]  # the Shape/Gather/Concat chain went dead
+    np.testing.assert_array_equal(m.graph.nodes.first().inputs[1].const_value.numpy(),
+                                  [0, 0, 4, 16])
+
+
+def test_reshape_target_with_allowzero_says_minus_one_for_the_one_unknown_dim():
+    h14 = '<ir_version: 8, opset_import: ["" : 14]>\n'
+    m, st = simplify(_target_chain("float[2,S,64]", "<allowzero = 1>", h14), "simplify,dce")
+    assert st["simplify.reshape_target"] == 1  # allowzero: a 0 would mean a 0 dim, not a copy
+    np.testing.assert_array_equal(m.graph.nodes.first().inputs[1].const_value.numpy(),
+                                  [2, -1, 4, 16])
+    m, st = simplify(_target_chain("float[B,S,64]", "<allowzero = 1>", h14),
+                     feeds={"x": np.ones((2, 3, 64), np.float32)})
+    assert not st  # B and S: two unknowns, and no 0 may copy a dim
+
+
+def test_reshape_target_with_an_unrelated_symbol_stays():
+    m, st = simplify(H + """
+        g (float[B,S,64] x, float[K] k) => (float[?,?] y) <int64[1] i0 = {0}> {
+           s = Shape (k)
+           kk = Gather (s, i0)
+           m1 = Constant <value = int64[1] {-1}> ()
+           t = Concat <axis = 0> (kk, m1)
+           y = Reshape (x, t)
+        }""", feeds={"x": np.ones((2, 3, 64), np.float32), "k": np.ones(6, np.float32)})
+    assert not st  # K and -1: two unknowns, no constant says it
+
+
 def test_cast_to_own_type_goes_other_cast_stays():
     m, st = simplify(H + """g (float[4] x, int64[4] i) => (float[4] y, float[4] z) {
            t = Cast <to = 1> (x)

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from ...ir import Builder, Node, Tensor, TensorType, Value
+from ...ir import Node, Tensor, TensorType, Value
 from ...ir.shape import Shape
 from ..shapes import sym_value
 from ..shapes.infer import fact_or_declared
@@ -247,46 +247,10 @@ class Evaluation:
                     return
         if not self.trusted:
             return
-        found = False
         for v in node.outputs:
             arr = self.symval_array(v)
             if arr is not None:
                 self.add_partial(v, arr)
-                found = True
-        if not found and op == "Reshape" and len(node.inputs) > 1 and node.inputs[1] is not None:
-            self.reshape_target(node, env)
-
-    def reshape_target(self, node: Node, env: _Env) -> None:
-        """A Reshape whose target is known in terms of its input's dims gets a constant target:
-        ``[batch, seq, 4, 16]`` for an input ``[batch, seq, 64]`` is ``[0, 0, 4, 16]`` (``0``
-        copies the input's dim, one ``-1`` takes the rest), and the Shape/Gather/Concat chain
-        that computed it becomes dead."""
-        from ..shapes import dims_equal
-
-        opset = self.opset_of(node, env)
-        target = node.inputs[1]
-        sv, shape = sym_value(target), self.trusted_shape(node.inputs[0])
-        if opset < 5 or sv is None or shape is None or self.dtype_of(target) != 7 or \
-                self.const_of(target) is not None:
-            return
-        allowzero = opset >= 14 and node.attr("allowzero", 0) == 1
-        out: list[int] = []
-        for i, d in enumerate(sv):
-            if type(d) is int or isinstance(d, np.integer):
-                out.append(int(d))
-            elif d is None:
-                return
-            elif not allowzero and i < len(shape) and dims_equal(shape[i], d):
-                out.append(0)
-            else:
-                out.append(-1)
-        if out.count(-1) > 1 or (allowzero and 0 in out and -1 in out):
-            return
-        new = Builder(node.graph, before=node).const(np.array(out, dtype=np.int64))
-        new.meta["symval"] = tuple(out)
-        node.set_input(1, new)
-        self.modified = True
-        self.stats["reshape_target"] += 1
 
     def symval_array(self, v: Value) -> Optional[np.ndarray]:
         sv = sym_value(v)

@@ -5,9 +5,9 @@ already folded; a value of an enclosing graph is a constant inside If/Loop/Scan 
 arithmetic folds as well: ``Shape``/``Size`` of a value whose needed dims are proven static, and
 any small integer tensor whose element values symbolic shape inference proved (``symval``), so
 ``Shape -> Gather(1)`` folds when dim 1 is static even if dim 0 is symbolic. An ``If`` whose
-condition is constant is replaced by the nodes of the branch it takes. A Reshape whose target is
-known in terms of its input's dims (``[batch, seq, 4, 16]`` for an input ``[batch, seq, 64]``)
-gets the constant target ``[0, 0, 4, 16]``, which leaves the Shape/Gather/Concat chain dead.
+condition is constant is replaced by the nodes of the branch it takes. (A Reshape target known
+only in terms of its input's dims is no constant to fold: ``simplify``'s ``reshape_target`` rule
+rewrites it, :mod:`onnxopt.passes.simplify_shapes`.)
 
 Shapes are facts from symbolic shape inference, constants, or the model's own inputs, never a
 file's declared intermediate types. Nothing computed from an IR < 4 initializer that is also a
