@@ -175,6 +175,16 @@ def test_reshape_target_with_an_unrelated_symbol_stays():
     assert not st  # K and -1: two unknowns, no constant says it
 
 
+def test_reshape_target_from_an_overridable_default_stays():
+    # IR 3: the initializer `s` is also a graph input, so {3, 4} is only a default a caller may
+    # replace by {4, 3}; shape inference reads the default, the rule must not.
+    m, st = simplify("""<ir_version: 3, opset_import: ["" : 9]>
+        g (float[12] x, int64[2] s) => (float[?,?] y) <int64[2] s = {3, 4}> {
+           y = Reshape (x, s)
+        }""", feeds={"x": np.ones(12, np.float32)})
+    assert m.graph.nodes.first().inputs[1].name == "s" and not st
+
+
 def test_cast_to_own_type_goes_other_cast_stays():
     m, st = simplify(H + """g (float[4] x, int64[4] i) => (float[4] y, float[4] z) {
            t = Cast <to = 1> (x)
