@@ -213,6 +213,8 @@ def _slice_args(m: Match, node, pre: str) -> Optional[dict[int, tuple[int, int, 
 
 
 class SliceSlice(Rule):
+    # long: the docstring argues how two Slices compose per axis; composed() is that argument in
+    #   code
     """Slice(Slice(x, A), B) -> one Slice. Axes in only one of them keep their arguments (the
     dim they clamp against is x's either way); an axis in both needs x's dim there as a number:
     then the two index ranges compose into one range (Slice clamps exactly like Python's
@@ -412,6 +414,8 @@ class TransposeShared(Rule):
 
 
 class TransposeView(Rule):
+    # long: plan follows each dim of x through three nodes (the docstring's argument); pieces of it
+    #   would pass the dim labels between them
     """Transpose(V(Transpose(x, p), A), q) with V an Unsqueeze or Squeeze. Follow each dim of x
     through the three nodes (new unit dims carry no label); the result is V(x) on the dims that
     end up new (or go), followed by the permutation that puts x's dims where they end up, which

@@ -178,6 +178,8 @@ class HardSigmoid(_Activation):
 
 
 class HardSwish(_Activation):
+    # long: four root patterns (HardSigmoid and three orderings of the clip form), and the docstring
+    #   says why below opset 14 the clip form stays
     """x * HardSigmoid(x; 1/6, 0.5), x * clip(x + 3, 0, 6) / 6 and its orderings -> HardSwish
     (opset 14). Below opset 14 the clip form stays: x * HardSigmoid(x) is faster in onnxruntime
     but OpenVINO's CPU plugin runs HardSigmoid as a reference kernel outside its conv post-ops,

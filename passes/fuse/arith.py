@@ -57,6 +57,7 @@ def _finite_like(new: np.ndarray, *olds: np.ndarray) -> bool:
 
 
 class AddChain(_Chain):
+    # long: linear() reads the (x +/- a) +/- b and b - (x +/- a) orderings as one x*sign + k form
     """(x ± a) ± b and b - (x ± a) forms folded to x + k or k - x."""
 
     name = "add_chain"
@@ -106,6 +107,8 @@ class AddChain(_Chain):
 
 
 class MulChain(_Chain):
+    # long: four Mul/Div orderings, each with its own refusals (Div only for floats, no constant
+    #   numerator)
     """(x * a) * b, (x / a) * b, (x * a) / b, (x / a) / b folded to one Mul or Div. Div only for
     floats; a constant numerator (c / x) is not linear and is left alone."""
 

@@ -71,6 +71,8 @@ def _causal(m: Match, cond, sq, sk) -> bool:
 
 
 class Attention(Rule):
+    # long: one rule for every mask form (none, causal, additive, bool, negated bool), each a short
+    #   method (dims, mask_plan, plan, expand) over one pattern's names
     """Softmax(Q @ Kt * scale [+ mask], axis=-1) @ V -> Attention (opset 23)."""
 
     name = "attention"
@@ -190,6 +192,8 @@ def _split(x: str, shape: str, t: str) -> Op:
 
 
 class AttentionHeads(Rule):
+    # long: head split and merge on Q, K, V and the output are one rewrite; the docstring states the
+    #   layouts it proves
     """Head split and merge folded into Attention's 3-D form: Reshape([B, S, H*D] -> [B, S, H,
     D]) + Transpose(0, 2, 1, 3) on Q, K and V, and Transpose(0, 2, 1, 3) + Reshape back to
     [B, S, H*Dv] on the output, become ``q_num_heads=H, kv_num_heads=Hk`` on an Attention that

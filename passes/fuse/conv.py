@@ -49,6 +49,8 @@ def _weights_ok(m: Match, w: str) -> Optional[str]:
 
 
 class ConvBatchNorm(Rule):
+    # long: Conv, ConvTranspose and Gemm lay weights and bias out differently; check and rewrite
+    #   cover all three so the BN algebra is written once
     """BatchNormalization (inference mode) after Conv, ConvTranspose or Gemm, folded into the
     weights and bias: W' = W * s per output channel, b' = (b - mean) * s + beta, with
     s = gamma / sqrt(var + eps). Every BN input must be a constant of shape [M]."""
@@ -269,6 +271,8 @@ class PadConv(Rule):
 
 
 class PadPool(Rule):
+    # long: the docstring argues each exact case (Average/Max pool, count_include_pad, the pad
+    #   value) and the check is that case list, one branch each
     """Pad folded into AveragePool/MaxPool pads, only where exactly equivalent.
 
     AveragePool: value 0; with count_include_pad=1 the pads just add up; with count_include_pad=0

@@ -115,6 +115,8 @@ def _siblings(m: Match, x, w0) -> list:
 
 
 class MatMulSiblings(Rule):
+    # long: the rewrite builds the concatenated weights, the optional concatenated bias Add and the
+    #   Split whose outputs replace every sibling
     """MatMuls that read the same x with constant 2-D weights (the Q/K/V projections) become
     one MatMul with the weights concatenated, and a Split along the last axis; when every one
     of them is followed by an Add of a constant [N_i] bias, the biases are concatenated into

@@ -109,6 +109,8 @@ def _elementwise_chain(y, limit: int = 16):
 
 
 class TransposeSandwich(Rule):
+    # long: a chain of elementwise nodes between two Transposes: the check walks the chain, the
+    #   rewrite transposes each constant operand
     """Transpose(E_k(...E_1(Transpose(x, p1))...), p2) -> Transpose(E_k(...E_1(x)...), p1 then
     p2), or no Transpose when they cancel. Each E is elementwise (unary, or binary with a
     constant operand, which is transposed by p1's inverse; a scalar stays) and its output has no

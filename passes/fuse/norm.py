@@ -66,6 +66,8 @@ def _param(m: Match, name: str, norm_dims: list) -> tuple[Optional[object], str]
 
 
 class _Norm(Rule):
+    # long: the one plan LayerNorm and RMSNorm share (type, trailing axes, exponent 2, eps,
+    #   scale/bias shapes); split, both rules would repeat it
     """Shared checks: float type, trailing axes, exponent 2, scalar eps, scale/bias shapes."""
 
     def plan(self, m: Match):

@@ -17,6 +17,8 @@ from .decompose import Decomposition
 
 
 class Attention(Decomposition):
+    # long: Attention's spec in older ops: heads, GQA repeat, scale, softcap, mask and causal bias
+    #   are short steps of one decomposition
     name = "attention"
     summary = "Attention -> MatMul, Softmax, MatMul with mask/causal/softcap biases (opset 23)"
     ops = ("Attention",)

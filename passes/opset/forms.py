@@ -144,6 +144,8 @@ class DropoutIdentity(ConversionRule):
 
 
 class Restate(ConversionRule):
+    # long: dropping default attributes and making axes non-negative are one restatement of a node;
+    #   the ops list is built once in __init__
     """A node that fits the target but for attributes the target lacks that hold their default
     (allowzero=0, select_last_index=0, reduction='none'...) or, below opset 11, negative axes:
     the same op without them, axes made non-negative."""

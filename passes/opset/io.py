@@ -55,6 +55,8 @@ class ReduceAxes(ConversionRule):
 
 
 class SplitForm(ConversionRule):
+    # long: Split's three forms (sizes input, num_outputs, attribute) both ways; sizes() works out
+    #   the even split
     """Split with sizes as an input (13) or num_outputs (18) -> the target's form."""
 
     name = "split_sizes"

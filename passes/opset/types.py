@@ -34,6 +34,8 @@ _TYPE_ATTRS = ("to", "dtype", "output_dtype", "value", "stash_type")
 
 
 class CastTypes(ConversionRule):
+    # long: Casts on the way in and out of an op on a widened type: refuse and rewrite each walk
+    #   inputs and outputs
     """An op the target has, on an element type the target's version lacks: Casts around it."""
 
     name = "cast_types"

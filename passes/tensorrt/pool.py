@@ -18,6 +18,8 @@ from ._common import attrs_copy, has_ref_attrs, unsqueeze
 
 
 class Pool1dTo2d(Rule):
+    # long: every 1-D pool attribute (kernel, strides, pads, dilations) gains the unit axis, and the
+    #   rewrite wraps the pool in Unsqueeze/Squeeze
     """MaxPool/AveragePool on a rank-3 input -> Unsqueeze, the 2-D pool, Squeeze. A MaxPool whose
     Indices output is read refuses (TensorRT has no Indices either)."""
 

@@ -90,6 +90,7 @@ class _ResizeRule(Rule):
 
 
 class ResizeCropToAlignCorners(_ResizeRule):
+    # long: most of it is the docstring: the ONNX coordinate formulas that make the two modes equal
     """``tf_crop_and_resize`` with the whole input as its region of interest (every roi start 0
     and end 1) -> ``align_corners``. Per the ONNX definition the source coordinate is
     ``start*(in-1) + x*(end-start)*(in-1)/(out-1)`` for out > 1, which with start 0 and end 1 is
@@ -226,6 +227,8 @@ class ResizeStretchPolicy(_ResizeRule):
 
 
 class ResizeFullRankScales(_ResizeRule):
+    # long: scales, and a tf_crop_and_resize roi with them, are widened to every axis; each needs
+    #   its own checks of the subset form
     """Constant scales over an ``axes`` subset -> scales for every axis (1 where the node did not
     resize) and no ``axes`` attribute; a tf_crop_and_resize roi is widened the same way (start 0,
     end 1 on the added axes). ONNX defines the axes form as exactly this full form. TensorRT 10
