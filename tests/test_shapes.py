@@ -647,3 +647,20 @@ def test_pipeline_facts_equal_a_fresh_inference():
     shapes_infer.run_inference(m)
     fresh = [(str(proven_type(v)), sym_value(v)) for v in values]
     assert incremental == fresh
+
+
+def test_expand_and_tile_know_their_values_while_the_result_is_small():
+    m, _ = infer("""g (float[batch] x) => (float[] y) {
+        s = Shape(x)
+        two = Constant<value_ints=[2]>()
+        e = Expand(s, two)
+        t = Tile(s, two)
+        huge = Constant<value_ints=[1000000, 1000000, 1000]>()
+        h = Expand(s, huge)
+        y = Reshape(x, s)
+    }""")
+    v = values(m)
+    assert sym_value(v["e"]) == (SymDim("batch"), SymDim("batch"))
+    assert sym_value(v["t"]) == (SymDim("batch"), SymDim("batch"))
+    # 1e15 elements: the shape is known, the values are not even counted out
+    assert sym_value(v["h"]) is None and shp(m, "h") == "[1000000,1000000,1000]"

@@ -473,6 +473,18 @@ def _unsqueeze(n: NodeCtx) -> None:
     n.set(0, dt, out, _reshape_vals(n.vals(0), out))
 
 
+def _grown_vals(out, make):
+    """The values of an op that grows its input (Expand, Tile): ``make()`` when ``out`` is
+    static with at most MAX_VALS elements, else None. The count is checked before anything is
+    allocated: a hostile target shape (1e6 x 1e6 x 1e3) must cost nothing."""
+    if not _static(out) or math.prod(out) > MAX_VALS:
+        return None
+    try:
+        return make()
+    except ValueError:  # numpy refuses the operands: the values stay unknown
+        return None
+
+
 @shape_fn("", "Expand")
 def _expand(n: NodeCtx) -> None:
     s = n.shape(0)
@@ -488,15 +500,8 @@ def _expand(n: NodeCtx) -> None:
             n.set(0, dt, None)
         return
     out = broadcast(n, [s, target], "Expand")
-    vals = None
     a = n.vals(0)
-    # The element count is checked before anything is allocated: a hostile target shape
-    # (1e6 x 1e6 x 1e3) must cost nothing.
-    if a is not None and _static(out) and math.prod(out) <= MAX_VALS:
-        try:
-            vals = np.broadcast_to(a, tuple(out)).copy()
-        except ValueError:
-            vals = None
+    vals = None if a is None else _grown_vals(out, lambda: np.broadcast_to(a, tuple(out)).copy())
     n.set(0, dt, out, vals)
 
 
@@ -515,11 +520,10 @@ def _tile(n: NodeCtx) -> None:
         n.error(f"Tile: {len(reps)} repeats for rank {len(s)}")
         return
     out = [D.mul(d, r) for d, r in zip(s, reps)]
-    vals = None
     a = n.vals(0)
-    if a is not None and _static(out) and all(type(r) is int for r in reps) \
-            and math.prod(out) <= MAX_VALS:  # counted before allocating, like Expand
-        vals = np.tile(a, reps) if a.ndim else None
+    vals = None
+    if a is not None and a.ndim and all(type(r) is int for r in reps):
+        vals = _grown_vals(out, lambda: np.tile(a, reps))
     n.set(0, dt, out, vals)
 
 
