@@ -44,6 +44,16 @@ def model_from_text(text: str) -> "Model":
     return load(onnx.parser.parse_model(text))
 
 
+def model_file(text: str, path: Union[str, os.PathLike]) -> Path:
+    """Write a model in ONNX textual syntax to ``path`` as a .onnx file (what a test of the
+    command line or of file loading starts from) and return the path."""
+    import onnx
+    import onnx.parser
+
+    onnx.save(onnx.parser.parse_model(text), str(path))
+    return Path(path)
+
+
 def to_proto(model: Any):
     """A ModelProto from an IR model, a ModelProto, serialized bytes, ONNX text or a file path."""
     import onnx
@@ -256,7 +266,7 @@ def assert_golden(model: Any, path: Union[str, os.PathLike], update: Optional[bo
 
 
 __all__ = [
-    "model_from_text", "to_proto", "snapshot", "m_bytes", "golden_text", "structure",
+    "model_from_text", "model_file", "to_proto", "snapshot", "m_bytes", "golden_text", "structure",
     "load_plugin", "run_passes", "run_pass", "check_pipeline", "run_model", "assert_equivalent",
     "assert_text", "assert_golden", "update_golden_requested", "UPDATE_GOLDEN_ENV",
 ]

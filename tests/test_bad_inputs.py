@@ -30,6 +30,7 @@ from onnx import numpy_helper
 from onnxopt.cli.main import main
 from onnxopt.errors import OnnxoptError, UsageError
 from onnxopt.ir import SymDim, print_model
+from onnxopt.testing import model_file
 
 ERROR_CASES = sorted(n for n, c in CASES.items() if c.error is not None)
 LEGAL_CASES = sorted(n for n, c in CASES.items() if c.error is None)
@@ -89,14 +90,21 @@ CHECK_REPORTS = {"if_without_else", "loop_body_missing_outputs", "scan_bad_input
                  "shape_11_with_start"}
 
 
-@pytest.mark.parametrize("name", ERROR_CASES)
-def test_bad_input_api_and_cli(name, tmp_path, capsys):
+def stage(name: str, tmp_path: Path):
+    """Case ``name`` built under ``tmp_path/in``, an empty ``tmp_path/out``, and a snapshot of
+    ``in`` (whatever the input, both must stay as they are): (case, in, model path, out,
+    snapshot)."""
     c = CASES[name]
     src = tmp_path / "in"
     path = build(c, str(src))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    before = snapshot(src)
+    return c, src, path, out_dir, snapshot(src)
+
+
+@pytest.mark.parametrize("name", ERROR_CASES)
+def test_bad_input_api_and_cli(name, tmp_path, capsys):
+    c, src, path, out_dir, before = stage(name, tmp_path)
     with deadline(60):
         with pytest.raises(c.error, match=c.match) as e:
             onnxopt.load(path)
@@ -123,12 +131,7 @@ def test_bad_input_api_and_cli(name, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
 def test_bad_input_console(name, tmp_path):
-    c = CASES[name]
-    src = tmp_path / "in"
-    path = build(c, str(src))
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    before = snapshot(src)
+    c, src, path, out_dir, before = stage(name, tmp_path)
     p = subprocess.run([sys.executable, "-m", "onnxopt.cli.main", path, "-o",
                         str(out_dir / "o.onnx")], capture_output=True, text=True, timeout=120,
                        cwd=tmp_path)
@@ -168,12 +171,7 @@ def _run_legal(path: str, out_dir: Path, capsys) -> tuple[int, str]:
 @pytest.mark.parametrize("name", LEGAL_CASES)
 def test_hostile_but_legal(name, tmp_path, capsys):
     """Accepted or refused cleanly; never evaluated, never allocated, never slow."""
-    c = CASES[name]
-    src = tmp_path / "in"
-    path = build(c, str(src))
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    before = snapshot(src)
+    c, src, path, out_dir, before = stage(name, tmp_path)
     with deadline(60):
         m = onnxopt.load(path)
         for v in m.graph.inputs:  # force the algebra path on every symbolic dim
@@ -220,16 +218,15 @@ def test_absurd_declared_dims_are_never_allocated(tmp_path):
 
 def test_constant_of_shape_100000_squared_is_not_folded(tmp_path):
     """fold leaves a 40 GB ConstantOfShape alone (in a process capped at 3 GiB)."""
-    m = onnx.parser.parse_model("""
+    src, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    model_file("""
         <ir_version: 8, opset_import: ["" : 17]>
         g (float[2] x) => (float[2] y) {
             shape = Constant <value = int64[2] {100000, 100000}> ()
             big = ConstantOfShape <value = float[1] {1.0}> (shape)
             s = ReduceSum <keepdims = 0> (big)
             y = Add(x, s)
-        }""")
-    src, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
-    onnx.save(m, str(src))
+        }""", src)
     code = textwrap.dedent(f"""
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
@@ -628,7 +625,7 @@ CUSTOM = """
 
 def test_not_verified_is_a_decision(tmp_path, capsys):
     path = str(tmp_path / "custom.onnx")
-    onnx.save(onnx.parser.parse_model(CUSTOM), path)
+    model_file(CUSTOM, path)
     # Default: written, exit 0, and the summary says why in one line.
     assert main([path, "-o", str(tmp_path / "a.onnx")]) == 0
     out = capsys.readouterr().out
@@ -652,14 +649,14 @@ def test_onnxruntime_log_stays_off_stderr(tmp_path, capfd):
     """An integer division by zero in a constant: onnxruntime refuses the original (not
     verified), and its coloured log line does not reach stderr."""
     path = str(tmp_path / "div.onnx")
-    onnx.save(onnx.parser.parse_model("""
+    model_file("""
         <ir_version: 8, opset_import: ["" : 17]>
         g (int64[2] x) => (int64[2] y) {
             a = Constant <value = int64[2] {6, 4}> ()
             z = Constant <value = int64[2] {0, 2}> ()
             d = Div(a, z)
             y = Add(x, d)
-        }"""), path)
+        }""", path)
     assert main([path, "-o", str(tmp_path / "o.onnx"), "-q"]) == 0
     assert capfd.readouterr().err == ""
 

@@ -14,6 +14,7 @@ import onnx.parser
 import pytest
 
 from onnxopt.cli.main import main
+from onnxopt.testing import model_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / "tests" / "models"  # committed copies (models/README.md)
@@ -49,9 +50,7 @@ class MakeItWrong(GraphPass):
 
 @pytest.fixture
 def small(tmp_path) -> Path:
-    p = tmp_path / "small.onnx"
-    onnx.save(onnx.parser.parse_model(SMALL), str(p))
-    return p
+    return model_file(SMALL, tmp_path / "small.onnx")
 
 
 def test_default_output_name_summary_and_input_untouched(small, capsys):
@@ -113,11 +112,10 @@ def test_bad_input_and_usage_exit_2_with_one_line(small, tmp_path, capsys, args,
 
 
 def test_custom_op_model_is_not_verified_but_written(tmp_path, capsys):
-    m = onnx.parser.parse_model("""
+    p = model_file("""
         <ir_version: 8, opset_import: ["" : 17, "my.custom" : 1]>
-        g (float[4] x) => (float[4] y) { a = Identity (x)  y = my.custom.Thing (a) }""")
-    p = tmp_path / "c.onnx"
-    onnx.save(m, str(p))
+        g (float[4] x) => (float[4] y) { a = Identity (x)  y = my.custom.Thing (a) }""",
+                   tmp_path / "c.onnx")
     assert main([str(p), "-o", str(tmp_path / "o.onnx")]) == 0
     assert "verification: not verified" in capsys.readouterr().out
     assert (tmp_path / "o.onnx").exists()
@@ -157,7 +155,7 @@ def test_a_dce_run_imports_only_what_dce_needs(tmp_path):
     # onnx and numpy are needed to load and save; sympy (symbolic dims), onnxruntime
     # (verification, folding ops numpy cannot evaluate) and the other passes' modules are not.
     src, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
-    onnx.save(onnx.parser.parse_model(SMALL), str(src))
+    model_file(SMALL, src)
     code = ("import sys; from onnxopt.cli.main import main\n"
             f"rc = main([{str(src)!r}, '-p', 'dce', '--no-verify', '-o', {str(out)!r}, '-q'])\n"
             "top = {m.split('.')[0] for m in sys.modules}\n"

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Iterator
 
 import onnx
-import onnx.parser
 import pytest
 from onnxopt.cli.main import main
-from onnxopt.testing import golden_text
+from onnxopt.testing import golden_text, model_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "plugins.md"
@@ -50,9 +49,7 @@ def onnxopt_cmd(*args: str, env: dict | None = None) -> subprocess.CompletedProc
 
 @pytest.fixture
 def small(tmp_path) -> Path:
-    p = tmp_path / "small.onnx"
-    onnx.save(onnx.parser.parse_model(SMALL), str(p))
-    return p
+    return model_file(SMALL, tmp_path / "small.onnx")
 
 
 def write(path: Path, source: str) -> Path:
@@ -135,9 +132,7 @@ g (float[N,4] x) => (float[N,4] y) {
 
 @pytest.fixture
 def neg_model(tmp_path) -> Path:
-    p = tmp_path / "neg.onnx"
-    onnx.save(onnx.parser.parse_model(NEG_MODEL), str(p))
-    return p
+    return model_file(NEG_MODEL, tmp_path / "neg.onnx")
 
 
 def test_a_plugin_file_is_loaded_listed_and_run(neg_model, tmp_path, capsys):
@@ -316,9 +311,7 @@ g (float[N,4] x) => (float[N,4] y) {
 
 @pytest.fixture
 def wrong_model(tmp_path) -> Path:
-    p = tmp_path / "wrong.onnx"
-    onnx.save(onnx.parser.parse_model(WRONG_MODEL), str(p))
-    return p
+    return model_file(WRONG_MODEL, tmp_path / "wrong.onnx")
 
 
 def line_of(path: Path, fragment: str) -> int:
@@ -626,7 +619,7 @@ g (float[N,4] x) => (float[N,4] y) {
 
 def test_a_culprit_says_what_its_run_number_counts(tmp_path, capsys):
     model = tmp_path / "round.onnx"
-    onnx.save(onnx.parser.parse_model(ROUND_MODEL), str(model))
+    model_file(ROUND_MODEL, model)
     plugin = write(tmp_path / "late_bug.py", LATE_BUG)
     want = ("first divergence after pass 't-round:late-bug' (pass run #4 of the pipeline; "
             "round 2 of its fixpoint group)")
@@ -663,7 +656,7 @@ def test_the_docs_when_it_goes_wrong_section_runs_verbatim(tmp_path, monkeypatch
     blocks = dict(re.findall(r"<!-- begin: (.+?) -->\n```\w+\n(.*?)```\n<!-- end: \1 -->", text,
                              re.DOTALL))
     monkeypatch.chdir(tmp_path)
-    onnx.save(onnx.parser.parse_model(blocks.pop("model.onnx")), "model.onnx")
+    model_file(blocks.pop("model.onnx"), "model.onnx")
     toml = blocks.pop("acme-passes entry points")
     entries = dict(re.findall(r'^"(.+?)" = "(.+?)"$', toml, re.MULTILINE))
     assert entries == ACME_ENTRIES  # the package the page describes is the one built here
@@ -741,7 +734,7 @@ g (float[N,4] x) => (float[N,4] y, float[N,4] z) <float zero = {{0}}> {{
 def rule_plugin(tmp_path) -> Iterator[tuple[Path, Path]]:
     """A model whose Mul reads (s, x): the non-commutative Swish pattern misses it."""
     model = tmp_path / "rules.onnx"
-    onnx.save(onnx.parser.parse_model(RULE_MODEL.format(mul="s, x")), str(model))
+    model_file(RULE_MODEL.format(mul="s, x"), model)
     with fresh_registry():  # each test loads its own copy of the file
         yield model, write(tmp_path / "rule_mistakes.py", RULE_MISTAKES)
 
@@ -752,7 +745,7 @@ def test_a_rule_creating_an_op_newer_than_the_model(rule_plugin, tmp_path, capsy
     want = (f"pass 't-rule:mistakes.swish', rule 'swish': created Swish (opset 24) at opset "
             f"17: set opset = 24 on the rule (rule_mistakes.py:{line}) [plugin file {plugin}]")
     out = tmp_path / "o.onnx"
-    onnx.save(onnx.parser.parse_model(RULE_MODEL.format(mul="x, s")), str(model))  # matches
+    model_file(RULE_MODEL.format(mul="x, s"), model)  # matches
     code, err = cli_error(capsys, str(model), "--plugin", str(plugin), "-p",
                           "t-rule:mistakes.swish", "--no-verify", "-o", str(out))
     assert (code, err) == (2, want)
