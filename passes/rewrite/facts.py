@@ -7,10 +7,17 @@ from typing import Callable, Optional
 
 from ...ir import TensorType, Value
 from ..base import PassContext
-from ..shapes.infer import FACT as _FACT
-from ..shapes.infer import HINT as _HINT
-from ..shapes.infer import best_type
 from .constants import const_value
+
+# passes.shapes is imported on first use, not here: the plugin API imports this module, and a
+# pipeline that asks no shape question (``-p dce``) should not load shape inference.
+
+
+def best_type(v: Value) -> Optional[TensorType]:
+    """The analysis' fact for ``v`` where there is one, else its declared type."""
+    from ..shapes.infer import best_type as infer_best_type
+
+    return infer_best_type(v)
 
 
 class Shapes:
@@ -106,11 +113,13 @@ class Shapes:
 def inherit_fact(old: Value, new: Value) -> None:
     """A new value replacing ``old`` has its type: carry the analysis' fact over (so later
     rules in this pass can ask about it) unless the value already has its own."""
+    from ..shapes.infer import FACT, HINT
+
     meta = old.meta
-    if _FACT in meta and _FACT not in new.meta:
-        new.meta[_FACT] = meta[_FACT]
-        if _HINT in meta:
-            new.meta[_HINT] = meta[_HINT]
+    if FACT in meta and FACT not in new.meta:
+        new.meta[FACT] = meta[FACT]
+        if HINT in meta:
+            new.meta[HINT] = meta[HINT]
 
 
 __all__ = ["Shapes", "best_type", "inherit_fact"]
