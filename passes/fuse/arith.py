@@ -24,6 +24,11 @@ def _inner(kinds: tuple[str, ...]) -> Or:
     return Or(*(Op(k, "x", Const("c1"), name="inner", commutative=True) for k in kinds))
 
 
+def _chain(kinds: tuple[str, ...]) -> list[Op]:
+    """(x op1 c1) op2 c2 for op1 and op2 in kinds (either order: the check reads the real one)."""
+    return [Op(k, _inner(kinds), Const("c2"), commutative=True) for k in kinds]
+
+
 class _Chain(Rule):
     opset = 1
     benefit = 1
@@ -62,8 +67,7 @@ class AddChain(_Chain):
 
     name = "add_chain"
     summary = "combine chains of Add/Sub by constants"
-    pattern = [Op("Add", _inner(("Add", "Sub")), Const("c2"), commutative=True),
-               Op("Sub", _inner(("Add", "Sub")), Const("c2"), commutative=True)]
+    pattern = _chain(("Add", "Sub"))
 
     def linear(self, m: Match):
         """(sign of x, constant) with root = sign*x + constant, as float64 or the int type."""
@@ -114,8 +118,7 @@ class MulChain(_Chain):
 
     name = "mul_chain"
     summary = "combine chains of Mul/Div by constants"
-    pattern = [Op("Mul", _inner(("Mul", "Div")), Const("c2"), commutative=True),
-               Op("Div", _inner(("Mul", "Div")), Const("c2"), commutative=True)]
+    pattern = _chain(("Mul", "Div"))
 
     def parts(self, m: Match):
         """(numerator, denominator) with root = x * numerator / denominator (float64)."""

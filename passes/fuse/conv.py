@@ -116,8 +116,17 @@ class ConvBatchNorm(Rule):
         return [y] + [None] * (len(bn.outputs) - 1)
 
 
+def _conv_then(op: str) -> Op:
+    """Conv/ConvTranspose (constant weights) followed by ``op`` with a constant, either order."""
+    return Op(op, Op(_CONVS, "x", Const("w"), Opt(Var("b")), name="conv"), Const("c"),
+              commutative=True)
+
+
 class _ConvChannelOp(Rule):
     """Shared check for Conv/ConvTranspose followed by a per-channel constant Add or Mul."""
+
+    opset = 1
+    benefit = 2
 
     def check(self, m: Match) -> Optional[str]:
         reason = _weights_ok(m, "w")
@@ -146,10 +155,7 @@ class ConvAdd(_ConvChannelOp):
 
     name = "conv_add"
     summary = "fold a per-channel constant Add after Conv/ConvTranspose into its bias"
-    opset = 1
-    benefit = 2
-    pattern = Op("Add", Op(_CONVS, "x", Const("w"), Opt(Var("b")), name="conv"),
-                 Const("c"), commutative=True)
+    pattern = _conv_then("Add")
 
     def rewrite(self, m: Match, b):
         conv, w = m.node("conv"), m.const("w")
@@ -165,10 +171,7 @@ class ConvMul(_ConvChannelOp):
 
     name = "conv_mul"
     summary = "fold a per-channel constant Mul after Conv/ConvTranspose into its weights"
-    opset = 1
-    benefit = 2
-    pattern = Op("Mul", Op(_CONVS, "x", Const("w"), Opt(Var("b")), name="conv"),
-                 Const("c"), commutative=True)
+    pattern = _conv_then("Mul")
 
     def rewrite(self, m: Match, b):
         conv, w = m.node("conv"), m.const("w")
