@@ -28,6 +28,13 @@ def _static(shape) -> bool:
     return shape is not None and all(type(d) is int for d in shape)
 
 
+def _rank_of_target(n: NodeCtx, i: int) -> list | None:
+    """Unknown dims, as many as input ``i`` (a shape tensor whose values are unknown) has
+    elements when its length is static; None when that is unknown too."""
+    ts = n.shape(i)
+    return [None] * ts[0] if ts is not None and len(ts) == 1 and type(ts[0]) is int else None
+
+
 def _reshape_vals(a: np.ndarray | None, shape) -> np.ndarray | None:
     if a is None or not _static(shape):
         return None
@@ -106,11 +113,7 @@ def _constant_of_shape(n: NodeCtx) -> None:
             fill = None
     dimsl = n.dimlist(0)
     if dimsl is None:
-        s = n.shape(0)
-        if s is not None and len(s) == 1 and type(s[0]) is int:
-            n.set(0, dtype, [None] * s[0])
-        else:
-            n.set(0, dtype, None)
+        n.set(0, dtype, _rank_of_target(n, 0))
         return
     for d in dimsl:
         if type(d) is int and d < 0:
@@ -133,11 +136,7 @@ def _reshape(n: NodeCtx) -> None:
     else:
         target = n.dimlist(1)
     if target is None:
-        ts = n.shape(1)
-        if ts is not None and len(ts) == 1 and type(ts[0]) is int:
-            n.set(0, dt, [None] * ts[0])
-        else:
-            n.set(0, dt, None)
+        n.set(0, dt, _rank_of_target(n, 1))
         return
     allowzero = n.attr("allowzero", 0)
     out: list = []
