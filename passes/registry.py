@@ -100,6 +100,13 @@ def _add(name: str, cls: type, origin: str) -> None:
     _entries[name] = Entry(name, cls, origin)
 
 
+def _module_origin(module: str) -> str:
+    """The origin of a pass registered outside a loader (its module imported directly, as
+    ``from onnxopt.passes.opset import ...`` does): our own modules are built-ins whichever
+    import reached them first, so that plugin-only checks never apply to them."""
+    return f"built-in {module}" if module.startswith("onnxopt.passes.") else f"module {module}"
+
+
 def register(cls: Optional[type] = None, *, name: Optional[str] = None):
     """Class decorator: make a pass nameable on the command line (``name`` defaults to cls.name)."""
 
@@ -109,7 +116,7 @@ def register(cls: Optional[type] = None, *, name: Optional[str] = None):
         pname = name or c.name
         if not pname:
             raise UsageError(f"pass class {c.__name__} has no name")
-        origin = _origin_stack[-1] if _origin_stack else f"module {c.__module__}"
+        origin = _origin_stack[-1] if _origin_stack else _module_origin(c.__module__)
         _add(pname, c, origin)
         return c
 
@@ -120,7 +127,7 @@ def register_namespace(prefix: str, loader: Callable[[], None]) -> None:
     """Register ``loader``, which registers the passes named ``PREFIX:NAME``; it runs on the first
     lookup of such a name and when every pass is listed, so a namespace that wraps another tool
     imports that tool only when one of its passes is used or listed."""
-    origin = _origin_stack[-1] if _origin_stack else f"module {loader.__module__}"
+    origin = _origin_stack[-1] if _origin_stack else _module_origin(loader.__module__)
     _namespaces[prefix] = (loader, origin)
 
 
