@@ -26,7 +26,7 @@ LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
 
 def _shared_feeds(name: str, rng: np.random.Generator):
-    """Two valid input sets per shared model (see tests/models/MANIFEST.md)."""
+    """Two valid input sets per shared model (see tests/models/README.md)."""
     f32 = np.float32
     if name.startswith("magika"):
         return [{"bytes": rng.integers(0, 257, (b, 2048)).astype(np.int32)} for b in (1, 3)]
