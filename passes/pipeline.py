@@ -16,7 +16,10 @@ from typing import Any, Union
 
 from ..ir.errors import UsageError
 
-_TOKEN = re.compile(r"\s*(?:([A-Za-z0-9_.:\-+]+)|(\"[^\"]*\")|([(){},=]))")
+_TOKEN = re.compile(r"\s*(?:([A-Za-z0-9_.:\-+]+)|(\"[^\"]*\")|([%;<>!]=?|==|[(){},=]))")
+# An unquoted option value may hold comparisons (``constraint=height%32==0;seq<=7``): tokens
+# joined by these operators are one value.
+_JOINERS = frozenset({"%", ";", "<", ">", "<=", ">=", "==", "!="})
 GROUPS = ("fixpoint",)
 
 
@@ -123,6 +126,14 @@ class _Parser:
             return Group(name, items, self.options())
         return PassSpec(name, self.options())
 
+    def value(self) -> str:
+        """One option value: a token, or tokens joined by operators (``seq<=7;h%2==0``)."""
+        parts = [self.take()]
+        while self.peek() in _JOINERS or (parts[-1] in _JOINERS and self.peek() not in
+                                          ("", ",", "{", "}", "(", ")", "=")):
+            parts.append(self.take())
+        return "".join(parts)
+
     def options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {}
         if self.peek() != "{":
@@ -131,7 +142,7 @@ class _Parser:
         while True:
             key = self.take()
             self.take("=")
-            opts[key] = _value(self.take())
+            opts[key] = _value(self.value())
             if self.peek() == ",":
                 self.take(",")
                 continue

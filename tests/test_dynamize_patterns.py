@@ -247,6 +247,33 @@ def test_cli_constraint_end_to_end(tmp_path, capsys) -> None:
     assert onnxopt.load(out).metadata_props[METADATA_KEY] == "seq<=7"
 
 
+@pytest.mark.parametrize("text,constraint", [
+    ('dynamize{dynamic="x:0=batch,1=seq",constraint=seq<=7}', "seq<=7"),
+    ('dynamize{dynamic="x:0=batch,1=seq",constraint=seq <= 7; seq%7==0,check=false}',
+     "seq<=7;seq%7==0"),
+])
+def test_pipeline_text_takes_constraints_unquoted(text, constraint) -> None:
+    """``%``, ``<=`` and ``==`` join the tokens of one option value; the value prints quoted,
+    so the pipeline round-trips through its text."""
+    from onnxopt.passes.pipeline import format_pipeline, parse_pipeline
+
+    (spec,) = parse_pipeline(text)
+    assert spec.options["constraint"] == constraint
+    assert parse_pipeline(format_pipeline([spec])) == [spec]
+
+
+def test_pipeline_text_constraint_end_to_end(tmp_path, capsys) -> None:
+    import onnxopt
+    from onnxopt.cli.main import main
+
+    src, out = tmp_path / "in.onnx", tmp_path / "out.onnx"
+    onnxopt.save(model_from_text(FOLDED), src)
+    rc = main([str(src), "-p", 'dynamize{dynamic="x:0=batch,1=seq",constraint=seq<=7}', "-o",
+               str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert onnxopt.load(out).metadata_props[METADATA_KEY] == "seq<=7"
+
+
 # -- 5. walk gaps ---------------------------------------------------------------------------
 
 STRIDED = f"""<ir_version: 8, opset_import: ["" : 17]>
