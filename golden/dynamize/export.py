@@ -550,15 +550,19 @@ def perturb_norms(model: nn.Module) -> None:
             mod.bias.add_(0.1 * torch.randn(mod.bias.shape, generator=g))
 
 
-def make_inputs(case: dict, shape: dict, seed: int) -> dict:
+def make_inputs(case: dict, shape: dict, seed: int, vocab: int = VOCAB, low: int = 0) -> dict:
+    """Seeded inputs of ``shape`` by kind: ``float``; ``ids`` (ids in ``[low, vocab)``) or
+    ``ids<N>`` (ids in ``[low, N)``); ``mask`` (row 0 unpadded, others padded). The zoo
+    (zoo.py) draws its ids from 3, above its models' special tokens."""
     g = torch.Generator().manual_seed(seed)
     out = {}
     for name, kind in case["inputs"].items():
         dims = shape[name]
         if kind == "float":
             out[name] = torch.randn(*dims, generator=g)
-        elif kind == "ids":
-            out[name] = torch.randint(0, VOCAB, dims, generator=g, dtype=torch.int64)
+        elif re.fullmatch(r"ids\d*", kind):
+            top = int(kind[3:] or vocab)
+            out[name] = torch.randint(low, top, dims, generator=g, dtype=torch.int64)
         elif kind == "mask":
             b, t = dims
             m = torch.ones(b, t, dtype=torch.int64)

@@ -378,22 +378,8 @@ def build(case) -> nn.Module:
 
 
 def make_inputs(case, shape, seed):
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, kind in case["inputs"].items():
-        dims = shape[name]
-        if kind == "float":
-            out[name] = torch.randn(*dims, generator=g)
-        elif kind.startswith("ids"):
-            top = int(kind[3:] or VOCAB)
-            out[name] = torch.randint(3, top, dims, generator=g, dtype=torch.int64)
-        elif kind == "mask":
-            b, t = dims
-            m = torch.ones(b, t, dtype=torch.int64)
-            for i in range(1, b):  # row 0 unpadded, others padded after a length >= 1
-                m[i, int(torch.randint(1, t + 1, (1,), generator=g)):] = 0
-            out[name] = m
-    return out
+    """export.py's inputs, with ids from 3 up (above the models' special tokens)."""
+    return _golden("make_inputs")(case, shape, seed, vocab=VOCAB, low=3)
 
 
 def session(path_or_proto):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Value
+from ...ir.types import from_np_dtype
 from .conflicts import shape
 from .emit import Emitter
 from .structure import Recipe, _dims_at, _index
@@ -184,12 +185,12 @@ class Affine(Recipe):
             if ints:
                 term = em.op("Mul", [i, em.const(step.astype(np.int64))])
             else:
-                term = em.op("Mul", [em.op("Cast", [i], {"to": _onnx_dtype(step.dtype)}),
+                term = em.op("Mul", [em.op("Cast", [i], {"to": from_np_dtype(step.dtype)}),
                                      em.const(step)])
             acc = em.op("Add", [acc, term])
         acc = em.op("Expand", [acc, em.vector(self.dims)])
         if ints and self.base.dtype != np.int64:
-            acc = em.op("Cast", [acc], {"to": _onnx_dtype(self.base.dtype)})
+            acc = em.op("Cast", [acc], {"to": from_np_dtype(self.base.dtype)})
         return acc
 
 
@@ -326,7 +327,7 @@ class FlatIndex(Recipe):
         start = em.scalar(self.c0)
         v = em.op("Range", [start, em.op("Add", [n, start]), em.scalar(1)])
         v = em.op("Reshape", [v, shape])
-        to = _onnx_dtype(self.dtype)
+        to = from_np_dtype(self.dtype)
         return v if self.dtype == np.int64 else em.op("Cast", [v], {"to": to})
 
 
@@ -342,12 +343,6 @@ def recognise_flat(arr: np.ndarray, new_dims: list, at) -> FlatIndex | None:
     except (ValueError, TypeError):
         return None
     return rec if got.shape == arr.shape and np.array_equal(got, arr) else None
-
-
-def _onnx_dtype(dt) -> int:
-    from ...ir.types import from_np_dtype
-
-    return from_np_dtype(np.dtype(dt))
 
 
 def recognise_affine(arr: np.ndarray, new_dims: list, at) -> Affine | None:
