@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
+from .ortsession import CPU, run_options
+from .ortsession import session as ort_session
 
 RUNTIMES = ("ort", "ort-full", "openvino", "ort:<ExecutionProvider>")
 
@@ -114,21 +116,11 @@ def _parse_one(spec: str) -> Runtime:
 
 
 def _ort_session(rt: Runtime, model: Any, threads: int) -> Session:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if rt.full else
-                                   ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 4  # failures come back as exceptions, in one line
-    providers = [rt.provider] + (["CPUExecutionProvider"]
-                                 if rt.provider != "CPUExecutionProvider" else [])
-    sess = ort.InferenceSession(model, so, providers=providers)
+    providers = [rt.provider] + ([CPU] if rt.provider != CPU else [])
+    sess = ort_session(model, optimize=rt.full, threads=threads, providers=providers)
     if rt.provider not in sess.get_providers():  # onnxruntime fell back silently
         raise RuntimeError(f"{rt.provider} could not be initialised on this machine")
-    ro = ort.RunOptions()
-    ro.log_severity_level = 4
+    ro = run_options()
     return Session([i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()],
                    lambda feed: sess.run(None, feed, ro))
 

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
+from .ortsession import session
+
 if TYPE_CHECKING:
     from .ir import Model
     from .passes import Pass, PassResult, PipelineReport
@@ -188,13 +190,7 @@ def check_pipeline(model: Any, pipeline: str, expected: Optional[str] = None, *,
 
 def run_model(model: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run a model in onnxruntime (CPU) with its graph optimizations disabled."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(snapshot(model), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
+    return session(snapshot(model)).run(None, feeds)
 
 
 def assert_equivalent(original: Any, optimized: Any, feeds: Optional[dict] = None,

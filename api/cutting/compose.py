@@ -15,20 +15,7 @@ from typing import Any
 
 import numpy as np
 
-
-def session(ref: Any, data_dir: str | None = None, optimize: bool = False):
-    """An onnxruntime CPU session on a path or serialized model (``data_dir``: where the
-    external data of a serialized model lives)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if not optimize:
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    if data_dir is not None:
-        so.add_session_config_entry("session.model_external_initializers_file_folder_path",
-                                    data_dir)
-    return ort.InferenceSession(ref, so, providers=["CPUExecutionProvider"])
+from ..ortsession import session
 
 
 def bitwise_equal(a: Any, b: Any) -> bool:
@@ -77,7 +64,7 @@ def original_session(ref: Any, expose: list[str] = ()):
             proto.graph.output.append(onnx.ValueInfoProto(name=name))
             have.add(name)
     data_dir = os.path.dirname(os.path.abspath(ref)) if isinstance(ref, str) else None
-    return session(proto.SerializeToString(), data_dir)
+    return session(proto.SerializeToString(), data_dir=data_dir)
 
 
 def first_difference(original_ref: Any, stage_outputs: list[list[str]], feed: dict,

@@ -48,7 +48,8 @@ from .common import (
     _SIZE_LADDER,
 )
 from .options import ModelSource, OutputDiff, VerifyOptions, VerifyReport
-from .sources import _Source, _first_line, _run_options, _session
+from ..ortsession import run_options, session
+from .sources import _Source, _first_line
 from .facts import _GraphFacts, _dims_of
 from .inputs import _Input, _generate, _generated_bytes, _onnx_dtype, _resolve
 from .compare import _compare, _fmt_binding
@@ -184,12 +185,12 @@ class Verifier:
         prep.output_dtypes = {o.name: o.type.tensor_type.elem_type for o in proto.graph.output
                               if o.type.HasField("tensor_type")}
         try:
-            sess = _session(self._original.ort_ref())
+            sess = session(self._original.ort_ref())
         except Exception as e:  # noqa: BLE001 - any load failure is a finding
             prep.error = f"onnxruntime cannot load the original model: {_first_line(e)}"
             return
         prep.output_names = [o.name for o in sess.get_outputs()]
-        ro = _run_options()
+        ro = run_options()
 
         def run(feed: dict):
             try:
@@ -375,7 +376,7 @@ class Verifier:
         src = _Source(optimized, "optimized model")
         try:
             try:
-                sess = _session(src.ort_ref())
+                sess = session(src.ort_ref())
             except Exception as e:  # noqa: BLE001 - any load failure is a finding
                 return report("failed", "onnxruntime cannot load the optimized model: "
                               f"{_first_line(e)}")
@@ -392,7 +393,7 @@ class Verifier:
         if opt_out != prep.output_names:
             return report("failed", f"outputs differ: original ({', '.join(prep.output_names)}) "
                           f"vs optimized ({', '.join(opt_out)})")
-        ro = _run_options()
+        ro = run_options()
         diffs: list[OutputDiff] = []
         first_fail: Optional[str] = None
         failures = 0

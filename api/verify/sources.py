@@ -105,25 +105,3 @@ def _without_big_data(proto):
 
 _DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data",
                 "double_data", "uint64_data")
-
-
-def _session(ref):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    # A load failure comes back as an exception and ends up in the report (one line); the
-    # runtime's coloured log would repeat it on stderr, even when onnxopt succeeds.
-    so.log_severity_level = 4
-    ort.set_default_logger_severity(3)
-    return ort.InferenceSession(ref, so, providers=["CPUExecutionProvider"])
-
-
-def _run_options():
-    import onnxruntime as ort
-
-    ro = ort.RunOptions()
-    # Failures come back as exceptions and end up in the report; the runtime's own error log
-    # would repeat them on stderr for every probed binding.
-    ro.log_severity_level = 4
-    return ro
