@@ -34,6 +34,7 @@ HEALTH_KINDS = {
 
 
 def _parser():
+    from .inputs import add_output_args
     from .main import _Parser
 
     p = _Parser(prog="onnxopt check",
@@ -42,10 +43,9 @@ def _parser():
                             "when nothing blocks, 1 when something does, 2 for bad input.")
     p.add_argument("model", help="model to check (.onnx)")
     p.add_argument("--target", choices=TARGETS, help="check readiness for this runtime")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--html", metavar="PAGE", help="also write an offline HTML page with the "
                    "findings on the graph")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_output_args(p, json_of="the report")
     return p
 
 

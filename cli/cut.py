@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from ..ir.escape import escape
-from .inputs import parse_input_shapes, read_feeds
+from .inputs import add_input_args, add_output_args, parse_input_shapes, read_feeds
 
 
 def _parser():
@@ -42,14 +42,10 @@ def _parser():
     p.add_argument("--outputs", metavar="C,D", help="--extract: the subgraph's output tensors")
     p.add_argument("--run", metavar="DIR", help="run the pipeline in DIR on --inputs")
     p.add_argument("-o", "--output", help="folder to write (cut); .npz for the outputs (--run)")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS",
-                   help="fix input dims for the costs and the check, e.g. x:1,128 (repeatable)")
+    add_input_args(p, verification=False)  # --input-shape (costs and check), --seed (check)
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                    help="check the composition against the original (default: on)")
-    p.add_argument("--seed", type=int, default=0, help="seed for generated check inputs")
-    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_output_args(p, json_of="the manifest", quiet=True)
     return p
 
 

@@ -34,6 +34,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _optimize_parser() -> argparse.ArgumentParser:
+    from .inputs import add_input_args, add_output_args
+
     p = _Parser(
         prog="onnxopt",
         description="Optimize an ONNX model with a pipeline of passes, verified against the "
@@ -52,14 +54,7 @@ def _optimize_parser() -> argparse.ArgumentParser:
                    help="load passes from a Python file (repeatable)")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                    help="compare with the original in onnxruntime (default: on)")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS",
-                   help="fix an input's dims, e.g. x:1,3,224,224 (repeatable)")
-    p.add_argument("--inputs", metavar="NPZ", help="verification inputs (.npz keyed by input name)")
-    p.add_argument("--input-range", action="append", default=[], metavar="NAME:LO:HI",
-                   help="value range for a generated verification input (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed for generated inputs")
-    p.add_argument("--atol", type=float, help="absolute tolerance for float outputs")
-    p.add_argument("--rtol", type=float, help="relative tolerance for float outputs")
+    add_input_args(p)  # --input-shape, --inputs, --input-range, --seed, --atol, --rtol
     p.add_argument("--overwrite", action="store_true",
                    help="allow -o to name the input itself (it is replaced atomically)")
     p.add_argument("--force", action="store_true",
@@ -88,16 +83,12 @@ def _optimize_parser() -> argparse.ArgumentParser:
                    "wrong (always done after plugin passes; cheap, unlike --verify-each)")
     p.add_argument("--reproducer", metavar="DIR",
                    help="on a pass failure, write the model before it and the pipeline here")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--html", metavar="PAGE", help="write an offline HTML report: the run, op "
                    "counts and the graph diff (each new node linked to its pass and rule)")
     from .verify import add_runtime_options
 
     add_runtime_options(p)  # --verify-on, --bench-on: where the model will run
-    v = p.add_mutually_exclusive_group()
-    v.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    v.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_output_args(p, json_of="the summary", quiet=True, verbose=True)
     return p
 
 
@@ -116,25 +107,6 @@ def _version() -> str:
         return version("onnxopt")
     except PackageNotFoundError:  # a checkout on sys.path, not installed
         return "unknown (not installed)"
-
-
-def _parse_input_shapes(specs: list[str]) -> dict:
-    from .inputs import parse_input_shapes
-
-    return parse_input_shapes(specs)
-
-
-def _parse_ranges(specs: list[str]) -> dict:
-    from ..errors import UsageError
-
-    out = {}
-    for s in specs:
-        parts = s.rsplit(":", 2)
-        try:
-            out[parts[0]] = (float(parts[1]), float(parts[2]))
-        except (IndexError, ValueError):
-            raise UsageError(f"--input-range {s!r}: expected NAME:LO:HI") from None
-    return out
 
 
 def _list_passes(args) -> int:
@@ -203,10 +175,10 @@ def _run_optimize(args) -> int:
     from ..ir import gcpause
 
     gcpause.FREEZE_AFTER = True  # one process, one model: never rescan the IR
-    from .inputs import parse_input_shapes
+    from .inputs import parse_input_shapes, verify_options
     from .report import Progress
 
-    vopts = _verify_options(args) if args.verify else None
+    vopts = verify_options(args) if args.verify else None
     input_shapes = parse_input_shapes(args.input_shape)
     from .verify import check_specs
 
@@ -276,22 +248,6 @@ def _optimize_arguments(args) -> tuple[str, str]:
     if args.require_verified and not args.verify:
         raise UsageError("--require-verified needs verification (drop --no-verify)")
     return out, pipeline
-
-
-def _verify_options(args):
-    """VerifyOptions from --seed, --input-range, --atol/--rtol and --inputs."""
-    from ..verify import VerifyOptions
-    from .inputs import read_feeds
-
-    vopts = VerifyOptions(seed=args.seed)
-    vopts.input_ranges = _parse_ranges(args.input_range)
-    if args.atol is not None:
-        vopts.atol_override = args.atol
-    if args.rtol is not None:
-        vopts.rtol_override = args.rtol
-    if args.inputs:
-        vopts.feeds = read_feeds(args.inputs)
-    return vopts
 
 
 def _write_output(args, result, out: str, failed) -> bool:
@@ -401,7 +357,9 @@ def _run_show(argv: list[str]) -> int:
     p.add_argument("model")
     p.add_argument("--max-inline", type=int, default=16,
                    help="print initializer data up to this many elements (default 16)")
-    p.add_argument("--debug", action="store_true")
+    from .inputs import add_output_args
+
+    add_output_args(p)  # --debug
     args = p.parse_args(argv)
     from .. import load
     from ..ir import print_model

@@ -17,6 +17,7 @@ import argparse
 import sys
 from typing import Any
 
+from .inputs import add_input_args, add_output_args
 from .main import EXIT_OK, EXIT_VERIFY, _Parser
 
 
@@ -37,16 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("original")
     p.add_argument("optimized")
     add_runtime_options(p)
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS")
-    p.add_argument("--inputs", metavar="NPZ", help="inputs (.npz keyed by input name)")
-    p.add_argument("--input-range", action="append", default=[], metavar="NAME:LO:HI")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--atol", type=float, help="absolute tolerance for float outputs")
-    p.add_argument("--rtol", type=float, help="relative tolerance for float outputs")
+    add_input_args(p)  # --input-shape, --inputs, --input-range, --seed, --atol, --rtol
     p.add_argument("--require-verified", action="store_true",
                    help="exit 1 when a runtime cannot run the original")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--debug", action="store_true")
+    add_output_args(p, json_of="the verdicts")
     return p
 
 
@@ -122,20 +117,14 @@ def run_verify(argv: list[str]) -> int:
     import os
 
     from ..ir.errors import UsageError
-    from ..verify import VerifyOptions
-    from .inputs import parse_input_shapes, read_feeds
-    from .main import _parse_ranges
+    from .inputs import verify_options
 
     args = _parser().parse_args(argv)
     for path in (args.original, args.optimized):
         if not os.path.exists(path):
             raise UsageError(f"{path}: no such file")
     runtimes, bench_rt = check_specs(args.verify_on or "ort", args.bench_on)
-    vopts = VerifyOptions(seed=args.seed, input_shapes=parse_input_shapes(args.input_shape))
-    vopts.input_ranges = _parse_ranges(args.input_range)
-    vopts.atol_override, vopts.rtol_override = args.atol, args.rtol
-    if args.inputs:
-        vopts.feeds = read_feeds(args.inputs)
+    vopts = verify_options(args, input_shapes=True)
     checks = runtime_checks(args.original, args.optimized, runtimes, bench_rt, vopts,
                             args.bench_seconds)
     code = exit_code(checks, args.require_verified)

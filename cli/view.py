@@ -13,6 +13,7 @@ import tempfile
 
 
 def _parser():
+    from .inputs import add_output_args
     from .main import _Parser
 
     p = _Parser(prog="onnxopt view",
@@ -25,7 +26,7 @@ def _parser():
     p.add_argument("--no-open", action="store_true", help="print the path; open nothing")
     p.add_argument("--netron", action="store_true",
                    help="open the model in Netron instead (pip install onnxopt[view])")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_output_args(p)  # --debug
     return p
 
 
