@@ -34,6 +34,7 @@ import numpy as np
 from .errors import UsageError
 from .ortsession import CPU, run_options
 from .ortsession import session as ort_session
+from .verify import Verifier, compare_output, onnx_dtype
 
 RUNTIMES = ("ort", "ort-full", "openvino", "ort:<ExecutionProvider>")
 
@@ -192,8 +193,6 @@ def verify_on(original: Any, optimized: Any, runtimes: list[Runtime],
     Inputs are the verifier's (:meth:`onnxopt.verify.Verifier.feeds`): generated so the original
     runs, or the user's feeds. Never raises for a runtime's failure: it is in the report.
     """
-    from .verify import Verifier
-
     verifier = Verifier(original, options)
     feeds = verifier.feeds()
     if not feeds:  # the reference run cannot even start: same reason on every runtime
@@ -232,8 +231,6 @@ def _verify_one(rt: Runtime, original, optimized, feeds, options) -> RuntimeRepo
 
 def _compare_runs(rt: Runtime, sess: Session, refs, options, report,
                   names: list[str] | None = None) -> RuntimeReport:
-    from .verify import _compare, _onnx_dtype
-
     diffs, first_fail = [], None
     names = names or sess.outputs
     for binding, feed, ref_outs in refs:
@@ -244,9 +241,9 @@ def _compare_runs(rt: Runtime, sess: Session, refs, options, report,
                                         f"{_fmt(binding)}: {first_line(e)}")
             continue
         for name, ref, got in zip(names, ref_outs, outs):
-            dtype = _onnx_dtype(ref.dtype) if isinstance(ref, np.ndarray) else 0
+            dtype = onnx_dtype(ref.dtype) if isinstance(ref, np.ndarray) else 0
             atol, rtol = options.tolerances(dtype)
-            d = _compare(name, binding, ref, got, atol, rtol)
+            d = compare_output(name, binding, ref, got, atol, rtol)
             diffs.append(d)
             if not d.ok and first_fail is None:
                 detail = d.note or "values differ"

@@ -38,6 +38,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UsageError
+from ..ortsession import run_options, session
 from .common import (
     _BATCH_LADDER,
     _FEED_LIMIT,
@@ -48,11 +49,10 @@ from .common import (
     _SIZE_LADDER,
 )
 from .options import ModelSource, OutputDiff, VerifyOptions, VerifyReport
-from ..ortsession import run_options, session
 from .sources import _Source, _first_line
 from .facts import _GraphFacts, _dims_of
-from .inputs import _Input, _generate, _generated_bytes, _onnx_dtype, _resolve
-from .compare import _compare, _fmt_binding
+from .inputs import _Input, _generate, _generated_bytes, _resolve, onnx_dtype
+from .compare import _fmt_binding, compare_output
 
 
 def verify(original: ModelSource, optimized: ModelSource,
@@ -408,9 +408,9 @@ class Verifier:
                 continue
             for name, ref, got in zip(prep.output_names, r.outputs, outs):
                 dtype = prep.output_dtypes.get(name) or (
-                    _onnx_dtype(ref.dtype) if isinstance(ref, np.ndarray) else 0)
+                    onnx_dtype(ref.dtype) if isinstance(ref, np.ndarray) else 0)
                 atol, rtol = self.options.tolerances(dtype)
-                d = _compare(name, r.binding, ref, got, atol, rtol)
+                d = compare_output(name, r.binding, ref, got, atol, rtol)
                 diffs.append(d)
                 if not d.ok:
                     failures += 1
@@ -491,4 +491,5 @@ def _candidates(symbols: dict[str, bool]):
                 yield c
 
 
-__all__ = ["OutputDiff", "Verifier", "VerifyOptions", "VerifyReport", "verify"]
+__all__ = ["OutputDiff", "Verifier", "VerifyOptions", "VerifyReport", "compare_output",
+           "onnx_dtype", "verify"]

@@ -71,7 +71,9 @@ def _max_rel(d: np.ndarray, mag: np.ndarray, floor: float) -> float:
     return float((d[keep] / mag[keep]).max())
 
 
-def _compare(name: str, binding: dict, ref, got, atol: float, rtol: float) -> OutputDiff:
+def compare_output(name: str, binding: dict, ref, got, atol: float, rtol: float) -> OutputDiff:
+    """One output of the optimized model (``got``) against the original's (``ref``) at one
+    binding: tensors, sequences and maps leaf by leaf, within ``atol``/``rtol``."""
     ra: list = []
     rs: list = []
     ga: list = []

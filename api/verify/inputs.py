@@ -26,7 +26,8 @@ def _np_dtype(dtype: int):
     return helper.tensor_dtype_to_np_dtype(dtype)
 
 
-def _onnx_dtype(np_dtype) -> int:
+def onnx_dtype(np_dtype) -> int:
+    """The ONNX element type of a numpy dtype (0 when ONNX has none)."""
     from onnx import helper
 
     try:
