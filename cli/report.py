@@ -130,12 +130,8 @@ def print_summary(result, input_path: str, output_path: Optional[str], rich_ok: 
         for row in totals:
             tt.add_row(*row)
         con.print(tt)
-        con.print(f"verification: {e(_verification_line(result))}")
-        for msg in result.report.capped:
-            con.print(f"[yellow]warning:[/yellow] {e(msg)}")
-        if verbose or report:
-            for note in result.notes:
-                con.print(f"note: {e(note)}")
+        for line in _closing_lines(result, e, verbose or report, "[yellow]warning:[/yellow]"):
+            con.print(line)
         return
     out = sys.stdout
     out.write(f"onnxopt {input_path} -> {output_path or '(not written)'}\n")
@@ -149,12 +145,18 @@ def print_summary(result, input_path: str, output_path: Optional[str], rich_ok: 
             out.write(f"  {o:<30} {x:>6} -> {y:<6}\n")
     for name, x, y in totals:
         out.write(f"{name + ':':<26} {x} -> {y}\n")
-    out.write(f"verification: {e(_verification_line(result))}\n")
-    for msg in result.report.capped:
-        out.write(f"warning: {e(msg)}\n")
-    if verbose or report:
-        for note in result.notes:
-            out.write(f"note: {e(note)}\n")
+    for line in _closing_lines(result, e, verbose or report, "warning:"):
+        out.write(line + "\n")
+
+
+def _closing_lines(result, e, notes: bool, warning: str) -> list[str]:
+    """The verdict, the capped passes' warnings and (``notes``) the notes, each escaped by ``e``;
+    ``warning`` is the label, coloured on a terminal."""
+    lines = [f"verification: {e(_verification_line(result))}"]
+    lines += [f"{warning} {e(msg)}" for msg in result.report.capped]
+    if notes:
+        lines += [f"note: {e(note)}" for note in result.notes]
+    return lines
 
 
 def _rich_safe(text: str) -> str:
