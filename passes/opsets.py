@@ -9,7 +9,7 @@ a model-local function).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Optional
 
 from ..ir import Graph, Model, Node
@@ -29,32 +29,33 @@ def graph_imports(model: Model, graph: Graph) -> dict[str, int]:
     return dict(model.opset_imports)
 
 
-@lru_cache(maxsize=4096)
-def first_version(op_type: str, domain: str) -> Optional[int]:
-    """The first opset of ``domain`` that defines ``op_type`` (None: ONNX has no such op)."""
-    import onnx.defs
-
-    if not onnx.defs.has(op_type, domain):
-        return None
-    v = onnx.defs.get_schema(op_type, domain=domain).since_version
-    while v > 1:
-        try:
-            older = onnx.defs.get_schema(op_type, v - 1, domain).since_version
-        except onnx.defs.SchemaError:
-            break
-        v = older
-    return v
+_NEWEST = 2**31 - 1  # any version: a schema lookup at it finds the op's latest
 
 
-@lru_cache(maxsize=4096)
-def _defined_at(op_type: str, domain: str, version: int) -> bool:
+@cache
+def any_schema(op: str, opset: int, domain: str = ""):
+    """The schema of ``op`` in force at ``opset`` of ``domain``, deprecated or not (None when
+    there is none). A deprecated op still exists for a node already in a model; whether one may
+    be emitted is :func:`onnxopt.passes.opset.versions.schema`'s question."""
     import onnx.defs
 
     try:
-        onnx.defs.get_schema(op_type, version, domain)
+        return onnx.defs.get_schema(op, opset, domain)
     except onnx.defs.SchemaError:
-        return False
-    return True
+        return None
+
+
+@cache
+def first_version(op: str, domain: str = "") -> Optional[int]:
+    """The first opset of ``domain`` that defines ``op``, deprecated or not (None: ONNX has no
+    such op)."""
+    s = any_schema(op, _NEWEST, domain)
+    while s is not None and s.since_version > 1:
+        older = any_schema(op, s.since_version - 1, domain)
+        if older is None:
+            break
+        s = older
+    return None if s is None else s.since_version
 
 
 def node_problem(node: Node, imports: dict[str, int], model: Model) -> Optional[str]:
@@ -78,7 +79,7 @@ def node_problem(node: Node, imports: dict[str, int], model: Model) -> Optional[
     what = "opset" if not domain else f"{domain} opset"
     if have is None:
         return f"{label} ({what} {first}), but the graph imports no opset of domain {domain!r}"
-    if not _defined_at(node.op_type, domain, have):
+    if any_schema(node.op_type, have, domain) is None:
         return f"{label} ({what} {first}) at {what} {have}"
     return None
 
@@ -115,5 +116,5 @@ def fix_hint(reason: str) -> str:
     return "use an op the opset defines"
 
 
-__all__ = ["graph_imports", "first_version", "node_problem", "model_problem", "fix_hint",
-           "ONNX_DOMAINS"]
+__all__ = ["graph_imports", "any_schema", "first_version", "node_problem", "model_problem",
+           "fix_hint", "ONNX_DOMAINS"]

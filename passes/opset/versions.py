@@ -14,6 +14,7 @@ from functools import cache
 
 from onnx import TensorProto, defs
 
+from ..opsets import any_schema, first_version
 from ..rewrite import schema_default
 
 # op -> versions at which the op's meaning changed under a compatible-looking signature.
@@ -36,15 +37,6 @@ def max_opset() -> int:
     return defs.onnx_opset_version()
 
 
-@cache
-def any_schema(op: str, opset: int):
-    """The op's schema in force at ``opset``, deprecated or not (None when none)."""
-    try:
-        return defs.get_schema(op, opset, "")
-    except defs.SchemaError:
-        return None
-
-
 def schema(op: str, opset: int):
     """The op's schema in force at ``opset`` (None when the op does not exist there or is
     deprecated: a deprecated op cannot be emitted)."""
@@ -60,11 +52,13 @@ def since(op: str, opset: int) -> int | None:
 
 @cache
 def first_opset(op: str) -> int | None:
-    """The lowest opset that has ``op`` (None when the default domain never had it)."""
-    for v in range(1, max_opset() + 1):
-        if schema(op, v) is not None:
-            return v
-    return None
+    """The lowest opset at which ``op`` can be emitted (None when the default domain never had
+    it). Above :func:`first_version` when the op's first versions are deprecated (e.g.
+    GroupNormalization-18, whose meaning 21 changed)."""
+    low = first_version(op)
+    if low is None:
+        return None
+    return next((v for v in range(low, max_opset() + 1) if schema(op, v) is not None), None)
 
 
 def semantic_change(op: str, low: int, high: int) -> int | None:
