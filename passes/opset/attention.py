@@ -22,10 +22,9 @@ class Attention(Decomposition):
     name = "attention"
     summary = "Attention -> MatMul, Softmax, MatMul with mask/causal/softcap biases (opset 23)"
     ops = ("Attention",)
+    needs = (11, "the causal mask needs Range (opset 11)")
 
     def refuse_more(self, m: Match) -> str | None:
-        if self.target < 11:
-            return "the causal mask needs Range (opset 11)"
         if any(m.get(f"i{k}") is not None for k in (4, 5, 6)):
             return "past key/value caches or non-padded lengths"
         if any(o.has_uses() or o.is_graph_output() for o in m.root.outputs[1:]):

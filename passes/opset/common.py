@@ -29,10 +29,13 @@ class ConversionRule(Rule):
     """A rule converting nodes written for opset ``source`` to opset ``target``.
 
     Subclasses set ``ops`` (the root op types) and implement :meth:`refuse` (a reason, or None)
-    and ``rewrite``. ``down`` says the direction the rule serves."""
+    and ``rewrite``. ``down`` says the direction the rule serves. ``needs``/``until``, each
+    ``(opset, reason)``, refuse a target below / at or above that opset."""
 
     ops: tuple[str, ...] = ()
     down = True
+    needs: tuple[int, str] | None = None
+    until: tuple[int, str] | None = None
 
     def __init__(self, source: int, target: int):
         self.source = source
@@ -48,7 +51,7 @@ class ConversionRule(Rule):
             return f"{node.op_type}-{old} is not newer than opset {self.target}"
         if not self.down and old == new:
             return f"{node.op_type} is the same at opsets {self.source} and {self.target}"
-        return self.refuse(m)
+        return _outside_bounds(self) or self.refuse(m)
 
     def refuse(self, m: Match) -> str | None:
         return None
@@ -59,6 +62,15 @@ class ConversionRule(Rule):
 
     def inputs(self, m: Match) -> list[Value | None]:
         return [m.get(f"i{k}") for k in range(len(m.root.inputs))]
+
+
+def _outside_bounds(rule: ConversionRule) -> str | None:
+    """The rule's reason for a target outside its ``needs``/``until`` bounds (None: inside)."""
+    if rule.needs is not None and rule.target < rule.needs[0]:
+        return rule.needs[1]
+    if rule.until is not None and rule.target >= rule.until[0]:
+        return rule.until[1]
+    return None
 
 
 def norm_axes(axes: Sequence[int], rank: int | None) -> list[int] | None:

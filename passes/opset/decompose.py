@@ -207,10 +207,9 @@ class Trilu(ConversionRule):
     name = "trilu"
     summary = "Trilu -> Where over a Range-built mask (opset 14)"
     ops = ("Trilu",)
+    needs = (11, "Range is newer than the target (opset 11)")
 
     def refuse(self, m: Match) -> str | None:
-        if self.target < 11:
-            return "Range is newer than the target (opset 11)"
         if m.dtype("i0") is None:
             return "the element type is unknown"
         return None

@@ -104,10 +104,9 @@ class SoftmaxAxis(ConversionRule):
     name = "softmax_axis"
     summary = "Softmax & co (one axis) -> the same over the last axis, transposed around"
     ops = ("Softmax", "LogSoftmax", "Hardmax")
+    until = (13, "the same meaning at the target")
 
     def refuse(self, m: Match) -> str | None:
-        if self.target >= 13:
-            return "the same meaning at the target"
         if not m.rank("i0"):
             return "the rank is unknown (or 0)"
         return None

@@ -149,10 +149,9 @@ class ClipBounds(ConversionRule):
     name = "clip_inputs"
     summary = "Clip(x, min, max) -> Clip{min, max} below opset 11"
     ops = ("Clip",)
+    until = (11, "the bounds are inputs at the target too")
 
     def refuse(self, m: Match) -> str | None:
-        if self.target >= 11:
-            return "the bounds are inputs at the target too"
         for k in ("i1", "i2"):
             if m.get(k) is not None and m.const(k) is None:
                 return "a bound is not a constant"
@@ -172,10 +171,9 @@ class SliceInputs(ConversionRule):
     name = "slice_inputs"
     summary = "Slice(x, starts, ends, axes) -> Slice{starts, ends, axes} below opset 10"
     ops = ("Slice",)
+    until = (10, "the target takes inputs too")
 
     def refuse(self, m: Match) -> str | None:
-        if self.target >= 10:
-            return "the target takes inputs too"
         if any(m.get(k) is not None and m.const(k) is None for k in ("i1", "i2", "i3", "i4")):
             return "starts/ends/axes/steps are not all constants"
         if m.get("i4") is not None and np.any(m.const("i4") != 1):
@@ -198,10 +196,9 @@ class ShapeRange(ConversionRule):
     name = "shape_slice"
     summary = "Shape{start, end} -> Slice(Shape(x), start, end)"
     ops = ("Shape",)
+    until = (15, "the target has start/end")
 
     def refuse(self, m: Match) -> str | None:
-        if self.target >= 15:
-            return "the target has start/end"
         if self.target < 10 and (int(self.attr(m, "start") or 0) < 0
                                  or int(self.attr(m, "end") or 0) < 0):
             return "negative start/end below opset 10"
@@ -223,10 +220,9 @@ class ResizeForm(ConversionRule):
     name = "resize_inputs"
     summary = "Resize with optional roi/scales, axes, antialias=0 -> Resize-11/13"
     ops = ("Resize",)
+    needs = (11, "Resize before opset 11 has other coordinate rules")
 
     def refuse(self, m: Match) -> str | None:
-        if self.target < 11:
-            return "Resize before opset 11 has other coordinate rules"
         if self.attr(m, "coordinate_transformation_mode") == "half_pixel_symmetric":
             return "half_pixel_symmetric is newer than the target (opset 19)"
         if int(self.attr(m, "antialias") or 0) or self.attr(m, "keep_aspect_ratio_policy") \
@@ -265,10 +261,10 @@ class ResizeTen(ConversionRule):
     name = "resize_10"
     summary = "Resize{asymmetric} with constant scales -> Resize-10(x, scales) (below 11)"
     ops = ("Resize",)
+    needs = (10, "not a conversion to opset 10")
+    until = (11, "not a conversion to opset 10")
 
     def refuse(self, m: Match) -> str | None:
-        if self.target >= 11 or self.target < 10:
-            return "not a conversion to opset 10"
         if self.attr(m, "coordinate_transformation_mode") != "asymmetric":
             return "only asymmetric coordinates exist at opset 10"
         if m.get("i3") is not None or m.const("i2") is None or self.attr(m, "axes") is not None:

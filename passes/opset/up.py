@@ -15,7 +15,17 @@ from .versions import since
 
 
 class Up(ConversionRule):
+    """An up-conversion. ``moves``: ``(opset, attribute)``, the attribute that became an input
+    at that opset; a target below it, or a node without it, has nothing to move."""
+
     down = False
+    moves: tuple[int, str] | None = None
+
+    def refuse(self, m: Match) -> str | None:
+        if self.moves is not None and (self.target < self.moves[0]
+                                       or self.moves[1] not in m.root.attributes):
+            return "nothing to move"
+        return None
 
 
 class AxesUp(Up):
@@ -40,9 +50,7 @@ class SplitUp(Up):
     name = "split_attribute"
     summary = "Split{split} -> Split(x, split) (opset 13)"
     ops = ("Split",)
-
-    def refuse(self, m: Match) -> str | None:
-        return None if self.target >= 13 and "split" in m.root.attributes else "nothing to move"
+    moves = (13, "split")
 
     def rewrite(self, m: Match, b: Builder):
         sizes = b.const(np.array(list(self.attr(m, "split")), dtype=np.int64))
@@ -54,9 +62,7 @@ class PadUp(Up):
     name = "pad_attributes"
     summary = "Pad{pads, value} -> Pad(x, pads, value) (opset 11)"
     ops = ("Pad",)
-
-    def refuse(self, m: Match) -> str | None:
-        return None if self.target >= 11 and "pads" in m.root.attributes else "nothing to move"
+    moves = (11, "pads")
 
     def rewrite(self, m: Match, b: Builder) -> Value:
         pads = b.const(np.array(list(self.attr(m, "pads")), dtype=np.int64))
@@ -68,9 +74,10 @@ class ClipUp(Up):
     name = "clip_attributes"
     summary = "Clip{min, max} -> Clip(x, min, max) (opset 11)"
     ops = ("Clip",)
+    needs = (11, "nothing to move")
 
     def refuse(self, m: Match) -> str | None:
-        if self.target < 11 or m.get("i1") is not None:
+        if m.get("i1") is not None:
             return "nothing to move"
         return None if m.dtype("i0") else "the element type is unknown"
 
@@ -88,9 +95,7 @@ class SliceUp(Up):
     name = "slice_attributes"
     summary = "Slice{starts, ends, axes} -> Slice(x, starts, ends, axes) (opset 10)"
     ops = ("Slice",)
-
-    def refuse(self, m: Match) -> str | None:
-        return None if self.target >= 10 and "starts" in m.root.attributes else "nothing to move"
+    moves = (10, "starts")
 
     def rewrite(self, m: Match, b: Builder) -> Value:
         starts, ends = list(self.attr(m, "starts")), list(self.attr(m, "ends"))
@@ -106,9 +111,7 @@ class SoftmaxUp(Up):
     name = "softmax_coerced"
     summary = "Softmax{axis} (2-D coercion) -> Reshape(Softmax(Flatten(x, axis), 1), Shape(x))"
     ops = ("Softmax", "LogSoftmax", "Hardmax")
-
-    def refuse(self, m: Match) -> str | None:
-        return None if self.target >= 13 else "the same meaning at the target"
+    needs = (13, "the same meaning at the target")
 
     def rewrite(self, m: Match, b: Builder) -> Value:
         op, axis, r = m.root.op_type, int(self.attr(m, "axis")), m.rank("i0")
