@@ -52,12 +52,9 @@ def _parser():
 def run_check(argv: list[str]) -> int:
     """Entry of ``onnxopt check`` (``onnxopt.cli.main`` dispatches here); returns the exit code."""
     args = _parser().parse_args(argv)
-    from ..errors import UsageError
+    from .inputs import check_model_path
 
-    if not os.path.exists(args.model):
-        raise UsageError(f"{args.model}: no such file")
-    if os.path.isdir(args.model):
-        raise UsageError(f"{args.model}: is a directory")
+    check_model_path(args.model)
     if args.html:
         from ..report import check_report_path
 

@@ -138,6 +138,14 @@ def read_feeds(path: str) -> list[dict]:
         raise UsageError(f"--inputs {path}: cannot read ({type(e).__name__}: {e})") from None
 
 
+def check_model_path(path: str) -> None:
+    """Refuse, before any work, a model path that is missing or a folder (in ``load``'s words)."""
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory, not a model file")
+
+
 def check_output(path: str) -> None:
     """Refuse, before any work, an output we could not write: its folder missing or read-only,
     or a folder where the model file would go (``save`` steps around a folder where a data file
@@ -162,5 +170,5 @@ def check_reproducer_dir(path: str) -> None:
         raise UsageError(f"--reproducer {path}: exists and is not a directory")
 
 
-__all__ = ["add_input_args", "add_output_args", "check_output", "check_reproducer_dir",
-           "parse_input_ranges", "parse_input_shapes", "read_feeds", "verify_options"]
+__all__ = ["add_input_args", "add_output_args", "check_model_path", "check_output",
+           "check_reproducer_dir", "parse_input_ranges", "parse_input_shapes", "read_feeds", "verify_options"]

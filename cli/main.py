@@ -225,8 +225,9 @@ def _optimize_arguments(args) -> tuple[str, str]:
 
     if not args.input:
         raise UsageError("no input model (see onnxopt --help)")
-    if not os.path.exists(args.input):
-        raise UsageError(f"{args.input}: no such file")
+    from .inputs import check_model_path, check_output, check_reproducer_dir
+
+    check_model_path(args.input)
     out = args.output or _default_output(args.input)
     pipeline = args.passes or args.preset or "default"
     if args.preset:
@@ -234,8 +235,6 @@ def _optimize_arguments(args) -> tuple[str, str]:
 
         if args.preset not in PRESETS:
             raise UsageError(f"unknown preset {args.preset!r} (presets: {', '.join(PRESETS)})")
-    from .inputs import check_output, check_reproducer_dir
-
     check_output(out)
     if os.path.exists(out) and os.path.samefile(out, args.input) and not args.overwrite:
         raise UsageError(f"{out}: is the input model; pass --overwrite to replace it")

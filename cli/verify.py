@@ -114,15 +114,11 @@ def exit_code(checks: dict, require_verified: bool) -> int:
 
 def run_verify(argv: list[str]) -> int:
     """Entry point of ``onnxopt verify``."""
-    import os
-
-    from ..ir.errors import UsageError
-    from .inputs import verify_options
+    from .inputs import check_model_path, verify_options
 
     args = _parser().parse_args(argv)
     for path in (args.original, args.optimized):
-        if not os.path.exists(path):
-            raise UsageError(f"{path}: no such file")
+        check_model_path(path)
     runtimes, bench_rt = check_specs(args.verify_on or "ort", args.bench_on)
     vopts = verify_options(args, input_shapes=True)
     checks = runtime_checks(args.original, args.optimized, runtimes, bench_rt, vopts,

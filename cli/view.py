@@ -56,11 +56,12 @@ def _netron(model: str) -> int:
 def run_view(argv: list[str]) -> int:
     """Entry of ``onnxopt view``; returns the exit code."""
     from ..ir.errors import UsageError
+    from .inputs import check_model_path
 
     args = _parser().parse_args(argv)
     for m in (args.model, args.diff):
-        if m is not None and not os.path.isfile(m):
-            raise UsageError(f"{m}: no such file")
+        if m is not None:
+            check_model_path(m)
     if args.netron:
         if args.diff:
             raise UsageError("--netron shows one model; drop --diff")

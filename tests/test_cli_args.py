@@ -107,3 +107,16 @@ def test_quiet_and_verbose_exclude_each_other_in_optimize():
     assert e.value.code == 2
     assert parse("optimize", ["-vv"]).verbose == 2
     assert parse("cut", ["-q"]).quiet is True
+
+
+@pytest.mark.parametrize("command", [[], ["verify"], ["check"], ["view", "--no-open"],
+                                     ["show"], ["cut", "--stages", "2", "-o", "out"]])
+def test_every_command_refuses_a_missing_model_or_a_folder_in_the_same_words(
+        command, tmp_path, capsys):
+    from onnxopt.cli.main import main
+
+    for path, words in ((tmp_path / "none.onnx", "no such file"),
+                        (tmp_path, "is a directory, not a model file")):
+        models = [str(path)] * (2 if command == ["verify"] else 1)
+        assert main(command + models) == 2
+        assert capsys.readouterr().err == f"onnxopt: error: {path}: {words}\n"
