@@ -815,7 +815,7 @@ class Model:
 def changed_since(graph: "Graph", since: int, depth: int) -> set:
     """Nodes of ``graph`` stamped after ``since``, with everything up to ``depth`` uses
     downstream of them (the roots whose patterns can see a change)."""
-    frontier = [n for n in graph._nodes if n._stamp > since]
+    frontier = list(graph._nodes.where(since))
     seen = set(frontier)
     for _ in range(depth):
         nxt = []

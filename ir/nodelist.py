@@ -79,6 +79,19 @@ class NodeList:
                 yield n
             link = link.prev
 
+    def where(self, since: int, keep=frozenset()) -> Iterator["Node"]:
+        """The nodes stamped after ``since`` (``ir.core.clock``) or in ``keep``, in order; only
+        those count as visits (a node passed over by its stamp is not examined). ``keep`` may
+        grow during the walk: nodes added ahead of the walk are handed out."""
+        link = self._root.next
+        root = self._root
+        while link is not root:
+            n = link.node
+            if n is not None and (n._stamp > since or n in keep):
+                _visits[0] += 1
+                yield n
+            link = link.next
+
     def first(self):
         """The first node, or None."""
         return self._root.next.node

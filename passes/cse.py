@@ -4,7 +4,9 @@ Two nodes are merged when they have the same domain, op type and overload, exact
 attributes (floats compared bit for bit, tensors by dtype, dims and bytes), the same input Values
 and the same output arity; the later node's outputs are redirected to the earlier one's. Nodes are
 visited in topological order with a hash table, so a chain of duplicates collapses in one run and
-the pass takes time linear in the graph. Byte-identical initializers (same dtype, dims and bytes,
+the pass takes time linear in the graph. A later run looks only at the nodes stamped since the
+last one (``ir.core.clock``: new, rewired or edited) and the nodes of the same op reading the same
+first input, in graph order, in rounds until one merges nothing. Byte-identical initializers (same dtype, dims and bytes,
 up to ``max_bytes`` each; never graph inputs, which a caller may override) are merged first, so
 nodes reading them merge too; identical Constant nodes merge like any node.
 
@@ -22,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..ir import Attr, Graph, Node, Tensor, Value
+from ..ir.core import clock
 from .base import ALL, GraphPass, PassContext, PassResult, Rewrite
 from .identity import dropout_is_inference, graph_opset, needs_carrier
 from .registry import register
@@ -31,6 +34,8 @@ NONDETERMINISTIC = frozenset({
     "Bernoulli",
 })
 _STANDARD_DOMAINS = frozenset({"", "ai.onnx.ml"})
+_CLEAN = "cse.clean"  # graph.meta key prefix: the clock of the last run that left no duplicate
+_MEMO = "rewrite.memo"  # the context option that turns the memo off (tests: full sweeps)
 
 # AttributeProto.AttributeType values.
 _FLOAT, _INT, _STRING, _TENSOR, _GRAPH = 1, 2, 3, 4, 5
@@ -189,38 +194,97 @@ class CommonSubexpressionElimination(GraphPass):
     def run_on_graph(self, graph: Graph, ctx: PassContext) -> PassResult:
         max_bytes = int(self.opts["max_bytes"])
         opset = graph_opset(graph, ctx)
-        stats: Counter = Counter()
-        rewrites: list[Rewrite] = []
-        _merge_initializers(graph, max_bytes, stats)
+        merger = _Merger(graph, max_bytes, opset)
+        memo_key = (_CLEAN, max_bytes, opset)
+        since = graph.meta.get(memo_key) if ctx.options.get(_MEMO, True) else None
+        start = clock()
+        _merge_initializers(graph, max_bytes, merger.stats)
+        if since is None:
+            merger.sweep(graph.nodes)
+        else:
+            # Rounds over what changed: a merge rewires the users of the merged node, whose
+            # twins may lie before them (the next round sees both in order).
+            while True:
+                keep = _near_changes(graph, since)
+                merged = merger.sweep(graph.nodes if keep is None
+                                      else graph.nodes.where(clock(), keep))
+                if not merged:
+                    break
+                since, start = start, clock()
+        graph.meta[memo_key] = start  # everything stamped before was examined with no merge left
+        stats = merger.stats
+        modified = bool(stats["nodes_merged"] or stats["initializers_merged"])
+        return PassResult(modified=modified, stats=+stats, rewrites=merger.rewrites,
+                          preserved=ALL if not modified else frozenset())
+
+
+def _near_changes(graph: Graph, since: int) -> set | None:
+    """The nodes a merge can involve after a clean run at clock ``since``: those stamped since
+    (new, rewired or edited) and their twins-to-be, the nodes of the same op reading the same
+    first input (equal keys mean equal inputs). None when every node must be looked at (a
+    stamped node without inputs may equal any other)."""
+    keep: set[Node] = set()
+    looked: set[tuple] = set()
+    for n in graph.nodes.where(since):
+        v = next((i for i in n.inputs if i is not None), None)
+        if v is None:
+            return None
+        keep.add(n)
+        if (v, n.op_type) in looked:
+            continue
+        looked.add((v, n.op_type))
+        for u, _ in v.uses():
+            if u.op_type == n.op_type and u.graph is graph:
+                keep.add(u)
+    return keep
+
+
+class _Merger:
+    """One run over one graph: the table of kept nodes by key, and what was merged."""
+
+    def __init__(self, graph: Graph, max_bytes: int, opset: int | None):
+        self.graph = graph
+        self.max_bytes = max_bytes
+        self.opset = opset
+        self.stats: Counter = Counter()
+        self.rewrites: list[Rewrite] = []
+
+    def sweep(self, nodes) -> bool:
+        """Merge each of ``nodes`` (in graph order) into the first earlier one of them with its
+        key; True when something was merged."""
         table: dict[tuple, Node] = {}
-        for node in graph.nodes:
+        merged = False
+        for node in nodes:
             if (node.domain not in _STANDARD_DOMAINS or node.subgraphs()
-                    or not is_deterministic(node, opset)):
+                    or not is_deterministic(node, self.opset)):
                 continue
-            key = node_key(node, max_bytes)
+            key = node_key(node, self.max_bytes)
             if key is None:
                 continue
             kept = table.setdefault(key, node)
             if kept is node or not _attrs_confirmed(node, kept):
                 continue
-            pairs = list(zip(node.outputs, kept.outputs))
-            carried = sum(1 for o, k in pairs if o.is_graph_output() and needs_carrier(o, k))
-            if carried and node.op_type == "Identity":
-                continue  # an Identity for an Identity gains nothing
-            for o, k in pairs:
-                if o.is_graph_output() and not needs_carrier(o, k) and k.type is None:
-                    k.type = o.type  # k takes over the output's name; keep its declared type
-                o.replace_all_uses_with(k, outputs=True)
-            graph.erase(node)
-            stats["nodes_merged"] += 1
-            stats["nodes_removed"] += 1
-            if carried:
-                stats["identities_added"] += carried
-                stats["nodes_removed"] -= carried
-            rewrites.append(Rewrite(f"cse.{node.op_type}", (node.name or node.op_type,)))
-        modified = bool(stats["nodes_merged"] or stats["initializers_merged"])
-        return PassResult(modified=modified, stats=+stats, rewrites=rewrites,
-                          preserved=ALL if not modified else frozenset())
+            merged |= self.merge(node, kept)
+        return merged
+
+    def merge(self, node: Node, kept: Node) -> bool:
+        pairs = list(zip(node.outputs, kept.outputs))
+        carried = sum(1 for o, k in pairs if o.is_graph_output() and needs_carrier(o, k))
+        if carried and node.op_type == "Identity":
+            return False  # an Identity for an Identity gains nothing
+        for o, k in pairs:
+            if o.is_graph_output() and not needs_carrier(o, k) and k.type is None:
+                k.type = o.type  # k takes over the output's name; keep its declared type
+            o.replace_all_uses_with(k, outputs=True)
+        self.graph.erase(node)
+        stats = self.stats
+        stats["nodes_merged"] += 1
+        stats["nodes_removed"] += 1
+        if carried:
+            stats["identities_added"] += carried
+            stats["nodes_removed"] -= carried
+        self.rewrites.append(Rewrite(f"cse.{node.op_type}", (node.name or node.op_type,)))
+        return True
 
 
 __all__ = [

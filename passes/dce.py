@@ -4,7 +4,8 @@ ONNX operators have no side effects, so a node is dead as soon as none of its ou
 node or returned by a graph; this holds for custom domains and function calls too. Removal is a
 worklist over exact use lists: erasing a node drops its uses, and each producer whose outputs became
 unused is examined next, so the pass runs in time linear in the model (nothing is rescanned per
-removal). A value of an enclosing graph that an If/Loop/Scan body reads is a real use, so its
+removal). A later run looks only at the nodes stamped since the last one (``ir.core.clock``): a node
+becomes dead only by losing the last use of its outputs, which stamps it. A value of an enclosing graph that an If/Loop/Scan body reads is a real use, so its
 producer stays alive as long as the body's node does; erasing a node with bodies releases what the
 bodies read.
 
@@ -15,10 +16,17 @@ positional), initializers that are also graph inputs, sparse initializers.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Optional
 
 from ..ir import Function, Graph, Model, Node, Value
+from ..ir.core import clock
 from .base import ALL, Pass, PassContext, PassResult
 from .registry import register
+
+_CLEAN = "dce.clean"  # graph.meta: the clock when the graph last had no dead node
+# The context option that turns every pass's memory of its last clean run off (the rewrite
+# driver's too): tests compare incremental runs with full sweeps.
+_MEMO = "rewrite.memo"
 
 
 def _graph_alive(g: Graph, dead_functions: set) -> bool:
@@ -63,12 +71,15 @@ class _Sweeper:
     def _alive(self, node: Node) -> bool:
         return node.graph is not None and _graph_alive(node.graph, self.dead_functions)
 
-    def sweep_graph(self, g: Graph) -> None:
-        """Erase every dead node of ``g`` (and, through the worklist, of its enclosing graphs)."""
+    def sweep_graph(self, g: Graph, since: Optional[int] = None) -> None:
+        """Erase every dead node of ``g`` (and, through the worklist, of its enclosing graphs).
+        ``since``: the clock when ``g`` last had no dead node; only nodes stamped after it can
+        be dead now (a node whose output loses a use or a graph-output role is stamped)."""
         if not _graph_alive(g, self.dead_functions):
             return
         # Reverse order: a node's users come after it, so most chains die in this one walk.
-        for node in list(reversed(g.nodes)):
+        nodes = list(g.nodes) if since is None else list(g.nodes.where(since))
+        for node in reversed(nodes):
             if node.graph is g and _is_dead(node):
                 self._erase(node)
                 self._drain()
@@ -121,21 +132,23 @@ class DeadCodeElimination(Pass):
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         dead_functions: set = set()
         sweeper = _Sweeper(dead_functions)
+        memo = ctx.options.get(_MEMO, True)
         main = [model.graph, *model.graph.subgraphs()]
         for g in main:
-            sweeper.sweep_graph(g)
+            sweeper.sweep_graph(g, g.meta.get(_CLEAN) if memo else None)
 
         # Functions reachable from the main graph, each body cleaned before its calls are read,
         # so a call that was itself dead keeps nothing alive.
         reached: dict[int, Function] = {}
-        pending: list[Function] = _called_functions(model.graph, model.functions)
+        pending: list[Function] = _called_functions(model.graph, model.functions) \
+            if model.functions else []
         while pending:
             f = pending.pop()
             if id(f) in reached:
                 continue
             reached[id(f)] = f
             for g in (f.graph, *f.graph.subgraphs()):
-                sweeper.sweep_graph(g)
+                sweeper.sweep_graph(g, g.meta.get(_CLEAN) if memo else None)
             pending.extend(_called_functions(f.graph, model.functions))
         stats = sweeper.stats
         for key, f in list(model.functions.items()):
@@ -145,8 +158,12 @@ class DeadCodeElimination(Pass):
                 dead_functions.add(id(f))
                 stats["functions_removed"] += 1
 
+        clean = clock()
         for g in model.graphs():
             _remove_unused_initializers(g, stats)
+            # No dead node is left anywhere: the next run looks only at what changes after now
+            # (removing an initializer stamps no node that could die).
+            g.meta[_CLEAN] = clean
 
         modified = bool(stats)
         # Removing dead code changes no surviving value's type or shape.

@@ -9,6 +9,9 @@ invariants, the ops of the nodes it created or edited against the model's opsets
 "modified is honest" fingerprint; errors name the plugin's origin and the line in its code.
 ``verify_each`` runs them after built-ins too; ``check_modified=True`` runs the fingerprint after
 every pass, ``False`` after none (None, the default: plugins, or all with ``verify_each``).
+
+In a fixed-point group, a pass that found nothing is not run again until the IR changes
+(:class:`_Rounds`); such skips are counted as ``fixpoint.skipped`` in that pass's stats.
 """
 
 from __future__ import annotations
@@ -155,22 +158,31 @@ class PassManager:
         report.notes = ctx.notes
         return report
 
-    def _run_items(self, items, model, ctx, report, iteration) -> bool:
+    def _run_items(self, items, model, ctx, report, iteration,
+                   rounds: Optional["_Rounds"] = None) -> bool:
         changed = False
         for it in items:
             if self.limit is not None and self._executed >= self.limit:
                 return changed
             if isinstance(it, Group):
-                changed |= self._run_group(it, model, ctx, report)
+                step = self._run_group(it, model, ctx, report)
+                if rounds is not None and step:
+                    rounds.changes += 1
+            elif rounds is not None and rounds.skip(it):
+                continue
             else:
-                changed |= self._run_pass(it, model, ctx, report, iteration)
+                step = self._run_pass(it, model, ctx, report, iteration)
+                if rounds is not None:
+                    rounds.ran(it, step, report.records[-1])
+            changed |= step
         return changed
 
     def _run_group(self, group: Group, model, ctx, report) -> bool:
         cap = int(group.options.get("max", 8))
         changed_any = False
+        rounds = _Rounds()
         for i in range(cap):
-            changed = self._run_items(group.items, model, ctx, report, i + 1)
+            changed = self._run_items(group.items, model, ctx, report, i + 1, rounds)
             changed_any |= changed
             if not changed or (self.limit is not None and self._executed >= self.limit):
                 return changed_any
@@ -262,6 +274,33 @@ class PassManager:
             f.write(f"# Replays the failure (run it in this folder); from {entry.origin}.\n"
                     f"onnxopt reproducer.onnx{plugin} -p {shlex.quote(str(spec))} "
                     "-o reproducer.opt.onnx\n")
+
+
+class _Rounds:
+    """A fixed-point group's memory of which passes found nothing: such a pass is skipped until
+    the IR changes (the mutation clock moves, ``ir.core.clock``, or a pass reports a change the
+    clock does not see, such as a removed function). A pass is a function of the IR, so on the
+    same IR it would find nothing again. Skips are counted in the stats of the pass's last run
+    (``fixpoint.skipped``)."""
+
+    def __init__(self):
+        self.changes = 0  # passes (and nested groups) of the group that reported a change
+        self.clean: dict[int, tuple[int, int, PassRecord]] = {}  # id(spec) -> when it was clean
+
+    def skip(self, spec: PassSpec) -> bool:
+        last = self.clean.get(id(spec))
+        if last is None or last[:2] != (clock(), self.changes):
+            return False
+        stats = last[2].stats
+        stats["fixpoint.skipped"] = stats.get("fixpoint.skipped", 0) + 1
+        return True
+
+    def ran(self, spec: PassSpec, changed: bool, record: PassRecord) -> None:
+        if changed:
+            self.changes += 1
+            self.clean.pop(id(spec), None)
+        else:
+            self.clean[id(spec)] = (clock(), self.changes, record)
 
 
 def _whence(entry) -> str:

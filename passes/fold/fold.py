@@ -25,6 +25,12 @@ Evaluation, per node in topological order (one walk, no rescans):
 3. a node an evaluator rejects (shape mismatch, integer division by zero...) stays as it is and
    the reason goes to ``ctx.note``; the pass never aborts and never writes a guessed constant.
 
+A later run with the same facts (the shape analysis' generation) and options looks only near what
+changed since the last one: the nodes stamped since (``ir.core.clock``: new, rewired, edited, or
+whose output facts changed), their readers, and, as the walk goes, the readers of every value it
+finds constant; a node nothing of that reaches folds no more now than it did then. A model with an
+overridable input (below) is always walked whole.
+
 Never folded: non-deterministic ops (Random*, Multinomial, Bernoulli, Dropout in training mode),
 ops of domains no evaluator here implements and calls to model-local functions, attribute
 references inside function bodies, anything producing a sequence, optional or map, and nodes
@@ -64,6 +70,8 @@ from collections import Counter
 from typing import Any, Optional
 
 from ...ir import Graph, Model, Node, Tensor, Value
+from ...ir.core import clock
+from ..shapes.infer import GENERATION
 from ..base import Pass, PassContext, PassResult
 from ..registry import register
 from .batch import RuntimeBatch
@@ -73,6 +81,9 @@ from .evaluate import Evaluation
 from .inline import IfInlining
 from .materialize import Materialization
 from .proven import SHAPES, request_shapes
+
+_CLEAN = "fold.clean"  # model.meta: (clock of the last run's start, its facts and options)
+_MEMO = "rewrite.memo"  # the context option that turns the memo off (tests: full sweeps)
 
 
 @register
@@ -121,6 +132,9 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         self.folded_set: set[Node] = set()
         self.kept: set[Node] = set()  # evaluated, but refused at materialization
         self.partial: list[Value] = []  # known outputs of nodes that are not themselves folded
+        self.options_key = tuple(sorted(opts.items()))
+        self.since: Optional[int] = None  # the last clean run's clock: walk only near changes
+        self.keep: set[Node] = set()  # nodes to look at besides those stamped since
         self.policy_refused = 0
         self._names: Optional[Counter] = None
 
@@ -131,6 +145,11 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         if self.use_shapes and any(n.op_type in ("Shape", "Size") for n in m.all_nodes()):
             self.shapes = request_shapes(m, self.ctx)
             self.trusted = self.shapes is not None
+        memo = (m.meta.get(GENERATION), self.trusted, self.options_key)
+        self.since = self.last_clean(memo)
+        start = clock()
+        if self.since is not None:
+            self.keep = seeds(m, self.since)
         main = _Env(dict(m.opset_imports), m.ir_version)
         self.walk(m.graph, main)
         self.flush(main)
@@ -139,14 +158,48 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
             self.walk(f.graph, env)
             self.flush(env)
         self.materialize()
+        # Everything stamped before ``start`` was looked at: a node that did not fold now cannot
+        # fold later unless it, or the producer of one of its inputs, is stamped again.
+        m.meta[_CLEAN] = (start, memo)
         if self.policy_refused:
             self.ctx.note(f"fold: {self.policy_refused} value(s) left computed at run time by the "
                           f"size policy (max_elements={self.max_elements}, "
                           f"max_growth={self.max_growth:g})")
 
+    def last_clean(self, memo: tuple) -> Optional[int]:
+        """The clock of the last run with the same facts and options, or None (a full walk)."""
+        last = self.model.meta.get(_CLEAN)
+        if (last is None or last[1] != memo or self.overridable
+                or not self.ctx.options.get(_MEMO, True)):
+            return None  # taint from an overridable input is only known from a full walk
+        return last[0]
+
     def walk(self, g: Graph, env: _Env) -> None:
-        for node in g.nodes:
+        if self.since is None:
+            for node in g.nodes:
+                self.visit(node, env)
+            return
+        keep, pending = self.keep, env.pending_values
+        for node in g.nodes.where(self.since, keep):
             self.visit(node, env)
+            for v in node.outputs:  # what reads a value known now must be looked at
+                if v in self.known or v in pending:
+                    keep.update(u for u, _ in v.uses())
+
+
+def seeds(model: Model, since: int) -> set[Node]:
+    """The nodes a walk after a clean one at clock ``since`` looks at, besides those stamped
+    since (new, rewired or edited): the readers of their outputs (a producer is stamped when
+    the facts about its outputs change, so a Shape of a value that became static is among
+    them) and every node holding graphs (their bodies are walked)."""
+    keep: set[Node] = set()
+    for g in model.graphs():
+        if g.parent_node is not None:
+            keep.add(g.parent_node)
+        for n in g.nodes.where(since):
+            for v in n.outputs:
+                keep.update(u for u, _ in v.uses())
+    return keep
 
 
 __all__ = ["Fold", "NEVER_FOLD"]

@@ -137,9 +137,11 @@ class Rewriter:
         for _ in range(self.max_rounds):
             start = clock()
             work = _Worklist(graph, index)
-            near = None if since is None else changed_since(graph, since, depth)
-            for n in graph.nodes:
-                if near is None or n in near:
+            if since is None:
+                for n in graph.nodes:
+                    work.push(n)
+            else:  # in graph order, passing over (not visiting) the nodes far from a change
+                for n in graph.nodes.where(clock(), changed_since(graph, since, depth)):
                     work.push(n)
             before = len(result.rewrites)
             if not self._drain(work, index, opset, shapes, result, cap):

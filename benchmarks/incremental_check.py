@@ -1,0 +1,148 @@
+"""Same outputs before and after a change to the passes (issue 18, "no change in any output").
+
+    git worktree add /tmp/base <base commit>
+    python benchmarks/incremental_check.py --base-tree /tmp/base [--new-tree DIR] [--work /tmp/inc]
+        [--reuse-base] [--sizes 10000,50000] [-- more onnxopt arguments]
+
+Runs ``onnxopt MODEL -o OUT --json`` (the default preset, verification on) on every model of
+``tests/models`` and ``golden/models`` and on synthetic graphs of 10,000 and 50,000 nodes
+(``benchmarks/synth.py``, generated into the work folder), once with the code of ``--base-tree``
+and once with this checkout, and compares: the saved files byte for byte, else node count, op
+histogram and the verification result. Exit status 1 when any model differs in nodes, ops or
+verification. Also prints each side's node visits (``ir.nodelist.node_visits``, summed over the
+passes) and pipeline seconds.
+
+The base runs as ``python -m onnxopt.cli.main`` from a folder that maps the package names to the
+base tree's folders the way ``pyproject.toml``'s ``package-dir`` does (symbolic links), with
+``PYTHONPATH`` unset, so that it imports the base tree and not the editable install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE_DIRS = {"ir": "ir", "passes": "passes", "cli": "cli"}  # onnxopt.<name> -> folder
+
+
+def shim(tree: str, work: str, label: str) -> str:
+    """A folder where ``import onnxopt`` finds ``tree``'s code (api/ is the package itself)."""
+    top = os.path.join(work, label + "_pkg")
+    pkg = os.path.join(top, "onnxopt")
+    os.makedirs(pkg, exist_ok=True)
+    links = {name: os.path.join(tree, "api", name) for name in os.listdir(os.path.join(tree, "api"))}
+    links.update({sub: os.path.join(tree, folder) for sub, folder in PACKAGE_DIRS.items()})
+    for name, target in links.items():
+        link = os.path.join(pkg, name)
+        if os.path.islink(link):
+            os.unlink(link)
+        os.symlink(os.path.abspath(target), link)
+    probe = subprocess.run([sys.executable, "-c", "import onnxopt.passes.manager as m; "
+                            "print(m.__file__)"], cwd=top, env=_env(), capture_output=True,
+                           text=True, check=True).stdout.strip()
+    if not probe.startswith(top):
+        raise SystemExit(f"the base imports {probe}, not {top}")
+    return top
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def models(work: str, sizes: list[int]) -> list[str]:
+    out = sorted(glob.glob(os.path.join(ROOT, "tests/models/*.onnx")))
+    out += sorted(glob.glob(os.path.join(ROOT, "golden/models/*.onnx")))
+    for n in sizes:
+        path = os.path.join(work, f"synth{n}.onnx")
+        if not os.path.exists(path):
+            subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/synth.py"), "--nodes",
+                            str(n), "-o", path], check=True, capture_output=True)
+        out.append(path)
+    return out
+
+
+def run(cwd: str, model: str, out_dir: str, extra: list[str]) -> dict:
+    """One ``onnxopt`` run; its JSON summary (or ``{"error": ...}``)."""
+    os.makedirs(out_dir, exist_ok=True)
+    name = os.path.splitext(os.path.basename(model))[0]
+    out = os.path.join(out_dir, name + ".onnx")
+    p = subprocess.run([sys.executable, "-m", "onnxopt.cli.main", model, "-o", out, "--json",
+                        *extra], cwd=cwd, env=_env(), capture_output=True, text=True)
+    try:
+        summary = json.loads(p.stdout)
+    except ValueError:
+        summary = {"error": (p.stderr.strip().splitlines() or ["no output"])[-1], "rc": p.returncode}
+    with open(os.path.join(out_dir, name + ".json"), "w") as f:
+        json.dump(summary, f)
+    return summary
+
+
+def _facts(s: dict) -> tuple:
+    """What must not change: nodes, op histogram, initializers, verification."""
+    if "error" in s:
+        return ("error", s["error"])
+    after = s.get("after", {})
+    ver = s.get("verification") or {}
+    return (after.get("nodes"), tuple(sorted((after.get("ops") or {}).items())),
+            after.get("initializers"), ver.get("status"), s.get("verified"))
+
+
+def _visits(s: dict) -> int:
+    return sum(p.get("node_visits", 0) for p in s.get("passes", []))
+
+
+def _same_bytes(a: str, b: str) -> bool:
+    if not (os.path.exists(a) and os.path.exists(b)):
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read() == fb.read()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base-tree", required=True, help="a checkout of the base commit")
+    ap.add_argument("--new-tree", help="the tree to compare (default: this checkout; another "
+                    "tree keeps work in progress elsewhere in this one out of the comparison)")
+    ap.add_argument("--work", default="/tmp/incremental_check")
+    ap.add_argument("--sizes", default="10000,50000", help="synthetic graph sizes")
+    ap.add_argument("--reuse-base", action="store_true", help="keep base results already there")
+    ap.add_argument("extra", nargs="*", help="more onnxopt arguments (after --)")
+    a = ap.parse_args(argv)
+    os.makedirs(a.work, exist_ok=True)
+    base_cwd = shim(a.base_tree, a.work, "base")
+    new_cwd = shim(a.new_tree, a.work, "new") if a.new_tree else ROOT
+    sizes = [int(s) for s in a.sizes.split(",") if s]
+    bad = 0
+    print(f"{'model':28} {'nodes':>13} {'verified':>11} {'bytes':>6} {'visits base -> new':>22} "
+          f"{'seconds':>13}")
+    for m in models(a.work, sizes):
+        name = os.path.splitext(os.path.basename(m))[0]
+        base_json = os.path.join(a.work, "base", name + ".json")
+        if a.reuse_base and os.path.exists(base_json):
+            with open(base_json) as f:
+                b = json.load(f)
+        else:
+            b = run(base_cwd, m, os.path.join(a.work, "base"), a.extra)
+        n = run(new_cwd, m, os.path.join(a.work, "new"), a.extra)
+        same = _facts(b) == _facts(n)
+        bad += not same
+        identical = _same_bytes(os.path.join(a.work, "base", name + ".onnx"),
+                                os.path.join(a.work, "new", name + ".onnx"))
+        nodes = f"{_facts(b)[0]}/{_facts(n)[0]}"
+        ver = f"{b.get('verified')}/{n.get('verified')}"
+        print(f"{name:28} {nodes:>13} {ver:>11} {'same' if identical else 'diff':>6} "
+              f"{_visits(b):>10} -> {_visits(n):<9} {b.get('seconds', 0):6.2f}/"
+              f"{n.get('seconds', 0):<6.2f}{'' if same else '  CHANGED'}", flush=True)
+    print("no change in any output" if not bad else f"{bad} model(s) changed")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
