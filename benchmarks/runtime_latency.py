@@ -30,7 +30,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # onnxopt-ort: `--preset ort` (opset 23 for the Attention op, the default, then the inferred
 # shapes written, which onnxruntime's SkipLayerNormalization fusion needs to see; RESULTS.md).
-TOOLS = ("original", "onnxopt", "onnxopt-ort", "onnxsim", "onnxslim")
+# ort-transformers: onnxruntime's transformers optimizer (python -m
+# onnxruntime.transformers.optimizer), the tool people use for these models; run only where a
+# model's name says which of its model types it is (TRANSFORMERS_TYPES).
+TOOLS = ("original", "onnxopt", "onnxopt-ort", "onnxsim", "onnxslim", "ort-transformers")
+# Model-name prefix: the optimizer's --model_type, --num_heads and --hidden_size (it detects the
+# last two only for bert; the golden models have 2 heads of hidden size 32).
+TRANSFORMERS_TYPES = {"bert": ("bert", 2, 32), "gpt2": ("gpt2", 2, 32), "vit": ("vit", 2, 32)}
 # The input each model is exported for, where the generated one is refused by a runtime.
 SHAPES = {"ppocr_mobile_v2_cls": {"x": [1, 3, 48, 192]}}
 
@@ -41,8 +47,27 @@ def make_output(tool: str, src: str, out: str) -> str | None:
         cmd = [shutil.which("onnxopt") or "onnxopt", src, "-o", out, "--no-verify", "-q"]
         if tool == "onnxopt-ort":
             cmd += ["--preset", "ort"]
+    elif tool == "ort-transformers":
+        stem = os.path.basename(src).split("_")[0].split(".")[0]
+        if stem not in TRANSFORMERS_TYPES:
+            return "no model type for this model"
+        return transformers_optimizer(src, out, *TRANSFORMERS_TYPES[stem])
     else:
         cmd = [sys.executable, os.path.join(HERE, "_worker.py"), tool, src, out]
+    return _run_tool(cmd, out)
+
+
+def transformers_optimizer(src: str, out: str, model_type: str, heads: int, hidden: int,
+                           external: bool = False) -> str | None:
+    """onnxruntime's transformers optimizer on ``src``, as its command runs it (its default
+    opt_level, fusions only, no float16); None, or the one-line reason it failed."""
+    cmd = [sys.executable, "-m", "onnxruntime.transformers.optimizer", "--input", src,
+           "--output", out, "--model_type", model_type, "--num_heads", str(heads),
+           "--hidden_size", str(hidden)] + (["--use_external_data_format"] if external else [])
+    return _run_tool(cmd, out)
+
+
+def _run_tool(cmd: list, out: str) -> str | None:
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     if p.returncode != 0 or not os.path.exists(out):
         lines = (p.stderr or p.stdout or f"exit {p.returncode}").strip().splitlines()
@@ -61,12 +86,17 @@ def ort_fused_ops(path: str) -> dict:
         so.optimized_model_filepath = os.path.join(d, "opt.onnx")
         so.log_severity_level = 4
         ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        m = onnx.load(so.optimized_model_filepath, load_external_data=False)
+        return fused_counts(onnx.load(so.optimized_model_filepath, load_external_data=False))
+
+
+def fused_counts(model) -> dict:
+    """Counts of the ops of onnxruntime's own domains in ``model`` (a ModelProto onnxruntime
+    optimized), and its node count."""
     # Every op of onnxruntime's own domains is one of its fusions or layouts (nchwc.Conv is a
     # Conv with its activation, in the blocked layout).
     ops = Counter(n.op_type if n.domain == "com.microsoft" else f"{n.domain}.{n.op_type}"
-                  for n in m.graph.node if n.domain not in ("", "ai.onnx"))
-    return dict(sorted(ops.items())) | {"nodes": len(m.graph.node)}
+                  for n in model.graph.node if n.domain not in ("", "ai.onnx"))
+    return dict(sorted(ops.items())) | {"nodes": len(model.graph.node)}
 
 
 def measure_model(src: str, runtimes: list, threads: list[int], budget: float, min_runs: int,
