@@ -149,7 +149,8 @@ def export(name: str) -> None:
                 0: torch.export.Dim("batch"), 1: torch.export.Dim("seq", min=2, max=1024)}
             torch.onnx.export(model, args, tmp, dynamo=True, opset_version=18,
                               input_names=list(spec["inputs"]), output_names=[spec["output"]],
-                              dynamic_shapes=tuple(dims for _ in spec["inputs"]),
+                              # one entry, the wrapper's *args, holding one per input
+                              dynamic_shapes=(tuple(dims for _ in spec["inputs"]),),
                               external_data=False)
         else:
             axes[spec["output"]] = axes[spec["inputs"][0]]
@@ -198,8 +199,10 @@ def check_export(spec: dict, model, path: str) -> float:
 
 def generate(name: str, force: bool) -> dict | None:
     """Export ``name`` in a child process unless it is there already; its summary or None."""
-    if os.path.exists(model_path(name)) and not force:
-        return None
+    info = model_path(name) + ".json"
+    if os.path.exists(model_path(name)) and os.path.exists(info) and not force:
+        with open(info) as f:
+            return json.load(f)
     os.makedirs(OUT_DIR, exist_ok=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     t0 = time.perf_counter()
@@ -209,6 +212,8 @@ def generate(name: str, force: bool) -> dict | None:
         raise SystemExit(f"exporting {name} failed:\n{p.stderr[-3000:]}")
     summary = json.loads(p.stdout.strip().splitlines()[-1])
     summary["process_s"] = round(time.perf_counter() - t0, 1)
+    with open(info, "w") as f:
+        json.dump(summary, f)
     print(f"generated {name}: {summary}", file=sys.stderr, flush=True)
     return summary
 
@@ -534,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["rows"].append(row)
         with open(args.json, "w") as f:  # after every model: a late failure keeps the rest
             json.dump(doc, f, indent=1, default=str)
-    return _report(doc, threads, args.md)
+    return 0 if args.generate_only else _report(doc, threads, args.md)
 
 
 def _commit() -> str:
