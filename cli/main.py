@@ -351,29 +351,16 @@ def _set_dynamic(items, dynamic: list[str], values: bool, constraint=()) -> bool
     return found
 
 
-def _run_show(argv: list[str]) -> int:
-    p = _Parser(prog="onnxopt show", description="Print a model in ONNX textual syntax.")
-    p.add_argument("model")
-    p.add_argument("--max-inline", type=int, default=16,
-                   help="print initializer data up to this many elements (default 16)")
-    from .inputs import add_output_args
-
-    add_output_args(p)  # --debug
-    args = p.parse_args(argv)
-    from .. import load
-    from ..ir import print_model
-
-    from ..ir.escape import escape
-
-    sys.stdout.write(escape(print_model(load(args.model), max_inline=args.max_inline),
-                            newlines=True))
-    return EXIT_OK
+# Subcommand -> "module:entry", imported only when named (``--help`` imports none of them).
+_COMMANDS = {"show": "show:run_show", "check": "check:run_check", "verify": "verify:run_verify",
+             "cut": "cut:run_cut", "view": "view:run_view"}
 
 
-def _run_check(argv: list[str]) -> int:
-    from .check import run_check
+def _command(name: str):
+    from importlib import import_module
 
-    return run_check(argv)
+    module, _, entry = _COMMANDS[name].partition(":")
+    return getattr(import_module(f".{module}", __package__), entry)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -381,22 +368,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        if argv and argv[0] == "show":
-            return _run_show(argv[1:])
-        if argv and argv[0] == "check":
-            return _run_check(argv[1:])
-        if argv and argv[0] == "verify":
-            from .verify import run_verify
-
-            return run_verify(argv[1:])
-        if argv and argv[0] == "cut":
-            from .cut import run_cut
-
-            return run_cut(argv[1:])
-        if argv and argv[0] == "view":
-            from .view import run_view
-
-            return run_view(argv[1:])
+        if argv and argv[0] in _COMMANDS:
+            return _command(argv[0])(argv[1:])
         args = _optimize_parser().parse_args(argv)
         if args.list_passes:
             return _list_passes(args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxopt.cli import check, cut, view
+from onnxopt.cli import check, cut, show, view
 from onnxopt.cli import verify as cli_verify
 from onnxopt.cli.inputs import parse_input_shapes, verify_options
 from onnxopt.cli.main import _optimize_parser
@@ -23,7 +23,7 @@ TAKING_INPUTS = {
 # The commands that compare against the original with generated or given inputs.
 VERIFYING = ("optimize", "verify")
 EVERY_PARSER = {**{k: f for k, (f, _) in TAKING_INPUTS.items()},
-                "check": check._parser, "view": view._parser}
+                "check": check._parser, "view": view._parser, "show": show._parser}
 
 
 def parse(command: str, extra: list[str]):
