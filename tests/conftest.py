@@ -30,3 +30,31 @@ def strict_shapes(request: pytest.FixtureRequest):
 
     with strict(request.node.get_closest_marker("lenient_shapes") is None):
         yield
+
+
+WRONG_PLUGIN = """
+from onnxopt.passes import GraphPass, PassResult, register
+
+@register
+class MakeItWrong(GraphPass):
+    name = "t:wrong"
+    summary = "turns Relu into Sigmoid (wrong on purpose)"
+
+    def run_on_graph(self, graph, ctx):
+        result = PassResult()
+        for n in graph.nodes:
+            if n.op_type == "Relu":
+                n.op_type = "Sigmoid"
+                result.modified = True
+        return result
+"""
+
+
+@pytest.fixture(scope="session")
+def wrong_plugin(tmp_path_factory: pytest.TempPathFactory):
+    """A plugin file whose pass ``t:wrong`` turns every Relu into a Sigmoid: a miscompile that
+    verification must catch. One file for the session: loading a file again is no collision,
+    another file registering the same name would be."""
+    path = tmp_path_factory.mktemp("plugins") / "wrong.py"
+    path.write_text(WRONG_PLUGIN)
+    return path

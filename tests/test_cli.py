@@ -16,36 +16,14 @@ import pytest
 from onnxopt.cli.main import main
 from onnxopt.testing import model_file
 
+from _samples import chain
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / "tests" / "models"  # committed copies (models/README.md)
 LIGHT = sorted(glob.glob(os.path.join(os.path.dirname(onnx.__file__),
                                       "backend/test/data/light/*.onnx")))
 
-SMALL = """
-<ir_version: 8, opset_import: ["" : 17]>
-g (float[N,4] x) => (float[N,4] y) {
-    a = Identity (x)
-    b = Relu (a)
-    y = Relu (b)
-}
-"""
-
-WRONG_PLUGIN = """
-from onnxopt.passes import GraphPass, PassResult, register
-
-@register
-class MakeItWrong(GraphPass):
-    name = "cli:wrong"
-    summary = "turns Relu into Sigmoid (wrong on purpose)"
-
-    def run_on_graph(self, graph, ctx):
-        changed = False
-        for n in graph.nodes:
-            if n.op_type == "Relu":
-                n.op_type = "Sigmoid"
-                changed = True
-        return PassResult(modified=changed)
-"""
+SMALL = chain("Identity", "Relu", "Relu")
 
 
 @pytest.fixture
@@ -73,17 +51,15 @@ def test_json_summary(small, tmp_path, capsys):
     assert all(p["node_visits"] > 0 for p in d["passes"] if p["pass"] == "dce")
 
 
-def test_verification_failure_exits_1_and_writes_nothing(small, tmp_path, capsys):
-    plugin = tmp_path / "wrong.py"
-    plugin.write_text(WRONG_PLUGIN)
+def test_verification_failure_exits_1_and_writes_nothing(small, wrong_plugin, tmp_path, capsys):
     out = tmp_path / "o.onnx"
-    code = main([str(small), "-o", str(out), "--plugin", str(plugin), "-p", "cli:wrong", "-q"])
+    args = [str(small), "-o", str(out), "--plugin", str(wrong_plugin), "-p", "t:wrong", "-q"]
+    code = main(args)
     err = capsys.readouterr().err
     assert code == 1
     assert not out.exists()
-    assert err.count("\n") == 1 and "first divergence after pass 'cli:wrong'" in err
-    assert main([str(small), "-o", str(out), "--plugin", str(plugin), "-p", "cli:wrong", "-q",
-                 "--force"]) == 1
+    assert err.count("\n") == 1 and "first divergence after pass 't:wrong'" in err
+    assert main(args + ["--force"]) == 1
     assert out.exists()
 
 

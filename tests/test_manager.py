@@ -11,14 +11,9 @@ from onnxopt.passes import GraphPass, PassManager, PassResult, Rewrite, register
 from onnxopt.passes import registry as reg
 from onnxopt.testing import m_bytes, model_from_text
 
-MODEL = """
-<ir_version: 8, opset_import: ["" : 17]>
-g (float[N,4] x) => (float[N,4] y) {
-    a = Relu (x)
-    b = Relu (a)
-    y = Relu (b)
-}
-"""
+from _samples import chain
+
+MODEL = chain("Relu", "Relu", "Relu")
 
 
 @register

@@ -21,6 +21,8 @@ from onnxopt.testing import (
     snapshot,
 )
 
+from _samples import erf_gelu
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -209,17 +211,10 @@ def test_local_function_body_is_converted():
 def test_pipeline_after_the_conversion_respects_the_target():
     from onnxopt import optimize
 
-    m = model_from_text(header(17) + """
-        g (float[N,4] x) => (float[N,4] y) {
-           h = Constant <value = float {0.5}> ()
-           one = Constant <value = float {1.0}> ()
-           r2 = Constant <value = float {1.4142135}> ()
-           d = Div (x, r2)
-           e = Erf (d)
-           p = Add (e, one)
-           m = Mul (x, p)
-           y = Mul (m, h)
-        }""")
+    m = model_from_text(f"""{header(17)}
+g (float[N,4] x) => (float[N,4] y) {{
+{erf_gelu("x", "y")}
+}}""")
     res = optimize(m, "default", target_opset=11)
     assert res.model.opset("") == 11
     assert "Gelu" not in {n.op_type for n in res.model.graph.all_nodes()}

@@ -15,8 +15,9 @@ import onnxopt
 import pytest
 from onnxopt import VerificationError
 from onnxopt.cli.main import main
-from onnxopt.passes import GraphPass, PassResult, register
 from onnxopt.testing import model_from_text, run_model, run_passes
+
+from _samples import chain
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = sorted((ROOT / "golden" / "models").glob("*.onnx"))
@@ -69,11 +70,7 @@ def test_a_peer_that_changes_nothing_leaves_the_ir_untouched():
 
 
 def test_the_result_is_put_into_the_same_model_object():
-    m = model_from_text("""<ir_version: 8, opset_import: ["" : 17]>
-        g (float[N,4] x) => (float[N,4] y) {
-            a = Identity (x)
-            y = Relu (a)
-        }""")
+    m = model_from_text(chain("Identity", "Relu"))
     m.metadata_props["mine"] = "kept"
     before = m.graph
     report = run_passes(m, "onnxoptimizer:eliminate_identity")
@@ -82,27 +79,12 @@ def test_the_result_is_put_into_the_same_model_object():
     assert m.metadata_props == {"mine": "kept"}
 
 
-@register
-class _Wrong(GraphPass):
-    """Turns Relu into Sigmoid: wrong on purpose."""
-
-    name = "test-peers:wrong"
-    summary = "Relu -> Sigmoid (wrong)"
-
-    def run_on_graph(self, graph, ctx):
-        result = PassResult()
-        for n in graph.nodes:
-            if n.op_type == "Relu":
-                n.op_type = "Sigmoid"
-                result.modified = True
-        return result
-
-
-def test_bisection_sees_through_a_peer():
+def test_bisection_sees_through_a_peer(wrong_plugin):
     path = ROOT / "golden" / "models" / "resnet_op17.onnx"
     with pytest.raises(VerificationError) as e:
-        onnxopt.optimize(path, "onnxsim,test-peers:wrong,onnxoptimizer:eliminate_identity")
-    assert e.value.result.culprit.pass_spec == "test-peers:wrong"
+        onnxopt.optimize(path, "onnxsim,t:wrong,onnxoptimizer:eliminate_identity",
+                         plugins=[str(wrong_plugin)])
+    assert e.value.result.culprit.pass_spec == "t:wrong"
 
 
 def test_the_command_runs_peers_between_built_ins(tmp_path, capsys):

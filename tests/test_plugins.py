@@ -19,6 +19,8 @@ import pytest
 from onnxopt.cli.main import main
 from onnxopt.testing import golden_text, model_file
 
+from _samples import chain
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "plugins.md"
 
@@ -120,14 +122,7 @@ DOUBLE_NEG = """
             return result
 """
 
-NEG_MODEL = """
-<ir_version: 8, opset_import: ["" : 17]>
-g (float[N,4] x) => (float[N,4] y) {
-    a = Neg (x)
-    b = Neg (a)
-    y = Relu (b)
-}
-"""
+NEG_MODEL = chain("Neg", "Neg", "Relu")
 
 
 @pytest.fixture
@@ -605,16 +600,7 @@ LATE_BUG = """
             return PassResult()
 """
 
-ROUND_MODEL = """
-<ir_version: 10, opset_import: ["" : 17]>
-g (float[N,4] x) => (float[N,4] y) {
-    a = Neg (x)
-    b = Neg (a)
-    c = Neg (b)
-    d = Neg (c)
-    y = Relu (d)
-}
-"""
+ROUND_MODEL = chain("Neg", "Neg", "Neg", "Neg", "Relu", ir=10)
 
 
 def test_a_culprit_says_what_its_run_number_counts(tmp_path, capsys):

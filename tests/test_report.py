@@ -19,6 +19,8 @@ from onnxopt.passes.pipeline import PassSpec
 from onnxopt.report import browser
 from onnxopt.testing import model_from_text
 
+from _samples import erf_gelu
+
 ROOT = Path(__file__).resolve().parent.parent
 BERT = ROOT / "golden" / "models" / "bert_op17.onnx"
 SILERO = ROOT / "tests" / "models" / "silero_vad_op15_ts.onnx"
@@ -29,19 +31,12 @@ needs_chromium = pytest.mark.skipif(
     reason="no chromium on PATH (.ci/run installs Debian's chromium; apt-get install chromium)")
 
 # Identity in front of an erf-GELU written out in seven ops, then a Relu that survives.
-GELU = """<ir_version: 10, opset_import: ["" : 20]>
-g (float[N,16] x) => (float[N,16] y) {
+GELU = f"""<ir_version: 10, opset_import: ["" : 20]>
+g (float[N,16] x) => (float[N,16] y) {{
    i = Identity (x)
-   c = Constant <value = float {1.4142135}> ()
-   one = Constant <value = float {1.0}> ()
-   half = Constant <value = float {0.5}> ()
-   s = Div (i, c)
-   e = Erf (s)
-   h = Add (one, e)
-   a = Mul (i, half)
-   m = Mul (a, h)
+{erf_gelu("i", "m")}
    y = Relu (m)
-}"""
+}}"""
 
 # A Reshape whose target [3, 32] holds the traced batch size.
 RESHAPE = """<ir_version: 8, opset_import: ["" : 17]>
@@ -52,26 +47,19 @@ g (float[3,4,8] x) => (float[3,32] y) {
 
 
 # The GELU of above inside the then-branch of an If; the else-branch negates.
-BRANCHY = """<ir_version: 10, opset_import: ["" : 20]>
-g (bool c, float[N,16] x) => (float[N,16] y) {
+BRANCHY = f"""<ir_version: 10, opset_import: ["" : 20]>
+g (bool c, float[N,16] x) => (float[N,16] y) {{
    y = If (c) <
-     then_branch = t () => (float[N,16] ty) {
+     then_branch = t () => (float[N,16] ty) {{
         i = Identity (x)
-        k = Constant <value = float {1.4142135}> ()
-        one = Constant <value = float {1.0}> ()
-        half = Constant <value = float {0.5}> ()
-        s = Div (i, k)
-        e = Erf (s)
-        h = Add (one, e)
-        a = Mul (i, half)
-        m = Mul (a, h)
+{erf_gelu("i", "m", indent=" " * 8)}
         ty = Relu (m)
-     },
-     else_branch = f () => (float[N,16] fy) {
+     }},
+     else_branch = f () => (float[N,16] fy) {{
         fy = Neg (x)
-     }
+     }}
    >
-}"""
+}}"""
 
 
 def graph_data(page: Path) -> dict:
