@@ -267,6 +267,7 @@ def _write_output(args, result, out: str, failed) -> bool:
 def _print_result(args, result, written: Optional[str], checks, interactive: bool) -> None:
     """The summary: JSON with --json, else the table (unless -q), with --verify-on checks."""
     from .report import print_summary, summary_dict
+    from .verify import all_ok, summary_lines
 
     if args.json:
         import json
@@ -274,16 +275,14 @@ def _print_result(args, result, written: Optional[str], checks, interactive: boo
         d = summary_dict(result, args.input, written)
         if checks is not None:
             d.update(checks)
-            d["verified"] = d["verified"] and all(r["status"] == "ok" for r in checks["runtimes"])
+            d["verified"] = d["verified"] and all_ok(checks)
         print(json.dumps(d, indent=2, default=str))
     elif not args.quiet:
         print_summary(result, args.input, written, rich_ok=interactive,
                       verbose=args.verbose, report=args.report)
         if checks is not None:
-            from .verify import summary_lines
-
             for line in summary_lines(checks):
-                print(_escaped(line))
+                print(line)
 
 
 def _runtime_checks(args, result, runtimes, bench_rt, vopts, input_shapes):
@@ -308,12 +307,6 @@ def _runtime_checks(args, result, runtimes, bench_rt, vopts, input_shapes):
     bad = next(r for r in checks["runtimes"] if r["status"] != "ok")
     cls = VerificationError if bad["status"] == "failed" else NotVerifiedError
     return cls(f"verification on {bad['runtime']} {bad['status']}: {bad['reason']}"), checks
-
-
-def _escaped(text: str) -> str:
-    from ..ir.escape import escape
-
-    return escape(text)
 
 
 def _print_escaped(text: str) -> None:

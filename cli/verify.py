@@ -14,7 +14,6 @@ The same checks run after ``onnxopt IN --verify-on ... --bench-on ...``.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from .inputs import add_input_args, add_output_args
@@ -80,8 +79,14 @@ def runtime_checks(original, optimized, runtimes: list, bench_rt, vopts,
     return out
 
 
+def all_ok(checks: dict) -> bool:
+    """Every runtime verdict is "ok" (the JSON reports' ``verified``)."""
+    return all(r["status"] == "ok" for r in checks["runtimes"])
+
+
 def summary_lines(checks: dict) -> list[str]:
-    """One line per runtime verdict and per timed thread count, plus warnings."""
+    """One line per runtime verdict and per timed thread count, plus warnings; escaped, since
+    runtimes' reasons quote names from the model."""
     lines = [f"verify on {r['runtime']}: {r['status']}: {r['reason']}"
              for r in checks.get("runtimes", [])]
     bench = checks.get("bench")
@@ -99,7 +104,9 @@ def summary_lines(checks: dict) -> list[str]:
             lines.append(f"warning: the optimized model is slower on {row['runtime']} at "
                          f"{row['threads']} thread(s) ({b['median_ms']:.3f} ms vs "
                          f"{a['median_ms']:.3f} ms)")
-    return lines
+    from ..ir.escape import escape
+
+    return [escape(line) for line in lines]
 
 
 def exit_code(checks: dict, require_verified: bool) -> int:
@@ -128,12 +135,8 @@ def run_verify(argv: list[str]) -> int:
         import json
 
         print(json.dumps({"original": args.original, "optimized": args.optimized, **checks,
-                          "verified": code == EXIT_OK and all(
-                              r["status"] == "ok" for r in checks["runtimes"])},
-                         indent=2, default=str))
+                          "verified": all_ok(checks)}, indent=2, default=str))
     else:
-        from ..ir.escape import escape
-
         for line in summary_lines(checks):
-            sys.stdout.write(escape(line) + "\n")
+            print(line)
     return code
