@@ -18,7 +18,8 @@ import sys
 from typing import Any
 
 from ..ir.escape import escape
-from .inputs import add_input_args, add_output_args, parse_input_shapes, read_feeds
+from .inputs import (add_input_args, add_output_args, check_output, parse_input_shapes,
+                     read_feeds)
 
 
 def _parser():
@@ -121,6 +122,10 @@ def _run(args) -> int:
         raise UsageError("--run takes a pipeline folder and --inputs only")
     if not args.inputs:
         raise UsageError("--run needs --inputs x.npz")
+    if args.output:  # refused before the run, like the optimize command's -o
+        if not args.output.endswith(".npz"):
+            raise UsageError("--run -o: give a .npz file for the outputs")
+        check_output(args.output)
     import numpy as np
 
     feeds = read_feeds(args.inputs)[0]  # a FIFO or a pickled .npz is refused, never read
@@ -128,8 +133,6 @@ def _run(args) -> int:
 
     outs = run_pipeline(args.run, feeds)
     if args.output:
-        if not args.output.endswith(".npz"):
-            raise UsageError("--run -o: give a .npz file for the outputs")
         np.savez(args.output, **{k: np.asarray(v) for k, v in outs.items()})
     if not args.quiet:
         for name, v in outs.items():

@@ -120,3 +120,21 @@ def test_every_command_refuses_a_missing_model_or_a_folder_in_the_same_words(
         models = [str(path)] * (2 if command == ["verify"] else 1)
         assert main(command + models) == 2
         assert capsys.readouterr().err == f"onnxopt: error: {path}: {words}\n"
+
+
+@pytest.mark.parametrize("command", [["{model}"], ["cut", "--run", "{pipeline}",
+                                                  "--inputs", "{feeds}"]])
+def test_an_output_in_a_missing_folder_is_refused_first_in_the_same_words(
+        command, tmp_path, capsys):
+    # cut --run -o once wrote after running and failed with an internal error (exit 3).
+    from onnxopt.cli.main import main
+    from onnxopt.testing import model_file
+
+    model = model_file("<ir_version: 8, opset_import: [\"\" : 17]> g (float[2] x) => "
+                       "(float[2] y) { y = Relu (x) }", tmp_path / "m.onnx")
+    np.savez(tmp_path / "x.npz", x=np.ones(2, np.float32))
+    names = {"model": model, "pipeline": tmp_path / "no-pipeline-here",
+             "feeds": tmp_path / "x.npz"}
+    out = tmp_path / "missing" / ("o.onnx" if command[0] != "cut" else "o.npz")
+    assert main([a.format(**names) for a in command] + ["-o", str(out)]) == 2
+    assert capsys.readouterr().err == f"onnxopt: error: {out}: the output folder does not exist\n"
