@@ -34,6 +34,7 @@ import numpy as np
 
 CORPUS = Path(__file__).resolve().parent.parent / "golden" / "dynamize"
 TOOLS = ("update_model_dims", "onnxsim", "onnxslim", "onnxopt")
+TRIES = 6  # onnxopt runs again with the --constraint its refusal suggests, as a user would
 
 
 def _session(proto_or_bytes):
@@ -130,7 +131,7 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
               constraints: bool = False) -> dict:
     """The four tools on one model at ``shapes`` (the saved shapes other than the trace one).
     With ``constraints``, onnxopt is re-run with the --constraint its refusal suggests (at most
-    twice), and ``res["constraint"]`` says which it used."""
+    TRIES times), and ``res["constraint"]`` says which it used."""
     import onnx
 
     res: dict = {"constraint": ""}
@@ -170,7 +171,7 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
         from onnxopt.passes import PassManager
         from onnxopt.passes.pipeline import PassSpec
 
-        for attempt in range(4):
+        for attempt in range(TRIES):
             m = onnxopt.load(path)
             opts = {"dynamic": spec or _spec(meta), "constraint": res["constraint"]}
             if values:
@@ -181,7 +182,7 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
                 return lower_model(m)
             except OnnxoptError as e:
                 more = re.findall(r"--constraint '([^']+)'", str(e).splitlines()[0])
-                if not constraints or not more or attempt == 3:
+                if not constraints or not more or attempt == TRIES - 1:
                     res["refusal"] = str(e).splitlines()[0]
                     raise
                 res["constraint"] = ";".join(filter(None, [res["constraint"], *more]))

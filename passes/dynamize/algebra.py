@@ -40,6 +40,7 @@ class Algebra:
         self.binding = dict(binding)  # freed symbol -> trace size
         self.freed = frozenset(binding)
         self.modulus: dict[str, int] = {}  # symbol -> it is a multiple of this
+        self.upper: dict[str, int] = {}  # symbol -> at most this (a bounded repair)
         self._sub = None
         self._simple: dict = {}
 
@@ -112,6 +113,32 @@ class Algebra:
             self.assume_multiple(rest.name, int(c.q))
             return True
         return False
+
+    def allowed(self, name: str) -> list[int] | None:
+        """Every size ``name`` may take (at most its bound, a multiple of its modulus), or None
+        when it has no bound."""
+        top = self.upper.get(name)
+        if top is None:
+            return None
+        m = self.modulus.get(name, 1)
+        return list(range(m, top + 1, m))
+
+    def fixed(self, d) -> bool:
+        """True when ``d`` takes its trace value at every size the bounds and moduli allow
+        (``floor(height/32 + 31/32)`` under ``height<=32``): a size computed at the trace is
+        then right wherever the model may run."""
+        names = sorted(self.symbols_of(d) & self.freed)
+        sizes = [self.allowed(n) for n in names]
+        if any(s is None for s in sizes) or math.prod(len(s) for s in sizes) > 4096:
+            return False
+        want = self.evaluate(d)
+        e = self.expr(d)
+        S = sp()
+        for combo in itertools.product(*sizes):
+            v = e.xreplace({symbol(n): S.Integer(x) for n, x in zip(names, combo)})
+            if not (v.is_Integer and int(v) == want):
+                return False
+        return True
 
     def _subs(self):
         if self._sub is None:

@@ -28,7 +28,7 @@ BROADCAST_OPS = frozenset({
     "BitwiseAnd", "BitwiseOr", "BitwiseXor",
 })
 RNN_OPS = frozenset({"LSTM", "GRU", "RNN"})
-HANDLED = BROADCAST_OPS | RNN_OPS | {"MatMul", "Gemm", "Concat", "Expand", "Reshape"}
+HANDLED = BROADCAST_OPS | RNN_OPS | {"MatMul", "Gemm", "Concat", "Expand", "Reshape", "Resize"}
 
 
 def shape(v: Value | None) -> list | None:
@@ -287,6 +287,24 @@ def _expand(node: Node, alg: Algebra) -> list:
     return out
 
 
+def _resize(node: Node, alg: Algebra) -> list:
+    """A Resize to baked ``sizes`` keeps its input's batch and channels (dims 0 and 1, where
+    the sizes equal the input's at the trace): those elements follow the input. Its spatial
+    sizes are left to the conflicts downstream (a U-Net's upsampling meets its skip) and to
+    :func:`.reach.baked_resizes`."""
+    if len(node.inputs) < 4 or node.inputs[3] is None or node.attr("axes", None) is not None:
+        return []
+    sx, sizes = shape(node.inputs[0]), symval(node.inputs[3])
+    if sx is None or sizes is None or len(sx) != len(sizes):
+        return []
+    out: list = []
+    for a in range(min(2, len(sx))):
+        d = alg.freed_dim(sx[a])
+        if d is not None and is_int(sizes[a]) and sizes[a] == alg.evaluate(d):
+            out.append(VecConflict(node, 3, a, d, f"Resize keeps dim {a} ({d})"))
+    return out
+
+
 def _rnn(node: Node, alg: Algebra) -> list:
     x = node.inputs[0]
     sx = shape(x)
@@ -431,7 +449,7 @@ def _minus_group(node, alg, conflict, dshape, tv, dt, tt, target, minus, gd, gt)
     if alg.integral(q):
         return None
     if alg.has_freed(pdim) and not any(alg.has_freed(t) for t in others):
-        sp_ = alg.split(pdim, [tt[j] for j in gt])
+        sp_ = _split_data(node, alg, pdim, gd, [tt[j] for j in gt])
         if sp_ is None:
             return Unhandled(node, f"cannot split {pdim} over {fmt_dims(tv)}")
         for j, e in zip(gt, sp_[0]):
@@ -440,6 +458,18 @@ def _minus_group(node, alg, conflict, dshape, tv, dt, tt, target, minus, gd, gt)
         return None
     return Unhandled(node, f"Reshape of {fmt_dims(dshape)} to {fmt_dims(tv)}: "
                            f"{pdim} does not divide into {fmt_dims(others)}")
+
+
+def _split_data(node, alg, pdim, gd: list, traces: list):
+    """``pdim`` (the product of the Reshape's data dims ``gd``) split over target elements of
+    trace sizes ``traces``: in the order of the data's own factors where the dataflow gives
+    them (:mod:`.factors`), else by the counts (:meth:`Algebra.split`)."""
+    from .factors import ordered_elems
+
+    elems = ordered_elems(alg, node.inputs[0], gd, traces)
+    if elems is not None and alg.eq(alg.prod(elems), pdim):
+        return elems, False
+    return alg.split(pdim, traces)
 
 
 def _plain_group(node, alg, conflict, dshape, tv, dt, tt, target, minus, gd, gt):
@@ -451,7 +481,7 @@ def _plain_group(node, alg, conflict, dshape, tv, dt, tt, target, minus, gd, gt)
         return None
     fd, ft = alg.has_freed(pdim), alg.has_freed(ptgt)
     if fd and not ft:
-        sp_ = alg.split(pdim, [tt[j] for j in gt])
+        sp_ = _split_data(node, alg, pdim, gd, [tt[j] for j in gt])
         if sp_ is None:
             return Unhandled(node, f"cannot split {pdim} over target elements "
                                    f"{[tt[j] for j in gt]}")
@@ -503,6 +533,10 @@ def node_conflicts(node: Node, alg: Algebra, constraints: list) -> list:
         return _expand(node, alg)
     if op in RNN_OPS:
         return _rnn(node, alg)
+    if op == "Resize":
+        out = _resize(node, alg)
+        if out:
+            return out
     if op == "Reshape":
         r = analyse_reshape(node, alg)
         return [r] if r is not None else []

@@ -34,6 +34,7 @@ class Emitter:
         self._names: set | None = None
         self.created = 0
         self.guards: dict[str, int] = {}  # symbol -> modulus the user promised (--constraint)
+        self.bounds: dict[str, int] = {}  # symbol -> bound the user promised (--constraint)
 
     # -- primitives -------------------------------------------------------------------------
     def op(self, op_type: str, inputs, attrs: dict | None = None) -> Value:
@@ -75,6 +76,14 @@ class Emitter:
                 flags = self.op("ConstantOfShape", [v], {"value": np.zeros(1, np.bool_)})
                 rows = self.op("Reshape", [flags, self.i64([-1, m])])
                 v = self.op("Mul", [self._dim_of(rows, 0), self.i64([m])])
+            top = self.bounds.get(name)
+            if top is not None:
+                # Above the bound, positions 0..n-1 index past a table of top entries: an
+                # error. The gathered length is n again, which shape inference follows.
+                n = self.op("Reshape", [v, self.i64([])])
+                idx = self.op("Range", [self.i64(0), n, self.i64(1)])
+                rows = self.op("Gather", [self.const(np.zeros(top, np.uint8)), idx])
+                v = self._dim_of(rows, 0)
             v.name = self._fresh_name(f"dynamize/{name}")
             return v
 

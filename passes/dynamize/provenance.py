@@ -403,6 +403,32 @@ def _slice(st: _Step) -> None:
 def _pool(st: _Step) -> None:
     if st.a == 0:
         st.f(0, 0)
+    elif st.a >= 2 and _keeps_size(st.p, st.a - 2):
+        st.f(0, st.a)
+
+
+def _keeps_size(p: Node, k: int) -> bool:
+    """A Conv or pool whose spatial axis ``k`` has stride 1 and pads that make up for the kernel
+    (a 1x1 projection, a 'same' 3x3): its output there is its input's size, whatever it is."""
+    if p.op_type not in ("Conv", "MaxPool", "AveragePool", "LpPool"):
+        return False
+    kernel = p.attr("kernel_shape", None)
+    if kernel is None and p.op_type == "Conv" and len(p.inputs) > 1:
+        ws = shape(p.inputs[1])
+        kernel = ws[2:] if ws is not None else None
+    if kernel is None or k >= len(kernel) or not is_int(kernel[k]):
+        return False
+    n = len(kernel)
+    strides = p.attr("strides", None) or [1] * n
+    dil = p.attr("dilations", None) or [1] * n
+    if strides[k] != 1:
+        return False
+    auto = p.attr("auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        return True
+    pads = p.attr("pads", None) or [0] * 2 * n
+    return auto == "NOTSET" and pads[k] + pads[k + n] == dil[k] * (kernel[k] - 1)
 
 
 @_steps("Resize", "Upsample")

@@ -49,7 +49,7 @@ from .constraints import METADATA_KEY, check_constraints, parse_constraints, rec
 from .emit import Emitter, Unemittable
 from .indexing import factor_of, reads_flat_canvas
 from .provenance import DataCulprit, Dead, RangeCulprit, Tracer, VecCulprit, const_array
-from .reach import flat_index_sinks
+from .reach import baked_resizes, flat_index_sinks
 from .spec import Freed, parse_spec, resolve
 from .structure import Arange, ExpandTo, recognise
 from .values import find_size_values, rewrite_size_value
@@ -132,11 +132,12 @@ class Dynamizer:
         return src
 
     def _guard_unread(self) -> None:
-        """A promise (``--constraint 'height%32==0'``) is checked where a size computation reads
-        the symbol. When none does (a backbone of Convs whose baked asymmetric pads are right only
-        at multiples of the strides), a size that breaks it would compute, wrongly: route the
-        input through a no-op Reshape whose target reads the guarded size, so it fails instead."""
-        for sym in sorted(self.em.guards):
+        """A promise (``--constraint 'height%32==0'``, ``'height<=32'``) is checked where a size
+        computation reads the symbol. When none does (a backbone of Convs whose baked asymmetric
+        pads are right only at multiples of the strides, a Resize baked at the trace), a size that
+        breaks it would compute, wrongly: route the input through a no-op Reshape whose target
+        reads the guarded size, so it fails instead."""
+        for sym in sorted(set(self.em.guards) | set(self.em.bounds)):
             if ("sym", sym) in self.em._cache or sym not in self.em.sources:
                 continue
             inp, _ = self.em.sources[sym]
@@ -195,6 +196,7 @@ class Dynamizer:
                 self.alg.assume_multiple(c.symbol, c.value)
             else:
                 self.allowed[c.symbol] = c.value
+                self.alg.upper[c.symbol] = c.value
                 self._bound(SymDim(c.symbol), c.value, "given by --constraint")
             self.other_notes.append(f"assumes {c} (--constraint; recorded in the model's "
                                     f"metadata as {METADATA_KEY})")
@@ -205,6 +207,7 @@ class Dynamizer:
         first = next(iter(self.graph.nodes), None)
         self.em = Emitter(self.model, self.graph, self._sources(), first)
         self.em.guards = {c.symbol: c.value for c in self.user if c.kind == "mod"}
+        self.em.bounds = {c.symbol: c.value for c in self.user if c.kind == "le"}
         max_rounds = 64 + len(self.graph.nodes)
         for _ in range(max_rounds):
             info = self._infer()
@@ -228,6 +231,7 @@ class Dynamizer:
         self._requirements()
         self._simplify_outputs()
         self.problems.extend(flat_index_sinks(self.graph, self.alg))  # before the run check
+        self.problems.extend(baked_resizes(self.graph, self.alg))
         if self.problems:
             self._fail()
         if self.check:

@@ -43,16 +43,17 @@ def _holds(alg: Algebra, cons: list, binding: dict) -> bool:
 
 
 def pick_bindings(alg: Algebra, bounds: dict, cons: list) -> list[dict]:
-    """Two bindings of the freed symbols, each different from the trace in every symbol."""
+    """Two bindings of the freed symbols, each different from the trace in every symbol that
+    may take another size (a symbol the bounds and moduli pin to its trace size keeps it)."""
     syms = sorted(alg.binding)
     ladders = {s: _ladder(alg.binding[s], alg.modulus.get(s, 1), bounds.get(s)) for s in syms}
     out = []
     for which in (0, 1):
-        choices = [ladders[s][which] or ladders[s][1 - which] for s in syms]
-        if any(not c for c in choices):
-            continue
+        choices = [ladders[s][which] or ladders[s][1 - which] or [alg.binding[s]] for s in syms]
         for combo in itertools.islice(itertools.product(*choices), 2000):
             b = dict(zip(syms, combo))
+            if b == alg.binding:
+                break
             if _holds(alg, cons, b) and b not in out:
                 out.append(b)
                 break

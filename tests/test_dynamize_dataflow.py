@@ -1,0 +1,105 @@
+"""Dynamize where the trace sizes alone are ambiguous and the dataflow decides: a patch count
+equal to the channel count (MobileViT's unfolding at 32x32), and a Resize baked at the trace
+(its sizes computed from the input there, which the file no longer says how)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnxopt.errors import OnnxoptError
+from onnxopt.passes import PassContext, PassManager
+from onnxopt.passes.dynamize.constraints import BOUNDS_KEY
+from onnxopt.passes.pipeline import PassSpec
+from onnxopt.testing import model_from_text, run_model
+
+IMG = "x:0=batch,2=height,3=width"
+W = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+
+
+def floats(a) -> str:
+    return ", ".join(repr(float(v)) for v in np.ravel(a))
+
+
+def repair(text: str, constraint: str = ""):
+    model = model_from_text(text)
+    ctx = PassContext(model)
+    PassManager([PassSpec("dynamize", {"dynamic": IMG, "constraint": constraint})],
+                verify_each=True).run(model, ctx)
+    return model, "\n".join(ctx.notes)
+
+
+# 4 channels, a 4x4 map, 2x2 patches: 4 patches, as many as the channels.
+UNFOLD = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,4,4,4] x) => (float[12,4,5] y) {{
+   s1 = Constant <value = int64[4] {{24, 2, 2, 2}}> ()
+   r1 = Reshape (x, s1)
+   t1 = Transpose <perm = [0, 2, 1, 3]> (r1)
+   s2 = Constant <value = int64[4] {{3, 4, 4, 4}}> ()
+   r2 = Reshape (t1, s2)
+   t2 = Transpose <perm = [0, 3, 2, 1]> (r2)
+   s3 = Constant <value = int64[3] {{12, 4, 4}}> ()
+   r3 = Reshape (t2, s3)
+   w = Constant <value = float[4,5] {{{floats(W)}}}> ()
+   y = MatMul (r3, w)
+}}"""
+
+
+def unfold(x: np.ndarray) -> np.ndarray:
+    """MobileViT's unfolding: [B, C, H, W] -> [B * patch area, patches, C], then the weight."""
+    b, c, h, w = x.shape
+    p = x.reshape(b * c * (h // 2), 2, w // 2, 2).transpose(0, 2, 1, 3)
+    p = p.reshape(b, c, (h // 2) * (w // 2), 4).transpose(0, 3, 2, 1)
+    return p.reshape(b * 4, (h // 2) * (w // 2), c) @ W
+
+
+def test_a_patch_count_equal_to_the_channels_follows_the_dataflow() -> None:
+    """At the trace, [24, 2, 2, 2] -> [3, 4, 4, 4] reads as channels x patches or patches x
+    channels; the factors of the merged dim 0 ([batch, 4, height/2] from the first Reshape)
+    put the channels second, so the weight's 4 rows stay the channels."""
+    model, notes = repair(UNFOLD, "height%2==0;width%2==0")
+    assert "ran at" in notes
+    for b, h, w in [(1, 4, 4), (2, 8, 6), (5, 2, 10)]:
+        x = np.random.default_rng(h * w).standard_normal((b, 4, h, w)).astype(np.float32)
+        (y,) = run_model(model, {"x": x})
+        np.testing.assert_allclose(y, unfold(x), rtol=1e-5, atol=1e-5)
+
+
+def test_counts_alone_would_have_freed_the_weight_rows(monkeypatch) -> None:
+    """Without the dataflow (the split by counts alone), the patch count lands where the
+    weight's rows are: refused, never wrong. This is what the factors fix."""
+    from onnxopt.passes.dynamize import factors
+
+    monkeypatch.setattr(factors, "ordered_elems", lambda *a: None)
+    with pytest.raises(OnnxoptError, match="MatMul"):
+        repair(UNFOLD, "height%2==0;width%2==0")
+
+
+# A 4x4 map pooled to 1x1, resized to a baked 2x2 (at the trace: ceil(1/2)*2 whole patches).
+RESIZE = """<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,2,4,4] x) => (float[3,2] y) {
+   p = AveragePool <kernel_shape = [4, 4], strides = [4, 4]> (x)
+   roi = Constant <value = float[0] {}> ()
+   sc = Constant <value = float[0] {}> ()
+   sz = Constant <value = int64[4] {3, 2, 2, 2}> ()
+   r = Resize <mode = "linear"> (p, roi, sc, sz)
+   ax = Constant <value = int64[2] {2, 3}> ()
+   y = ReduceSum <keepdims = 0> (r, ax)
+}"""
+
+
+def test_a_resize_baked_at_the_trace_is_refused_with_the_bound_that_keeps_it_right() -> None:
+    with pytest.raises(OnnxoptError, match=r"Resize 'r'|an unnamed Resize") as e:
+        repair(RESIZE, "height%4==0;width%4==0")
+    assert "to a baked 2" in str(e.value)
+    assert "--constraint 'height<=4' --constraint 'width<=4'" in str(e.value)
+
+
+def test_the_bounded_resize_serves_the_trace_size_and_fails_above_it() -> None:
+    model, notes = repair(RESIZE, "height%4==0;width%4==0;height<=4;width<=4")
+    assert model.metadata_props[BOUNDS_KEY] == "height<=4; width<=4"
+    for b in (1, 5):  # the batch follows the input, through the Resize's sizes too
+        x = np.random.default_rng(b).standard_normal((b, 2, 4, 4)).astype(np.float32)
+        (y,) = run_model(model, {"x": x})
+        np.testing.assert_allclose(y, 4 * x.mean(axis=(2, 3)), rtol=1e-5, atol=1e-5)
+    with pytest.raises(Exception, match="Gather|out of bounds|indices"):
+        run_model(model, {"x": np.zeros((1, 2, 8, 8), np.float32)})
