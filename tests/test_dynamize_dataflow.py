@@ -103,3 +103,50 @@ def test_the_bounded_resize_serves_the_trace_size_and_fails_above_it() -> None:
         np.testing.assert_allclose(y, 4 * x.mean(axis=(2, 3)), rtol=1e-5, atol=1e-5)
     with pytest.raises(Exception, match="Gather|out of bounds|indices"):
         run_model(model, {"x": np.zeros((1, 2, 8, 8), np.float32)})
+
+
+CW = np.random.default_rng(1).standard_normal((2, 2, 2, 2)).astype(np.float32)
+# Swin's windows over a downsampled map: a 2x2 stride-2 patch embedding, 4x4 windows
+# partitioned and merged back (window_partition / window_reverse, the windows' batch merged).
+WINDOWS = f"""<ir_version: 8, opset_import: ["" : 18]>
+g (float[3,2,16,16] x) => (float[3,8,8,2] y) {{
+   w = Constant <value = float[2,2,2,2] {{{floats(CW)}}}> ()
+   e = Conv <kernel_shape = [2, 2], strides = [2, 2]> (x, w)
+   n = Transpose <perm = [0, 2, 3, 1]> (e)
+   s1 = Constant <value = int64[6] {{3, 2, 4, 2, 4, 2}}> ()
+   r1 = Reshape <allowzero = 1> (n, s1)
+   t1 = Transpose <perm = [0, 1, 3, 2, 4, 5]> (r1)
+   s2 = Constant <value = int64[3] {{12, 16, 2}}> ()
+   win = Reshape <allowzero = 1> (t1, s2)
+   h = Softmax <axis = 1> (win)
+   s3 = Constant <value = int64[6] {{3, 2, 2, 4, 4, 2}}> ()
+   r3 = Reshape <allowzero = 1> (h, s3)
+   t3 = Transpose <perm = [0, 1, 3, 2, 4, 5]> (r3)
+   s4 = Constant <value = int64[4] {{3, 8, 8, 2}}> ()
+   y = Reshape <allowzero = 1> (t3, s4)
+}}"""
+
+
+def windows(x: np.ndarray) -> np.ndarray:
+    b, _, hh, ww = x.shape
+    e = np.einsum("bchpwq,ocpq->bohw", x.reshape(b, 2, hh // 2, 2, ww // 2, 2), CW)
+    n = e.transpose(0, 2, 3, 1)
+    h2, w2 = hh // 2, ww // 2
+    win = n.reshape(b, h2 // 4, 4, w2 // 4, 4, 2).transpose(0, 1, 3, 2, 4, 5)
+    win = win.reshape(-1, 16, 2)
+    win = np.exp(win - win.max(1, keepdims=True))
+    win = win / win.sum(1, keepdims=True)
+    r = win.reshape(b, h2 // 4, w2 // 4, 4, 4, 2).transpose(0, 1, 3, 2, 4, 5)
+    return r.reshape(b, h2, w2, 2)
+
+
+def test_windows_over_a_downsampled_map_merge_back_under_the_constraint() -> None:
+    """The windows' batch dim (batch * height/8 * width/8) is split back by its factors, so
+    with height%8 and width%8 every element is whole (Swin through the dynamo exporter)."""
+    with pytest.raises(OnnxoptError, match="height%8==0"):
+        repair(WINDOWS)
+    model, notes = repair(WINDOWS, "height%8==0;width%8==0")
+    for b, hh, ww in [(1, 16, 16), (2, 8, 24), (4, 32, 8)]:
+        x = np.random.default_rng(hh + ww).standard_normal((b, 2, hh, ww)).astype(np.float32)
+        (y,) = run_model(model, {"x": x})
+        np.testing.assert_allclose(y, windows(x), rtol=1e-4, atol=1e-5)
