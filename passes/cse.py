@@ -194,9 +194,10 @@ class CommonSubexpressionElimination(GraphPass):
     def run_on_graph(self, graph: Graph, ctx: PassContext) -> PassResult:
         max_bytes = int(self.opts["max_bytes"])
         opset = graph_opset(graph, ctx)
-        merger = _Merger(graph, max_bytes, opset)
         memo_key = (_CLEAN, max_bytes, opset)
-        since = graph.meta.get(memo_key) if ctx.options.get(_MEMO, True) else None
+        last = graph.meta.get(memo_key) if ctx.options.get(_MEMO, True) else None
+        merger = _Merger(graph, max_bytes, opset, last[1] if last else {})
+        since = last[0] if last else None
         start = clock()
         _merge_initializers(graph, max_bytes, merger.stats)
         if since is None:
@@ -205,49 +206,55 @@ class CommonSubexpressionElimination(GraphPass):
             # Rounds over what changed: a merge rewires the users of the merged node, whose
             # twins may lie before them (the next round sees both in order).
             while True:
-                keep = _near_changes(graph, since)
+                keep = merger.near_changes(since)
                 merged = merger.sweep(graph.nodes if keep is None
                                       else graph.nodes.where(clock(), keep))
                 if not merged:
                     break
                 since, start = start, clock()
-        graph.meta[memo_key] = start  # everything stamped before was examined with no merge left
+        # Everything stamped before ``start`` was examined and no merge is left.
+        graph.meta[memo_key] = (start, merger.sourceless)
         stats = merger.stats
         modified = bool(stats["nodes_merged"] or stats["initializers_merged"])
         return PassResult(modified=modified, stats=+stats, rewrites=merger.rewrites,
                           preserved=ALL if not modified else frozenset())
 
 
-def _near_changes(graph: Graph, since: int) -> set | None:
-    """The nodes a merge can involve after a clean run at clock ``since``: those stamped since
-    (new, rewired or edited) and their twins-to-be, the nodes of the same op reading the same
-    first input (equal keys mean equal inputs). None when every node must be looked at (a
-    stamped node without inputs may equal any other)."""
-    keep: set[Node] = set()
-    looked: set[tuple] = set()
-    for n in graph.nodes.where(since):
-        v = next((i for i in n.inputs if i is not None), None)
-        if v is None:
-            return None
-        keep.add(n)
-        if (v, n.op_type) in looked:
-            continue
-        looked.add((v, n.op_type))
-        for u, _ in v.uses():
-            if u.op_type == n.op_type and u.graph is graph:
-                keep.add(u)
-    return keep
-
-
 class _Merger:
     """One run over one graph: the table of kept nodes by key, and what was merged."""
 
-    def __init__(self, graph: Graph, max_bytes: int, opset: int | None):
+    def __init__(self, graph: Graph, max_bytes: int, opset: int | None, sourceless: dict):
         self.graph = graph
         self.max_bytes = max_bytes
         self.opset = opset
         self.stats: Counter = Counter()
         self.rewrites: list[Rewrite] = []
+        # The keys of the nodes without inputs (Constants) when last swept: such a node is
+        # stamped whenever a reader of it comes or goes, which changes nothing it is equal to.
+        self.sourceless: dict[Node, tuple | None] = sourceless
+
+    def near_changes(self, since: int) -> set | None:
+        """The nodes a merge can involve after a clean run at clock ``since``: those stamped
+        since (new, rewired or edited) and their twins-to-be, the nodes of the same op reading
+        the same first input (equal keys mean equal inputs). None when every node must be
+        looked at (a new or edited node without inputs may equal any other such node)."""
+        keep: set[Node] = set()
+        looked: set[tuple] = set()
+        for n in self.graph.nodes.where(since):
+            v = next((i for i in n.inputs if i is not None), None)
+            if v is None:
+                if n.inputs or n not in self.sourceless or \
+                        self.sourceless[n] != node_key(n, self.max_bytes):
+                    return None
+                continue
+            keep.add(n)
+            if (v, n.op_type) in looked:
+                continue
+            looked.add((v, n.op_type))
+            for u, _ in v.uses():
+                if u.op_type == n.op_type and u.graph is self.graph:
+                    keep.add(u)
+        return keep
 
     def sweep(self, nodes) -> bool:
         """Merge each of ``nodes`` (in graph order) into the first earlier one of them with its
@@ -259,6 +266,8 @@ class _Merger:
                     or not is_deterministic(node, self.opset)):
                 continue
             key = node_key(node, self.max_bytes)
+            if not node.inputs:
+                self.sourceless[node] = key
             if key is None:
                 continue
             kept = table.setdefault(key, node)

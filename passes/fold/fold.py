@@ -82,7 +82,9 @@ from .inline import IfInlining
 from .materialize import Materialization
 from .proven import SHAPES, request_shapes
 
-_CLEAN = "fold.clean"  # model.meta: (clock of the last run's start, its facts and options)
+# model.meta: the last run's (clock when its walk began, its facts and options, whether the
+# model had Shape or Size nodes)
+_CLEAN = "fold.clean"
 _MEMO = "rewrite.memo"  # the context option that turns the memo off (tests: full sweeps)
 
 
@@ -142,7 +144,8 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         m = self.model
         # Proven shapes only matter where shapes are read (Shape/Size start every static shape
         # computation); without such nodes the analysis' cost buys nothing here.
-        if self.use_shapes and any(n.op_type in ("Shape", "Size") for n in m.all_nodes()):
+        reads = self.use_shapes and self.reads_shapes()
+        if reads:
             self.shapes = request_shapes(m, self.ctx)
             self.trusted = self.shapes is not None
         memo = (m.meta.get(GENERATION), self.trusted, self.options_key)
@@ -160,11 +163,21 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         self.materialize()
         # Everything stamped before ``start`` was looked at: a node that did not fold now cannot
         # fold later unless it, or the producer of one of its inputs, is stamped again.
-        m.meta[_CLEAN] = (start, memo)
+        m.meta[_CLEAN] = (start, memo, reads)
         if self.policy_refused:
             self.ctx.note(f"fold: {self.policy_refused} value(s) left computed at run time by the "
                           f"size policy (max_elements={self.max_elements}, "
                           f"max_growth={self.max_growth:g})")
+
+    def reads_shapes(self) -> bool:
+        """True when the model has a Shape or Size node (after a run that found none, only the
+        nodes stamped since can be one)."""
+        last = self.model.meta.get(_CLEAN)
+        if last is not None and not last[2] and self.ctx.options.get(_MEMO, True):
+            nodes = (n for g in self.model.graphs() for n in g.nodes.where(last[0]))
+        else:
+            nodes = self.model.all_nodes()
+        return any(n.op_type in ("Shape", "Size") for n in nodes)
 
     def last_clean(self, memo: tuple) -> Optional[int]:
         """The clock of the last run with the same facts and options, or None (a full walk)."""
