@@ -128,6 +128,66 @@ def read_model_proto(path: str):
     return _parse(_read_bytes(path), path)
 
 
+_STRUCTURE_MIN_FILE = 16 << 20  # below this, parsing everything costs less than the walk
+
+
+def read_model_structure(path: str, drop_over: int):
+    """Read a ModelProto without the ``raw_data`` of main-graph initializers over ``drop_over``
+    bytes: the file is memory-mapped and those bytes are stepped over, never read into memory,
+    so a reader of the structure (inputs, types, small constants) costs what the structure
+    costs. Small files, and layouts the walk does not expect, are read whole."""
+    import mmap
+
+    try:
+        size = os.stat(path).st_size
+        if size < _STRUCTURE_MIN_FILE or size >= 2**31:
+            raise ValueError("read whole")
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as b:
+            data = _without_raw_over(b, drop_over)
+    except (OSError, ValueError, IndexError):
+        return read_model_proto(path)
+    return _parse(data, path)
+
+
+def _without_raw_over(b, drop_over: int) -> bytes:
+    """The serialized model ``b`` with big initializers' raw_data fields left out."""
+    graphs = [(t, s, e) for t, (num, wt, s, e) in _field_starts(b, 0, len(b))
+              if num == 7 and wt == 2]
+    if len(graphs) != 1:  # repeated graph fields merge; leave that to the whole read
+        raise ValueError("repeated graph fields")
+    graph_tag, gs, ge = graphs[0]
+    parts = []
+    for t, (num, wt, s, e) in _field_starts(b, gs, ge):
+        if num == 5 and wt == 2 and e - s > drop_over:  # GraphProto.initializer
+            tensor = b"".join(b[ft:fe] for ft, (fnum, _, fs, fe) in _field_starts(b, s, e)
+                              if fnum != 9 or fe - fs <= drop_over)  # 9: TensorProto.raw_data
+            parts.append(b[t:_varint(b, t)[1]] + _encode_varint(len(tensor)) + tensor)
+        else:
+            parts.append(b[t:e])
+    graph = b"".join(parts)
+    return b"".join((b[:graph_tag], _encode_varint(7 << 3 | 2), _encode_varint(len(graph)),
+                     graph, b[ge:]))
+
+
+def _field_starts(b, i: int, end: int):
+    """(field start, (number, wire type, payload start, payload end)) of each field."""
+    for f in _fields(b, i, end):
+        yield i, f
+        i = f[3]
+
+
+def _encode_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        c = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(c | 0x80)
+        else:
+            out.append(c)
+            return bytes(out)
+
+
 def check_header(proto, what: str, base_dir: Optional[str] = None,
                  problems: Optional[list] = None) -> None:
     """Refuse models whose header no runtime accepts (IR version, opset imports), then anything

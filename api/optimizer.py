@@ -87,10 +87,16 @@ def _has_external(model) -> bool:
 class _Lowered:
     """The optimized model in a form onnxruntime can load: bytes, or a temp file with data."""
 
-    def __init__(self, model):
+    def __init__(self, model, borrow: bool = False):
         from .ir import lower_model
 
         self.tmpdir = None
+        if borrow:  # for onnxopt's own verifier: the session reads the IR's arrays in place
+            from .verify.sources import lower_borrowing
+
+            self.ref = lower_borrowing(model)
+            if self.ref is not None:
+                return
         if _has_external(model):
             from .io import save
 
@@ -263,7 +269,7 @@ def _verify_result(result: "OptimizeResult", original_ref, verify_options,
     vopts = verify_options or VerifyOptions()
     if input_shapes and not vopts.input_shapes:
         vopts.input_shapes = dict(input_shapes)
-    lowered = _Lowered(result.model)
+    lowered = _Lowered(result.model, borrow=True)
     try:
         result.verification = run_verify(original_ref, lowered.ref, vopts)
     finally:
@@ -316,7 +322,7 @@ def _run_prefix(items, k: int, original_ref, base_dir, vopts, input_shapes,
     if input_shapes:
         _apply_input_shapes(model, input_shapes)
     PassManager(items, limit=k, last_options=last_options).run(model)
-    lowered = _Lowered(model)
+    lowered = _Lowered(model, borrow=True)
     try:
         return run_verify(original_ref, lowered.ref, vopts).status != "failed"
     finally:

@@ -8,20 +8,24 @@ would repeat it on stderr, even when onnxopt succeeds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 CPU = "CPUExecutionProvider"
 
 
 def session(ref: Any, *, optimize: bool = False, threads: Optional[int] = None,
-            providers: Sequence[str] = (CPU,), data_dir: Optional[str] = None):
+            providers: Sequence[str] = (CPU,), data_dir: Optional[str] = None,
+            initializers: Optional[Mapping[str, Any]] = None, prepack: bool = True):
     """An ``onnxruntime.InferenceSession`` on a path or serialized model.
 
     ``optimize``: the runtime's graph optimizations (all of them) on; off by default, so its
     fusions cannot hide a broken graph. ``threads``: intra-op threads (0: all cores), one
     inter-op thread; None leaves the runtime's defaults. ``data_dir``: where the external data
-    of a serialized model lives.
+    of a serialized model lives. ``initializers``: numpy arrays the runtime uses in place of
+    the named initializers, without copying them (the model holds placeholders for them).
+    ``prepack``: False keeps the runtime from holding a second, re-laid-out copy of each weight
+    (a verification session runs a few times; memory matters more than speed there).
     """
     import onnxruntime as ort
 
@@ -36,7 +40,15 @@ def session(ref: Any, *, optimize: bool = False, threads: Optional[int] = None,
     if data_dir is not None:
         so.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                     data_dir)
-    return ort.InferenceSession(ref, so, providers=list(providers))
+    if not prepack:
+        so.add_session_config_entry("session.disable_prepacking", "1")
+    keep = []
+    if initializers:
+        keep = [ort.OrtValue.ortvalue_from_numpy(a) for a in initializers.values()]
+        so.add_external_initializers(list(initializers), keep)
+    sess = ort.InferenceSession(ref, so, providers=list(providers))
+    sess._onnxopt_borrowed = (initializers, keep)  # the runtime reads these buffers while it lives
+    return sess
 
 
 def run_options():

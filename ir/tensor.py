@@ -227,6 +227,21 @@ class Tensor:
         self._array = arr
         return arr
 
+    def numpy_uncached(self) -> np.ndarray:
+        """The data as numpy without keeping a decoded copy on the tensor: for a consumer that
+        holds the array only for a while (a verification session), so the IR does not grow."""
+        if self._array is not None:
+            return self._array
+        if self._external is not None:
+            return self._map_external()
+        p = self._proto
+        if p.HasField("raw_data") and self.dtype != 8 and self.dtype not in _PACKED:
+            dt = np.dtype(np_dtype(self.dtype)).newbyteorder("<")
+            return np.frombuffer(p.raw_data, dtype=dt).reshape(self.dims)
+        from onnx import numpy_helper
+
+        return numpy_helper.to_array(p)
+
     def _map_external(self) -> np.ndarray:
         ref = self._external
         if self.dtype == 8 or self.dtype in _PACKED:

@@ -338,3 +338,45 @@ def test_the_verifier_reads_the_originals_structure_not_its_weights(tmp_path):
     rep = v.check(before)
     assert rep.status == "ok" and len(rep.bindings) >= 2
     assert path.read_bytes() == before
+
+
+def _weighted(tmp_path, rows: int) -> str:
+    """y = x @ w + b with a [rows, 4] weight (float), saved with its data inline."""
+    rng = np.random.default_rng(0)
+    w = onnx.numpy_helper.from_array(rng.standard_normal((rows, 4)).astype(np.float32), "w")
+    b = onnx.numpy_helper.from_array(np.ones(4, np.float32), "b")
+    g = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["t"]),
+         onnx.helper.make_node("Add", ["t", "b"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", rows])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])], [w, b])
+    path = str(tmp_path / "m.onnx")
+    onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_the_structure_of_a_big_file_is_read_without_its_weights(tmp_path):
+    """Over 16 MB, the verifier's read steps over large raw_data in the file: the proto it gets
+    equals a whole read with the large data dropped."""
+    from onnxopt.io import read_model_proto, read_model_structure
+    from onnxopt.verify.sources import _without_big_data
+
+    path = _weighted(tmp_path, 1 << 20)  # 16 MB of weight
+    got = read_model_structure(path, 1 << 20)
+    assert got == _without_big_data(read_model_proto(path))
+    assert got.ByteSize() < 1000 and list(got.graph.initializer[0].dims) == [1 << 20, 4]
+
+
+def test_the_optimized_model_borrows_its_weights_and_a_changed_weight_is_caught(tmp_path):
+    """onnxopt's own check lowers large initializers as placeholders and lends onnxruntime the
+    IR's arrays: the serialized model is small, and the arrays are what is checked."""
+    from onnxopt import load
+    from onnxopt.verify.sources import lower_borrowing
+
+    path = _weighted(tmp_path, 1 << 17)
+    lent = lower_borrowing(load(path))
+    assert list(lent.initializers) == ["w"] and len(lent.data) < 1000
+    assert verify(path, lent).status == "ok"
+    lent.initializers["w"] = lent.initializers["w"] + 1e-2
+    report = verify(path, lent)
+    assert report.status == "failed" and "'y' differs" in report.reason

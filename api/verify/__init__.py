@@ -185,7 +185,7 @@ class Verifier:
         prep.output_dtypes = {o.name: o.type.tensor_type.elem_type for o in proto.graph.output
                               if o.type.HasField("tensor_type")}
         try:
-            sess = session(self._original.ort_ref())
+            sess = session(self._original.ort_ref(), prepack=False)
         except Exception as e:  # noqa: BLE001 - any load failure is a finding
             prep.error = f"onnxruntime cannot load the original model: {_first_line(e)}"
             return
@@ -376,7 +376,7 @@ class Verifier:
         src = _Source(optimized, "optimized model")
         try:
             try:
-                sess = session(src.ort_ref())
+                sess = session(src.ort_ref(), initializers=src.borrowed(), prepack=False)
             except Exception as e:  # noqa: BLE001 - any load failure is a finding
                 return report("failed", "onnxruntime cannot load the optimized model: "
                               f"{_first_line(e)}")

@@ -1,4 +1,5 @@
-"""Model sources: a path, bytes or a ModelProto, loaded once, sessions made from it."""
+"""Model sources: a path, bytes, a ModelProto or an IR model lowered with its weights borrowed,
+loaded once, sessions made from it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import hashlib
 import math
 import os
 import tempfile
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
 
 from .common import _CONST_LIMIT, _PROTO_LIMIT
 from .options import ModelSource
@@ -17,6 +21,53 @@ def _first_line(err: BaseException, limit: int = 400) -> str:
     text = str(err).strip()
     line = text.splitlines()[0] if text else type(err).__name__
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+@dataclass
+class BorrowedWeights:
+    """A lowered model whose large initializers are placeholders, and the arrays onnxruntime
+    reads in their place: the weights are never serialized or copied for the session."""
+
+    data: bytes
+    initializers: dict[str, Any] = field(default_factory=dict)
+
+
+# Types onnxruntime takes from numpy without conversion.
+_BORROWABLE = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13}
+_PLACEHOLDER = "onnxopt-borrowed-weight"  # a location that is never read
+
+
+def lower_borrowing(model) -> Optional[BorrowedWeights]:
+    """Lower an IR model for a verification session, lending it the main graph's large or
+    external initializers (over ``_CONST_LIMIT`` elements or in a data file; numeric; not graph
+    inputs) as arrays. None when an external tensor cannot be lent (a string, a subgraph's):
+    such a model goes through a file."""
+    import onnx
+    from ..ir import lower_model
+
+    inputs = {v.name for v in model.graph.inputs}
+    lend = {id(v.const_value): v.name for v in model.graph.initializers
+            if v.name not in inputs and v.const_value.dtype in _BORROWABLE
+            and (v.const_value.size > _CONST_LIMIT or v.const_value.is_external)}
+    if any(v.const_value.is_external and id(v.const_value) not in lend
+           for g in model.graphs() for v in g.initializers):
+        return None
+    borrowed: dict[str, np.ndarray] = {}
+
+    def tensor_to_proto(t, name):
+        if lend.get(id(t)) != name:
+            return t.to_proto(name)
+        borrowed[name] = np.ascontiguousarray(t.numpy_uncached())
+        p = onnx.TensorProto(name=name, data_type=t.dtype, dims=t.dims)
+        p.data_location = onnx.TensorProto.EXTERNAL
+        for k, v in (("location", _PLACEHOLDER), ("offset", "0"),
+                     ("length", str(borrowed[name].nbytes))):
+            e = p.external_data.add()
+            e.key, e.value = k, v
+        return p
+
+    data = lower_model(model, tensor_to_proto).SerializeToString()
+    return BorrowedWeights(data, borrowed)
 
 
 class _Source:
@@ -31,6 +82,8 @@ class _Source:
 
     def key(self) -> tuple:
         m = self.model
+        if isinstance(m, BorrowedWeights):
+            return ("borrowed", id(m))
         if isinstance(m, (str, os.PathLike)):
             p = os.fspath(m)
             st = os.stat(p)
@@ -50,13 +103,19 @@ class _Source:
         if self._proto is None:
             m = self.model
             if isinstance(m, (str, os.PathLike)):
-                from ..io import read_model_proto
+                from ..io import read_model_structure
 
-                self._proto = read_model_proto(os.fspath(m))
-            elif isinstance(m, (bytes, bytearray)):
+                # Over this many bytes a tensor has more than _CONST_LIMIT elements of any
+                # type, so its data would be dropped below anyway: it is never read.
+                self._proto = read_model_structure(os.fspath(m), 16 * _CONST_LIMIT)
+                self.size = os.path.getsize(m)  # what parsing it whole would measure
+                _without_big_data(self._proto)
+                return self._proto
+            elif isinstance(m, (bytes, bytearray, BorrowedWeights)):
                 from ..io import _parse
 
-                self._proto = _parse(bytes(m), self.what)
+                data = m.data if isinstance(m, BorrowedWeights) else bytes(m)
+                self._proto = _parse(data, self.what)
             else:
                 self._proto = m
                 self.size = m.ByteSize()
@@ -70,6 +129,8 @@ class _Source:
         m = self.model
         if isinstance(m, (str, os.PathLike)):
             return os.fspath(m)
+        if isinstance(m, BorrowedWeights):
+            return m.data
         if isinstance(m, (bytes, bytearray)):
             return bytes(m)
         if m.ByteSize() < _PROTO_LIMIT:
@@ -82,6 +143,10 @@ class _Source:
         path = os.path.join(self.tmpdir, "model.onnx")
         onnx.save_model(copy, path, save_as_external_data=True, location="model.onnx.data")
         return path
+
+    def borrowed(self) -> Optional[dict]:
+        """The arrays a session reads in place of placeholder initializers, if any."""
+        return self.model.initializers if isinstance(self.model, BorrowedWeights) else None
 
     def close(self) -> None:
         self._proto = None  # read once (inputs, outputs): not kept beside the sessions
