@@ -239,6 +239,11 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
 
         page = Recorder(model, progress)  # the graph before, and who creates each node
         progress = page.progress
+    vopts = _verify_options(verify_options, input_shapes) if verify else None
+    if verify:  # the original runs first: its session is gone before the passes allocate
+        from .verify import Verifier
+
+        Verifier(original_ref, vopts).prepare()
     pm = PassManager(items, verify_each=verify_each, check_modified=check_modified,
                      print_ir_after=tuple(print_ir_after), print_fn=print_fn,
                      reproducer_dir=reproducer_dir, verbose=verbose, progress=progress)
@@ -250,7 +255,7 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
         if page is not None:
             page.write(report, result, input_path=src)
         return result
-    vopts = _verify_result(result, original_ref, verify_options, input_shapes)
+    _verify_result(result, original_ref, vopts)
     if result.verification.status == "failed" and bisect and run.records:
         result.culprit = _bisect(items, run, original_ref, base_dir, vopts, input_shapes)
     if page is not None:
@@ -259,22 +264,25 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     return result
 
 
-def _verify_result(result: "OptimizeResult", original_ref, verify_options,
-                   input_shapes: Optional[dict]):
-    """Run ``result.model`` against the original (sets ``result.verification``); the options
-    used, for bisection."""
+def _verify_options(verify_options, input_shapes):
+    """The verifier's options: the caller's, with ``input_shapes`` where it gives none."""
     from .verify import VerifyOptions
-    from .verify import verify as run_verify
 
     vopts = verify_options or VerifyOptions()
     if input_shapes and not vopts.input_shapes:
         vopts.input_shapes = dict(input_shapes)
+    return vopts
+
+
+def _verify_result(result: "OptimizeResult", original_ref, vopts) -> None:
+    """Run ``result.model`` against the original (sets ``result.verification``)."""
+    from .verify import verify as run_verify
+
     lowered = _Lowered(result.model, borrow=True)
     try:
         result.verification = run_verify(original_ref, lowered.ref, vopts)
     finally:
         lowered.close()
-    return vopts
 
 
 def _check_arguments(model_or_path, verify: bool, require_verified: bool,
