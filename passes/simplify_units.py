@@ -34,37 +34,42 @@ _IDEMPOTENT = ("Relu", "Sign", "Floor", "Ceil", "Round", "Abs")
 _INVOLUTION = ("Neg", "Not")
 
 
-class Idempotent(Rule):
+def _twice(ops: tuple) -> Op:
+    """f(f(x)) for f among ``ops`` (the same f twice: :meth:`_Twice.check`)."""
+    return Op(ops, Op(ops, "x", name="inner", private=False), name="outer")
+
+
+class _Twice(Rule):
+    """f(f(x)) is ``keeps``: the inner node's output (f is a projection) or x (f undoes
+    itself)."""
+
+    keeps = "x"
+
+    def check(self, m: Match) -> Optional[str]:
+        if m.node("inner").op_type != m.node("outer").op_type:
+            return "two different ops"
+        return _replaceable(m, m[self.keeps])
+
+    def rewrite(self, m: Match, b) -> Value:
+        return m[self.keeps]
+
+
+class Idempotent(_Twice):
     """f(f(x)) is f(x) when f is a projection: Relu, Sign, Floor, Ceil, Round (values are
     already integral) and Abs. The inner node stays (it may have other readers)."""
 
     name = "idempotent"
     summary = "f(f(x)) -> f(x) for Relu, Sign, Floor, Ceil, Round, Abs"
-    pattern = Op(_IDEMPOTENT, Op(_IDEMPOTENT, "x", name="inner", private=False), name="outer")
-
-    def check(self, m: Match) -> Optional[str]:
-        if m.node("inner").op_type != m.node("outer").op_type:
-            return "two different ops"
-        return _replaceable(m, m["inner"])
-
-    def rewrite(self, m: Match, b) -> Value:
-        return m["inner"]
+    pattern = _twice(_IDEMPOTENT)
+    keeps = "inner"
 
 
-class Involution(Rule):
+class Involution(_Twice):
     """Neg(Neg(x)) and Not(Not(x)) are x (exact for every integer too: -(-INT_MIN) wraps back)."""
 
     name = "involution"
     summary = "Neg(Neg(x)) -> x, Not(Not(x)) -> x"
-    pattern = Op(_INVOLUTION, Op(_INVOLUTION, "x", name="inner", private=False), name="outer")
-
-    def check(self, m: Match) -> Optional[str]:
-        if m.node("inner").op_type != m.node("outer").op_type:
-            return "two different ops"
-        return _replaceable(m, m["x"])
-
-    def rewrite(self, m: Match, b) -> Value:
-        return m["x"]
+    pattern = _twice(_INVOLUTION)
 
 
 class WhereNot(Rule):
