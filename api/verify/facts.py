@@ -65,16 +65,15 @@ class _GraphFacts:
         self.consumers: dict = defaultdict(list)
         self.producer: dict = {}
         self.const: dict = {}
-        self.shape: dict = {}
+        self._shape: dict = {}  # name -> dims, read from the types below when first asked
+        self._types: dict = defaultdict(list)  # name -> its declared types, in order
         self._decoded: dict = {}
         for g in _all_graphs(graph):
             for t in g.initializer:
                 self.const[t.name] = t
-                self.shape[t.name] = [int(d) for d in t.dims]
+                self._shape[t.name] = [int(d) for d in t.dims]
             for vi in (*g.input, *g.output, *g.value_info):
-                dims = _dims_of(vi.type)
-                if dims is not None and vi.name not in self.shape:
-                    self.shape[vi.name] = dims
+                self._types[vi.name].append(vi.type)
             for n in g.node:
                 for i, x in enumerate(n.input):
                     if x:
@@ -86,7 +85,7 @@ class _GraphFacts:
                     value = self._constant_attr(n, helper, numpy_helper)
                     if value is not None:
                         self.const[n.output[0]] = value
-                        self.shape[n.output[0]] = list(np.shape(value) if isinstance(
+                        self._shape[n.output[0]] = list(np.shape(value) if isinstance(
                             value, np.ndarray) else value.dims)
 
     @staticmethod
@@ -146,9 +145,17 @@ class _GraphFacts:
             return np.zeros(1, np.float32)
         return None
 
+    def shape(self, name: str) -> Optional[list]:
+        """The dims of ``name``: a constant's, else the first declared type that has a shape
+        (decoded only when asked: a large graph has a type per value, and few are asked)."""
+        if name not in self._shape:
+            self._shape[name] = next((d for d in map(_dims_of, self._types.get(name, ()))
+                                      if d is not None), None)
+        return self._shape[name]
+
     def dim(self, name: str, axis: int):
         """Static (int) or symbolic (str) size of ``name`` along ``axis``; None when unknown."""
-        shape = self.shape.get(name)
+        shape = self.shape(name)
         if shape is None:
             return None
         if axis < 0:
@@ -182,7 +189,7 @@ class _GraphFacts:
                         h.index_hi.append(d)
                 elif op in ("GatherND", "ScatterND") and i == 1:
                     b = attrs["batch_dims"].i if "batch_dims" in attrs else 0
-                    data = self.shape.get(n.input[0])
+                    data = self.shape(n.input[0])
                     k = self.dim(v, -1)
                     if data is not None:
                         stop = b + k if isinstance(k, int) else len(data)
