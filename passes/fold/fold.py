@@ -82,8 +82,8 @@ from .inline import IfInlining
 from .materialize import Materialization
 from .proven import SHAPES, request_shapes
 
-# model.meta: the last run's (clock when its walk began, its facts and options, whether the
-# model had Shape or Size nodes)
+# model.meta: the last run's (clock when it ended, its facts and options, whether the model had
+# Shape or Size nodes, the nodes it evaluated but kept)
 _CLEAN = "fold.clean"
 _MEMO = "rewrite.memo"  # the context option that turns the memo off (tests: full sweeps)
 
@@ -150,9 +150,9 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
             self.trusted = self.shapes is not None
         memo = (m.meta.get(GENERATION), self.trusted, self.options_key)
         self.since = self.last_clean(memo)
-        start = clock()
         if self.since is not None:
             self.keep = seeds(m, self.since)
+            self.keep.update(n for n in m.meta[_CLEAN][3] if n.graph is not None)
         main = _Env(dict(m.opset_imports), m.ir_version)
         self.walk(m.graph, main)
         self.flush(main)
@@ -161,9 +161,11 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
             self.walk(f.graph, env)
             self.flush(env)
         self.materialize()
-        # Everything stamped before ``start`` was looked at: a node that did not fold now cannot
-        # fold later unless it, or the producer of one of its inputs, is stamped again.
-        m.meta[_CLEAN] = (start, memo, reads)
+        # A node that did not fold now cannot fold later unless it, or the producer of one of
+        # its inputs, is stamped again; what this run stamped it has looked at (the readers of
+        # a value it made constant read that value already), except the nodes the size policy
+        # kept: their inputs became constants of their own sizes, which the policy weighs.
+        m.meta[_CLEAN] = (clock(), memo, reads, tuple(self.kept))
         if self.policy_refused:
             self.ctx.note(f"fold: {self.policy_refused} value(s) left computed at run time by the "
                           f"size policy (max_elements={self.max_elements}, "
