@@ -3,6 +3,7 @@
     git worktree add /tmp/base <base commit>
     python benchmarks/incremental_check.py --base-tree /tmp/base [--new-tree DIR] [--work /tmp/inc]
         [--reuse-base] [--sizes 10000,50000] [-- more onnxopt arguments]
+    python benchmarks/incremental_check.py --base-tree /tmp/base --timing 50000,100000
 
 Runs ``onnxopt MODEL -o OUT --json`` (the default preset, verification on) on every model of
 ``tests/models`` and ``golden/models`` and on synthetic graphs of 10,000 and 50,000 nodes
@@ -15,6 +16,11 @@ passes) and pipeline seconds.
 The base runs as ``python -m onnxopt.cli.main`` from a folder that maps the package names to the
 base tree's folders the way ``pyproject.toml``'s ``package-dir`` does (symbolic links), with
 ``PYTHONPATH`` unset, so that it imports the base tree and not the editable install.
+
+``--timing SIZES``: per pass CPU seconds, node visits and skipped runs of the default pipeline
+(one process per side), then each side's whole process under ``/usr/bin/time`` (wall, user CPU,
+peak RSS; best of ``--repeat`` by CPU), ``--no-verify`` and verified, beside the floor: a process
+that imports onnx, onnxruntime and numpy and loads and saves the model.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ def shim(tree: str, work: str, label: str) -> str:
     top = os.path.join(work, label + "_pkg")
     pkg = os.path.join(top, "onnxopt")
     os.makedirs(pkg, exist_ok=True)
-    links = {name: os.path.join(tree, "api", name) for name in os.listdir(os.path.join(tree, "api"))}
+    api = os.path.join(tree, "api")
+    links = {name: os.path.join(api, name) for name in os.listdir(api)}
     links.update({sub: os.path.join(tree, folder) for sub, folder in PACKAGE_DIRS.items()})
     for name, target in links.items():
         link = os.path.join(pkg, name)
@@ -78,7 +85,8 @@ def run(cwd: str, model: str, out_dir: str, extra: list[str]) -> dict:
     try:
         summary = json.loads(p.stdout)
     except ValueError:
-        summary = {"error": (p.stderr.strip().splitlines() or ["no output"])[-1], "rc": p.returncode}
+        last = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        summary = {"error": last, "rc": p.returncode}
     with open(os.path.join(out_dir, name + ".json"), "w") as f:
         json.dump(summary, f)
     return summary
@@ -105,6 +113,70 @@ def _same_bytes(a: str, b: str) -> bool:
         return fa.read() == fb.read()
 
 
+# Per pass CPU seconds and node visits of the default pipeline, in one process (the manager's
+# clock made the process's CPU clock: other load on the machine does not count).
+_PER_PASS = """
+import json, sys, time, types
+import onnxopt
+import onnxopt.passes.manager as manager
+from onnxopt.passes.presets import PRESETS
+manager.time = types.SimpleNamespace(perf_counter=time.process_time)
+model = onnxopt.load(sys.argv[1])
+rows = {}
+for r in manager.PassManager(PRESETS["default"]).run(model).records:
+    row = rows.setdefault(r.name, [0, 0.0, 0, 0])
+    row[0] += 1; row[1] += r.seconds; row[2] += r.node_visits
+    row[3] += r.stats.get("fixpoint.skipped", 0)
+print(json.dumps(rows))
+"""
+_FLOOR = "import onnx,onnxruntime,numpy,sys; onnx.save(onnx.load(sys.argv[1]), sys.argv[2])"
+
+
+def per_pass(cwd: str, model: str) -> dict:
+    p = subprocess.run([sys.executable, "-c", _PER_PASS, model], cwd=cwd, env=_env(),
+                       capture_output=True, text=True, check=True)
+    return json.loads(p.stdout)
+
+
+def whole(cwd: str, args: list[str], repeat: int) -> tuple[float, float, int]:
+    """The fastest of ``repeat`` runs under ``/usr/bin/time``: wall s, user CPU s, peak KB."""
+    best = None
+    for _ in range(repeat):
+        p = subprocess.run(["/usr/bin/time", "-f", "%e %U %M", sys.executable, *args], cwd=cwd,
+                           env=_env(), capture_output=True, text=True)
+        wall, user, rss = p.stderr.strip().splitlines()[-1].split()
+        run = (float(wall), float(user), int(rss))
+        best = run if best is None or run[1] < best[1] else best
+    return best
+
+
+def timing(sides: dict, work: str, sizes: list[int], repeat: int) -> None:
+    """Per pass (CPU seconds, node visits, skipped runs) and whole process (wall, user, RSS)
+    for each side, with the load+save floor; printed as Markdown tables."""
+    for n in sizes:
+        model = models(work, [n])[-1]
+        out = os.path.join(work, "timing.onnx")
+        rows = {side: per_pass(cwd, model) for side, cwd in sides.items()}
+        print(f"\n{n} nodes, per pass (runs, CPU s, node visits, skipped): "
+              + " -> ".join(sides))
+        print("| pass | " + " | ".join(f"{s}: runs / CPU s / visits" for s in sides) + " |")
+        print("|---|" + "---:|" * len(sides))
+        for name in rows[next(iter(sides))]:
+            cells = [rows[s].get(name, [0, 0, 0, 0]) for s in sides]
+            print(f"| {name} | " + " | ".join(f"{c[0]} / {c[1]:.2f} / {c[2]:,}"
+                                              + (f" ({c[3]} skipped)" if c[3] else "")
+                                              for c in cells) + " |")
+        print(f"\n{n} nodes, whole process (best of {repeat} by CPU): wall s / user s / peak MB")
+        floor = whole(ROOT, ["-c", _FLOOR, model, out], repeat)
+        print(f"| floor (load+save) | {floor[0]:.2f} / {floor[1]:.2f} / {floor[2] // 1024} |")
+        for side, cwd in sides.items():
+            for flags in (["--no-verify"], []):
+                t = whole(cwd, ["-m", "onnxopt.cli.main", model, "-o", out, "-q", *flags],
+                          repeat)
+                print(f"| {side} {' '.join(flags) or 'verified'} | {t[0]:.2f} / {t[1]:.2f} / "
+                      f"{t[2] // 1024} | {t[1] / floor[1]:.1f}x floor (user) |", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base-tree", required=True, help="a checkout of the base commit")
@@ -113,11 +185,19 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/tmp/incremental_check")
     ap.add_argument("--sizes", default="10000,50000", help="synthetic graph sizes")
     ap.add_argument("--reuse-base", action="store_true", help="keep base results already there")
+    ap.add_argument("--timing", metavar="SIZES", help="instead of comparing outputs, time "
+                    "the default pipeline per pass and as a whole process on synthetic graphs "
+                    "of these sizes (e.g. 50000,100000)")
+    ap.add_argument("--repeat", type=int, default=3, help="whole-process runs per measurement")
     ap.add_argument("extra", nargs="*", help="more onnxopt arguments (after --)")
     a = ap.parse_args(argv)
     os.makedirs(a.work, exist_ok=True)
     base_cwd = shim(a.base_tree, a.work, "base")
     new_cwd = shim(a.new_tree, a.work, "new") if a.new_tree else ROOT
+    if a.timing:
+        timing({"base": base_cwd, "new": new_cwd}, a.work,
+               [int(x) for x in a.timing.split(",")], a.repeat)
+        return 0
     sizes = [int(s) for s in a.sizes.split(",") if s]
     bad = 0
     print(f"{'model':28} {'nodes':>13} {'verified':>11} {'bytes':>6} {'visits base -> new':>22} "

@@ -4,11 +4,12 @@ Two nodes are merged when they have the same domain, op type and overload, exact
 attributes (floats compared bit for bit, tensors by dtype, dims and bytes), the same input Values
 and the same output arity; the later node's outputs are redirected to the earlier one's. Nodes are
 visited in topological order with a hash table, so a chain of duplicates collapses in one run and
-the pass takes time linear in the graph. A later run looks only at the nodes stamped since the
-last one (``ir.core.clock``: new, rewired or edited) and the nodes of the same op reading the same
-first input, in graph order, in rounds until one merges nothing. Byte-identical initializers (same dtype, dims and bytes,
+the pass takes time linear in the graph. Byte-identical initializers (same dtype, dims and bytes,
 up to ``max_bytes`` each; never graph inputs, which a caller may override) are merged first, so
-nodes reading them merge too; identical Constant nodes merge like any node.
+nodes reading them merge too; identical Constant nodes merge like any node. A later run looks
+only at the nodes stamped since the last one (``ir.core.clock``: new, rewired or edited) and the
+nodes of the same op reading the same first input, in graph order, in rounds until one merges
+nothing.
 
 Never merged: non-deterministic ops (the Random* family, Multinomial, Bernoulli, Dropout that may
 train), nodes holding subgraphs, and nodes outside the standard ONNX domains (a custom op or a

@@ -4,10 +4,10 @@ ONNX operators have no side effects, so a node is dead as soon as none of its ou
 node or returned by a graph; this holds for custom domains and function calls too. Removal is a
 worklist over exact use lists: erasing a node drops its uses, and each producer whose outputs became
 unused is examined next, so the pass runs in time linear in the model (nothing is rescanned per
-removal). A later run looks only at the nodes stamped since the last one (``ir.core.clock``): a node
-becomes dead only by losing the last use of its outputs, which stamps it. A value of an enclosing graph that an If/Loop/Scan body reads is a real use, so its
+removal). A value of an enclosing graph that an If/Loop/Scan body reads is a real use, so its
 producer stays alive as long as the body's node does; erasing a node with bodies releases what the
-bodies read.
+bodies read. A later run looks only at the nodes stamped since the last one (``ir.core.clock``): a
+node becomes dead only by losing the last use of its outputs, which stamps it.
 
 Never removed: inputs and outputs of any graph (the model's interface; subgraph inputs are
 positional), initializers that are also graph inputs, sparse initializers.

@@ -62,8 +62,8 @@ def edit_unit(m) -> None:
 
 def twice(pipeline: str, edit, options: dict):
     """Run ``pipeline`` until it finds nothing, make ``edit``, run it again with ``options`` on
-    the same context: the model, the last run's node visits and the edited model. (A run that changed things
-    leaves them for the next run to look at: only a clean run leaves nothing.)"""
+    the same context: the model, the last run's node visits and the edited model. (The next run
+    may look again at what a run changed; after a clean run only the edit is new.)"""
     m = chain_model()
     ctx = PassContext(m, options=options)
     ctx.analysis(ShapeAnalysis)  # simplify remembers its last sweep for facts of a generation
