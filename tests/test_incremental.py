@@ -157,3 +157,51 @@ def test_fixpoint_runs_a_clean_pass_again_after_another_changes_the_ir():
     runs = [(r.name, r.iteration, r.modified) for r in report.records]
     assert runs == [("dce", 1, False), ("cse", 1, True), ("dce", 2, False), ("cse", 2, False)]
     assert "fixpoint.skipped" not in report.records[0].stats
+
+
+def test_a_new_twin_constant_is_merged():
+    """A Constant is stamped whenever a reader comes or goes; a new Constant equal to an old one
+    is still found (nodes without inputs are compared with all the others)."""
+    results = []
+    for options in ({}, FULL):
+        m = model_from_text(H + """
+            g (float[4] x) => (float[4] y) {
+               c = Constant <value = float[4] {1.0, 2.0, 3.0, 4.0}> ()
+               a = Add (x, c)
+               y = Mul (a, c)
+            }""")
+        ctx = PassContext(m, options=options)
+        create("cse").run(m, ctx)
+        y = node_named(m, "y")
+        twin = Builder(m.graph, before=y).op(
+            "Constant", [], {"value": node_named(m, "c").attributes["value"].value})
+        y.set_input(1, twin)
+        assert create("cse").run(m, ctx).stats["nodes_merged"] == 1
+        results.append(print_model(m))
+    assert results[0] == results[1]
+
+
+def test_fold_looks_into_bodies_near_a_change():
+    """A node inside an If body that comes to read a constant folds on the next run."""
+    src = H + """
+        g (bool b, float[4] x) => (float[4] y) {
+           c = Constant <value = float[4] {1.0, 2.0, 3.0, 4.0}> ()
+           y = If (b) <
+             then_branch = t () => (float[4] o) { o = Add (x, c) },
+             else_branch = e () => (float[4] o) { o = Sub (x, c) }
+           >
+        }"""
+    results = []
+    for options in ({}, FULL):
+        m = model_from_text(src)
+        ctx = PassContext(m, options=options)
+        create("fold").run(m, ctx)
+        create("fold").run(m, ctx)
+        body = m.graph.nodes.first().attributes["then_branch"].value
+        c = m.graph.initializers[0]
+        k = Builder(m.graph, before=m.graph.nodes.first()).op("Mul", [c, c])
+        body.nodes.first().set_input(0, k)
+        create("fold").run(m, ctx)
+        results.append(print_model(m))
+    assert results[0] == results[1]
+    assert "Add" not in results[0] and "Mul" not in results[0]
