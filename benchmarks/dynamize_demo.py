@@ -185,7 +185,9 @@ def run_model(path: str, meta: dict, shapes: list, values: bool = False,
                 if not constraints or not more or attempt == TRIES - 1:
                     res["refusal"] = str(e).splitlines()[0]
                     raise
-                res["constraint"] = ";".join(filter(None, [res["constraint"], *more]))
+                given = [*res["constraint"].split(";"), *(c for m in more
+                                                          for c in m.split("' --constraint '"))]
+                res["constraint"] = ";".join(dict.fromkeys(filter(None, given)))
                 if "table" in str(e).splitlines()[0]:  # a table folded at the trace length
                     res["table_bounds"] = res.get("table_bounds", []) + [
                         c for m in more for c in m.split("' --constraint '") if "<=" in c]
