@@ -205,3 +205,24 @@ def test_fold_looks_into_bodies_near_a_change():
         results.append(print_model(m))
     assert results[0] == results[1]
     assert "Add" not in results[0] and "Mul" not in results[0]
+
+
+@pytest.mark.parametrize("name", ["fold", "cse", "dce"])
+def test_a_replaced_graph_is_swept_whole(name):
+    """A pass that replaces the graph by a lifted one (the opset converter, a peer tool) leaves
+    nodes that carry no stamps: the next run looks at all of them."""
+    m = chain_model()
+    ctx = PassContext(m)
+    for _ in range(2):
+        create(name).run(m, ctx)
+    fresh = model_from_text(H + """
+        g (float[4] x) => (float[4] y) {
+           c = Constant <value = float[4] {1.0, 2.0, 3.0, 4.0}> ()
+           k = Mul (c, c)
+           a = Add (x, k)
+           b = Add (x, k)
+           d = Neg (a)
+           y = Sub (a, b)
+        }""")
+    m.graph = fresh.graph
+    assert create(name).run(m, ctx).modified

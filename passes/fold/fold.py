@@ -82,8 +82,9 @@ from .inline import IfInlining
 from .materialize import Materialization
 from .proven import SHAPES, request_shapes
 
-# model.meta: the last run's (clock when it ended, its facts and options, whether the model had
-# Shape or Size nodes, the nodes it evaluated but kept)
+# model.meta: the last run's (facts, options and opsets; whether the model had Shape or Size
+# nodes; the nodes it evaluated but kept). graph.meta: the clock when that run ended (a graph
+# without it, new or replaced since, is walked whole).
 _CLEAN = "fold.clean"
 _MEMO = "rewrite.memo"  # the context option that turns the memo off (tests: full sweeps)
 
@@ -135,7 +136,7 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         self.kept: set[Node] = set()  # evaluated, but refused at materialization
         self.partial: list[Value] = []  # known outputs of nodes that are not themselves folded
         self.options_key = tuple(sorted(opts.items()))
-        self.since: Optional[int] = None  # the last clean run's clock: walk only near changes
+        self.incremental = False  # walk only near what changed since the last run
         self.keep: set[Node] = set()  # nodes to look at besides those stamped since
         self.policy_refused = 0
         self._names: Optional[Counter] = None
@@ -148,11 +149,15 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         if reads:
             self.shapes = request_shapes(m, self.ctx)
             self.trusted = self.shapes is not None
-        memo = (m.meta.get(GENERATION), self.trusted, self.options_key)
-        self.since = self.last_clean(memo)
-        if self.since is not None:
-            self.keep = seeds(m, self.since)
-            self.keep.update(n for n in m.meta[_CLEAN][3] if n.graph is not None)
+        memo = (m.meta.get(GENERATION), self.trusted, self.options_key,
+                tuple(sorted(m.opset_imports.items())))
+        last = m.meta.get(_CLEAN)
+        # Taint from an overridable input is only known from a full walk.
+        self.incremental = (last is not None and last[0] == memo and not self.overridable
+                            and self.ctx.options.get(_MEMO, True))
+        if self.incremental:
+            self.keep = seeds(m)
+            self.keep.update(n for n in last[2] if n.graph is not None)
         main = _Env(dict(m.opset_imports), m.ir_version)
         self.walk(m.graph, main)
         self.flush(main)
@@ -165,7 +170,10 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         # its inputs, is stamped again; what this run stamped it has looked at (the readers of
         # a value it made constant read that value already), except the nodes the size policy
         # kept: their inputs became constants of their own sizes, which the policy weighs.
-        m.meta[_CLEAN] = (clock(), memo, reads, tuple(self.kept))
+        end = clock()
+        for g in m.graphs():
+            g.meta[_CLEAN] = end
+        m.meta[_CLEAN] = (memo, reads, tuple(self.kept))
         if self.policy_refused:
             self.ctx.note(f"fold: {self.policy_refused} value(s) left computed at run time by the "
                           f"size policy (max_elements={self.max_elements}, "
@@ -175,43 +183,44 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         """True when the model has a Shape or Size node (after a run that found none, only the
         nodes stamped since can be one)."""
         last = self.model.meta.get(_CLEAN)
-        if last is not None and not last[2] and self.ctx.options.get(_MEMO, True):
-            nodes = (n for g in self.model.graphs() for n in g.nodes.where(last[0]))
-        else:
+        if last is None or last[1] or not self.ctx.options.get(_MEMO, True):
             nodes = self.model.all_nodes()
+        else:
+            nodes = (n for g in self.model.graphs() for n in _since_last(g))
         return any(n.op_type in ("Shape", "Size") for n in nodes)
 
-    def last_clean(self, memo: tuple) -> Optional[int]:
-        """The clock of the last run with the same facts and options, or None (a full walk)."""
-        last = self.model.meta.get(_CLEAN)
-        if (last is None or last[1] != memo or self.overridable
-                or not self.ctx.options.get(_MEMO, True)):
-            return None  # taint from an overridable input is only known from a full walk
-        return last[0]
-
     def walk(self, g: Graph, env: _Env) -> None:
-        if self.since is None:
+        since = g.meta.get(_CLEAN) if self.incremental else None
+        if since is None:  # a graph fold has not walked before (a new body, a replaced graph)
             for node in g.nodes:
                 self.visit(node, env)
             return
         keep, pending = self.keep, env.pending_values
-        for node in g.nodes.where(self.since, keep):
+        for node in g.nodes.where(since, keep):
             self.visit(node, env)
             for v in node.outputs:  # what reads a value known now must be looked at
                 if v in self.known or v in pending:
                     keep.update(u for u, _ in v.uses())
 
 
-def seeds(model: Model, since: int) -> set[Node]:
-    """The nodes a walk after a clean one at clock ``since`` looks at, besides those stamped
-    since (new, rewired or edited): the readers of their outputs (a producer is stamped when
-    the facts about its outputs change, so a Shape of a value that became static is among
-    them) and every node holding graphs (their bodies are walked)."""
+def _since_last(g: Graph):
+    """The nodes of ``g`` stamped since fold last walked it (all of them if it never did)."""
+    since = g.meta.get(_CLEAN)
+    return g.nodes if since is None else g.nodes.where(since)
+
+
+def seeds(model: Model) -> set[Node]:
+    """The nodes a walk after a clean one looks at, besides those stamped since (new, rewired
+    or edited): the readers of their outputs (a producer is stamped when the facts about its
+    outputs change, so a Shape of a value that became static is among them) and every node
+    holding graphs (their bodies are walked)."""
     keep: set[Node] = set()
     for g in model.graphs():
         if g.parent_node is not None:
             keep.add(g.parent_node)
-        for n in g.nodes.where(since):
+        if g.meta.get(_CLEAN) is None:
+            continue  # walked whole
+        for n in g.nodes.where(g.meta[_CLEAN]):
             for v in n.outputs:
                 keep.update(u for u, _ in v.uses())
     return keep
