@@ -150,3 +150,29 @@ def test_windows_over_a_downsampled_map_merge_back_under_the_constraint() -> Non
         x = np.random.default_rng(hh + ww).standard_normal((b, 2, hh, ww)).astype(np.float32)
         (y,) = run_model(model, {"x": x})
         np.testing.assert_allclose(y, windows(x), rtol=1e-4, atol=1e-5)
+
+
+CV = np.random.default_rng(2).standard_normal((2, 2, 1, 1)).astype(np.float32)
+# A map pooled, resized back to the input's size (baked) and projected by a 1x1 Conv before it
+# meets the input again: MobileViT's fold, whose sizes the walk reaches through the Conv.
+RESIZE_BACK = f"""<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,2,4,4] x) => (float[3,4,4,4] y) {{
+   p = AveragePool <kernel_shape = [4, 4], strides = [4, 4]> (x)
+   roi = Constant <value = float[0] {{}}> ()
+   sc = Constant <value = float[0] {{}}> ()
+   sz = Constant <value = int64[4] {{3, 2, 4, 4}}> ()
+   r = Resize <mode = "nearest"> (p, roi, sc, sz)
+   w = Constant <value = float[2,2,1,1] {{{floats(CV)}}}> ()
+   c = Conv <kernel_shape = [1, 1]> (r, w)
+   y = Concat <axis = 1> (x, c)
+}}"""
+
+
+def test_a_resize_back_to_the_input_size_is_reached_through_a_1x1_conv() -> None:
+    model, notes = repair(RESIZE_BACK)
+    for b, h, w in [(1, 4, 4), (5, 7, 5)]:  # the pooled map stays 1x1: the resize broadcasts
+        x = np.random.default_rng(h).standard_normal((b, 2, h, w)).astype(np.float32)
+        (y,) = run_model(model, {"x": x})
+        pooled = x[:, :, :4, :4].mean(axis=(2, 3))
+        proj = np.broadcast_to((pooled @ CV[:, :, 0, 0].T)[:, :, None, None], (b, 2, h, w))
+        np.testing.assert_allclose(y, np.concatenate([x, proj], 1), rtol=1e-5, atol=1e-5)
