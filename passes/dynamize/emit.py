@@ -77,7 +77,7 @@ class Emitter:
                 rows = self.op("Reshape", [flags, self.i64([-1, m])])
                 v = self.op("Mul", [self._dim_of(rows, 0), self.i64([m])])
             top = self.bounds.get(name)
-            if top is not None:
+            if top is not None and self.opset >= 11:  # Range
                 # Above the bound, positions 0..n-1 index past a table of top entries: an
                 # error. The gathered length is n again, which shape inference follows.
                 n = self.op("Reshape", [v, self.i64([])])

@@ -25,7 +25,6 @@ from .algebra import Algebra, is_int
 from .conflicts import BROADCAST_OPS, group_by_trace, shape
 from .provenance import UNARY_OPS
 
-_SAME_SHAPE = BROADCAST_OPS
 MAX_DEPTH = 16  # Reshapes followed back
 MAX_STEPS = 100000  # ops walked through between two of them
 
@@ -72,7 +71,7 @@ def _same_dim(alg: Algebra, p, v: Value, a: int) -> tuple | None:
         if a == len(s) - 1:
             return None
         cands = [p.inputs[0]]
-    elif p.op_type in _SAME_SHAPE or p.op_type in UNARY_OPS:
+    elif p.op_type in BROADCAST_OPS or p.op_type in UNARY_OPS:
         cands = p.inputs
     else:
         return None
