@@ -10,7 +10,9 @@ Reshape whose target does not conserve the element count (:class:`ReshapeConflic
 targets are solved group by group: the data dims and target elements whose trace-size products
 match form a group, and within a group element-count conservation plus the trace sizes decide
 which element carries which symbol (``[3, 7, 2, 16]`` on ``[batch, seq, 32]`` groups as
-``batch | seq | 32 = 2*16``, so the 16 stays 16 even when seq's trace size is 16).
+``batch | seq | 32 = 2*16``, so the 16 stays 16 even when seq's trace size is 16). Where the
+counts leave a choice (a static size equal to a product of traced ones), the order of the data's
+own factors decides (:mod:`.factors`).
 """
 
 from __future__ import annotations
