@@ -214,7 +214,8 @@ class CommonSubexpressionElimination(GraphPass):
                     break
                 since, start = start, clock()
         # Everything stamped before ``start`` was examined and no merge is left.
-        graph.meta[memo_key] = (start, merger.sourceless)
+        sourceless = {n: k for n, k in merger.sourceless.items() if n.graph is graph}
+        graph.meta[memo_key] = (start, sourceless)
         stats = merger.stats
         modified = bool(stats["nodes_merged"] or stats["initializers_merged"])
         return PassResult(modified=modified, stats=+stats, rewrites=merger.rewrites,
