@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def check_specs(verify_on: str | None, bench_on: str | None) -> tuple[list, Any]:
     """Parse and check the runtimes before any work: a missing one is a usage error."""
+    if not verify_on and not bench_on:
+        return [], None  # onnxopt.runtimes (and what it imports) is not needed
     from ..ir.errors import UsageError
     from ..runtimes import parse_runtimes
 

@@ -129,7 +129,8 @@ def test_help_is_fast_and_imports_nothing_heavy():
 
 def test_a_dce_run_imports_only_what_dce_needs(tmp_path):
     # onnx and numpy are needed to load and save; sympy (symbolic dims), onnxruntime
-    # (verification, folding ops numpy cannot evaluate) and the other passes' modules are not.
+    # (verification, folding ops numpy cannot evaluate), the verifier, the deployment runtimes
+    # and the other passes' modules are not.
     src, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
     model_file(SMALL, src)
     code = ("import sys; from onnxopt.cli.main import main\n"
@@ -138,7 +139,7 @@ def test_a_dce_run_imports_only_what_dce_needs(tmp_path):
             "heavy = sorted(top & {'sympy', 'onnxruntime', 'onnxsim', 'onnxoptimizer', 'torch'})\n"
             "other = sorted(m for m in sys.modules if m.split('.')[:3] in ("
             "['onnxopt', 'passes', 'fold'], ['onnxopt', 'passes', 'fuse'], "
-            "['onnxopt', 'passes', 'shapes']))\n"
+            "['onnxopt', 'passes', 'shapes']) or m in ('onnxopt.runtimes', 'onnxopt.verify'))\n"
             "print(rc, heavy, other)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip().splitlines()[-1] == "0 [] []", r.stderr
