@@ -156,7 +156,8 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         self.incremental = (last is not None and last[0] == memo and not self.overridable
                             and self.ctx.options.get(_MEMO, True))
         if self.incremental:
-            self.keep = seeds(m)
+            # Bodies are walked from their node; the nodes the size policy kept look again.
+            self.keep = {g.parent_node for g in m.graphs() if g.parent_node is not None}
             self.keep.update(n for n in last[2] if n.graph is not None)
         main = _Env(dict(m.opset_imports), m.ir_version)
         self.walk(m.graph, main)
@@ -195,11 +196,15 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
             for node in g.nodes:
                 self.visit(node, env)
             return
-        keep, pending = self.keep, env.pending_values
+        # Besides the nodes stamped since (new, rewired, edited), their readers: a producer is
+        # stamped when the facts about its outputs change (a Shape of a value that became
+        # static reads one); and the readers of every value found constant on the way.
+        keep, pending, known = self.keep, env.pending_values, self.known
         for node in g.nodes.where(since, keep):
+            stamped = node._stamp > since
             self.visit(node, env)
-            for v in node.outputs:  # what reads a value known now must be looked at
-                if v in self.known or v in pending:
+            for v in node.outputs:
+                if stamped or v in known or v in pending:
                     keep.update(u for u, _ in v.uses())
 
 
@@ -207,23 +212,6 @@ def _since_last(g: Graph):
     """The nodes of ``g`` stamped since fold last walked it (all of them if it never did)."""
     since = g.meta.get(_CLEAN)
     return g.nodes if since is None else g.nodes.where(since)
-
-
-def seeds(model: Model) -> set[Node]:
-    """The nodes a walk after a clean one looks at, besides those stamped since (new, rewired
-    or edited): the readers of their outputs (a producer is stamped when the facts about its
-    outputs change, so a Shape of a value that became static is among them) and every node
-    holding graphs (their bodies are walked)."""
-    keep: set[Node] = set()
-    for g in model.graphs():
-        if g.parent_node is not None:
-            keep.add(g.parent_node)
-        if g.meta.get(_CLEAN) is None:
-            continue  # walked whole
-        for n in g.nodes.where(g.meta[_CLEAN]):
-            for v in n.outputs:
-                keep.update(u for u, _ in v.uses())
-    return keep
 
 
 __all__ = ["Fold", "NEVER_FOLD"]
