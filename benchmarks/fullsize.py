@@ -308,12 +308,17 @@ def latency_outputs(name: str, procs: dict, work: str) -> tuple[dict, dict]:
     spec, src = SPECS[name], model_path(name)
     paths, errors = {"original": src}, {}
     made = {"onnxopt": "onnxopt-no-verify", "onnxsim": "onnxsim", "onnxslim": "onnxslim"}
+    commands = process_commands(name, work)
     for tool, proc in made.items():
         out = os.path.join(work, f"{name}.{proc}.onnx")
-        if procs.get(proc, {}).get("exit_code") == 0 and os.path.exists(out):
+        if proc not in procs:  # the process step was skipped: make the output untimed
+            p = subprocess.run(commands[proc][0], capture_output=True, text=True, check=False)
+            procs = procs | {proc: {"exit_code": p.returncode,
+                                    "tail": (p.stdout + p.stderr).strip().splitlines()[-2:]}}
+        if procs[proc].get("exit_code") == 0 and os.path.exists(out):
             paths[tool] = out
         else:
-            errors[tool] = "; ".join(procs.get(proc, {}).get("tail", ["not run"]))[-200:]
+            errors[tool] = "; ".join(procs[proc].get("tail", ["not run"]))[-200:]
     out = os.path.join(work, f"{name}.onnxopt-ort.onnx")
     why = runtime_latency.make_output("onnxopt-ort", src, out)
     paths["onnxopt-ort"] = out
@@ -419,11 +424,16 @@ def measure_latency(name: str, procs: dict, work: str, threads: list, budget: fl
     groups = bench_groups(list(paths), model_bytes(model_path(name)))
     row["bench_groups"] = groups
     for t in threads:
-        for group in groups:
+        for i, group in enumerate(groups):
             t0 = time.perf_counter()
             got = bench_many(rt, [paths[x] for x in group], feed, t, budget, min_runs)
             for tool, timing in zip(group, got):
-                row["tools"][tool][f"ms@{t}"] = timing.as_dict()
+                # the original of the group it ran in, to compare across groups by ratio
+                d = timing.as_dict() | {"original_in_group_ms": round(got[0].median_ms, 4)}
+                if tool == "original" and i > 0:
+                    row["tools"][tool].setdefault(f"later_groups@{t}", []).append(d)
+                else:
+                    row["tools"][tool][f"ms@{t}"] = d
             print(f"  {name} {t} thread(s) {group}: {[round(x.median_ms, 1) for x in got]} "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return row
@@ -476,16 +486,15 @@ def _goal_row(model: str, p: dict, mb: float) -> str:
 
 def latency_markdown(rows: list[dict], threads: list) -> str:
     """Median ms (10th percentile) per output and thread count, and onnxopt's median against
-    the best median of everyone else's."""
+    the best median of everyone else's (scaled where the tools ran in groups: _scaled)."""
     out = ["| model | threads | " + " | ".join(LATENCY_TOOLS) + " | best other | onnxopt / "
            "best other, onnxopt-ort / best other |", "|" + "---|" * (len(LATENCY_TOOLS) + 4)]
     for r in rows:
         tools = r.get("latency", {}).get("tools", {})
         for t in threads:
-            ms = {k: v[f"ms@{t}"]["median_ms"] for k, v in tools.items() if f"ms@{t}" in v}
+            ms, p10 = _scaled(tools, t, "median_ms"), _scaled(tools, t, "p10_ms")
             if not ms:
                 continue
-            p10 = {k: v[f"ms@{t}"]["p10_ms"] for k, v in tools.items() if f"ms@{t}" in v}
             cells = [f"{ms[k]:.0f} ({p10[k]:.0f})" if k in ms else "n/a" for k in LATENCY_TOOLS]
             others = {k: v for k, v in ms.items() if not k.startswith("onnxopt")}
             best = min(others, key=others.get)
@@ -494,6 +503,17 @@ def latency_markdown(rows: list[dict], threads: list) -> str:
             out.append(f"| {r['model']} | {t} | " + " | ".join(cells)
                        + f" | {best} {others[best]:.1f} | {ratios} |")
     return "\n".join(out) + "\n"
+
+
+def _scaled(tools: dict, t: int, key: str) -> dict:
+    """``key`` of each tool at ``t`` threads; where the tools were timed in groups, scaled by
+    the original's time in the first group over its time in the tool's group (each group
+    starts with the original), so that only ratios measured under one load are compared."""
+    got = {k: v[f"ms@{t}"] for k, v in tools.items() if f"ms@{t}" in v}
+    if "original" not in got:
+        return {k: v[key] for k, v in got.items()}
+    base = got["original"]["median_ms"]
+    return {k: v[key] * base / v.get("original_in_group_ms", base) for k, v in got.items()}
 
 
 def fusion_markdown(rows: list[dict]) -> str:
