@@ -110,6 +110,14 @@ def build_model(spec: dict):
     cfg.use_cache = False
     cfg._attn_implementation = "eager"  # the exportable form every tool and exporter reads
     inner = getattr(transformers, spec["cls"])(cfg).eval()
+    # transformers initialises every bias to 0 and every norm weight to 1: tools would fold
+    # the x + 0 and x * 1 a trained checkpoint never has (and onnxruntime's bias fusions would
+    # find no bias), so every 1-D parameter is perturbed, seeded.
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in inner.parameters():
+            if p.dim() == 1:
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
     names = spec["inputs"]
 
     class Wrapped(torch.nn.Module):
