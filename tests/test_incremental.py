@@ -226,3 +226,15 @@ def test_a_replaced_graph_is_swept_whole(name):
         }""")
     m.graph = fresh.graph
     assert create(name).run(m, ctx).modified
+
+
+def test_fold_with_other_options_looks_for_shapes_everywhere():
+    """fold{shapes=false} found no Shape node because it did not look; a later plain fold does."""
+    m = model_from_text(H + """
+        g (float[2, 3] x) => (int64[2] y) {
+           r = Relu (x)
+           y = Shape (r)
+        }""")
+    ctx = PassContext(m)
+    assert not create("fold", {"shapes": False}).run(m, ctx).modified
+    assert create("fold").run(m, ctx).modified

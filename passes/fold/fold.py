@@ -184,7 +184,8 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         """True when the model has a Shape or Size node (after a run that found none, only the
         nodes stamped since can be one)."""
         last = self.model.meta.get(_CLEAN)
-        if last is None or last[1] or not self.ctx.options.get(_MEMO, True):
+        if last is None or last[1] or last[0][2] != self.options_key \
+                or not self.ctx.options.get(_MEMO, True):
             nodes = self.model.all_nodes()
         else:
             nodes = (n for g in self.model.graphs() for n in _since_last(g))
