@@ -42,12 +42,12 @@ def session(ref: Any, *, optimize: bool = False, threads: Optional[int] = None,
                                     data_dir)
     if not prepack:
         so.add_session_config_entry("session.disable_prepacking", "1")
-    keep = []
-    if initializers:
-        keep = [ort.OrtValue.ortvalue_from_numpy(a) for a in initializers.values()]
-        so.add_external_initializers(list(initializers), keep)
+    if not initializers:
+        return ort.InferenceSession(ref, so, providers=list(providers))
+    lent = [ort.OrtValue.ortvalue_from_numpy(a) for a in initializers.values()]
+    so.add_external_initializers(list(initializers), lent)
     sess = ort.InferenceSession(ref, so, providers=list(providers))
-    sess._onnxopt_borrowed = (initializers, keep)  # the runtime reads these buffers while it lives
+    sess._onnxopt_lent = (initializers, lent)  # the runtime reads these buffers while it lives
     return sess
 
 

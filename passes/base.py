@@ -72,6 +72,9 @@ class Analysis:
         """Forget facts recorded on ``model`` (a pass that did not preserve the analysis ran)."""
 
 
+MEMO_OPTION = "rewrite.memo"  # see PassContext.incremental
+
+
 class PassContext:
     """What a running pass can reach: the model, cached analyses, options, and a logger."""
 
@@ -132,6 +135,13 @@ class PassContext:
         if kinds:
             for k in [k for k in kinds if k not in preserved]:
                 kinds.pop(k).discard(self.model)
+
+    @property
+    def incremental(self) -> bool:
+        """Whether passes may start from what they remembered of their last clean run (the
+        rewrite driver, fold, cse, dce). The option ``rewrite.memo=False`` turns that off for
+        every pass at once: tests compare incremental runs with full sweeps that way."""
+        return bool(self.options.get(MEMO_OPTION, True))
 
     def note(self, message: str) -> None:
         """Record a message for the user (shown with -v, collected in reports)."""

@@ -36,7 +36,6 @@ NONDETERMINISTIC = frozenset({
 })
 _STANDARD_DOMAINS = frozenset({"", "ai.onnx.ml"})
 _CLEAN = "cse.clean"  # graph.meta key prefix: the clock of the last run that left no duplicate
-_MEMO = "rewrite.memo"  # the context option that turns the memo off (tests: full sweeps)
 
 # AttributeProto.AttributeType values.
 _FLOAT, _INT, _STRING, _TENSOR, _GRAPH = 1, 2, 3, 4, 5
@@ -196,7 +195,7 @@ class CommonSubexpressionElimination(GraphPass):
         max_bytes = int(self.opts["max_bytes"])
         opset = graph_opset(graph, ctx)
         memo_key = (_CLEAN, max_bytes, opset)
-        last = graph.meta.get(memo_key) if ctx.options.get(_MEMO, True) else None
+        last = graph.meta.get(memo_key) if ctx.incremental else None
         merger = _Merger(graph, max_bytes, opset, last[1] if last else {})
         since = last[0] if last else None
         start = clock()

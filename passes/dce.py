@@ -24,9 +24,6 @@ from .base import ALL, Pass, PassContext, PassResult
 from .registry import register
 
 _CLEAN = "dce.clean"  # graph.meta: the clock when the graph last had no dead node
-# The context option that turns every pass's memory of its last clean run off (the rewrite
-# driver's too): tests compare incremental runs with full sweeps.
-_MEMO = "rewrite.memo"
 
 
 def _graph_alive(g: Graph, dead_functions: set) -> bool:
@@ -132,7 +129,7 @@ class DeadCodeElimination(Pass):
     def run(self, model: Model, ctx: PassContext) -> PassResult:
         dead_functions: set = set()
         sweeper = _Sweeper(dead_functions)
-        memo = ctx.options.get(_MEMO, True)
+        memo = ctx.incremental
         main = [model.graph, *model.graph.subgraphs()]
         for g in main:
             sweeper.sweep_graph(g, g.meta.get(_CLEAN) if memo else None)

@@ -111,7 +111,7 @@ class _Source:
                 self.size = os.path.getsize(m)  # what parsing it whole would measure
                 _without_big_data(self._proto)
                 return self._proto
-            elif isinstance(m, (bytes, bytearray, BorrowedWeights)):
+            if isinstance(m, (bytes, bytearray, BorrowedWeights)):
                 from ..io import _parse
 
                 data = m.data if isinstance(m, BorrowedWeights) else bytes(m)

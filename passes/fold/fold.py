@@ -86,7 +86,6 @@ from .proven import SHAPES, request_shapes
 # nodes; the nodes it evaluated but kept). graph.meta: the clock when that run ended (a graph
 # without it, new or replaced since, is walked whole).
 _CLEAN = "fold.clean"
-_MEMO = "rewrite.memo"  # the context option that turns the memo off (tests: full sweeps)
 
 
 @register
@@ -154,7 +153,7 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         last = m.meta.get(_CLEAN)
         # Taint from an overridable input is only known from a full walk.
         self.incremental = (last is not None and last[0] == memo and not self.overridable
-                            and self.ctx.options.get(_MEMO, True))
+                            and self.ctx.incremental)
         if self.incremental:
             # Bodies are walked from their node; the nodes the size policy kept look again.
             self.keep = {g.parent_node for g in m.graphs() if g.parent_node is not None}
@@ -185,7 +184,7 @@ class _Folder(Evaluation, RuntimeBatch, IfInlining, Materialization):
         nodes stamped since can be one)."""
         last = self.model.meta.get(_CLEAN)
         if last is None or last[1] or last[0][2] != self.options_key \
-                or not self.ctx.options.get(_MEMO, True):
+                or not self.ctx.incremental:
             nodes = self.model.all_nodes()
         else:
             nodes = (n for g in self.model.graphs() for n in _since_last(g))

@@ -67,7 +67,7 @@ class Rewriter:
             shapes: Optional[Shapes] = None) -> PassResult:
         """Rewrite every graph of ``model`` (subgraphs first, then function bodies, then main)."""
         ctx = ctx or PassContext(model)
-        memo = ctx.options.get("rewrite.memo", True) and self.memo_key is not None \
+        memo = ctx.incremental and self.memo_key is not None \
             and shapes is None and self.tracer is None and self.max_rewrites is None
         shapes = shapes or Shapes(ctx)
         if memo:
