@@ -128,15 +128,18 @@ def test_a_chain_of_twins_merges_in_one_run():
     assert results[0] == results[1]
 
 
+TWIN_NEGS = H + """
+    g (float[4] x) => (float[4] y) {
+       a = Neg (x)
+       b = Neg (x)
+       y = Add (a, b)
+    }"""  # one duplicate: cse merges it, nothing else finds anything
+
+
 def test_fixpoint_skips_a_pass_that_found_nothing_until_the_ir_changes():
     """Round 1: cse merges a duplicate, dce and identity find nothing after it. Round 2: cse
     finds nothing, and nothing changed since dce and identity looked: both are skipped."""
-    m = model_from_text(H + """
-        g (float[4] x) => (float[4] y) {
-           a = Neg (x)
-           b = Neg (x)
-           y = Add (a, b)
-        }""")
+    m = model_from_text(TWIN_NEGS)
     report = PassManager("fixpoint(cse,dce,identity)").run(m)
     runs = [(r.name, r.iteration, r.modified) for r in report.records]
     assert runs == [("cse", 1, True), ("dce", 1, False), ("identity", 1, False),
@@ -147,12 +150,7 @@ def test_fixpoint_skips_a_pass_that_found_nothing_until_the_ir_changes():
 
 def test_fixpoint_runs_a_clean_pass_again_after_another_changes_the_ir():
     """dce found nothing in round 1, then cse merged: dce runs again in round 2."""
-    m = model_from_text(H + """
-        g (float[4] x) => (float[4] y) {
-           a = Neg (x)
-           b = Neg (x)
-           y = Add (a, b)
-        }""")
+    m = model_from_text(TWIN_NEGS)
     report = PassManager("fixpoint(dce,cse)").run(m)
     runs = [(r.name, r.iteration, r.modified) for r in report.records]
     assert runs == [("dce", 1, False), ("cse", 1, True), ("dce", 2, False), ("cse", 2, False)]
