@@ -171,4 +171,5 @@ def check_reproducer_dir(path: str) -> None:
 
 
 __all__ = ["add_input_args", "add_output_args", "check_model_path", "check_output",
-           "check_reproducer_dir", "parse_input_ranges", "parse_input_shapes", "read_feeds", "verify_options"]
+           "check_reproducer_dir", "parse_input_ranges", "parse_input_shapes", "read_feeds",
+           "verify_options"]
