@@ -75,6 +75,7 @@ class Audit:
         self.local = {(f.domain, f.name) for f in proto.functions}
         self.schemas: dict = {}  # (domain, op, version) -> (attribute names, required) or None
         self.seen_ops: set = set()
+        self.passed: set = set()  # node shapes whose schema check passed (see ``schema``)
 
     def run(self) -> None:
         p = self.proto
@@ -163,6 +164,18 @@ class Audit:
             self.fail(f"node {label!r} uses {n.op_type!r}, which is not {where}")
 
     def schema(self, n, dom: str, version: int) -> None:
+        """The node against its op's schema; a node shaped like one that passed (op, arity,
+        attribute names and types) is not checked again: the checks read nothing else."""
+        shape = (dom, n.op_type, version, len(n.input), len(n.output),
+                 tuple((a.name, a.type, a.ref_attr_name) for a in n.attribute))
+        if shape in self.passed:
+            return
+        problems = len(self.problems) if self.problems is not None else 0
+        self._schema(n, dom, version)
+        if problems == (len(self.problems) if self.problems is not None else 0):
+            self.passed.add(shape)
+
+    def _schema(self, n, dom: str, version: int) -> None:
         key = (dom, n.op_type, version)
         if key not in self.schemas:
             try:

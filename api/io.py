@@ -252,7 +252,8 @@ def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[st
         raise InvalidModelError(f"{what}: the model is nested too deeply to read") from e
 
 
-def _tensor_bytes(model) -> int:
+def tensor_bytes(model) -> int:
+    """Bytes of every initializer of the model's graphs (external ones included)."""
     total = 0
     for g in model.graphs():
         for v in g.initializers:
@@ -408,7 +409,7 @@ def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None) 
     if os.path.realpath(path) in reads:
         raise UsageError(f"{path}: the model reads its weights from this file; write elsewhere")
     if external is None:
-        external = _tensor_bytes(model) >= _INLINE_LIMIT or bool(reads)
+        external = tensor_bytes(model) >= _INLINE_LIMIT or bool(reads)
     try:
         mode = os.stat(path).st_mode & 0o7777
     except OSError:

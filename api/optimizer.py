@@ -18,6 +18,10 @@ from typing import Any, Callable, Optional, Sequence, Union
 from .errors import NotVerifiedError, UsageError, VerificationError
 
 
+# Weights up to this size: the original is verified while the passes run (see _OriginalRun).
+OVERLAP_WEIGHT_BYTES = 32 << 20
+
+
 @dataclass
 class ModelStats:
     """Size facts about a model, before or after optimization."""
@@ -175,6 +179,51 @@ def _load_original(source):
     return model, data, len(data)
 
 
+class _OriginalRun:
+    """The verifier runs the original while the passes run (a context around them).
+
+    onnxruntime releases the interpreter while it builds a session and runs it, so on a model
+    with small weights the original's session and runs overlap the passes (with two cores,
+    most of the verifier's time is hidden). A model with large weights is run first instead,
+    alone, so that its session is gone before the passes allocate: the peak memory then stays
+    one copy of the weights, not two. Whatever preparing raises (a bad ``--input-shape``, say)
+    is raised when the context ends, before any error of the passes: it came first before the
+    overlap too."""
+
+    def __init__(self, original_ref, vopts, model):
+        self.error: Optional[BaseException] = None
+        self.thread = None
+        if vopts is None:
+            return
+        from .io import tensor_bytes
+        from .verify import Verifier
+
+        verifier = Verifier(original_ref, vopts)
+        if tensor_bytes(model) > OVERLAP_WEIGHT_BYTES:
+            verifier.prepare()
+            return
+        import threading
+
+        self.thread = threading.Thread(target=self._prepare, args=(verifier,),
+                                       name="onnxopt-verify-original", daemon=True)
+        self.thread.start()
+
+    def _prepare(self, verifier) -> None:
+        try:
+            verifier.prepare()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread in __exit__
+            self.error = e
+
+    def __enter__(self) -> "_OriginalRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def _fresh(source_ref, base_dir):
     from .io import load
 
@@ -240,14 +289,11 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
         page = Recorder(model, progress)  # the graph before, and who creates each node
         progress = page.progress
     vopts = _verify_options(verify_options, input_shapes) if verify else None
-    if verify:  # the original runs first: its session is gone before the passes allocate
-        from .verify import Verifier
-
-        Verifier(original_ref, vopts).prepare()
     pm = PassManager(items, verify_each=verify_each, check_modified=check_modified,
                      print_ir_after=tuple(print_ir_after), print_fn=print_fn,
                      reproducer_dir=reproducer_dir, verbose=verbose, progress=progress)
-    run = pm.run(model)
+    with _OriginalRun(original_ref, vopts, model):
+        run = pm.run(model)
     result = OptimizeResult(model, run, before, model_stats(model), pipeline=pm.text,
                             notes=list(run.notes))
     src = os.fspath(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else ""

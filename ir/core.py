@@ -812,18 +812,20 @@ class Model:
         return f"Model(opset={self.opset_imports}, {self.graph!r})"
 
 
-def changed_since(graph: "Graph", since: int, depth: int) -> set:
+def changed_since(graph: "Graph", since: int, depth: int) -> dict:
     """Nodes of ``graph`` stamped after ``since``, with everything up to ``depth`` uses
-    downstream of them (the roots whose patterns can see a change)."""
+    downstream of them (the roots whose patterns can see a change), each mapped to its distance
+    in uses from the nearest stamped node (0 for a stamped one): a pattern that reaches fewer
+    nodes upstream than that distance sees no change from its root."""
     frontier = list(graph._nodes.where(since))
-    seen = set(frontier)
-    for _ in range(depth):
+    seen = dict.fromkeys(frontier, 0)
+    for d in range(1, depth + 1):
         nxt = []
         for n in frontier:
             for v in n._outputs:
                 for u, _ in v._uses:
                     if u not in seen and u.graph is graph:
-                        seen.add(u)
+                        seen[u] = d
                         nxt.append(u)
         if not nxt:
             break

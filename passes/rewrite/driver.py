@@ -101,8 +101,10 @@ class Rewriter:
         return result
 
     def _index(self, opset: int) -> dict:
-        """(domain, op type) -> [(rule, its patterns rooted at that op)], by decreasing benefit."""
-        index: dict[tuple[str, str], list[tuple[Rule, list[Op]]]] = {}
+        """(domain, op type) -> [(rule, its patterns rooted at that op, their reach)], by
+        decreasing benefit. The reach is how far downstream of a change such a root can still
+        see it: the deepest of the patterns plus ``DEPTH_MARGIN``."""
+        index: dict[tuple[str, str], list[tuple[Rule, list[Op], int]]] = {}
         for rule in sorted(self.rules, key=lambda r: -r.benefit):  # stable: keeps list order
             if opset < rule.opset:
                 continue
@@ -111,7 +113,8 @@ class Rewriter:
                 for t in p.op_types:
                     by_op.setdefault((p.domain, t), []).append(p)
             for key, pats in by_op.items():
-                index.setdefault(key, []).append((rule, pats))
+                reach = max(p.depth for p in pats) + DEPTH_MARGIN
+                index.setdefault(key, []).append((rule, pats, reach))
         return index
 
     def run_on_graph(self, graph: Graph, opset: int, shapes: Shapes,
@@ -131,8 +134,7 @@ class Rewriter:
         index = self._index(opset)
         if not index:
             return result
-        depth = max(p.depth for entries in index.values() for _, pats in entries
-                    for p in pats) + DEPTH_MARGIN
+        depth = max(reach for entries in index.values() for _, _, reach in entries)
         cap = REWRITES_PER_NODE * len(graph.nodes) + MIN_REWRITES
         for _ in range(self.max_rounds):
             start = clock()
@@ -141,7 +143,8 @@ class Rewriter:
                 for n in graph.nodes:
                     work.push(n)
             else:  # in graph order, passing over (not visiting) the nodes far from a change
-                for n in graph.nodes.where(clock(), changed_since(graph, since, depth)):
+                work.distance = changed_since(graph, since, depth)
+                for n in graph.nodes.where(clock(), work.distance):
                     work.push(n)
             before = len(result.rewrites)
             if not self._drain(work, index, opset, shapes, result, cap):
@@ -171,7 +174,12 @@ class Rewriter:
             entries = index.get((node.domain, node.op_type), ())
             # The tracer wants the reason of every miss: no quick filter then.
             sig = signature(node.inputs) if entries and self.tracer is None else None
-            for rule, pats in entries:
+            # A node seeded for being near a change, and not touched since, is tried only with
+            # the rules whose patterns reach back to that change.
+            far = work.distance.get(node, 0)
+            for rule, pats, reach in entries:
+                if reach < far:
+                    continue
                 m = self._try(rule, pats, node, opset, shapes, sig)
                 if m is not None:
                     self._apply(m, work, result)
@@ -246,10 +254,10 @@ class Rewriter:
         for v in itertools.chain((nv for _, nv in pairs), inputs):
             if v is None:
                 continue
-            work.push(v.producer)
+            work.requeue(v.producer)
             if v.num_uses() <= MAX_REQUEUE:
                 for user, _ in v.uses():
-                    work.push(user)
+                    work.requeue(user)
 
 
 class _Builder(Builder):
@@ -275,14 +283,23 @@ class _Worklist:
         self.index = index
         self.stack: list[Node] = []
         self.queued: set[int] = set()
+        # Seeded nodes' distances from the nearest change (``changed_since``); a node pushed
+        # again by a rewrite is near that rewrite's change and loses its entry.
+        self.distance: dict[Node, int] = {}
 
     def push(self, n: Optional[Node]) -> None:
         if n is None or n.graph is not self.graph or id(n) in self.queued:
             return
-        if (n.domain, n.op_type) not in self.index:
+        entries = self.index.get((n.domain, n.op_type))
+        if entries is None or self.distance.get(n, 0) > max(e[2] for e in entries):
             return
         self.queued.add(id(n))
         self.stack.append(n)
+
+    def requeue(self, n: Optional[Node]) -> None:
+        """Push a node next to a rewrite: every rule rooted at it is tried again."""
+        self.distance.pop(n, None)
+        self.push(n)
 
     def pop(self) -> Optional[Node]:
         while self.stack:
