@@ -138,13 +138,16 @@ class Verifier:
         import onnx
 
         graph = proto.graph
-        inferred = graph
-        if size < _INFER_LIMIT:  # the full model's size: the same decision as before stripping
+
+        def inferred():
+            if size >= _INFER_LIMIT:  # the full model's size: the same decision as before
+                return None           # stripping
             try:
-                inferred = onnx.shape_inference.infer_shapes(proto).graph
+                return onnx.shape_inference.infer_shapes(proto).graph
             except Exception:  # noqa: BLE001 - shape inference is only a source of hints
-                inferred = graph
-        facts = _GraphFacts(inferred)
+                return None
+
+        facts = _GraphFacts(graph, inferred)
         inits = {t.name for t in graph.initializer}
         by_name = {vi.name: vi for vi in graph.input}
         for name in list(self.options.input_shapes) + list(self.options.input_ranges):

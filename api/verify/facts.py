@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -59,21 +59,23 @@ class _Hints:
 class _GraphFacts:
     """Consumers, producers, constants and shapes by value name, over all (sub)graphs."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, infer: Optional[Callable[[], Any]] = None):
+        """``infer``: returns the graph with inferred types (or None when inference fails),
+        called the first time a value's shape is asked that no constant gives: most models'
+        inputs reach no op whose hint needs one."""
         from onnx import helper, numpy_helper
 
         self.consumers: dict = defaultdict(list)
         self.producer: dict = {}
         self.const: dict = {}
         self._shape: dict = {}  # name -> dims, read from the types below when first asked
-        self._types: dict = defaultdict(list)  # name -> its declared types, in order
+        self._types: Optional[dict] = None  # name -> its declared types, in order
+        self._graph, self._infer = graph, infer
         self._decoded: dict = {}
         for g in _all_graphs(graph):
             for t in g.initializer:
                 self.const[t.name] = t
                 self._shape[t.name] = [int(d) for d in t.dims]
-            for vi in (*g.input, *g.output, *g.value_info):
-                self._types[vi.name].append(vi.type)
             for n in g.node:
                 for i, x in enumerate(n.input):
                     if x:
@@ -149,9 +151,18 @@ class _GraphFacts:
         """The dims of ``name``: a constant's, else the first declared type that has a shape
         (decoded only when asked: a large graph has a type per value, and few are asked)."""
         if name not in self._shape:
-            self._shape[name] = next((d for d in map(_dims_of, self._types.get(name, ()))
-                                      if d is not None), None)
+            types = self._declared_types().get(name, ())
+            self._shape[name] = next((d for d in map(_dims_of, types) if d is not None), None)
         return self._shape[name]
+
+    def _declared_types(self) -> dict:
+        if self._types is None:
+            graph = (self._infer() if self._infer is not None else None) or self._graph
+            self._types = defaultdict(list)
+            for g in _all_graphs(graph):
+                for vi in (*g.input, *g.output, *g.value_info):
+                    self._types[vi.name].append(vi.type)
+        return self._types
 
     def dim(self, name: str, axis: int):
         """Static (int) or symbolic (str) size of ``name`` along ``axis``; None when unknown."""
