@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import Builder, Graph, Node, Tensor, Value
-from .base import ALL, GraphPass, PassContext, PassResult, Rewrite
+from .base import ALL, GraphPass, PassContext, PassResult, Rewrite, iter_graphs
 from .branchfacts import Scope, captured, feeds, node_inside
 from .identity import constant_array, graph_opset
 from .registry import register
@@ -585,6 +585,9 @@ def _placement(graph: Graph, a: Node, b: Node) -> Node | None:
     return a
 
 
+_FLOW = (("", "If"), ("", "Loop"))
+
+
 @register
 class ControlFlow(GraphPass):
     """Simplify If and Loop nodes with what their conditions and shapes prove (module doc)."""
@@ -593,6 +596,8 @@ class ControlFlow(GraphPass):
     summary = "resolve, merge, hoist and inline If/Loop using conditions and shape facts"
 
     def run(self, model, ctx: PassContext) -> PassResult:
+        if not any(n.op in _FLOW for g in iter_graphs(model) for n in g.nodes):
+            return PassResult()  # every rule starts at an If or a Loop
         ctx.analysis(ShapeAnalysis)  # facts for shape_of/sym_value
         # Every If of the model, once per run (what a branch's condition may resolve); Ifs that
         # a rewrite erases are skipped, new ones wait for the next run.
