@@ -48,6 +48,7 @@ import numpy as np
 from ..ir import Value
 from .registry import register
 from .rewrite import Const, Match, Op, Opt, Rule, RewritePass
+from .rewrite.constants import array_fact
 
 _BIG = 1 << 62  # no dim reaches this: a start/end beyond it means "from the start"/"to the end"
 _MAX_CHECK = 1 << 16  # constants above this many elements are not inspected
@@ -61,7 +62,11 @@ def _const(m: Match, name: str) -> Optional[np.ndarray]:
 
 
 def _all(c: Optional[np.ndarray], value: float) -> bool:
-    return c is not None and c.size > 0 and bool(np.all(c == value))
+    """Every element of ``c`` (at least one) equals ``value``; remembered per array, since the
+    same initializer is asked at each reader and at every run."""
+    if c is None or c.size == 0:
+        return False
+    return array_fact(c, ("all", type(value), value), lambda a: bool(np.all(a == value)))
 
 
 def _same_shape(m: Match, a: Value, b: Value) -> bool:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any, Callable, Hashable, Optional
 
 import numpy as np
 
@@ -40,6 +41,37 @@ def const_value(v: Optional[Value]) -> Optional[np.ndarray]:
     return None
 
 
+# Facts about constant data ("every element is 0"), remembered per array object: a rule asks
+# them of the same shared initializer at every reader, and again at every later run. Passes
+# never write into a constant's array (a changed constant is a new Tensor, hence a new array),
+# so a fact stays true while its array lives. Keyed by id(): a weak reference tells a live entry
+# from one whose array died and whose id was reused, and drops the entry with the array.
+_ARRAY_FACTS: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def array_fact(c: np.ndarray, key: Hashable, compute: Callable[[np.ndarray], Any]) -> Any:
+    """``compute(c)``, computed once per array object and ``key`` (which names what
+    ``compute`` computes: one key, one function)."""
+    entry = _ARRAY_FACTS.get(id(c))
+    if entry is None or entry[0]() is not c:
+        k = id(c)
+        try:
+            ref = weakref.ref(c, lambda r: _forget(k, r))
+        except TypeError:  # not weakly referenceable: nothing to remember it by
+            return compute(c)
+        entry = _ARRAY_FACTS[k] = (ref, {})
+    facts = entry[1]
+    if key not in facts:
+        facts[key] = compute(c)
+    return facts[key]
+
+
+def _forget(k: int, ref: weakref.ref) -> None:
+    entry = _ARRAY_FACTS.get(k)
+    if entry is not None and entry[0] is ref:  # not the entry of a newer array with that id
+        del _ARRAY_FACTS[k]
+
+
 @lru_cache(maxsize=None)
 def schema_default(op_type: str, attr: str, opset: int, domain: str = "") -> Any:
     """The default value of an attribute in the op's schema at ``opset`` (None when none)."""
@@ -64,7 +96,10 @@ def schema_default(op_type: str, attr: str, opset: int, domain: str = "") -> Any
 def has_ref_attrs(node: Node) -> bool:
     """True when an attribute of ``node`` refers to an attribute of its function (``@name``):
     its value is not known inside the body, so no rule may read it."""
-    return any(a.ref_attr_name for a in node.attributes.values())
+    for a in node.attributes.values():
+        if a.ref_attr_name:
+            return True
+    return False
 
 
 def attr_of(node: Node, name: str, opset: int) -> Any:
@@ -75,4 +110,4 @@ def attr_of(node: Node, name: str, opset: int) -> Any:
     return schema_default(node.op_type, name, opset, node.domain or "")
 
 
-__all__ = ["const_value", "schema_default", "has_ref_attrs", "attr_of"]
+__all__ = ["const_value", "array_fact", "schema_default", "has_ref_attrs", "attr_of"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from ...ir import TensorType, Value
+from ...ir import TensorType, Value, from_np_dtype
 from ..base import PassContext
 from .constants import const_value
 
@@ -13,11 +13,21 @@ from .constants import const_value
 # pipeline that asks no shape question (``-p dce``) should not load shape inference.
 
 
+_infer = None  # passes.shapes.infer, once imported (a function-level import costs per call)
+
+
+def _infer_module():
+    global _infer
+    if _infer is None:
+        from ..shapes import infer
+
+        _infer = infer
+    return _infer
+
+
 def best_type(v: Value) -> Optional[TensorType]:
     """The analysis' fact for ``v`` where there is one, else its declared type."""
-    from ..shapes.infer import best_type as infer_best_type
-
-    return infer_best_type(v)
+    return (_infer or _infer_module()).best_type(v)
 
 
 class Shapes:
@@ -61,16 +71,15 @@ class Shapes:
         if v is None:
             return None
         if self._shape_of is not None:
-            t = best_type(v)
+            t = (_infer or _infer_module()).best_type(v)
             dt = t.dtype if isinstance(t, TensorType) else None
             if dt:
                 return dt
-        if v.dtype:
-            return v.dtype
+        dt = v.dtype
+        if dt:
+            return dt
         c = const_value(v)
         if c is not None:
-            from ...ir import from_np_dtype
-
             return from_np_dtype(c.dtype)
         if not self._ready:
             self.load()
@@ -113,8 +122,8 @@ class Shapes:
 def inherit_fact(old: Value, new: Value) -> None:
     """A new value replacing ``old`` has its type: carry the analysis' fact over (so later
     rules in this pass can ask about it) unless the value already has its own."""
-    from ..shapes.infer import FACT, HINT
-
+    infer = _infer or _infer_module()
+    FACT, HINT = infer.FACT, infer.HINT
     meta = old.meta
     if FACT in meta and FACT not in new.meta:
         new.meta[FACT] = meta[FACT]
