@@ -136,9 +136,11 @@ class Rewriter:
             return result
         depth = max(reach for entries in index.values() for _, _, reach in entries)
         cap = REWRITES_PER_NODE * len(graph.nodes) + MIN_REWRITES
+        # The tracer wants the reason of every miss: no quick filter then.
+        plans = _Plans(index, quick=self.tracer is None)
         for _ in range(self.max_rounds):
             start = clock()
-            work = _Worklist(graph, index)
+            work = _Worklist(graph, plans)
             if since is None:
                 for n in graph.nodes:
                     work.push(n)
@@ -147,7 +149,7 @@ class Rewriter:
                 for n in graph.nodes.where(clock(), work.distance):
                     work.push(n)
             before = len(result.rewrites)
-            if not self._drain(work, index, opset, shapes, result, cap):
+            if not self._drain(work, opset, shapes, result, cap):
                 return result
             if len(result.rewrites) == before or self._exhausted():
                 if len(result.rewrites) == before:
@@ -158,8 +160,8 @@ class Rewriter:
                            f"{self.max_rounds} rounds; stopped")
         return result
 
-    def _drain(self, work: "_Worklist", index: dict, opset: int, shapes: Shapes,
-               result: PassResult, cap: int) -> bool:
+    def _drain(self, work: "_Worklist", opset: int, shapes: Shapes, result: PassResult,
+               cap: int) -> bool:
         """Examine the worklist's nodes until it is empty; False when the graph's rewrite cap
         was reached (reported)."""
         graph = work.graph
@@ -171,16 +173,14 @@ class Rewriter:
                 self.capped.append(f"rewrite: graph {graph.name!r} still changing after "
                                    f"{cap} rewrites (rules undo each other?); stopped")
                 return False
-            entries = index.get((node.domain, node.op_type), ())
-            # The tracer wants the reason of every miss: no quick filter then.
-            sig = signature(node.inputs) if entries and self.tracer is None else None
+            entries = work.entries(node)
             # A node seeded for being near a change, and not touched since, is tried only with
             # the rules whose patterns reach back to that change.
-            far = work.distance.get(node, 0)
+            far = work.distance.get(node, 0) if work.distance else 0
             for rule, pats, reach in entries:
                 if reach < far:
                     continue
-                m = self._try(rule, pats, node, opset, shapes, sig)
+                m = self._try(rule, pats, node, opset, shapes)
                 if m is not None:
                     self._apply(m, work, result)
                     break
@@ -190,14 +190,12 @@ class Rewriter:
         return self.max_rewrites is not None and self.count >= self.max_rewrites
 
     def _try(self, rule: Rule, pats: list[Op], node: Node, opset: int,
-             shapes: Shapes, sig: Optional[list] = None) -> Optional[Match]:
-        """The first pattern of ``rule`` that matches at ``node`` and passes the check; else
-        None, after telling the tracer the deepest near-miss. ``sig``: the root's input
-        signature (:func:`.match.signature`), to skip patterns its direct inputs rule out."""
-        miss = Miss()
+             shapes: Shapes) -> Optional[Match]:
+        """The first of ``pats`` (patterns of ``rule``) that matches at ``node`` and passes the
+        check; else None, after telling the tracer the deepest near-miss (without a tracer,
+        misses are not even worded)."""
+        miss = Miss() if self.tracer else None
         for pat in pats:
-            if sig is not None and not sig_ok(pat, sig):
-                continue
             m = match(rule, pat, node, opset, shapes, miss)
             if m is None:
                 continue
@@ -208,6 +206,8 @@ class Rewriter:
                 raise
             if reason is None:
                 return m
+            if miss is None:
+                continue
             if isinstance(reason, NotApplicable):
                 miss.fail(len(m.nodes) - 1, reason)
             else:
@@ -274,24 +274,65 @@ class _Builder(Builder):
         return v
 
 
+class _Plans:
+    """The index's entries a root can use, by its (domain, op type) and input signature
+    (:func:`.match.signature`): a pattern whose quick plan the signature rules out cannot match
+    there, so it is dropped, and so is a rule left without patterns (trying it would find
+    nothing and tell no one: without a tracer a miss goes nowhere). The few distinct signatures
+    are filtered once each rather than at every root; the order of rules and patterns stays."""
+
+    def __init__(self, index: dict, quick: bool):
+        self.index = index
+        self.quick = quick
+        # (domain, op type) -> the largest reach of its entries: a seeded node further from
+        # every change than that is not worth queueing.
+        self.reach = {key: max(e[2] for e in entries) for key, entries in index.items()}
+        self._by_sig: dict[tuple, list] = {}
+
+    def entries(self, node: Node) -> list:
+        key = (node.domain, node.op_type)
+        entries = self.index.get(key, ())
+        if not entries or not self.quick:
+            return entries
+        sig = signature(node.inputs)
+        got = self._by_sig.get((key, sig))
+        if got is None:
+            got = self._by_sig[(key, sig)] = _filtered(entries, sig)
+        return got
+
+
+def _filtered(entries: list, sig: tuple) -> list:
+    out = []
+    for rule, pats, reach in entries:
+        kept = [p for p in pats if sig_ok(p, sig)]
+        if kept:
+            out.append((rule, kept, reach))
+    return out
+
+
 class _Worklist:
     """LIFO of nodes, each at most once. Seeded in graph order, so later nodes (the roots of the
     largest patterns) are examined first."""
 
-    def __init__(self, graph: Graph, index: dict):
+    def __init__(self, graph: Graph, plans: _Plans):
         self.graph = graph
-        self.index = index
+        self.plans = plans
+        self.reach = plans.reach
         self.stack: list[Node] = []
         self.queued: set[int] = set()
         # Seeded nodes' distances from the nearest change (``changed_since``); a node pushed
         # again by a rewrite is near that rewrite's change and loses its entry.
         self.distance: dict[Node, int] = {}
 
+    def entries(self, node: Node) -> list:
+        """(rule, patterns, reach) to try at ``node``, by decreasing benefit."""
+        return self.plans.entries(node)
+
     def push(self, n: Optional[Node]) -> None:
         if n is None or n.graph is not self.graph or id(n) in self.queued:
             return
-        entries = self.index.get((n.domain, n.op_type))
-        if entries is None or self.distance.get(n, 0) > max(e[2] for e in entries):
+        reach = self.reach.get((n.domain, n.op_type))
+        if reach is None or (self.distance and self.distance.get(n, 0) > reach):
             return
         self.queued.add(id(n))
         self.stack.append(n)

@@ -107,10 +107,12 @@ class Match:
 
 def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
           miss: Optional[Miss] = None) -> Optional[Match]:
-    """Match one pattern at ``root``; None when it does not match (the reason goes to ``miss``)."""
-    m = _Matcher(root.graph, opset, shapes, miss if miss is not None else Miss())
+    """Match one pattern at ``root``; None when it does not match (the reason goes to ``miss``;
+    without one, no reason is even worded)."""
+    m = _Matcher(root.graph, opset, shapes, miss)
     if root.op_type not in pattern.op_types or root.domain != pattern.domain:
-        m.miss.fail(0, f"root is {root.op_type}, not {'|'.join(pattern.op_types)}")
+        if miss is not None:
+            miss.fail(0, f"root is {root.op_type}, not {'|'.join(pattern.op_types)}")
         return None
     start = {pattern.name: root.outputs[pattern.output]}
     if pattern.flat:  # the fast path: the root is the whole match, no generator needed
@@ -122,7 +124,8 @@ def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
     for b, nodes in m.node(pattern, root, start, ()):
         reason = _private_violation(pattern, b, nodes)
         if reason is not None:
-            m.miss.fail(len(nodes), reason)
+            if miss is not None:
+                miss.fail(len(nodes), reason)
             continue
         return Match(rule, root, b, nodes, opset, shapes)
     return None
@@ -130,11 +133,11 @@ def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
 
 class _Matcher:
     """Matching state for one root: the graph, the opset for attribute defaults, the shape
-    facts, and where misses go."""
+    facts, and where misses go (None: nowhere, and the reasons are not worded)."""
 
     __slots__ = ("graph", "opset", "shapes", "miss")
 
-    def __init__(self, graph: Graph, opset: int, shapes: Shapes, miss: Miss):
+    def __init__(self, graph: Graph, opset: int, shapes: Shapes, miss: Optional[Miss]):
         self.graph = graph
         self.opset = opset
         self.shapes = shapes
@@ -150,7 +153,8 @@ class _Matcher:
             yield from self.value(p.inner, v, b, nodes)
             return
         if v is None:
-            self.miss.fail(depth, f"{describe(p)} is missing")
+            if self.miss is not None:
+                self.miss.fail(depth, f"{describe(p)} is missing")
             return
         if isinstance(p, Or):
             for alt in p.alternatives:
@@ -159,7 +163,8 @@ class _Matcher:
         if isinstance(p, Var):
             reason = self.var_reason(p, v, b)
             if reason is not None:
-                self.miss.fail(depth, reason)
+                if self.miss is not None:
+                    self.miss.fail(depth, reason)
             else:
                 yield (b if p.name in b else {**b, p.name: v}), nodes
             return
@@ -170,6 +175,8 @@ class _Matcher:
         bound = b.get(p.name, _UNBOUND)
         if bound is not _UNBOUND:
             return None if bound is v else f"{p.name!r} is bound to two different values"
+        if p.plain:
+            return None
         reason = self.value_constraints(v, p.dtypes, p.rank)
         if reason is None and p.const and const_value(v) is None:
             reason = "is not a constant"
@@ -186,22 +193,32 @@ class _Matcher:
                 return f"has rank {r if r is not None else 'unknown'}, not {rank}"
         return None
 
-    def op(self, p: Op, v: Value, b: dict, nodes: tuple) -> Iterator[_State]:
+    def op(self, p: Op, v: Optional[Value], b: dict, nodes: tuple) -> Iterator[_State]:
         depth = len(nodes)
+        if v is None:
+            if self.miss is not None:
+                self.miss.fail(depth, f"{describe(p)} is missing")
+            return
         node = v.producer
         if node is None or node.op_type not in p.op_types or node.domain != p.domain:
-            got = f"{node.op_type}" if node is not None else "a graph input or constant"
-            self.miss.fail(depth, f"{label(v)} comes from {got}, not {'|'.join(p.op_types)}")
+            if self.miss is not None:
+                got = f"{node.op_type}" if node is not None else "a graph input or constant"
+                self.miss.fail(depth, f"{label(v)} comes from {got}, not "
+                                      f"{'|'.join(p.op_types)}")
             return
         if node.graph is not self.graph:
-            self.miss.fail(depth, f"{node!r} is in an enclosing graph")
+            if self.miss is not None:
+                self.miss.fail(depth, f"{node!r} is in an enclosing graph")
             return
         if v.index != p.output:
-            self.miss.fail(depth, f"{label(v)} is output {v.index} of {node!r}, not {p.output}")
+            if self.miss is not None:
+                self.miss.fail(depth, f"{label(v)} is output {v.index} of {node!r}, "
+                                      f"not {p.output}")
             return
         bound = b.get(p.name, _UNBOUND)
         if bound is not _UNBOUND and bound is not v:
-            self.miss.fail(depth, f"{p.name!r} is bound to two different values")
+            if self.miss is not None:
+                self.miss.fail(depth, f"{p.name!r} is bound to two different values")
             return
         if node in nodes:
             if bound is v:
@@ -219,56 +236,81 @@ class _Matcher:
                 if b2 is not None:
                     yield b2, nodes
             else:
-                yield from self.inputs(p.inputs, order, 0, b, nodes)
+                yield from self.inputs(p, order, 0, b, nodes)
 
-    def orders(self, p: Op, node: Node, depth: int) -> list[list]:
-        """The input lists to match against ``p.inputs`` (trailing omitted inputs trimmed, padded
-        with None to the pattern's length; both orders of the first two when commutative), or
-        none when the node's own constraints fail."""
-        reason = self.node_constraints(p, node)
-        if reason is not None:
-            self.miss.fail(depth, f"{label_node(node)}: {reason}")
-            return []
-        inputs = list(node.inputs)
-        while inputs and inputs[-1] is None:
-            inputs.pop()
-        if len(inputs) > len(p.inputs):
-            self.miss.fail(depth, f"{label_node(node)} has {len(inputs)} inputs, the pattern "
-                                  f"{len(p.inputs)}")
-            return []
-        inputs += [None] * (len(p.inputs) - len(inputs))
-        if p.commutative and len(inputs) >= 2 and inputs[0] is not inputs[1]:
-            return [inputs, [inputs[1], inputs[0]] + inputs[2:]]
-        return [inputs]
+    def orders(self, p: Op, node: Node, depth: int) -> tuple:
+        """The input tuples to match against ``p.inputs`` (trailing omitted inputs trimmed,
+        padded with None to the pattern's length; both orders of the first two when
+        commutative), or none when the node's own constraints fail."""
+        if p.constrained or node.attributes:
+            reason = self.node_constraints(p, node)
+            if reason is not None:
+                if self.miss is not None:
+                    self.miss.fail(depth, f"{label_node(node)}: {reason}")
+                return ()
+        inputs = node.inputs
+        n, want = len(inputs), len(p.inputs)
+        while n and inputs[n - 1] is None:
+            n -= 1
+        if n > want:
+            if self.miss is not None:
+                self.miss.fail(depth, f"{label_node(node)} has {n} inputs, the pattern {want}")
+            return ()
+        if n != want or n != len(inputs):
+            inputs = inputs[:n] + (None,) * (want - n)
+        if p.commutative and want >= 2 and inputs[0] is not inputs[1]:
+            return inputs, (inputs[1], inputs[0]) + inputs[2:]
+        return (inputs,)
 
-    def inputs(self, pats, vals, i: int, b: dict, nodes: tuple) -> Iterator[_State]:
-        if i == len(pats):
+    def inputs(self, p: Op, vals: tuple, i: int, b: dict, nodes: tuple) -> Iterator[_State]:
+        """Every way ``vals[i:]`` match ``p.inputs[i:]``. Value patterns (``p.values``) have
+        at most one way: they are bound in a loop, backtracking happens only at the others."""
+        pats, values, n = p.inputs, p.values, len(p.inputs)
+        if i < n and values[i]:
+            b = dict(b)
+            while i < n and values[i]:
+                if not self.bind(pats[i], vals[i], b, len(nodes)):
+                    return
+                i += 1
+        if i == n:
             yield b, nodes
             return
-        for b2, nodes2 in self.value(pats[i], vals[i], b, nodes):
-            yield from self.inputs(pats, vals, i + 1, b2, nodes2)
+        q = pats[i]
+        ways = self.op(q, vals[i], b, nodes) if type(q) is Op else \
+            self.value(q, vals[i], b, nodes)
+        for b2, nodes2 in ways:
+            yield from self.inputs(p, vals, i + 1, b2, nodes2)
 
-    def bind_values(self, pats: Sequence[Pattern], vals: list, b: dict,
+    def bind_values(self, pats: Sequence[Pattern], vals: Sequence, b: dict,
                     depth: int) -> Optional[dict]:
         """Bind value patterns (:class:`Var`, :class:`Opt` of one) in one pass: there is nothing
         to backtrack over. The extended bindings, or None after reporting the miss."""
         b = dict(b)
         for q, v in zip(pats, vals):
-            if isinstance(q, Opt):
-                if v is None:
-                    if q.name:
-                        b[q.name] = None
-                    continue
-                q = q.inner
-            if v is None:
-                self.miss.fail(depth, f"{describe(q)} is missing")
+            if not self.bind(q, v, b, depth):
                 return None
-            reason = self.var_reason(q, v, b)
-            if reason is not None:
-                self.miss.fail(depth, reason)
-                return None
-            b[q.name] = v
         return b
+
+    def bind(self, q: Pattern, v: Optional[Value], b: dict, depth: int) -> bool:
+        """Bind one value pattern into ``b`` (the caller's own copy); False after reporting
+        the miss."""
+        if type(q) is Opt:
+            if v is None:
+                if q.name:
+                    b[q.name] = None
+                return True
+            q = q.inner
+        if v is None:
+            if self.miss is not None:
+                self.miss.fail(depth, f"{describe(q)} is missing")
+            return False
+        reason = self.var_reason(q, v, b)
+        if reason is not None:
+            if self.miss is not None:
+                self.miss.fail(depth, reason)
+            return False
+        b[q.name] = v
+        return True
 
     def node_constraints(self, p: Op, node: Node) -> Optional[str]:
         if has_ref_attrs(node):
@@ -296,46 +338,50 @@ def _same(got: Any, want: Any) -> bool:
 def _private_violation(pattern: Op, b: dict, nodes: tuple) -> Optional[str]:
     """Why a complete match breaks a ``private`` constraint: an intermediate node (not the
     root) whose output is a graph output or is read outside the match."""
-    owner: dict[int, Op] = {}  # matched node id -> the Op pattern that matched it
-    for p in pattern.ops:
-        v = b.get(p.name)
-        if v is not None and v.producer is not None:
-            owner.setdefault(id(v.producer), p)
-    matched = set(map(id, nodes))
+    owner = None if pattern.all_private else _owners(pattern, b)
     for n in nodes[1:]:
-        p = owner.get(id(n))
-        if p is not None and not p.private:
-            continue
+        if owner is not None:
+            p = owner.get(id(n))
+            if p is not None and not p.private:
+                continue
         for out in n.outputs:
             if out.is_graph_output():
                 return f"{label(out)} (of {label_node(n)}) is a graph output"
             for user, _ in out.uses():
-                if id(user) not in matched:
+                if user not in nodes:  # identity: nodes define no __eq__
                     return f"{label(out)} (of {label_node(n)}) has another user, " \
                            f"{label_node(user)}"
     return None
 
 
+def _owners(pattern: Op, b: dict) -> dict[int, Op]:
+    """Matched node id -> the (outermost) Op pattern that matched it."""
+    owner: dict[int, Op] = {}
+    for p in pattern.ops:
+        v = b.get(p.name)
+        if v is not None and v.producer is not None:
+            owner.setdefault(id(v.producer), p)
+    return owner
+
+
 # -- the quick filter ------------------------------------------------------------------------------
 
 
-def signature(ins: Sequence[Optional[Value]]) -> list:
+def signature(ins: Sequence[Optional[Value]]) -> tuple:
     """Per input of a root: None when absent, else (producer's (domain, op type) or None, is
-    it possibly a constant) — what :func:`sig_ok` tests plans against, computed once."""
-    out: list = []
-    for v in ins:
-        if v is None:
-            out.append(None)
-            continue
-        p = v.producer
-        if p is None:
-            out.append((None, v.const_value is not None and not v._is_input))
-        else:
-            out.append(((p.domain, p.op_type), p.domain == "" and p.op_type == "Constant"))
-    return out
+    it possibly a constant) — what :func:`sig_ok` tests plans against, computed once; a tuple,
+    so that the driver can remember what each signature rules out."""
+    return tuple(None if v is None else _input_sig(v) for v in ins)
 
 
-def _plan_holds(plan: tuple, sig: list) -> bool:
+def _input_sig(v: Value) -> tuple:
+    p = v.producer
+    if p is None:
+        return (None, v.const_value is not None and not v._is_input)
+    return ((p.domain, p.op_type), p.domain == "" and p.op_type == "Constant")
+
+
+def _plan_holds(plan: tuple, sig: tuple) -> bool:
     n = len(sig)
     for i, need in plan:
         s = sig[i] if i < n else None
@@ -349,7 +395,7 @@ def _plan_holds(plan: tuple, sig: list) -> bool:
     return True
 
 
-def sig_ok(p: Op, sig: list) -> bool:
+def sig_ok(p: Op, sig: tuple) -> bool:
     """False when ``p`` cannot match a root whose inputs have ``sig`` (a direct input's producer
     op type, or not a constant): a cheap test before matching. Constant-ness is tested as
     :func:`const_value` would, without decoding anything."""
@@ -357,7 +403,7 @@ def sig_ok(p: Op, sig: list) -> bool:
     if not plan or _plan_holds(plan, sig):
         return True
     if p.commutative and len(sig) >= 2:
-        return _plan_holds(plan, [sig[1], sig[0]] + sig[2:])
+        return _plan_holds(plan, (sig[1], sig[0]) + sig[2:])
     return False
 
 

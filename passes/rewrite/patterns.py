@@ -29,6 +29,7 @@ class Var(Pattern):
         self.const = const
         self.dtypes = frozenset(dtypes) if dtypes is not None else None
         self.rank = rank
+        self.plain = not const and dtypes is None and rank is None  # binds any value
 
     def __repr__(self) -> str:
         return f"{'Const' if self.const else 'Var'}({self.name!r})"
@@ -68,10 +69,12 @@ class Op(Pattern):
     ``private``: every output of the node is read only by matched nodes (default for non-roots).
     ``output``: which output of the node the value must be.
 
-    Computed here: ``flat`` (every input is a :class:`Var` or an :class:`Opt` of one: the
-    matcher binds them in one loop), ``plan`` (what the root's direct inputs must be, tested
-    before matching; see :mod:`.match`) and ``ops`` (this element and every :class:`Op` below
-    it, outermost first).
+    Computed here: ``values`` (per input, whether it is a :class:`Var` or an :class:`Opt` of
+    one: bound without backtracking), ``flat`` (all of them: the matcher binds them in one
+    loop), ``constrained`` (attribute, dtype or rank constraints on the node itself), ``plan``
+    (what the root's direct inputs must be, tested before matching; see :mod:`.match`), ``ops``
+    (this element and every :class:`Op` below it, outermost first) and ``all_private`` (every
+    one of them below the root is ``private``).
     """
 
     _ids = itertools.count()
@@ -91,10 +94,13 @@ class Op(Pattern):
         self.private = private
         self.output = output
         self.depth = 1 + max((q.depth for q in self.inputs), default=0)
-        self.flat = all(_is_value(q) for q in self.inputs)
+        self.values = tuple(_is_value(q) for q in self.inputs)
+        self.flat = all(self.values)
+        self.constrained = bool(self.attrs) or self.dtypes is not None or self.rank is not None
         self.plan = tuple((i, need) for i, need in enumerate(_needs(q) for q in self.inputs)
                           if need is not None)
         self.ops: tuple[Op, ...] = (self,) + tuple(_ops_below(self.inputs))
+        self.all_private = all(q.private for q in self.ops[1:])
 
     def __repr__(self) -> str:
         return f"Op({'|'.join(self.op_types)} {self.name})"
