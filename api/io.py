@@ -427,13 +427,15 @@ def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None) 
                 proto = lower_model(model, _ExternalWriter(f, location))
                 f.flush()
                 os.fsync(f.fileno())
-        else:
-            proto = lower_model(model)
-        data = proto.SerializeToString()
         fd, model_tmp = _mkstemp(folder, ".onnx.tmp", mode)
         tmp_files.append(model_tmp)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if external:
+                f.write(proto.SerializeToString())
+            else:  # the weights one at a time: no whole copy of the model in memory
+                from .splice import write_model
+
+                write_model(model, f)
             f.flush()
             os.fsync(f.fileno())
         if data_final is not None:

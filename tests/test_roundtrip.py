@@ -254,3 +254,30 @@ def test_save_is_atomic_and_keeps_previous_output_on_failure(tmp_path, monkeypat
         onnxopt.save(m, str(out))
     assert out.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temporary left behind
+
+
+def test_save_splices_big_weights_byte_for_byte(tmp_path, monkeypatch):
+    """Big main-graph initializers (a changed one, an unchanged one, one in an If branch) are
+    written one at a time, and the file is the whole serialization's bytes."""
+    import onnxopt.splice as splice
+
+    text = """<ir_version: 8, opset_import: ["" : 17]>
+    g (float[4] x, bool c) => (float[4] y) <float[4] w = {1, 2, 3, 4}, float[4] u = {5, 6, 7, 8}> {
+        a = Add(x, w)
+        b = Mul(a, u)
+        y = If(c) <then_branch = t () => (float[4] o) <float[4] k = {9, 9, 9, 9}> {o = Add(b, k)},
+                   else_branch = e () => (float[4] o2) {o2 = Identity(b)}>
+    }"""
+    model = onnxopt.load(onnx.parser.parse_model(text).SerializeToString())
+    w = model.graph.initializers[0]
+    w.const_value = ir.Tensor.from_numpy(np.arange(4, dtype=np.float32) * 2)  # a changed tensor
+    spliced = []
+    real = splice._serialized
+    monkeypatch.setattr(splice, "SPLICE_MIN_BYTES", 1)
+    monkeypatch.setattr(splice, "_serialized", lambda item: spliced.append(item[0]) or real(item))
+    onnxopt.save(model, tmp_path / "m.onnx")
+    assert spliced == ["w", "u"]  # the branch's initializer stays in the small part
+    data = (tmp_path / "m.onnx").read_bytes()
+    assert data == ir.lower_model(model).SerializeToString()
+    y = ort_run(data, {"x": np.ones(4, np.float32), "c": np.array(True)})
+    np.testing.assert_allclose(y[0], (1 + np.arange(4) * 2) * np.array([5, 6, 7, 8]) + 9)
