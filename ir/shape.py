@@ -240,6 +240,15 @@ class Shape(tuple):
     """An immutable tuple of dims (int, SymDim or None)."""
 
     def __new__(cls, dims: Iterable[Union[int, str, SymDim, None]] = ()):
+        if type(dims) is cls:
+            return dims  # already normalized, and immutable: no copy needed
+        if type(dims) is list or type(dims) is tuple:
+            # Shape functions build lists of ready dims: take them as they are when they are.
+            for d in dims:
+                if d is not None and type(d) is not int and type(d) is not SymDim:
+                    break
+            else:
+                return super().__new__(cls, dims)
         return super().__new__(cls, (make_dim(d) for d in dims))
 
     @property

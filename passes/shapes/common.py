@@ -23,10 +23,12 @@ def broadcast(n: NodeCtx, shapes: Sequence[Shape | None], why: str = "broadcast"
     contradiction; symbolic dims that are not provably equal give ``Max(a, b)``, which is exact
     for every valid binding (each is either the other or 1).
     """
-    if any(s is None for s in shapes):
+    if None in shapes:
         return None
     if len(shapes) == 1:
         return list(shapes[0])
+    if len(shapes) == 2:
+        return _broadcast2(n, shapes[0], shapes[1], why)
     r = max(len(s) for s in shapes)
     out = []
     for k in range(r):
@@ -35,14 +37,34 @@ def broadcast(n: NodeCtx, shapes: Sequence[Shape | None], why: str = "broadcast"
             j = k - (r - len(s))
             if j >= 0:
                 ds.append(s[j])
-        out.append(_bdim(n, ds, why))
+        # An axis only one shape has is that shape's dim (what _bdim gives one dim).
+        out.append(ds[0] if len(ds) == 1 else _bdim(n, ds, why))
+    return out
+
+
+def _broadcast2(n: NodeCtx, a, b, why: str) -> list:
+    """``broadcast`` of two shapes (most calls), without building a dim list per axis."""
+    if a == b:
+        return list(a)  # what _bdim gives each axis of equal shapes
+    la, lb = len(a), len(b)
+    # The leading axes only the longer shape has are its dims (what _bdim gives one dim).
+    if la >= lb:
+        out, a = list(a[:la - lb]), a[la - lb:]
+    else:
+        out, b = list(b[:lb - la]), b[lb - la:]
+    for x, y in zip(a, b):
+        out.append(x if x is y and x is not None else _bdim(n, [x, y], why))
     return out
 
 
 def _bdim(n: NodeCtx, ds: list, why: str):
     first = ds[0]
-    if all(d == first for d in ds) and first is not None:
-        return first
+    if first is not None:
+        for d in ds:
+            if d is not first and not d == first:
+                break
+        else:
+            return first
     known = [d for d in ds if not (type(d) is int and d == 1)]
     if not known:
         return 1

@@ -138,10 +138,11 @@ def vals_from_numpy(arr: np.ndarray) -> np.ndarray | None:
     """Element values of a constant array (None for strings and big tensors)."""
     if arr.size > MAX_VALS or arr.dtype.kind not in "biuf":
         return None
-    out = arr.astype(object)
     if arr.dtype.kind == "f":
-        out = np.vectorize(float, otypes=[object])(arr) if arr.size else out
-    return out
+        # Python floats, as float() of each element gives (float64 holds every float16/32
+        # value exactly), without a per-element call.
+        return arr.astype(np.float64).astype(object)
+    return arr.astype(object)
 
 
 def is_concrete(a: np.ndarray) -> bool:
@@ -156,10 +157,11 @@ class Unresolved(Exception):
 class NodeCtx:
     """A shape function's view of one node: attributes, input types and values, output setters."""
 
-    __slots__ = ("fattrs", "inf", "node", "opsets")
+    __slots__ = ("fattrs", "inf", "ins", "node", "opsets")
 
     def __init__(self, node: Node, inf, opsets: dict, fattrs: dict | None):
         self.node = node
+        self.ins = node.inputs  # read by every accessor; a shape function never rewires
         self.inf = inf  # the running inference (driver)
         self.opsets = opsets
         self.fattrs = fattrs
@@ -207,7 +209,7 @@ class NodeCtx:
 
     def has(self, i: int) -> bool:
         """True when input ``i`` is present (not omitted)."""
-        ins = self.node.inputs
+        ins = self.ins
         return i < len(ins) and ins[i] is not None
 
     def has_out(self, i: int) -> bool:
@@ -217,13 +219,14 @@ class NodeCtx:
 
     def input(self, i: int) -> Value | None:
         """Input value ``i`` or None."""
-        ins = self.node.inputs
+        ins = self.ins
         return ins[i] if i < len(ins) else None
 
     # -- inputs --------------------------------------------------------------------------------
     def type(self, i: int):
         """The type of input ``i`` (None when unknown or omitted)."""
-        v = self.input(i)
+        ins = self.ins  # input(i), inlined: every shape function asks for types
+        v = ins[i] if i < len(ins) else None
         return None if v is None else self.inf.type_of(v)
 
     def dtype(self, i: int) -> int:
@@ -243,7 +246,8 @@ class NodeCtx:
 
     def vals(self, i: int) -> np.ndarray | None:
         """Element values of input ``i`` (object array), when tracked."""
-        v = self.input(i)
+        ins = self.ins
+        v = ins[i] if i < len(ins) else None
         return None if v is None else self.inf.vals_of(v)
 
     def ints(self, i: int) -> list | None:
@@ -282,10 +286,11 @@ class NodeCtx:
     # -- outputs -------------------------------------------------------------------------------
     def set(self, i: int, dtype: int, shape=None, vals: np.ndarray | None = None) -> None:
         """Set output ``i`` to a tensor of ``dtype`` and ``shape`` (dims, or None: unknown rank)."""
-        if i >= len(self.node.outputs):
+        outs = self.node.outputs
+        if i >= len(outs):
             return
         sh = None if shape is None else Shape(shape)
-        self.inf.set_out(self.node.outputs[i], TensorType(dtype or 0, sh), vals)
+        self.inf.set_out(outs[i], TensorType(dtype or 0, sh), vals)
 
     def set_type(self, i: int, t) -> None:
         """Set output ``i`` to any type (sequence, optional...)."""

@@ -80,10 +80,12 @@ def _sanitize(s: str) -> str:
 
 
 def _precise(t) -> bool:
-    if type(t) is not TensorType:
-        return isinstance(t, TensorType) and t.shape is not None and None not in t.shape
-    shape = t.shape
-    return shape is not None and None not in shape
+    if not isinstance(t, TensorType) or t.shape is None:
+        return False
+    for d in t.shape:  # not ``None in shape``: that calls SymDim.__eq__ on every symbolic dim
+        if d is None:
+            return False
+    return True
 
 
 def _clean(t):
@@ -191,7 +193,8 @@ class Inference:
 
     def set_out(self, v: Value, t, vals: np.ndarray | None) -> None:
         """Record an output's inferred type, merged with its declared type (a hint)."""
-        t = self._proven(t, v.type, v)
+        if v.type is not None:  # most intermediate values declare nothing
+            t = self._proven(t, v.type, v)
         self.types[v] = t
         if vals is not None and not isinstance(vals, np.ndarray):
             vals = obj_array([vals], ())
