@@ -38,7 +38,7 @@ from typing import Iterator
 import numpy as np
 
 from ...ir import Model, Node, OptionalType, SequenceType, Shape, SymDim, TensorType, Value
-from ...ir.core import touch_value
+from ...ir.core import clock, touch_value
 from ...ir.types import Type
 from . import dims as D
 from .context import (
@@ -144,6 +144,7 @@ class _Root:
         self.top: Node | None = None
         self.reports: dict = {}
         self.loose: list = []
+        self.clock = -1  # ir.core.clock() when the facts were last brought up to date
 
     def file(self, entry: tuple) -> None:
         """File a report under the main-graph node being inferred."""
@@ -795,6 +796,7 @@ def _run(model: Model, verbose: int, notes: list | None, t0: float,
     inf.commit()
     model.meta[FACTS_FLAG] = True
     info.state = inf
+    inf.root.clock = clock()
     last = {}
     for u in info.unknown:  # a Loop body inferred twice reports its nodes once
         last[id(u.node)] = u
@@ -935,12 +937,16 @@ def _update(model: Model, info: ShapeInfo, inf: Inference, replace: bool) -> Sha
             inf.commit_value(v)
     opsets = dict(model.opset_imports)
     changed: set = set()
-    types, vals, seqs = inf.types, inf.vals, inf.seqs
-    reports = root.reports
+    # Only nodes stamped since the last inference can have new inputs (set_input, insertion
+    # and creation stamp a node; inference changes no inputs): the others, unless they read a
+    # value whose facts change now or hold a body, would be skipped below. ``keep`` gains the
+    # readers of every value whose facts change (later in the order: where() hands them out).
+    keep = {sg.parent_node for sg in g.subgraphs()
+            if sg.parent_node is not None and sg.parent_node.graph is g}
     updated = 0
     root.reuse = True
     try:
-        for n in g.nodes:
+        for n in g.nodes.where(root.clock, keep):
             last = seen.get(n)
             ins = n.inputs
             if not (changed and any(v in changed for v in ins)):
@@ -952,40 +958,52 @@ def _update(model: Model, info: ShapeInfo, inf: Inference, replace: bool) -> Sha
             if functions and (n.domain, n.op_type, n.overload) in functions:
                 return None
             updated += 1
-            outs = n.outputs
-            old = []
-            for v in outs:
-                old.append((types.pop(v, _MISSING), vals.pop(v, None)))
-                seqs.pop(v, None)
-            reports.pop(n, None)
-            inf.node(n, opsets, None)
-            for v, (ot, ov) in zip(outs, old):
-                if ot is not _MISSING and not replace:
-                    nt = types.get(v)
-                    rt = _refine(ot, nt)
-                    if rt is not nt:
-                        types[v] = rt
-                    nv = vals.get(v)
-                    rv = _refine_vals(ov, nv)
-                    if rv is not nv:
-                        if rv is None:
-                            vals.pop(v, None)
-                        else:
-                            vals[v] = rv
-                if inf.commit_value(v):
-                    changed.add(v)
-                    if ot is not _MISSING:
-                        touch_value(v)  # a known value's facts changed
-            if n.attributes and n.subgraphs():
-                for v in _body_values(n):
-                    if v in types and inf.commit_value(v):
-                        touch_value(v)
+            for v in _infer_again(inf, n, opsets, replace):
+                changed.add(v)
+                keep.update(v.consumers())
     finally:
         root.reuse = False
     if updated:
         _rebuild(info, model, root)
+    root.clock = clock()
     info.stats["updated_nodes"] = info.stats.get("updated_nodes", 0) + updated
     return info
+
+
+def _infer_again(inf: Inference, n: Node, opsets: dict, replace: bool) -> list:
+    """Infer ``n`` again (known facts kept and refined unless ``replace``); returns its outputs
+    whose facts changed."""
+    types, vals, seqs = inf.types, inf.vals, inf.seqs
+    outs = n.outputs
+    old = []
+    for v in outs:
+        old.append((types.pop(v, _MISSING), vals.pop(v, None)))
+        seqs.pop(v, None)
+    inf.root.reports.pop(n, None)
+    inf.node(n, opsets, None)
+    changed = []
+    for v, (ot, ov) in zip(outs, old):
+        if ot is not _MISSING and not replace:
+            nt = types.get(v)
+            rt = _refine(ot, nt)
+            if rt is not nt:
+                types[v] = rt
+            nv = vals.get(v)
+            rv = _refine_vals(ov, nv)
+            if rv is not nv:
+                if rv is None:
+                    vals.pop(v, None)
+                else:
+                    vals[v] = rv
+        if inf.commit_value(v):
+            changed.append(v)
+            if ot is not _MISSING:
+                touch_value(v)  # a known value's facts changed
+    if n.attributes and n.subgraphs():
+        for v in _body_values(n):
+            if v in types and inf.commit_value(v):
+                touch_value(v)
+    return changed
 
 
 def _rebuild(info: ShapeInfo, model: Model, root: _Root) -> None:
