@@ -41,7 +41,7 @@ Integers have no signed zero.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -197,8 +197,8 @@ class _Same(Rule):
         return None if _same_shape(m, m["x"], m.root.outputs[0]) else "shape may change"
 
     def check(self, m: Match) -> Optional[str]:
-        x, out = m["x"], m.root.outputs[0]
-        why = _same_dtype(m, x, m.dtype(out)) if m.dtype(out) else None
+        x, dt = m["x"], m.dtype(m.root.outputs[0])
+        why = _same_dtype(m, x, dt) if dt else None
         return why or self.same(m) or _replaceable(m, x)
 
     def rewrite(self, m: Match, b) -> Value:
@@ -241,10 +241,14 @@ class CastSame(_Same):
         return _same_dtype(m, x, to) or _replaceable(m, x)
 
 
-def _perm(m: Match, node, rank: Optional[int]) -> Optional[list[int]]:
+def _perm(m: Match, node, rank: Union[int, str, None]) -> Optional[list[int]]:
+    """The permutation, the default (reversed axes) from ``rank``: a number, or the name of
+    the binding whose rank it is (asked only when the attribute is absent)."""
     p = m.attr(node, "perm")
     if p is not None:
         return list(p)
+    if isinstance(rank, str):
+        rank = m.rank(rank)
     return None if rank is None else list(range(rank))[::-1]
 
 
@@ -254,7 +258,7 @@ class TransposeIdentity(_Same):
     pattern = Op("Transpose", "x")
 
     def check(self, m: Match) -> Optional[str]:
-        perm = _perm(m, m.root, m.rank("x"))
+        perm = _perm(m, m.root, "x")
         if perm is None or perm != list(range(len(perm))):
             return "not the identity permutation"
         return _replaceable(m, m["x"])

@@ -97,11 +97,11 @@ def _siblings(m: Match, x, w0) -> list:
             continue
         seen.add(id(node))
         wv = node.inputs[1]
+        if wv.num_uses() != 1:
+            continue  # shared weights would be stored twice
         w = const_value(wv)
         if w is None or w.ndim != 2 or w.dtype != w0.dtype or w.shape[0] != w0.shape[0]:
             continue
-        if wv.num_uses() != 1:
-            continue  # shared weights would be stored twice
         add, bias = None, None
         y = node.outputs[0]
         if y.num_uses() == 1 and not y.is_graph_output():

@@ -19,7 +19,7 @@ from ..blame import mark_rule
 from ..opsets import graph_imports
 from .authoring import check_created, commute_hint
 from .facts import Shapes, best_type, inherit_fact
-from .match import Match, match, sig_ok, signature
+from .match import Match, match, sig_key, sig_ok, signature
 from .patterns import Op
 from .rule import NotApplicable, Rule
 from .trace import CHECK_RANK, Miss, TraceEvent, Tracer
@@ -287,17 +287,20 @@ class _Plans:
         # (domain, op type) -> the largest reach of its entries: a seeded node further from
         # every change than that is not worth queueing.
         self.reach = {key: max(e[2] for e in entries) for key, entries in index.items()}
+        # Ops none of whose patterns has a plan: every signature keeps all their entries.
+        self.unplanned = {key for key, entries in index.items()
+                          if not any(p.plan for _, pats, _ in entries for p in pats)}
         self._by_sig: dict[tuple, list] = {}
 
     def entries(self, node: Node) -> list:
         key = (node.domain, node.op_type)
         entries = self.index.get(key, ())
-        if not entries or not self.quick:
+        if not entries or not self.quick or key in self.unplanned:
             return entries
-        sig = signature(node.inputs)
-        got = self._by_sig.get((key, sig))
+        k = sig_key(node)
+        got = self._by_sig.get(k)
         if got is None:
-            got = self._by_sig[(key, sig)] = _filtered(entries, sig)
+            got = self._by_sig[k] = _filtered(entries, signature(node.inputs))
         return got
 
 
@@ -319,7 +322,7 @@ class _Worklist:
         self.plans = plans
         self.reach = plans.reach
         self.stack: list[Node] = []
-        self.queued: set[int] = set()
+        self.queued: set[Node] = set()  # nodes hash by identity
         # Seeded nodes' distances from the nearest change (``changed_since``); a node pushed
         # again by a rewrite is near that rewrite's change and loses its entry.
         self.distance: dict[Node, int] = {}
@@ -329,12 +332,12 @@ class _Worklist:
         return self.plans.entries(node)
 
     def push(self, n: Optional[Node]) -> None:
-        if n is None or n.graph is not self.graph or id(n) in self.queued:
+        if n is None or n.graph is not self.graph or n in self.queued:
             return
         reach = self.reach.get((n.domain, n.op_type))
         if reach is None or (self.distance and self.distance.get(n, 0) > reach):
             return
-        self.queued.add(id(n))
+        self.queued.add(n)
         self.stack.append(n)
 
     def requeue(self, n: Optional[Node]) -> None:
@@ -345,7 +348,7 @@ class _Worklist:
     def pop(self) -> Optional[Node]:
         while self.stack:
             n = self.stack.pop()
-            self.queued.discard(id(n))
+            self.queued.discard(n)
             if n.graph is self.graph:
                 return n
         return None

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 
 from ...ir import TensorType, Value, from_np_dtype
 from ..base import PassContext
-from .constants import const_value
+from .constants import array_fact, const_value
 
 # passes.shapes is imported on first use, not here: the plugin API imports this module, and a
 # pipeline that asks no shape question (``-p dce``) should not load shape inference.
@@ -111,7 +111,7 @@ class Shapes:
             return None
         c = const_value(v)
         if c is not None and c.dtype.kind in "iu" and c.ndim <= 1:
-            return [int(x) for x in c.reshape(-1)]
+            return list(array_fact(c, "ints", lambda a: tuple(int(x) for x in a.reshape(-1))))
         if not self._ready:
             self.load()
         if self._sym_value is not None:

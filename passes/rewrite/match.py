@@ -3,11 +3,14 @@ rule's check and rewrite read.
 
 Matching walks the pattern from the root up its inputs. A partial match is a pair: the bindings
 (pattern name -> value, None for an absent optional input) and the tuple of matched nodes (root
-first). Generators give backtracking (an :class:`Or` alternative or the commuted order of a
-``commutative`` op is tried when what follows fails); inputs that are plain values
-(``Op.flat``: every input a :class:`Var` or an :class:`Opt` of one) bind in one loop instead,
-which is the whole match for most roots. Every failure is reported to a :class:`Miss` with the
-depth it reached, so the tracer can explain the near-miss.
+first). The search is depth first over a list of (pattern, value) pairs still to match, an
+:class:`Op`'s inputs put before what follows it; it backtracks (an :class:`Or` alternative or
+the commuted order of a ``commutative`` op is tried when what follows fails) and stops at the
+first complete match that meets the ``private`` constraints. Plain values (a :class:`Var` or an
+:class:`Opt` of one) have one way to match and bind in a loop; when they are all of a root's
+inputs (``Op.flat``), that loop is the whole match. Every failure is reported to a
+:class:`Miss` with the depth it reached, so the tracer can explain the near-miss (without a
+Miss, failures are not worded).
 
 Before matching at all, the driver tests each pattern's ``plan`` (what its direct inputs must be:
 produced by some op, or constant) against the root's input signature, computed once per root.
@@ -15,7 +18,7 @@ produced by some op, or constant) against the root's input signature, computed o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -109,66 +112,120 @@ def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
           miss: Optional[Miss] = None) -> Optional[Match]:
     """Match one pattern at ``root``; None when it does not match (the reason goes to ``miss``;
     without one, no reason is even worded)."""
-    m = _Matcher(root.graph, opset, shapes, miss)
+    m = _Matcher(root.graph, opset, shapes, miss, pattern)
     if root.op_type not in pattern.op_types or root.domain != pattern.domain:
         if miss is not None:
             miss.fail(0, f"root is {root.op_type}, not {'|'.join(pattern.op_types)}")
         return None
     start = {pattern.name: root.outputs[pattern.output]}
-    if pattern.flat:  # the fast path: the root is the whole match, no generator needed
-        for order in m.orders(pattern, root, 0):
+    for order in m.orders(pattern, root, 0):
+        if pattern.flat:  # the fast path: the root is the whole match, nothing to search
             b = m.bind_values(pattern.inputs, order, start, 1)
             if b is not None:
                 return Match(rule, root, b, (root,), opset, shapes)
-        return None
-    for b, nodes in m.node(pattern, root, start, ()):
-        reason = _private_violation(pattern, b, nodes)
-        if reason is not None:
-            if miss is not None:
-                miss.fail(len(nodes), reason)
             continue
-        return Match(rule, root, b, nodes, opset, shapes)
+        found = m.search(_todo(pattern, order, None), start, (root,))
+        if found is not None:
+            return Match(rule, root, found[0], found[1], opset, shapes)
     return None
+
+
+def _todo(p: Op, vals: Sequence, rest: Optional[tuple]) -> Optional[tuple]:
+    """``p``'s inputs paired with ``vals``, in order, before the pairs still to match in
+    ``rest``: the linked list (pattern, value, rest) :meth:`_Matcher.search` works through."""
+    pats = p.inputs
+    for i in range(len(pats) - 1, -1, -1):
+        rest = (pats[i], vals[i], rest)
+    return rest
 
 
 class _Matcher:
     """Matching state for one root: the graph, the opset for attribute defaults, the shape
-    facts, and where misses go (None: nowhere, and the reasons are not worded)."""
+    facts, where misses go (None: nowhere, and the reasons are not worded) and the root
+    pattern (whose ``private`` constraints a complete match must meet)."""
 
-    __slots__ = ("graph", "opset", "shapes", "miss")
+    __slots__ = ("graph", "opset", "shapes", "miss", "pattern")
 
-    def __init__(self, graph: Graph, opset: int, shapes: Shapes, miss: Optional[Miss]):
+    def __init__(self, graph: Graph, opset: int, shapes: Shapes, miss: Optional[Miss],
+                 pattern: Op):
         self.graph = graph
         self.opset = opset
         self.shapes = shapes
         self.miss = miss
+        self.pattern = pattern
 
-    def value(self, p: Pattern, v: Optional[Value], b: dict, nodes: tuple) -> Iterator[_State]:
-        """Every way ``v`` matches ``p`` given the partial match ``(b, nodes)``."""
-        depth = len(nodes)
+    def search(self, todo: Optional[tuple], b: dict, nodes: tuple) -> Optional[_State]:
+        """The first complete match (depth first, in pattern order) that extends ``(b, nodes)``
+        by matching every (pattern, value) pair of ``todo`` and meets the root pattern's
+        ``private`` constraints; None when there is none. Value patterns have at most one way
+        to match and are bound in a loop; backtracking happens at Op, Opt and Or elements."""
+        if todo is not None and todo[0].is_value:
+            b = dict(b)
+            while todo is not None and todo[0].is_value:
+                if not self.bind(todo[0], todo[1], b, len(nodes)):
+                    return None
+                todo = todo[2]
+        if todo is None:
+            reason = _private_violation(self.pattern, b, nodes)
+            if reason is None:
+                return b, nodes
+            if self.miss is not None:
+                self.miss.fail(len(nodes), reason)
+            return None
+        p, v, rest = todo
+        if isinstance(p, Op):
+            return self.op(p, v, rest, b, nodes)
         if isinstance(p, Opt):
             if v is None:
-                yield ({**b, p.name: None} if p.name else b), nodes
-                return
-            yield from self.value(p.inner, v, b, nodes)
-            return
+                return self.search(rest, {**b, p.name: None} if p.name else b, nodes)
+            return self.search((p.inner, v, rest), b, nodes)
         if v is None:
             if self.miss is not None:
-                self.miss.fail(depth, f"{describe(p)} is missing")
-            return
-        if isinstance(p, Or):
-            for alt in p.alternatives:
-                yield from self.value(alt, v, b, nodes)
-            return
-        if isinstance(p, Var):
-            reason = self.var_reason(p, v, b)
-            if reason is not None:
-                if self.miss is not None:
-                    self.miss.fail(depth, reason)
-            else:
-                yield (b if p.name in b else {**b, p.name: v}), nodes
-            return
-        yield from self.op(p, v, b, nodes)
+                self.miss.fail(len(nodes), f"{describe(p)} is missing")
+            return None
+        for alt in p.alternatives:  # an Or
+            found = self.search((alt, v, rest), b, nodes)
+            if found is not None:
+                return found
+        return None
+
+    def op(self, p: Op, v: Optional[Value], rest: Optional[tuple], b: dict,
+           nodes: tuple) -> Optional[_State]:
+        """:meth:`search` where the next pair is an :class:`Op` pattern and its value."""
+        reason = self.op_reason(p, v, b)
+        if reason is not None:
+            if self.miss is not None:
+                self.miss.fail(len(nodes), reason())
+            return None
+        node = v.producer
+        if node in nodes:  # already matched: only as the same binding
+            return self.search(rest, b, nodes) if b.get(p.name, _UNBOUND) is v else None
+        b = {**b, p.name: v}
+        depth = len(nodes)
+        nodes = nodes + (node,)
+        for order in self.orders(p, node, depth):
+            found = self.search(_todo(p, order, rest), b, nodes)
+            if found is not None:
+                return found
+        return None
+
+    def op_reason(self, p: Op, v: Optional[Value], b: dict) -> Optional[Callable[[], str]]:
+        """Why ``v`` cannot be the output of a node ``p`` matches, as a function that words
+        it (only the tracer asks), or None."""
+        if v is None:
+            return lambda: f"{describe(p)} is missing"
+        node = v.producer
+        if node is None or node.op_type not in p.op_types or node.domain != p.domain:
+            got = node.op_type if node is not None else "a graph input or constant"
+            return lambda: f"{label(v)} comes from {got}, not {'|'.join(p.op_types)}"
+        if node.graph is not self.graph:
+            return lambda: f"{node!r} is in an enclosing graph"
+        if v.index != p.output:
+            return lambda: f"{label(v)} is output {v.index} of {node!r}, not {p.output}"
+        bound = b.get(p.name, _UNBOUND)
+        if bound is not _UNBOUND and bound is not v:
+            return lambda: f"{p.name!r} is bound to two different values"
+        return None
 
     def var_reason(self, p: Var, v: Value, b: dict) -> Optional[str]:
         """Why ``v`` cannot be bound to ``p`` (None: it can, or already is)."""
@@ -192,51 +249,6 @@ class _Matcher:
             if r != rank:
                 return f"has rank {r if r is not None else 'unknown'}, not {rank}"
         return None
-
-    def op(self, p: Op, v: Optional[Value], b: dict, nodes: tuple) -> Iterator[_State]:
-        depth = len(nodes)
-        if v is None:
-            if self.miss is not None:
-                self.miss.fail(depth, f"{describe(p)} is missing")
-            return
-        node = v.producer
-        if node is None or node.op_type not in p.op_types or node.domain != p.domain:
-            if self.miss is not None:
-                got = f"{node.op_type}" if node is not None else "a graph input or constant"
-                self.miss.fail(depth, f"{label(v)} comes from {got}, not "
-                                      f"{'|'.join(p.op_types)}")
-            return
-        if node.graph is not self.graph:
-            if self.miss is not None:
-                self.miss.fail(depth, f"{node!r} is in an enclosing graph")
-            return
-        if v.index != p.output:
-            if self.miss is not None:
-                self.miss.fail(depth, f"{label(v)} is output {v.index} of {node!r}, "
-                                      f"not {p.output}")
-            return
-        bound = b.get(p.name, _UNBOUND)
-        if bound is not _UNBOUND and bound is not v:
-            if self.miss is not None:
-                self.miss.fail(depth, f"{p.name!r} is bound to two different values")
-            return
-        if node in nodes:
-            if bound is v:
-                yield b, nodes
-            return
-        yield from self.node(p, node, {**b, p.name: v}, nodes)
-
-    def node(self, p: Op, node: Node, b: dict, nodes: tuple) -> Iterator[_State]:
-        """Match ``node`` (already of the right type) against ``p``: constraints, then inputs."""
-        depth = len(nodes)
-        nodes = nodes + (node,)
-        for order in self.orders(p, node, depth):
-            if p.flat:
-                b2 = self.bind_values(p.inputs, order, b, depth + 1)
-                if b2 is not None:
-                    yield b2, nodes
-            else:
-                yield from self.inputs(p, order, 0, b, nodes)
 
     def orders(self, p: Op, node: Node, depth: int) -> tuple:
         """The input tuples to match against ``p.inputs`` (trailing omitted inputs trimmed,
@@ -262,25 +274,6 @@ class _Matcher:
             return inputs, (inputs[1], inputs[0]) + inputs[2:]
         return (inputs,)
 
-    def inputs(self, p: Op, vals: tuple, i: int, b: dict, nodes: tuple) -> Iterator[_State]:
-        """Every way ``vals[i:]`` match ``p.inputs[i:]``. Value patterns (``p.values``) have
-        at most one way: they are bound in a loop, backtracking happens only at the others."""
-        pats, values, n = p.inputs, p.values, len(p.inputs)
-        if i < n and values[i]:
-            b = dict(b)
-            while i < n and values[i]:
-                if not self.bind(pats[i], vals[i], b, len(nodes)):
-                    return
-                i += 1
-        if i == n:
-            yield b, nodes
-            return
-        q = pats[i]
-        ways = self.op(q, vals[i], b, nodes) if type(q) is Op else \
-            self.value(q, vals[i], b, nodes)
-        for b2, nodes2 in ways:
-            yield from self.inputs(p, vals, i + 1, b2, nodes2)
-
     def bind_values(self, pats: Sequence[Pattern], vals: Sequence, b: dict,
                     depth: int) -> Optional[dict]:
         """Bind value patterns (:class:`Var`, :class:`Opt` of one) in one pass: there is nothing
@@ -294,7 +287,7 @@ class _Matcher:
     def bind(self, q: Pattern, v: Optional[Value], b: dict, depth: int) -> bool:
         """Bind one value pattern into ``b`` (the caller's own copy); False after reporting
         the miss."""
-        if type(q) is Opt:
+        if isinstance(q, Opt):
             if v is None:
                 if q.name:
                     b[q.name] = None
@@ -374,6 +367,22 @@ def signature(ins: Sequence[Optional[Value]]) -> tuple:
     return tuple(None if v is None else _input_sig(v) for v in ins)
 
 
+def sig_key(node: Node) -> tuple:
+    """The node's (domain, op type) and its :func:`signature` as one flat tuple (producers'
+    op types and domains as strings, constant-ness as a bool, None for an absent input):
+    it determines the signature, and hashing it is cheaper (no nested tuples)."""
+    key: list = [node.domain, node.op_type]
+    for v in node.inputs:
+        if v is None:
+            key.append(None)
+        elif v.producer is None:
+            key.append(v.const_value is not None and not v._is_input)
+        else:
+            p = v.producer
+            key += (p.op_type, p.domain)
+    return tuple(key)
+
+
 def _input_sig(v: Value) -> tuple:
     p = v.producer
     if p is None:
@@ -407,4 +416,4 @@ def sig_ok(p: Op, sig: tuple) -> bool:
     return False
 
 
-__all__ = ["Match", "match", "signature", "sig_ok"]
+__all__ = ["Match", "match", "signature", "sig_key", "sig_ok"]

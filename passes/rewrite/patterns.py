@@ -17,11 +17,14 @@ class Pattern:
     """Base of pattern elements. ``depth``: how many nodes deep the element reaches."""
 
     depth: int = 0
+    is_value: bool = False  # a Var, or an Opt of one: matched by binding, never by backtracking
 
 
 class Var(Pattern):
     """Any value, bound to ``name``. ``const``: must be a constant; ``dtypes``: allowed element
     types; ``rank``: required rank (answered by shape inference; unknown rank refuses)."""
+
+    is_value = True
 
     def __init__(self, name: str, *, const: bool = False, dtypes: Optional[Sequence[int]] = None,
                  rank: Optional[int] = None):
@@ -48,6 +51,7 @@ class Opt(Pattern):
         self.inner = _pat(inner)
         self.name: Optional[str] = getattr(self.inner, "name", None)
         self.depth = self.inner.depth
+        self.is_value = isinstance(self.inner, Var)
 
 
 class Or(Pattern):
@@ -69,9 +73,8 @@ class Op(Pattern):
     ``private``: every output of the node is read only by matched nodes (default for non-roots).
     ``output``: which output of the node the value must be.
 
-    Computed here: ``values`` (per input, whether it is a :class:`Var` or an :class:`Opt` of
-    one: bound without backtracking), ``flat`` (all of them: the matcher binds them in one
-    loop), ``constrained`` (attribute, dtype or rank constraints on the node itself), ``plan``
+    Computed here: ``flat`` (every input is a :class:`Var` or an :class:`Opt` of one: the
+    matcher binds them in one loop), ``constrained`` (attribute, dtype or rank constraints on the node itself), ``plan``
     (what the root's direct inputs must be, tested before matching; see :mod:`.match`), ``ops``
     (this element and every :class:`Op` below it, outermost first) and ``all_private`` (every
     one of them below the root is ``private``).
@@ -94,8 +97,7 @@ class Op(Pattern):
         self.private = private
         self.output = output
         self.depth = 1 + max((q.depth for q in self.inputs), default=0)
-        self.values = tuple(_is_value(q) for q in self.inputs)
-        self.flat = all(self.values)
+        self.flat = all(q.is_value for q in self.inputs)
         self.constrained = bool(self.attrs) or self.dtypes is not None or self.rank is not None
         self.plan = tuple((i, need) for i, need in enumerate(_needs(q) for q in self.inputs)
                           if need is not None)
@@ -112,11 +114,6 @@ def _pat(p: Union[Pattern, str]) -> Pattern:
     if not isinstance(p, Pattern):
         raise UsageError(f"not a pattern element: {p!r}")
     return p
-
-
-def _is_value(p: Pattern) -> bool:
-    """A :class:`Var`, or an :class:`Opt` of one: matched by binding, never by backtracking."""
-    return isinstance(p, Var) or (isinstance(p, Opt) and isinstance(p.inner, Var))
 
 
 def _ops_below(pats: Sequence[Pattern]):
