@@ -59,6 +59,9 @@ class ReshapeTarget(Rule):
     pattern = Op("Reshape", "x", "s")
 
     def target(self, m: Match) -> Optional[list[int]]:
+        return m.once("target", lambda: self._target(m))
+
+    def _target(self, m: Match) -> Optional[list[int]]:
         s = m["s"]
         if m.const("s") is not None or m.dtype(s) != _INT64:
             return None

@@ -71,7 +71,11 @@ class _Norm(Rule):
     """Shared checks: float type, trailing axes, exponent 2, scalar eps, scale/bias shapes."""
 
     def plan(self, m: Match):
-        """(axis, eps, scale, bias, normalized dims) or a reason string."""
+        """(axis, eps, scale, bias, normalized dims) or a reason string (worked out once for
+        the check and the rewrite)."""
+        return m.once("plan", lambda: self._plan(m))
+
+    def _plan(self, m: Match):
         dtype = m.dtype("x") or m.dtype("eps")
         if dtype not in FLOATS:
             return "input is not a float tensor"

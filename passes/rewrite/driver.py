@@ -10,7 +10,7 @@ group, or the user re-running) may still find.
 from __future__ import annotations
 
 import itertools
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from ...ir import Builder, Graph, Model, Node, TensorType, Value
 from ...ir.core import changed_since, clock
@@ -142,12 +142,10 @@ class Rewriter:
             start = clock()
             work = _Worklist(graph, plans)
             if since is None:
-                for n in graph.nodes:
-                    work.push(n)
+                work.seed(graph.nodes)
             else:  # in graph order, passing over (not visiting) the nodes far from a change
                 work.distance = changed_since(graph, since, depth)
-                for n in graph.nodes.where(clock(), work.distance):
-                    work.push(n)
+                work.seed(graph.nodes.where(clock(), work.distance))
             before = len(result.rewrites)
             if not self._drain(work, opset, shapes, result, cap):
                 return result
@@ -164,20 +162,19 @@ class Rewriter:
                cap: int) -> bool:
         """Examine the worklist's nodes until it is empty; False when the graph's rewrite cap
         was reached (reported)."""
-        graph = work.graph
+        graph, entries_of, rewrites = work.graph, work.plans.entries, result.rewrites
         while not self._exhausted():
             node = work.pop()
             if node is None:
                 break
-            if len(result.rewrites) >= cap:
+            if len(rewrites) >= cap:
                 self.capped.append(f"rewrite: graph {graph.name!r} still changing after "
                                    f"{cap} rewrites (rules undo each other?); stopped")
                 return False
-            entries = work.entries(node)
             # A node seeded for being near a change, and not touched since, is tried only with
             # the rules whose patterns reach back to that change.
             far = work.distance.get(node, 0) if work.distance else 0
-            for rule, pats, reach in entries:
+            for rule, pats, reach in entries_of(node):
                 if reach < far:
                     continue
                 m = self._try(rule, pats, node, opset, shapes)
@@ -293,6 +290,7 @@ class _Plans:
         self._by_sig: dict[tuple, list] = {}
 
     def entries(self, node: Node) -> list:
+        """(rule, patterns, reach) to try at ``node``, by decreasing benefit."""
         key = (node.domain, node.op_type)
         entries = self.index.get(key, ())
         if not entries or not self.quick or key in self.unplanned:
@@ -327,9 +325,14 @@ class _Worklist:
         # again by a rewrite is near that rewrite's change and loses its entry.
         self.distance: dict[Node, int] = {}
 
-    def entries(self, node: Node) -> list:
-        """(rule, patterns, reach) to try at ``node``, by decreasing benefit."""
-        return self.plans.entries(node)
+    def seed(self, nodes: Iterable[Node]) -> None:
+        """Push ``nodes``: distinct nodes of this graph, in graph order, on an empty list."""
+        reach, distance, stack = self.reach, self.distance, self.stack
+        for n in nodes:
+            r = reach.get((n.domain, n.op_type))
+            if r is not None and (not distance or distance.get(n, 0) <= r):
+                stack.append(n)
+        self.queued.update(stack)
 
     def push(self, n: Optional[Node]) -> None:
         if n is None or n.graph is not self.graph or n in self.queued:

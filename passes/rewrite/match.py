@@ -18,11 +18,12 @@ produced by some op, or constant) against the root's input signature, computed o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Optional, Sequence, Union
 
 import numpy as np
 
 from ...ir import Graph, Node, Value
+from ...ir.core import clock
 from ..blame import UnboundName
 from .constants import attr_of, const_value, has_ref_attrs
 from .facts import Shapes
@@ -51,7 +52,22 @@ class Match:
         self.shapes = shapes
         self._b = bindings
         self._consts: dict[str, Optional[np.ndarray]] = {}
+        self._once: Optional[dict] = None  # once(): key -> (clock, result)
         self.extra: list[tuple[Value, Value]] = []  # also_replace() requests of the rewrite
+
+    def once(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()`` for this match, not computed again while the IR does not change: what
+        a check works out (a plan) and the rewrite, run next on the same graph, needs again.
+        ``key`` names what ``compute`` computes."""
+        now = clock()
+        if self._once is None:
+            self._once = {}
+        hit = self._once.get(key)
+        if hit is not None and hit[0] == now:
+            return hit[1]
+        out = compute()
+        self._once[key] = (now, out)
+        return out
 
     @property
     def memo(self) -> dict:
