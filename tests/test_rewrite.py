@@ -465,3 +465,98 @@ def test_sweeps_near_changes_find_what_full_sweeps_find():
             PassManager(pipeline).run(m, PassContext(m, options={"rewrite.memo": memo}))
             texts.append(print_model(m))
         assert texts[0] == texts[1]
+
+
+def test_quick_filter_and_unworded_misses_change_no_rewrite():
+    """Without a tracer the driver drops the patterns a root's input signature rules out (once
+    per distinct signature) and words no miss; with one it tries everything and words every
+    miss. Both must apply the same rewrites, in the same order."""
+    from pathlib import Path
+
+    from onnxopt import load
+    from onnxopt.ir import print_model
+    from onnxopt.passes import registry
+    from onnxopt.passes.shapes import ShapeAnalysis
+
+    path = Path(__file__).resolve().parent.parent / "golden" / "models" / "bert_op17.onnx"
+    results = []
+    for traced in (False, True):
+        m = load(path)
+        ctx = PassContext(m)
+        ctx.analysis(ShapeAnalysis)
+        rules = registry.create("simplify", {}).selected_rules(m) + \
+            registry.create("fuse", {}).selected_rules(m)
+        events: list = []
+        res = apply_rules(m, rules, ctx, tracer=events.append if traced else None,
+                          shapes=Shapes(ctx))
+        results.append(([(r.rule, r.replaced) for r in res.rewrites], print_model(m)))
+        if traced:
+            assert any(ev.stage != "applied" for ev in events)
+    assert results[0][0], "the model should give the rules something to rewrite"
+    assert results[0] == results[1]
+
+
+def test_search_backtracks_in_pattern_order():
+    """An Or alternative or commuted order that matches partway and then fails deeper is
+    abandoned for the next one; the first complete match (in pattern order) is the one kept."""
+    from onnxopt.passes.rewrite import match
+
+    m = model_from_text(f"""{H17}
+        g (float[4] x, float[4] z) => (float[4] y) {{
+           a = Relu (x)
+           b = Relu (z)
+           s = Mul (a, b)
+           y = Add (s, z)
+        }}""")
+    add = next(n for n in m.graph.nodes if n.op_type == "Add")
+
+    class Probe(Rule):
+        name = "probe"
+
+    # Mul's first order binds x then needs Relu(x) = z: fails at the Add's second input;
+    # the commuted order binds z and succeeds.
+    p = Op("Add", Op("Mul", Op("Relu", "u", name="r1"), Op("Relu", "w", name="r2"),
+                     commutative=True, name="s"), "w")
+    got = match(Probe(), p, add, 17, Shapes(PassContext(m)))
+    assert got is not None and got["w"].name == "z" and got["u"].name == "x"
+    # The first alternative (Mul of x) fails deep; the second (anything bound as t) follows.
+    p = Op("Add", Or(Op("Mul", Op("Relu", "z", name="r1"), "q", name="s"), "t"), "z")
+    got = match(Probe(), p, add, 17, Shapes(PassContext(m)))
+    assert got is not None and got.get("t").name == "s" and "q" not in got
+
+
+def test_array_facts_follow_the_array_object():
+    from onnxopt.passes.rewrite.constants import _ARRAY_FACTS, array_fact
+
+    calls = []
+
+    def zeros(a):
+        calls.append(1)
+        return bool(np.all(a == 0))
+
+    a = np.zeros(3, np.float32)
+    assert array_fact(a, "zeros", zeros) and array_fact(a, "zeros", zeros)
+    assert len(calls) == 1
+    key = id(a)
+    del a  # the entry goes with the array; a later array with the same id starts afresh
+    assert key not in _ARRAY_FACTS
+    b = np.ones(3, np.float32)
+    assert not array_fact(b, "zeros", zeros) and len(calls) == 2
+
+
+def test_match_once_holds_while_the_ir_is_unchanged():
+    from onnxopt.passes.rewrite import match
+
+    m = model_from_text(f"""{H17}
+        g (float[4] x) => (float[4] y) {{ y = Relu (x) }}""")
+    relu = next(iter(m.graph.nodes))
+
+    class Probe(Rule):
+        name = "probe"
+
+    got = match(Probe(), Op("Relu", "x"), relu, 17, Shapes(PassContext(m)))
+    calls = []
+    assert got.once("k", lambda: calls.append(1) or len(calls)) == 1
+    assert got.once("k", lambda: calls.append(1) or len(calls)) == 1
+    relu.set_attr("unused", 1)  # any change to the IR: worked out again
+    assert got.once("k", lambda: calls.append(1) or len(calls)) == 2
