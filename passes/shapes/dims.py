@@ -288,6 +288,13 @@ def _mono(d):
     return r
 
 
+def plain(d) -> bool:
+    """True for a SymDim whose text alone determines it: a monomial of named symbols (``seq``,
+    ``16*batch*seq``, ``seq**2``), parsed from that text or printed as it by sympy, which prints
+    a product of symbols back to the same expression."""
+    return isinstance(d, SymDim) and _mono(d) is not None
+
+
 def _mono_dim(coef: int, powers: dict) -> Dim:
     if not powers:
         return coef
@@ -662,6 +669,7 @@ __all__ = [
     "ne",
     "neg",
     "nonneg",
+    "plain",
     "prod",
     "sp",
     "sub",

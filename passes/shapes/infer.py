@@ -41,6 +41,7 @@ from ...ir import Model, Node, OptionalType, SequenceType, Shape, SymDim, Tensor
 from ...ir.core import clock, touch_value
 from ...ir.types import Type
 from . import dims as D
+from . import memo
 from .context import (
     MAX_VALS,
     Constraint,
@@ -145,6 +146,8 @@ class _Root:
         self.reports: dict = {}
         self.loose: list = []
         self.clock = -1  # ir.core.clock() when the facts were last brought up to date
+        self.memo: dict = {}  # shape function calls by their exact inputs (see .memo)
+        self.memo_keys = memo.Keys()
 
     def file(self, entry: tuple) -> None:
         """File a report under the main-graph node being inferred."""
@@ -204,7 +207,9 @@ class Inference:
             if all(type(d) is int for d in shape):
                 n = math.prod(shape)
                 if n == vals.size and n <= MAX_VALS:
-                    self.vals[v] = vals.reshape(tuple(shape))
+                    # The array itself when it has the shape: a replayed call's arrays then stay
+                    # one object, whose memo key is built once (see .memo.Keys).
+                    self.vals[v] = vals if vals.shape == shape else vals.reshape(tuple(shape))
                     return
         self.vals.pop(v, None)
 
@@ -454,6 +459,8 @@ class Inference:
         domain = n.domain
         fn = lookup(domain, n.op_type) if domain == "" or (
             (n.domain, n.op_type, n.overload) not in self.model.functions) else None
+        # A table function on a node without bodies, outside functions, sees only the key.
+        memoize = fn is not None and fattrs is None and not (n.attributes and n.subgraphs())
         reason = ""
         if fn is None:
             f = self.model.functions.get((n.domain, n.op_type, n.overload))
@@ -469,7 +476,10 @@ class Inference:
                     self.root.unknown_ops[op] = self.root.unknown_ops.get(op, 0) + 1
         if fn is not None:
             try:
-                fn(ctx)
+                if memoize:
+                    self._memoized(fn, ctx)
+                else:
+                    fn(ctx)
             except Unresolved as e:
                 reason = f"attribute refers to function attribute {e} with no known value"
             except (KeyboardInterrupt, MemoryError):
@@ -493,6 +503,23 @@ class Inference:
             u = Unknown(n, reason or "outputs partly unknown", vs)
             self.root.file(("unk", None, u))
             self.info.unknown.append(u)
+
+    def _memoized(self, fn, ctx: NodeCtx) -> None:
+        """``fn(ctx)``, or the effects it had on an earlier node with the same exact inputs."""
+        k = memo.key(ctx, fn, self.root.memo_keys)
+        if k is None:
+            fn(ctx)
+            return
+        cache = self.root.memo
+        hit = cache.get(k[0])
+        if hit is not None:
+            memo.replay(self, ctx.node, hit[0])
+            return
+        rec = memo.Recorder(self, ctx.node)
+        ctx.inf = rec
+        fn(ctx)
+        if not rec.spoiled and len(cache) < memo.MAX_ENTRIES:
+            cache[k[0]] = (rec.effects, k[1])  # k[1]: what the key's ids refer to, kept alive
 
     # -- functions -------------------------------------------------------------------------------
     def call_function(self, ctx: NodeCtx, f) -> None:
