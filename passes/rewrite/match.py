@@ -27,7 +27,7 @@ from ...ir.core import clock
 from ..blame import UnboundName
 from .constants import attr_of, const_value, has_ref_attrs
 from .facts import Shapes
-from .patterns import Op, Opt, Or, Pattern, Var, describe
+from .patterns import Op, Opt, Pattern, Var, describe
 from .trace import Miss, label, label_node
 
 if TYPE_CHECKING:

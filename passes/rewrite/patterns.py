@@ -74,10 +74,10 @@ class Op(Pattern):
     ``output``: which output of the node the value must be.
 
     Computed here: ``flat`` (every input is a :class:`Var` or an :class:`Opt` of one: the
-    matcher binds them in one loop), ``constrained`` (attribute, dtype or rank constraints on the node itself), ``plan``
-    (what the root's direct inputs must be, tested before matching; see :mod:`.match`), ``ops``
-    (this element and every :class:`Op` below it, outermost first) and ``all_private`` (every
-    one of them below the root is ``private``).
+    matcher binds them in one loop), ``constrained`` (attribute, dtype or rank constraints on
+    the node itself), ``plan`` (what the root's direct inputs must be, tested before matching;
+    see :mod:`.match`), ``ops`` (this element and every :class:`Op` below it, outermost first)
+    and ``all_private`` (every one of them below the root is ``private``).
     """
 
     _ids = itertools.count()
