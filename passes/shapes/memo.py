@@ -22,7 +22,10 @@ import struct
 from ...ir import SymDim, TensorType
 from . import dims as D
 
-MAX_ENTRIES = 1 << 15  # distinct signatures kept per inference (each holds a few small tuples)
+# Bounds on what an inference keeps (a few KB per signature at most: a graph of repeated
+# blocks has hundreds; past the bound nothing more is kept, lookups still answer).
+MAX_ENTRIES = 1 << 12  # distinct signatures
+MAX_KEYS = 1 << 14  # type and array objects whose keys are kept
 _SIMPLE = frozenset({1, 2, 3, 6, 7, 8})  # float, int, string and their lists
 _pack = struct.Struct("<d").pack
 
@@ -95,7 +98,7 @@ class Keys:
         if e is not None and e[0] is x:
             return e[1]
         k = make(x)
-        if len(self.objs) < MAX_ENTRIES:
+        if len(self.objs) < MAX_KEYS:
             self.objs[id(x)] = (x, k)
         return k
 
