@@ -170,9 +170,9 @@ class Audit:
                  tuple((a.name, a.type, a.ref_attr_name) for a in n.attribute))
         if shape in self.passed:
             return
-        problems = len(self.problems) if self.problems is not None else 0
-        self._schema(n, dom, version)
-        if problems == (len(self.problems) if self.problems is not None else 0):
+        listed = len(self.problems or ())
+        self._schema(n, dom, version)  # raises, or lists a problem, unless the node passes
+        if len(self.problems or ()) == listed:
             self.passed.add(shape)
 
     def _schema(self, n, dom: str, version: int) -> None:

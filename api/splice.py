@@ -103,7 +103,9 @@ def _serialized(item: tuple) -> bytes:
 
 
 def _spliced_len(item: tuple) -> int:
-    """Bytes of the initializer field that replaces a placeholder (tag, length, tensor)."""
+    """Bytes of the initializer field that replaces a placeholder (tag, length, tensor). The
+    proto is built again when the tensor is written: keeping every serialization until then
+    would hold the whole model again (an unchanged tensor's proto is its original, not a copy)."""
     n = item[1].to_proto(item[0]).ByteSize()
     return len(_encode_varint(_INITIALIZER << 3 | 2)) + len(_encode_varint(n)) + n
 

@@ -157,7 +157,9 @@ class _GraphFacts:
 
     def _declared_types(self) -> dict:
         if self._types is None:
-            graph = (self._infer() if self._infer is not None else None) or self._graph
+            graph = self._infer() if self._infer is not None else None
+            if graph is None:
+                graph = self._graph
             self._types = defaultdict(list)
             for g in _all_graphs(graph):
                 for vi in (*g.input, *g.output, *g.value_info):
