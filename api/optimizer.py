@@ -20,6 +20,9 @@ from .errors import NotVerifiedError, UsageError, VerificationError
 
 # Weights up to this size: the original is verified while the passes run (see _OriginalRun).
 OVERLAP_WEIGHT_BYTES = 32 << 20
+# A one-shot process (the CLI) sets this: the original runs in a forked child where that is
+# safe (one thread, Linux), not in a thread that competes with the passes for the interpreter.
+ORIGINAL_IN_CHILD = False
 
 
 @dataclass
@@ -184,23 +187,28 @@ class _OriginalRun:
 
     onnxruntime releases the interpreter while it builds a session and runs it, so on a model
     with small weights the original's session and runs overlap the passes (with two cores,
-    most of the verifier's time is hidden). A model with large weights is run first instead,
-    alone, so that its session is gone before the passes allocate: the peak memory then stays
-    one copy of the weights, not two. Whatever preparing raises (a bad ``--input-shape``, say)
-    is raised when the context ends, before any error of the passes: it came first before the
-    overlap too."""
+    most of the verifier's time is hidden): in a forked child where that is safe and asked for
+    (:data:`ORIGINAL_IN_CHILD`, see :mod:`.verify.child`), else in a thread. A model with large
+    weights is run first instead, alone, so that its session is gone before the passes
+    allocate: the peak memory then stays one copy of the weights, not two. Whatever preparing
+    raises (a bad ``--input-shape``, say) is raised when the context ends, before any error of
+    the passes: it came first before the overlap too."""
 
     def __init__(self, original_ref, vopts, model):
         self.error: Optional[BaseException] = None
-        self.thread = None
+        self.thread = self.child = None
         if vopts is None:
             return
         from .io import tensor_bytes
         from .verify import Verifier
+        from .verify.child import ChildRun, can_fork
 
-        verifier = Verifier(original_ref, vopts)
+        self.verifier = verifier = Verifier(original_ref, vopts)
         if tensor_bytes(model) > OVERLAP_WEIGHT_BYTES:
             verifier.prepare()
+            return
+        if ORIGINAL_IN_CHILD and can_fork():
+            self.child = ChildRun(verifier)
             return
         import threading
 
@@ -218,6 +226,8 @@ class _OriginalRun:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.child is not None and not self.child.collect():
+            self.verifier.prepare()
         if self.thread is not None:
             self.thread.join()
         if self.error is not None:

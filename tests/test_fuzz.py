@@ -13,7 +13,7 @@ import fuzz
 import onnx
 import onnx.parser
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from onnxopt.ir import Graph
 from onnxopt.passes import registry
 from onnxopt.passes.base import GraphPass, PassResult
@@ -67,12 +67,17 @@ def test_hostile_models_hold_what_they_promise():
     prop()
 
 
+def _pairs(m: onnx.ModelProto) -> set:
+    """(producer op, consumer op) of every edge inside ``m``'s graph."""
+    producer = {o: n.op_type for n in m.graph.node for o in n.output}
+    return {(producer[x], n.op_type) for n in m.graph.node for x in n.input if x in producer}
+
+
 def test_generated_models_are_valid_and_varied():
     """onnx's checker (with strict shape inference, so the generator's shapes are right) accepts
-    every model; every op and planted pattern shows up."""
+    every model; every op shows up."""
     ops: collections.Counter = collections.Counter()
     opsets: set = set()
-    pairs: set = set()
 
     @settings(max_examples=300, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
@@ -81,11 +86,6 @@ def test_generated_models_are_valid_and_varied():
         onnx.checker.check_model(m, full_check=True)
         opsets.add(m.opset_import[0].version)
         ops.update(n.op_type for n in m.graph.node)
-        producer = {o: n.op_type for n in m.graph.node for o in n.output}
-        for n in m.graph.node:
-            for x in n.input:
-                if x in producer:
-                    pairs.add((producer[x], n.op_type))
 
     prop()
     want = {"Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Erf", "Sqrt", "Pow",
@@ -94,10 +94,20 @@ def test_generated_models_are_valid_and_varied():
             "Identity", "Dropout", "ReduceMean", "ReduceSum", "Softmax", "Constant"}
     assert want <= set(ops), want - set(ops)
     assert opsets == set(fuzz.OPSETS)
-    for pair in [("Conv", "BatchNormalization"), ("MatMul", "Add"), ("Transpose", "Transpose"),
-                 ("Shape", "Gather"), ("Gather", "Unsqueeze"), ("Concat", "Reshape"),
-                 ("Erf", "Add"), ("ReduceMean", "Sub"), ("Sqrt", "Div"), ("Flatten", "Gemm")]:
-        assert pair in pairs, pair
+
+
+@pytest.mark.parametrize("pair", [
+    ("Conv", "BatchNormalization"), ("MatMul", "Add"), ("Transpose", "Transpose"),
+    ("Shape", "Gather"), ("Gather", "Unsqueeze"), ("Concat", "Reshape"), ("Erf", "Add"),
+    ("ReduceMean", "Sub"), ("Sqrt", "Div"), ("Flatten", "Gemm")])
+def test_every_planted_pattern_is_generated(pair):
+    """A search, not a count over a fixed sample: which examples a seed draws changes between
+    hypothesis releases, and a pattern that needs several draws to line up (Conv wants a 3-d or
+    4-d input, then a BatchNormalization after it) missed all 300 examples of one release."""
+    find(fuzz.models(), lambda m: pair in _pairs(m),
+         settings=settings(max_examples=2000, phases=[Phase.generate], deadline=None,
+                           database=None, derandomize=True,
+                           suppress_health_check=list(HealthCheck)))
 
 
 class _SwapSub(GraphPass):

@@ -111,13 +111,16 @@ class Verifier:
                 repr(sorted(o.input_shapes.items())), repr(sorted(o.input_ranges.items())),
                 o.min_bindings)
 
+    def _key(self) -> Optional[tuple]:
+        try:
+            return (self._original.key(), self._options_key())
+        except (OSError, ValueError):
+            return None
+
     def _prepare(self) -> _Prepared:
         if self._prepared is not None:
             return self._prepared
-        try:
-            key = (self._original.key(), self._options_key())
-        except (OSError, ValueError):
-            key = None
+        key = self._key()
         if key is not None and key in _CACHE:
             self._prepared = _CACHE[key]
             return self._prepared
@@ -128,11 +131,14 @@ class Verifier:
         finally:
             self._original.close()
             prep.unreported = time.perf_counter() - t0
+        self._keep(key, prep)
+        return prep
+
+    def _keep(self, key: Optional[tuple], prep: _Prepared) -> None:
         _CACHE.clear()
         if key is not None:
             _CACHE[key] = prep
         self._prepared = prep
-        return prep
 
     def _inputs(self, proto, size: int) -> list[_Input]:
         import onnx
@@ -366,11 +372,16 @@ class Verifier:
         """
         return [(dict(r.binding), dict(r.feed)) for r in self._prepare().runs]
 
-    def prepare(self) -> None:
-        """Run the original now. ``optimize`` calls this before the passes, so that the
-        original's session is gone before they allocate; the time it takes is counted in the
-        next report."""
-        self._prepare()
+    def prepare(self) -> _Prepared:
+        """Run the original now. ``optimize`` calls this before or while the passes run; the
+        time it takes is counted in the next report. What it returns is picklable: a verifier
+        of the same original in another process can :meth:`adopt` it."""
+        return self._prepare()
+
+    def adopt(self, prep: _Prepared) -> None:
+        """Take ``prep`` (:meth:`prepare` of a verifier of the same original and options, in
+        another process) as this original's run."""
+        self._keep(self._key(), prep)
 
     # ---- the optimized model
 
