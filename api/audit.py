@@ -136,22 +136,23 @@ class Audit:
         self.nodes(g.node, imports, depth, f"graph {g.name!r}")
 
     def nodes(self, nodes, imports: dict, depth: int, where: str) -> None:
+        # Each protobuf field read costs a lookup: the hot loop reads each field once.
         for n in nodes:
+            name, op, domain = n.name, n.op_type, n.domain
             try:  # str + bytes raises: the cheap test on the hot path, the message below
-                n.name + n.op_type + n.domain + n.doc_string + "".join(n.input) + "".join(
-                    n.output)
+                name + op + domain + n.doc_string + "".join(n.input) + "".join(n.output)
             except TypeError:
-                self.text(where, n.name, n.op_type, n.domain, n.doc_string, *n.input, *n.output)
-            dom = "" if n.domain in ("", "ai.onnx") else n.domain
-            if (dom, n.op_type) not in self.seen_ops:
+                self.text(where, name, op, domain, n.doc_string, *n.input, *n.output)
+            dom = "" if domain in ("", "ai.onnx") else domain
+            if (dom, op) not in self.seen_ops:
                 self.op(n, dom, imports)
-                self.seen_ops.add((dom, n.op_type))
-            for a in n.attribute:  # bodies first: a nesting bomb is refused as that
-                self.attribute(a, imports, depth)
-            if dom in self.known_domains and dom in imports \
-                    and (n.domain, n.op_type) not in self.local:
-                self.schema(n, dom, imports[dom])
-            if dom == "" and n.op_type in _CONTROL:
+                self.seen_ops.add((dom, op))
+            # bodies first: a nesting bomb is refused as that
+            attrs = tuple([self.attribute(a, imports, depth) for a in n.attribute]) \
+                if len(n.attribute) else ()
+            if dom in self.known_domains and dom in imports and (domain, op) not in self.local:
+                self.schema(n, dom, imports[dom], attrs)
+            if dom == "" and op in _CONTROL:
                 self.control(n, where)
 
     def op(self, n, dom: str, imports: dict) -> None:
@@ -163,11 +164,11 @@ class Audit:
             where = "an ONNX operator" if dom == "" else f"an operator of domain {dom!r}"
             self.fail(f"node {label!r} uses {n.op_type!r}, which is not {where}")
 
-    def schema(self, n, dom: str, version: int) -> None:
+    def schema(self, n, dom: str, version: int, attrs: tuple) -> None:
         """The node against its op's schema; a node shaped like one that passed (op, arity,
-        attribute names and types) is not checked again: the checks read nothing else."""
-        shape = (dom, n.op_type, version, len(n.input), len(n.output),
-                 tuple((a.name, a.type, a.ref_attr_name) for a in n.attribute))
+        ``attrs``: what :meth:`attribute` returned for each) is not checked again: the checks
+        read nothing else."""
+        shape = (dom, n.op_type, version, len(n.input), len(n.output), attrs)
         if shape in self.passed:
             return
         listed = len(self.problems or ())
@@ -254,15 +255,17 @@ class Audit:
             (o.version for o in self.proto.opset_import if o.domain in ("", "ai.onnx")),
             default=9) < 9
 
-    def attribute(self, a, imports: dict, depth: int) -> None:
-        if a.name.__class__ is bytes or a.ref_attr_name.__class__ is bytes:
-            self.text("an attribute", a.name, a.ref_attr_name)
-        if a.type not in _BEARING:  # ints, floats, strings: nothing to look into
-            return
-        field = _FIELD_OF.get(a.type)
-        if field and not a.ref_attr_name and not a.HasField(field[0]):
-            self.fail(f"attribute {a.name!r} is of type {field[1]} but holds no {field[1]}")
-        if a.type == 0 and (self.proto.ir_version >= 2 or not any(
+    def attribute(self, a, imports: dict, depth: int) -> tuple:
+        """Check ``a`` and what it holds; its (name, type, reference)."""
+        name, kind, ref = a.name, a.type, a.ref_attr_name
+        if name.__class__ is bytes or ref.__class__ is bytes:
+            self.text("an attribute", name, ref)
+        if kind not in _BEARING:  # ints, floats, strings: nothing to look into
+            return name, kind, ref
+        field = _FIELD_OF.get(kind)
+        if field and not ref and not a.HasField(field[0]):
+            self.fail(f"attribute {name!r} is of type {field[1]} but holds no {field[1]}")
+        if kind == 0 and (self.proto.ir_version >= 2 or not any(
                 fd.name in _VALUE_FIELDS for fd, _ in a.ListFields())):
             self.fail(f"attribute {a.name!r} has no type (required from IR version 2)")
         if a.HasField("t"):
@@ -277,6 +280,7 @@ class Audit:
             self.graph(a.g, imports, depth + 1)
         for g in a.graphs:
             self.graph(g, imports, depth + 1)
+        return name, kind, ref
 
     def function_cycles(self) -> None:
         """Refuse local functions that call themselves, directly or through others."""

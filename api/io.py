@@ -387,8 +387,11 @@ def _external_paths(model) -> set:
     return out
 
 
-def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None) -> None:
+def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None, *,
+         serialized: Optional[bytes] = None) -> None:
     """Write a model atomically. ``external``: None decides (over 2 GB or already external).
+    ``serialized``: ``lower_model(model).SerializeToString()`` when the caller already has it
+    (``OptimizeResult.serialized``); written as is unless the weights go to a data file.
 
     With external data the weights go to ``<file name>.data`` beside the model. Every file is
     written to a temporary in the target folder and renamed into place, the data before the
@@ -432,6 +435,8 @@ def save(model, path: Union[str, os.PathLike], external: Optional[bool] = None) 
         with os.fdopen(fd, "wb") as f:
             if external:
                 f.write(proto.SerializeToString())
+            elif serialized is not None:
+                f.write(serialized)
             else:  # the weights one at a time: no whole copy of the model in memory
                 from .splice import write_model
 

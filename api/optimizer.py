@@ -70,6 +70,10 @@ class OptimizeResult:
     culprit: Optional[Culprit] = None
     pipeline: str = ""
     notes: list = field(default_factory=list)
+    # ``lower_model(model).SerializeToString()`` as verification ran it, when that held every
+    # weight inline (None otherwise): ``save(model, path, serialized=...)`` writes it as is, as
+    # long as ``model`` has not changed since.
+    serialized: Optional[bytes] = None
 
     @property
     def verified(self) -> bool:
@@ -339,6 +343,10 @@ def _verify_result(result: "OptimizeResult", original_ref, vopts) -> None:
         result.verification = run_verify(original_ref, lowered.ref, vopts)
     finally:
         lowered.close()
+    from .verify.sources import BorrowedWeights
+
+    if isinstance(lowered.ref, BorrowedWeights) and not lowered.ref.initializers:
+        result.serialized = lowered.ref.data  # nothing lent: the whole model's bytes
 
 
 def _check_arguments(model_or_path, verify: bool, require_verified: bool,

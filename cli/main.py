@@ -258,7 +258,7 @@ def _write_output(args, result, out: str, failed) -> bool:
     if failed is not None and not args.force:
         return False
     try:
-        save(result.model, out)
+        save(result.model, out, serialized=result.serialized)
     except OSError as e:  # the folder filled up or changed under us: nothing is left behind
         raise UsageError(f"{out}: cannot write ({e.strerror or e})") from None
     result.after.file_bytes = os.path.getsize(out)

@@ -281,3 +281,22 @@ def test_save_splices_big_weights_byte_for_byte(tmp_path, monkeypatch):
     assert data == ir.lower_model(model).SerializeToString()
     y = ort_run(data, {"x": np.ones(4, np.float32), "c": np.array(True)})
     np.testing.assert_allclose(y[0], (1 + np.arange(4) * 2) * np.array([5, 6, 7, 8]) + 9)
+
+
+def test_the_verified_bytes_are_the_saved_file(tmp_path):
+    """A model verified with every weight inline keeps the bytes its check ran, and saving with
+    them writes the file a fresh serialization would."""
+    text = """<ir_version: 8, opset_import: ["" : 17]>
+    g (float[N, 4] x) => (float[N, 4] y) <float[4] w = {1, 2, 3, 4}> {
+        one = Constant <value = float {1.0}> ()
+        a = Mul(x, one)
+        y = Add(a, w)
+    }"""
+    result = onnxopt.optimize(onnx.parser.parse_model(text), "default")
+    assert result.verified and result.serialized is not None
+    onnxopt.save(result.model, tmp_path / "given.onnx", serialized=result.serialized)
+    onnxopt.save(result.model, tmp_path / "fresh.onnx")
+    assert (tmp_path / "given.onnx").read_bytes() == (tmp_path / "fresh.onnx").read_bytes() \
+        == result.serialized
+    assert onnxopt.optimize(onnx.parser.parse_model(text), "default", verify=False) \
+        .serialized is None
