@@ -267,7 +267,7 @@ class Audit:
             self.fail(f"attribute {name!r} is of type {field[1]} but holds no {field[1]}")
         if kind == 0 and (self.proto.ir_version >= 2 or not any(
                 fd.name in _VALUE_FIELDS for fd, _ in a.ListFields())):
-            self.fail(f"attribute {a.name!r} has no type (required from IR version 2)")
+            self.fail(f"attribute {name!r} has no type (required from IR version 2)")
         if a.HasField("t"):
             self.tensor(a.t)
         for t in a.tensors:

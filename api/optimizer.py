@@ -229,8 +229,10 @@ class _OriginalRun:
     def __enter__(self) -> "_OriginalRun":
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.child is not None and not self.child.collect():
+    def __exit__(self, kind, *exc) -> None:
+        # A child that failed is redone here, unless the user interrupted: then nothing waits.
+        if self.child is not None and not self.child.collect() \
+                and (kind is None or issubclass(kind, Exception)):
             self.verifier.prepare()
         if self.thread is not None:
             self.thread.join()

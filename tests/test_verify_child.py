@@ -8,6 +8,7 @@ import sys
 import time
 
 import onnx.parser
+import onnxopt
 import pytest
 from onnxopt import optimize, optimizer
 from onnxopt.errors import UsageError
@@ -88,3 +89,14 @@ def test_a_bad_input_shape_is_still_a_usage_error(in_child):
     with pytest.raises(UsageError, match="no input 'nope'"):
         optimize(MODEL, "default", verify_options=VerifyOptions(input_shapes={"nope": [1, 4]}))
     assert len(in_child) == 1
+
+
+def test_an_interrupt_is_not_held_up_by_redoing_the_original(in_child, monkeypatch):
+    monkeypatch.setattr(child, "_serve", lambda verifier, fd: os._exit(1))
+    prepared = []
+    monkeypatch.setattr(Verifier, "prepare", lambda self: prepared.append(self))
+    with pytest.raises(KeyboardInterrupt):
+        with optimizer._OriginalRun(MODEL.SerializeToString(), VerifyOptions(),
+                                    onnxopt.load(MODEL)):
+            raise KeyboardInterrupt
+    assert len(in_child) == 1 and prepared == []
