@@ -367,6 +367,25 @@ def test_the_structure_of_a_big_file_is_read_without_its_weights(tmp_path):
     assert got.ByteSize() < 1000 and list(got.graph.initializer[0].dims) == [1 << 20, 4]
 
 
+def test_a_weight_a_pass_made_without_a_name_is_lent_too(tmp_path):
+    """A weight created by a pass is anonymous until lowering names it: it is lent like the
+    weights read from the file (not serialized into the session's bytes). A weight no node
+    reads any more is not lent (onnxruntime drops it, then refuses the loan)."""
+    from onnxopt import load
+    from onnxopt.ir import Builder, lower_model
+    from onnxopt.verify.sources import lower_borrowing
+
+    model = load(_weighted(tmp_path, 1 << 17))
+    mm = next(n for n in model.graph.nodes if n.op_type == "MatMul")
+    w = Builder(model.graph, before=mm).const(
+        np.full((1 << 17, 4), 0.5, np.float32))  # anonymous, like a rewrite's new weight
+    assert w.name is None
+    mm.set_input(1, w)
+    lent = lower_borrowing(model)
+    assert list(lent.initializers) == [w.name]  # "w" is left unread
+    assert verify(lower_model(model).SerializeToString(), lent).status == "ok"
+
+
 def test_the_optimized_model_borrows_its_weights_and_a_changed_weight_is_caught(tmp_path):
     """onnxopt's own check lowers large initializers as placeholders and lends onnxruntime the
     IR's arrays: the serialized model is small, and the arrays are what is checked."""

@@ -44,10 +44,16 @@ def lower_borrowing(model) -> Optional[BorrowedWeights]:
     such a model goes through a file."""
     import onnx
     from ..ir import lower_model
+    from ..ir.lower import assign_names
 
+    # Lowering names the anonymous values (a weight a pass created has no name) and renames
+    # duplicates: name them first, so that the names lent are the names lowered.
+    assign_names(model)
     inputs = {v.name for v in model.graph.inputs}
+    # Only weights a node reads: onnxruntime drops an unread initializer, and then refuses to
+    # be lent it.
     lend = {id(v.const_value): v.name for v in model.graph.initializers
-            if v.name not in inputs and v.const_value.dtype in _BORROWABLE
+            if v.name not in inputs and v.uses() and v.const_value.dtype in _BORROWABLE
             and (v.const_value.size > _CONST_LIMIT or v.const_value.is_external)}
     if any(v.const_value.is_external and id(v.const_value) not in lend
            for g in model.graphs() for v in g.initializers):
