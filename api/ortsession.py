@@ -8,7 +8,7 @@ would repeat it on stderr, even when onnxopt succeeds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional
 
 CPU = "CPUExecutionProvider"
@@ -16,15 +16,13 @@ CPU = "CPUExecutionProvider"
 
 def session(ref: Any, *, optimize: bool = False, threads: Optional[int] = None,
             providers: Sequence[str] = (CPU,), data_dir: Optional[str] = None,
-            initializers: Optional[Mapping[str, Any]] = None, prepack: bool = True):
+            prepack: bool = True):
     """An ``onnxruntime.InferenceSession`` on a path or serialized model.
 
     ``optimize``: the runtime's graph optimizations (all of them) on; off by default, so its
     fusions cannot hide a broken graph. ``threads``: intra-op threads (0: all cores), one
     inter-op thread; None leaves the runtime's defaults. ``data_dir``: where the external data
-    of a serialized model lives. ``initializers``: numpy arrays the runtime uses in place of
-    the named initializers, without copying them (the model holds placeholders for them).
-    ``prepack``: False keeps the runtime from holding a second, re-laid-out copy of each weight
+    of a serialized model lives. ``prepack``: False keeps the runtime from holding a second, re-laid-out copy of each weight
     (a verification session runs a few times; memory matters more than speed there).
     """
     import onnxruntime as ort
@@ -42,13 +40,7 @@ def session(ref: Any, *, optimize: bool = False, threads: Optional[int] = None,
                                     data_dir)
     if not prepack:
         so.add_session_config_entry("session.disable_prepacking", "1")
-    if not initializers:
-        return ort.InferenceSession(ref, so, providers=list(providers))
-    lent = [ort.OrtValue.ortvalue_from_numpy(a) for a in initializers.values()]
-    so.add_external_initializers(list(initializers), lent)
-    sess = ort.InferenceSession(ref, so, providers=list(providers))
-    sess._onnxopt_lent = (initializers, lent)  # the runtime reads these buffers while it lives
-    return sess
+    return ort.InferenceSession(ref, so, providers=list(providers))
 
 
 def run_options():

@@ -399,15 +399,16 @@ class Verifier:
         if prep.error:
             return report("not verified", prep.error)
         src = _Source(optimized, "optimized model")
+        lent = src.borrowed()
         try:
             try:
-                sess = session(src.ort_ref(), initializers=src.borrowed(), prepack=False)
+                sess = session(src.ort_ref(), prepack=False)
             except Exception as e:  # noqa: BLE001 - any load failure is a finding
                 return report("failed", "onnxruntime cannot load the optimized model: "
                               f"{_first_line(e)}")
         finally:
             src.close()
-        opt_in = [i.name for i in sess.get_inputs()]
+        opt_in = [i.name for i in sess.get_inputs() if i.name not in lent]
         opt_out = [o.name for o in sess.get_outputs()]
         extra = [n for n in opt_in if n not in prep.all_input_names]
         missing = [n for n in prep.input_names if n not in opt_in]
@@ -424,6 +425,7 @@ class Verifier:
         failures = 0
         for r in prep.runs:
             feed = {n: r.feed[n] for n in opt_in if n in r.feed}
+            feed.update(lent)
             try:
                 outs = sess.run(None, feed, ro)
             except Exception as e:  # noqa: BLE001 - any runtime failure is a finding

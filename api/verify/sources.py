@@ -25,8 +25,9 @@ def _first_line(err: BaseException, limit: int = 400) -> str:
 
 @dataclass
 class BorrowedWeights:
-    """A lowered model whose large initializers are placeholders, and the arrays onnxruntime
-    reads in their place: the weights are never serialized or copied for the session."""
+    """A lowered model whose large initializers are graph inputs instead, and the arrays fed
+    to them at every run: onnxruntime copies an initializer it is lent (a second copy of the
+    weights for as long as the session lives), while it reads a fed array in place."""
 
     data: bytes
     initializers: dict[str, Any] = field(default_factory=dict)
@@ -34,14 +35,13 @@ class BorrowedWeights:
 
 # Types onnxruntime takes from numpy without conversion.
 _BORROWABLE = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13}
-_PLACEHOLDER = "onnxopt-borrowed-weight"  # a location that is never read
 
 
 def lower_borrowing(model) -> Optional[BorrowedWeights]:
-    """Lower an IR model for a verification session, lending it the main graph's large or
-    external initializers (over ``_CONST_LIMIT`` elements or in a data file; numeric; not graph
-    inputs) as arrays. None when an external tensor cannot be lent (a string, a subgraph's):
-    such a model goes through a file."""
+    """Lower an IR model for a verification session, with the main graph's large or external
+    initializers (over ``_CONST_LIMIT`` elements or in a data file; numeric; read by a node;
+    not graph inputs) turned into graph inputs whose arrays are fed. None when an external
+    tensor cannot be lent (a string, a subgraph's): such a model goes through a file."""
     import onnx
     from ..ir import lower_model
     from ..ir.lower import assign_names
@@ -50,8 +50,6 @@ def lower_borrowing(model) -> Optional[BorrowedWeights]:
     # duplicates: name them first, so that the names lent are the names lowered.
     assign_names(model)
     inputs = {v.name for v in model.graph.inputs}
-    # Only weights a node reads: onnxruntime drops an unread initializer, and then refuses to
-    # be lent it.
     lend = {id(v.const_value): v.name for v in model.graph.initializers
             if v.name not in inputs and v.uses() and v.const_value.dtype in _BORROWABLE
             and (v.const_value.size > _CONST_LIMIT or v.const_value.is_external)}
@@ -64,16 +62,17 @@ def lower_borrowing(model) -> Optional[BorrowedWeights]:
         if lend.get(id(t)) != name:
             return t.to_proto(name)
         borrowed[name] = np.ascontiguousarray(t.numpy_uncached())
-        p = onnx.TensorProto(name=name, data_type=t.dtype, dims=t.dims)
-        p.data_location = onnx.TensorProto.EXTERNAL
-        for k, v in (("location", _PLACEHOLDER), ("offset", "0"),
-                     ("length", str(borrowed[name].nbytes))):
-            e = p.external_data.add()
-            e.key, e.value = k, v
-        return p
+        return onnx.TensorProto(name=name)  # a stand-in, dropped below
 
-    data = lower_model(model, tensor_to_proto).SerializeToString()
-    return BorrowedWeights(data, borrowed)
+    mp = lower_model(model, tensor_to_proto)
+    inits = mp.graph.initializer
+    for i in reversed(range(len(inits))):
+        if inits[i].name in borrowed:
+            del inits[i]
+    for name, a in borrowed.items():
+        mp.graph.input.append(onnx.helper.make_tensor_value_info(
+            name, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape))
+    return BorrowedWeights(mp.SerializeToString(), borrowed)
 
 
 class _Source:
@@ -150,9 +149,9 @@ class _Source:
         onnx.save_model(copy, path, save_as_external_data=True, location="model.onnx.data")
         return path
 
-    def borrowed(self) -> Optional[dict]:
-        """The arrays a session reads in place of placeholder initializers, if any."""
-        return self.model.initializers if isinstance(self.model, BorrowedWeights) else None
+    def borrowed(self) -> dict:
+        """The arrays fed to the inputs that stand for lent weights (none unless borrowed)."""
+        return self.model.initializers if isinstance(self.model, BorrowedWeights) else {}
 
     def close(self) -> None:
         self._proto = None  # read once (inputs, outputs): not kept beside the sessions
