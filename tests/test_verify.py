@@ -386,6 +386,25 @@ def test_a_weight_a_pass_made_without_a_name_is_lent_too(tmp_path):
     assert verify(lower_model(model).SerializeToString(), lent).status == "ok"
 
 
+def test_a_weight_a_contrib_op_reads_stays_an_initializer():
+    """Some contrib kernels want their weight constant: a weight one of them reads is not
+    turned into a fed input."""
+    from onnxopt import load
+    from onnxopt.verify.sources import lower_borrowing
+
+    w = onnx.numpy_helper.from_array(np.ones((1 << 17, 4), np.float32), "w")
+    g = onnx.helper.make_graph(
+        [onnx.helper.make_node("FusedMatMul", ["x", "w"], ["y"], domain="com.microsoft")], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 1 << 17])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])], [w])
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17),
+                                                 onnx.helper.make_opsetid("com.microsoft", 1)])
+    lent = lower_borrowing(load(m.SerializeToString()))
+    assert lent.initializers == {}
+    assert [t.name for t in onnx.load_from_string(lent.data).graph.initializer] == ["w"]
+    assert verify(m.SerializeToString(), lent).status == "ok"
+
+
 def test_the_optimized_model_borrows_its_weights_and_a_changed_weight_is_caught(tmp_path):
     """onnxopt's own check lowers large initializers as graph inputs and feeds them the IR's
     arrays at every run (onnxruntime would copy a lent initializer): the serialized model is

@@ -37,10 +37,17 @@ class BorrowedWeights:
 _BORROWABLE = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13}
 
 
+def _fed_safely(v) -> bool:
+    """A weight some node reads, and only standard ONNX ops: their kernels take any input fed,
+    while some contrib kernels (MatMulNBits...) want their weight constant."""
+    uses = v.uses()
+    return bool(uses) and all(n.domain == "" for n, _ in uses)
+
+
 def lower_borrowing(model) -> Optional[BorrowedWeights]:
     """Lower an IR model for a verification session, with the main graph's large or external
-    initializers (over ``_CONST_LIMIT`` elements or in a data file; numeric; read by a node;
-    not graph inputs) turned into graph inputs whose arrays are fed. None when an external
+    initializers (over ``_CONST_LIMIT`` elements or in a data file; numeric; read by standard
+    ops only; not graph inputs) turned into graph inputs whose arrays are fed. None when an external
     tensor cannot be lent (a string, a subgraph's): such a model goes through a file."""
     import onnx
     from ..ir import lower_model
@@ -51,7 +58,7 @@ def lower_borrowing(model) -> Optional[BorrowedWeights]:
     assign_names(model)
     inputs = {v.name for v in model.graph.inputs}
     lend = {id(v.const_value): v.name for v in model.graph.initializers
-            if v.name not in inputs and v.uses() and v.const_value.dtype in _BORROWABLE
+            if v.name not in inputs and _fed_safely(v) and v.const_value.dtype in _BORROWABLE
             and (v.const_value.size > _CONST_LIMIT or v.const_value.is_external)}
     if any(v.const_value.is_external and id(v.const_value) not in lend
            for g in model.graphs() for v in g.initializers):
