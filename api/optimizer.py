@@ -102,7 +102,7 @@ class _Lowered:
         from .ir import lower_model
 
         self.tmpdir = None
-        if borrow:  # for onnxopt's own verifier: the session reads the IR's arrays in place
+        if borrow:  # for onnxopt's own verifier: the IR's arrays are fed, not copied
             from .verify.sources import lower_borrowing
 
             self.ref = lower_borrowing(model)
