@@ -22,9 +22,9 @@ def session(ref: Any, *, optimize: bool = False, threads: Optional[int] = None,
     ``optimize``: the runtime's graph optimizations (all of them) on; off by default, so its
     fusions cannot hide a broken graph. ``threads``: intra-op threads (0: all cores), one
     inter-op thread; None leaves the runtime's defaults. ``data_dir``: where the external data
-    of a serialized model lives. ``prepack``: False keeps the runtime from holding a second, re-laid-out copy of each weight
-    (a verification session runs a few times; memory matters more than speed there).
-    """
+    of a serialized model lives. ``prepack``: False keeps the runtime from holding a second,
+    re-laid-out copy of each weight (a verification session runs a few times; memory matters
+    more than speed there)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()

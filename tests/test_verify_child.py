@@ -92,6 +92,7 @@ def test_a_bad_input_shape_is_still_a_usage_error(in_child):
 
 
 def test_an_interrupt_is_not_held_up_by_redoing_the_original(in_child, monkeypatch):
+    """A child that died is redone in-process, except when the user pressed Ctrl-C."""
     monkeypatch.setattr(child, "_serve", lambda verifier, fd: os._exit(1))
     prepared = []
     monkeypatch.setattr(Verifier, "prepare", lambda self: prepared.append(self))
