@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable
 
 from ...ir.shape import Dim, SymDim, symbol
+from . import affine as A
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _sympy = None
@@ -204,17 +205,60 @@ def _binop(op: str, a, b, fn):
     key = (op, a, b)
     r = _cache.get(key)
     if r is None and key not in _cache:
+        r = _affine_binop(op, a, b)
+        if r is not _OUTSIDE:
+            _cache[key] = r
+            return r
         try:
             x, y = expr(a), expr(b)
             if size(x) > MAX_NODES or size(y) > MAX_NODES:
                 r = None  # over the budget: an unknown dim
             else:
                 e = fn(x, y)
-                r = from_expr(e) if size(e) <= MAX_NODES else None
+                r = from_expr(e) if size(e) <= MAX_NODES and not _infinite(e) else None
         except (TypeError, ValueError, ZeroDivisionError, AttributeError, RecursionError):
             r = None
         _cache[key] = r
     return r
+
+
+def _infinite(e) -> bool:
+    """True for a division by zero's result (``zoo``, ``nan``, ``oo``): not a dim."""
+    s = sp()
+    return e.has(s.zoo, s.nan, s.oo, -s.oo)
+
+
+_OUTSIDE = object()  # the affine forms cannot say: ask sympy
+
+
+def _affine_binop(op: str, a, b):
+    """``op`` on dims of :mod:`.affine`'s form (one symbol, at most one floor) without sympy;
+    ``_OUTSIDE`` when an operand or the result is not of that form."""
+    x, y = A.of_dim(a), A.of_dim(b)
+    if x is None or y is None:
+        return _OUTSIDE
+    r = None
+    if op == "+":
+        r = A.add(x, y)
+    elif op == "-":
+        r = A.add(x, A.scale(y, -1))
+    elif op == "neg":
+        r = A.scale(x, -1)
+    elif y.is_const and y.k:
+        if op == "*":
+            r = A.scale(x, y.k)
+        elif x.is_const:
+            r = None  # both ints: handled before any algebra
+        elif op == "/":
+            r = A.scale(x, 1 / y.k)
+        elif op == "//":
+            r = A.floor(A.scale(x, 1 / y.k))
+        elif op == "ceil" and y.k > 0:
+            r = A.floor(A.scale(A.add(x, A.const(y.k - 1)), 1 / y.k))
+    elif x.is_const and x.k and op == "*":
+        r = A.scale(y, x.k)
+    d = A.to_dim(r)
+    return _OUTSIDE if d is None else d
 
 
 def _known(*ds) -> bool:
@@ -301,7 +345,9 @@ def _mono_dim(coef: int, powers: dict) -> Dim:
     fs = [n if k == 1 else f"{n}**{k}" for n, k in sorted(powers.items())]
     if coef != 1:
         fs.insert(0, str(coef))
-    return SymDim("*".join(fs))
+    d = SymDim("*".join(fs))
+    d._canon = d.text  # sympy's own print of the product: hashing it needs no sympy
+    return d
 
 
 def mul(a: Dim, b: Dim) -> Dim:
@@ -484,6 +530,9 @@ def eq(a: Dim, b: Dim) -> bool:
         return False
     if (ta or is_lone(a)) and (tb or is_lone(b)):
         return False
+    x, y = A.of_dim(a), A.of_dim(b)
+    if x is not None and y is not None:
+        return x == y  # the forms are canonical; sympy's expand proves no more
     key = (a, b)
     r = _eq_cache.get(key)
     if r is None:
@@ -576,6 +625,10 @@ def le(a: Dim, b: Dim) -> bool | None:
         m = _mono(a)
         if m is not None and m[0] > b:
             return False
+    x, y = A.of_dim(a), A.of_dim(b)
+    diff = None if x is None or y is None else A.add(y, A.scale(x, -1))
+    if diff is not None:
+        return A.nonneg(diff)
     return _nonneg(expr(b) - expr(a))
 
 
@@ -609,6 +662,7 @@ def clear_caches() -> None:
     """Forget memoized results (benchmarks time cold runs with it)."""
     for c in (_from, _cache, _eq_cache, _sign_cache, _floor_cache, _mono_cache):
         c.clear()
+    A.clear_cache()
 
 
 def free_symbols(d: Dim) -> frozenset:
@@ -617,6 +671,9 @@ def free_symbols(d: Dim) -> frozenset:
         return frozenset()
     if is_lone(d):
         return frozenset((d.text,))
+    x = A.of_dim(d)
+    if x is not None:
+        return frozenset((x.sym,))
     return frozenset(s.name for s in d.expr.free_symbols)
 
 
@@ -628,6 +685,10 @@ def evaluate(d: Dim, binding: dict):
         return d
     if is_lone(d):
         return binding.get(d.text)
+    x = A.of_dim(d)
+    if x is not None:
+        v = binding.get(x.sym)
+        return None if v is None else int(A.evaluate(x, v))
     e = d.expr
     subs = {}
     for s in e.free_symbols:
@@ -643,6 +704,8 @@ def evaluate(d: Dim, binding: dict):
         f = float(v)  # not an integer: a wrong dim, returned so that the caller sees it
     except (TypeError, ValueError):
         return None
+    if f != f or f in (float("inf"), float("-inf")):
+        return None  # a division by zero at this binding
     return int(f) if f == int(f) else f
 
 

@@ -1,0 +1,125 @@
+"""Dims in one symbol with at most one floor (``passes/shapes/affine.py``): computed without
+sympy, and exactly what the sympy path computes, text, comparisons and values alike."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import subprocess
+import sys
+
+import pytest
+from onnxopt.ir import SymDim
+from onnxopt.ir.shape import parse_dim_expr
+from onnxopt.passes.shapes import affine as A
+from onnxopt.passes.shapes import dims as D
+
+H = SymDim("H")
+
+
+def conv(d, k=3, s=2, p=1):
+    return D.add(D.floordiv(D.sub(D.add(D.add(d, p), p), k), s), 1)
+
+
+@pytest.mark.parametrize("build, text", [
+    (lambda: conv(H), "floor(H/2 + 1/2)"),
+    (lambda: conv(conv(H)), "floor(H/4 + 3/4)"),
+    (lambda: conv(H, k=16, s=16, p=0), "floor(H/16)"),
+    (lambda: D.ceildiv(D.sub(H, 3), 2), "floor(H/2) - 1"),
+    (lambda: D.sub(conv(H), 1), "floor(H/2 + 1/2) - 1"),
+    (lambda: D.mul(conv(H), 2), "2*floor(H/2 + 1/2)"),
+    (lambda: D.sub(H, conv(H)), "H - floor(H/2 + 1/2)"),
+    (lambda: D.sub(3, H), "3 - H"),
+    (lambda: D.sub(1, D.mul(conv(H), 2)), "1 - 2*floor(H/2 + 1/2)"),
+    (lambda: D.floordiv(D.sub(3, H), 2), "floor(1/2 - H/2) + 1"),
+    (lambda: D.neg(D.add(H, 1)), "-H - 1"),
+    (lambda: D.mul(D.add(H, 1), 3), "3*H + 3"),
+    (lambda: D.add(SymDim("p2o.Dim.1"), 5), "p2o.Dim.1 + 5"),
+])
+def test_forms_print_as_sympy_prints_them(build, text):
+    d = build()
+    assert str(d) == text
+    assert str(parse_dim_expr(text)) == text  # the text is sympy's own, parsed back unchanged
+    assert d._canon == text  # hashing it needs no sympy
+
+
+def test_what_leaves_the_form_goes_to_sympy():
+    w = SymDim("W")
+    assert str(D.add(H, w)) == "H + W"  # two symbols
+    assert str(D.add(conv(H), conv(conv(H)))) == "floor(H/4 + 3/4) + floor(H/2 + 1/2)"
+    assert str(D.truediv(D.add(H, 1), 2)) == "H/2 + 1/2"  # not an integer form
+    assert D.truediv(H, 0) is None and D.mod(H, 0) is None  # sympy's zoo and nan are no dims
+
+
+def test_comparisons():
+    a, b = conv(H), conv(conv(H))
+    assert D.eq(a, conv(H)) and not D.eq(a, b)
+    assert D.le(b, a) is None  # floor(H/4 + 3/4) <= floor(H/2 + 1/2) holds, but two floors
+    assert D.le(1, a) is True and D.le(a, 0) is False and D.lt(D.sub(a, 1), a) is True
+    assert D.le(D.sub(3, H), 2) is True and D.ne(D.add(H, 1), H)
+    assert D.evaluate(b, {"H": 224}) == 56 and D.free_symbols(b) == frozenset({"H"})
+
+
+NAMES = ["H", "h", "width", "p2o.DynamicDimension.1", "unk_x_2", "Z9", "_q", "a.b"]
+OPS = ["add", "sub", "mul", "neg", "floordiv", "ceildiv", "truediv"]
+
+
+def _chain(seed: int, affine: bool, monkeypatch) -> tuple:
+    """A random chain of dim arithmetic, then every comparison and some values of its last dims;
+    with ``affine`` False the forms are switched off, so sympy computes everything."""
+    D.clear_caches()
+    if not affine:
+        monkeypatch.setattr(D, "_affine_binop", lambda *a: D._OUTSIDE)
+        monkeypatch.setattr(A, "of_dim", lambda d: None)
+    rnd = random.Random(seed)
+    name = rnd.choice(NAMES)
+    dims = [SymDim(name)] + ([SymDim(rnd.choice(NAMES))] if rnd.random() < 0.3 else [])
+    log = []
+    for _ in range(10):
+        op, a = rnd.choice(OPS), rnd.choice(dims)
+        n = rnd.choice([-3, -2, -1, 1, 2, 3, 4, 5, 7, 8, 16, 32])
+        b = abs(n) if op in ("floordiv", "ceildiv", "truediv") and rnd.random() < 0.8 \
+            else rnd.choice(dims + [n, n])
+        r = D.neg(a) if op == "neg" else getattr(D, op)(a, b)
+        log.append((op, str(a), str(b), str(r)))
+        if r is not None:
+            dims.append(r)
+    for p, q in itertools.product(dims[-4:], repeat=2):
+        log.append((str(p), str(q), D.eq(p, q), D.le(p, q), D.ne(p, q)))
+    for d in dims:
+        log.append((str(d), sorted(D.free_symbols(d)),
+                    [D.evaluate(d, {name: v}) for v in (1, 2, 7, 33)]))
+    monkeypatch.undo()
+    D.clear_caches()
+    return tuple(log)
+
+
+@pytest.mark.parametrize("block", range(4))
+def test_random_chains_agree_with_sympy(block, monkeypatch):
+    for seed in range(block * 100, block * 100 + 100):
+        assert _chain(seed, True, monkeypatch) == _chain(seed, False, monkeypatch), seed
+
+
+def test_a_cnn_with_dynamic_height_and_width_needs_no_sympy():
+    # Strided convolutions, a ceil-mode pool, a residual Add and a patch embedding reshaped
+    # ViT-style (batch*heads): every dim is in the affine form or a monomial.
+    code = """if True:
+        import sys
+        from onnxopt.testing import model_from_text
+        from onnxopt.passes.shapes import infer_shapes, shape_of
+        m = model_from_text('''<ir_version: 8, opset_import: ["" : 17]>
+        g (float[N,3,H,W] x, float[8,3,3,3] w, float[8,8,3,3] w2) => (float[] y, float[] z) {
+            a = Conv<strides=[2,2], pads=[1,1,1,1]>(x, w)
+            b = Conv<pads=[1,1,1,1]>(a, w2)
+            r = Add(a, b)
+            p = MaxPool<kernel_shape=[3,3], strides=[2,2], ceil_mode=1>(r)
+            y = Conv<strides=[2,2], pads=[1,1,1,1]>(p, w2)
+            s = Constant<value_ints=[0, 3, -1]>()
+            z = Reshape(x, s)
+        }''')
+        infer_shapes(m)
+        print([str(shape_of(v)) for v in m.graph.outputs], 'sympy' in sys.modules)
+    """
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.split("\n")[-2] == (
+        "['[N,8,floor(H/8 + 5/8),floor(W/8 + 5/8)]', '[N,3,H*W]'] False"), r.stderr
