@@ -20,6 +20,10 @@ from .errors import NotVerifiedError, UsageError, VerificationError
 
 # Weights up to this size: the original is verified while the passes run (see _OriginalRun).
 OVERLAP_WEIGHT_BYTES = 32 << 20
+# Larger weights overlap too, in a forked child, when the machine has this many times their size
+# free: the child's onnxruntime loads its own copy of the original's weights while the passes
+# may make new ones (a fused QKV), and the rest is room for both processes' activations.
+CHILD_ROOM_FACTOR = 3
 # A one-shot process (the CLI) sets this: the original runs in a forked child where that is
 # safe (one thread, Linux), not in a thread that competes with the passes for the interpreter.
 ORIGINAL_IN_CHILD = False
@@ -186,6 +190,18 @@ def _load_original(source):
     return model, data, len(data)
 
 
+def _available_memory() -> int:
+    """Bytes the kernel says can be allocated without swapping (0 when it does not say)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 class _OriginalRun:
     """The verifier runs the original while the passes run (a context around them).
 
@@ -193,8 +209,11 @@ class _OriginalRun:
     with small weights the original's session and runs overlap the passes (with two cores,
     most of the verifier's time is hidden): in a forked child where that is safe and asked for
     (:data:`ORIGINAL_IN_CHILD`, see :mod:`.verify.child`), else in a thread. A model with large
-    weights is run first instead, alone, so that its session is gone before the passes
-    allocate: the peak memory then stays one copy of the weights, not two. Whatever preparing
+    weights overlaps only in a child, and only when the machine has room for the child's copy
+    of them (:data:`CHILD_ROOM_FACTOR`; the child shares the parent's pages, its onnxruntime
+    session holds a copy of its own); otherwise it is run first, alone, so that its session is
+    gone before the passes allocate and the peak memory stays one copy of the weights, not two.
+    Whatever preparing
     raises (a bad ``--input-shape``, say) is raised when the context ends, before any error of
     the passes: it came first before the overlap too."""
 
@@ -208,11 +227,14 @@ class _OriginalRun:
         from .verify.child import ChildRun, can_fork
 
         self.verifier = verifier = Verifier(original_ref, vopts)
-        if tensor_bytes(model) > OVERLAP_WEIGHT_BYTES:
-            verifier.prepare()
-            return
-        if ORIGINAL_IN_CHILD and can_fork():
+        weights = tensor_bytes(model)
+        big = weights > OVERLAP_WEIGHT_BYTES
+        if ORIGINAL_IN_CHILD and can_fork() and (
+                not big or _available_memory() > CHILD_ROOM_FACTOR * weights):
             self.child = ChildRun(verifier)
+            return
+        if big:
+            verifier.prepare()
             return
         import threading
 

@@ -7,13 +7,58 @@ the old high-water mark), so measuring straight from run.py, which may have grow
 would report run.py's size for every small tool. This process is tiny (run with -S, stdlib only), so
 the RSS it hands down is a few MB. After TIMEOUT seconds it kills the command and still reports what
 it used ("timed_out": true). stdin/stdout/stderr are inherited; the exit code is the child's.
+
+``peak_rss_mb`` is the kernel's high-water mark of one process (the command, or the largest of the
+children it reaped), so it misses memory that a command's forked child holds at the same time.
+``peak_tree_mb`` adds that: the largest sum, over the command and its descendants, of their
+proportional set sizes (``Pss``, shared pages split between the processes that share them, so a
+forked child's copy-on-write pages count once), sampled every 20 ms.
 """
 
 import json
 import os
 import signal
 import sys
+import threading
 import time
+
+SAMPLE_SECONDS = 0.02
+
+
+def _children() -> dict:
+    """{parent pid: [child pids]} of every process now."""
+    out: dict = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            out.setdefault(ppid, []).append(int(name))
+    return out
+
+
+def _tree_pss_kb(root: int) -> int:
+    """Pss of ``root`` and its descendants, summed (KiB)."""
+    kids, total, stack = _children(), 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(kids.get(pid, ()))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def _sample(pid: int, peak: list, done: threading.Event) -> None:
+    while not done.wait(SAMPLE_SECONDS):
+        peak[0] = max(peak[0], _tree_pss_kb(pid))
 
 
 def main() -> int:
@@ -33,12 +78,18 @@ def main() -> int:
 
     signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, timeout)
+    peak, done = [0], threading.Event()
+    sampler = threading.Thread(target=_sample, args=(pid, peak, done), daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(pid, 0)
+    done.set()
+    sampler.join()
     signal.setitimer(signal.ITIMER_REAL, 0)
     wall = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
     with open(result, "w") as f:
         json.dump({"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+                   "peak_tree_mb": peak[0] / 1024,
                    "exit_code": code, "timed_out": bool(timed_out), "load_before": load}, f)
     return code if code >= 0 else 128 - code
 

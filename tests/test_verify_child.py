@@ -101,3 +101,15 @@ def test_an_interrupt_is_not_held_up_by_redoing_the_original(in_child, monkeypat
                                     onnxopt.load(MODEL)):
             raise KeyboardInterrupt
     assert len(in_child) == 1 and prepared == []
+
+
+@pytest.mark.parametrize("free, in_a_child", [(10**12, True), (0, False)])
+def test_large_weights_overlap_in_a_child_only_with_room_for_their_copy(in_child, monkeypatch,
+                                                                       free, in_a_child):
+    """Weights over OVERLAP_WEIGHT_BYTES are loaded again by the child's onnxruntime: it runs
+    beside the passes only when the machine has CHILD_ROOM_FACTOR times them free, else first,
+    alone, in-process. The verdict is the same either way."""
+    monkeypatch.setattr(optimizer, "OVERLAP_WEIGHT_BYTES", -1)  # every model's weights are "large"
+    monkeypatch.setattr(optimizer, "_available_memory", lambda: free)
+    result = optimize(MODEL, "default")
+    assert result.verified and len(in_child) == int(in_a_child)
