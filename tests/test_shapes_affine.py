@@ -4,6 +4,7 @@ sympy, and exactly what the sympy path computes, text, comparisons and values al
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import subprocess
 import sys
@@ -123,3 +124,13 @@ def test_a_cnn_with_dynamic_height_and_width_needs_no_sympy():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.split("\n")[-2] == (
         "['[N,8,floor(H/8 + 5/8),floor(W/8 + 5/8)]', '[N,3,H*W]'] False"), r.stderr
+
+
+def test_the_default_pipeline_on_a_cnn_export_imports_no_sympy(tmp_path):
+    # ppocr_mobile_v2_cls (paddle2onnx, dynamic width): strided convolutions and pools only.
+    src = os.path.join(os.path.dirname(__file__), "models", "ppocr_mobile_v2_cls.onnx")
+    code = ("import sys; from onnxopt.cli.main import main\n"
+            f"rc = main([{src!r}, '--no-verify', '-o', {str(tmp_path / 'o.onnx')!r}, '-q'])\n"
+            "print(rc, 'sympy' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-1] == "0 False", r.stderr
