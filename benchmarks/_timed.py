@@ -12,7 +12,8 @@ it used ("timed_out": true). stdin/stdout/stderr are inherited; the exit code is
 children it reaped), so it misses memory that a command's forked child holds at the same time.
 ``peak_tree_mb`` adds that: the largest sum, over the command and its descendants, of their
 proportional set sizes (``Pss``, shared pages split between the processes that share them, so a
-forked child's copy-on-write pages count once), sampled every 50 ms while it has a child.
+forked child's copy-on-write pages count once), sampled every 0.2 s while it has a child (a
+spike shorter than that can be missed).
 """
 
 import json
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 
-SAMPLE_SECONDS = 0.05
+SAMPLE_SECONDS = 0.2  # reading Pss takes the process's memory lock: sampled often, it slows it
 
 
 def _children(pid: int) -> list:
