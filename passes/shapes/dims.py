@@ -1,10 +1,12 @@
 """Dim algebra on top of :mod:`onnxopt.ir.shape`.
 
 A dim is an ``int``, a :class:`~onnxopt.ir.shape.SymDim` or ``None`` (unknown). Every function here
-takes and returns dims, propagates ``None``, and stays in plain Python for ints and lone symbols;
+takes and returns dims, propagates ``None``, and stays in plain Python for ints, lone symbols,
+products of symbols and the one-symbol floor forms of :mod:`.affine` (a CNN's spatial dims);
 sympy is imported only when an expression really needs algebra. Results are canonical: a symbolic
-result is ``SymDim.from_expr(expr)`` of sympy's auto-simplified expression, so ``seq*4/4`` is
-``seq`` and the dim's text is one spelling per value. Symbols are positive integers (see
+result is ``SymDim.from_expr(expr)`` of sympy's auto-simplified expression (or, for the forms done
+in plain Python, the same text printed without it), so ``seq*4/4`` is ``seq`` and the dim's text is
+one spelling per value. Symbols are positive integers (see
 :func:`onnxopt.ir.shape.symbol`), which lets ``floor``/``Max``/``Min`` simplify.
 
 Ceil division is written ``floor((a + b - 1)/b)``: sympy prints ``ceiling`` for ``ceil``, which the
