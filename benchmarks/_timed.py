@@ -13,7 +13,7 @@ children it reaped), so it misses memory that a command's forked child holds at 
 ``peak_tree_mb`` adds that: the largest sum, over the command and its descendants, of their
 proportional set sizes (``Pss``, shared pages split between the processes that share them, so a
 forked child's copy-on-write pages count once), sampled every 0.2 s while it has a child (a
-spike shorter than that can be missed).
+spike shorter than that can be missed). ``peak_mb`` is the larger of the two: what to report.
 """
 
 import json
@@ -102,6 +102,7 @@ def main() -> int:
     with open(result, "w") as f:
         json.dump({"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
                    "peak_tree_mb": peak[0] / 1024,
+                   "peak_mb": max(usage.ru_maxrss, peak[0]) / 1024,
                    "exit_code": code, "timed_out": bool(timed_out), "load_before": load}, f)
     return code if code >= 0 else 128 - code
 

@@ -300,9 +300,7 @@ def measure_processes(name: str, work: str, repeat: int, timeout: float) -> dict
                                          for i, c in enumerate(cmd) if c != FLOOR),
                      "wall_s": min(g["wall_s"] for g in ok),
                      "cpu_s": min(g["cpu_s"] for g in ok),
-                     # a forked child's memory counts too (_timed.py's tree sampling)
-                     "peak_rss_mb": max(max(g["peak_rss_mb"], g.get("peak_tree_mb", 0.0))
-                                        for g in ok),
+                     "peak_rss_mb": max(g["peak_mb"] for g in ok),  # a forked child's too
                      "exit_code": ok[0]["exit_code"], "tail": ok[-1]["tail"], "rounds": runs[tool]}
         if os.path.exists(out):
             row[tool]["nodes"] = len(onnx.load(out, load_external_data=False).graph.node)

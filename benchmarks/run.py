@@ -210,9 +210,7 @@ def run_timed(cmd: list[str], timeout: float, logdir: str) -> Run:
         with open(res_path) as f:
             timing = json.load(f)
         wall, code = timing["wall_s"], timing["exit_code"]
-        # The process's own high-water mark, or the command's process tree at once when that
-        # is larger (a forked child beside the parent: onnxopt's verification of the original)
-        rss = max(timing["peak_rss_mb"], timing.get("peak_tree_mb", 0.0))
+        rss = timing["peak_mb"]  # the process tree's, a forked child beside it included
         cpu, load = timing["cpu_s"], timing["load_before"]
         if timing["timed_out"]:
             timed_out.set()

@@ -178,6 +178,21 @@ class SymDim:
         d._canon = d.text
         return d
 
+    @classmethod
+    def printed(cls, text: str) -> "SymDim":
+        """A SymDim whose text is sympy's own print of its expression, made without sympy (the
+        plain-Python dim algebra prints exactly as sympy does): canonical as it stands, so
+        hashing and comparing it need no sympy."""
+        d = cls(text)
+        d._canon = text
+        return d
+
+    @property
+    def is_name(self) -> bool:
+        """True when the text is a plain name that stands for its own symbol (not a name sympy
+        printed for something else, such as ``zoo`` for a division by zero)."""
+        return bool(_IDENT.match(self.text)) and (self._expr is None or self._expr.is_Symbol)
+
     def _key(self) -> str:
         if self._canon is None:
             self._canon = _expr_text(self.expr)

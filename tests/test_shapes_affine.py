@@ -134,3 +134,11 @@ def test_the_default_pipeline_on_a_cnn_export_imports_no_sympy(tmp_path):
             "print(rc, 'sympy' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip().splitlines()[-1] == "0 False", r.stderr
+
+
+def test_a_name_sympy_printed_for_something_else_is_no_symbol():
+    import sympy
+
+    assert SymDim("zoo").is_name and A.of_dim(SymDim("zoo")).sym == "zoo"  # a dim named zoo
+    d = SymDim("zoo", sympy.zoo)  # sympy's print of a division by zero
+    assert not d.is_name and A.of_dim(d) is None

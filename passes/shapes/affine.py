@@ -17,13 +17,11 @@ what is outside this form, and the caller asks sympy.
 from __future__ import annotations
 
 import math
-import re
 from fractions import Fraction
 
 from ...ir.shape import SymDim
 
 _ZERO = Fraction(0)
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")  # a lone dim name, as ir.shape reads it
 
 
 class Lin:
@@ -156,7 +154,8 @@ def render(x: Lin) -> str:
 
 # -- dims in and out ---------------------------------------------------------------------------
 
-_of_text: dict[str, Lin | None] = {}
+_of_text: dict[str, Lin] = {}  # the texts made here, which are never a bare name
+_names: dict[str, Lin] = {}
 
 
 def to_dim(x: Lin | None):
@@ -169,10 +168,9 @@ def to_dim(x: Lin | None):
     if x.is_const:
         return int(x.k)
     text = render(x)
-    _of_text[text] = x
-    d = SymDim(text)
-    d._canon = text  # printed as sympy prints it: the canonical text, no sympy needed
-    return d
+    if x.c != 1 or x.m or x.k:
+        _of_text[text] = x
+    return SymDim.printed(text)
 
 
 def of_dim(d) -> Lin | None:
@@ -181,14 +179,11 @@ def of_dim(d) -> Lin | None:
         return const(d)
     if not isinstance(d, SymDim):
         return None
-    text = d.text
-    x = _of_text.get(text, False)
-    if x is False:
-        x = Lin(text, Fraction(1), _ZERO, None, None, _ZERO) if _NAME.match(text) else None
-        _of_text[text] = x
-    if x is not None and x.c == 1 and not x.m and not x.k and d._expr is not None \
-            and not d._expr.is_Symbol:
-        return None  # a name printed from something else (sympy's ``zoo``): not a symbol
+    if not d.is_name:  # (sympy prints a division by zero as the name ``zoo``)
+        return _of_text.get(d.text)
+    x = _names.get(d.text)
+    if x is None:
+        x = _names[d.text] = Lin(d.text, Fraction(1), _ZERO, None, None, _ZERO)
     return x
 
 
@@ -226,3 +221,4 @@ def evaluate(x: Lin, v: int) -> Fraction:
 
 def clear_cache() -> None:
     _of_text.clear()
+    _names.clear()

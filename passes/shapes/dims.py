@@ -231,11 +231,14 @@ def _infinite(e) -> bool:
 
 
 _OUTSIDE = object()  # the affine forms cannot say: ask sympy
+_AFFINE_OPS = frozenset(("+", "-", "neg", "*", "/", "//", "ceil"))
 
 
 def _affine_binop(op: str, a, b):
     """``op`` on dims of :mod:`.affine`'s form (one symbol, at most one floor) without sympy;
     ``_OUTSIDE`` when an operand or the result is not of that form."""
+    if op not in _AFFINE_OPS:
+        return _OUTSIDE
     x, y = A.of_dim(a), A.of_dim(b)
     if x is None or y is None:
         return _OUTSIDE
@@ -347,9 +350,7 @@ def _mono_dim(coef: int, powers: dict) -> Dim:
     fs = [n if k == 1 else f"{n}**{k}" for n, k in sorted(powers.items())]
     if coef != 1:
         fs.insert(0, str(coef))
-    d = SymDim("*".join(fs))
-    d._canon = d.text  # sympy's own print of the product: hashing it needs no sympy
-    return d
+    return SymDim.printed("*".join(fs))
 
 
 def mul(a: Dim, b: Dim) -> Dim:
