@@ -28,6 +28,10 @@ def _load(path: str):
 
 
 def floor(src: str, out: str, external: bool) -> None:
+    # Issue 18's floor: the imports every tool here needs (onnxruntime verifies), then load+save.
+    import numpy  # noqa: F401
+    import onnxruntime  # noqa: F401
+
     _save(_load(src), out, external)
 
 

@@ -15,7 +15,7 @@ Models (--models): light (onnx's backend light models), shared (../shared/models
 golden (golden/models/*.onnx, skipped if absent), synth (benchmarks/synth.py at --synth-sizes nodes,
 cached in benchmarks/.cache/) and external (the --external-gb GB external-data model; only when asked
 for, it takes disk and minutes). Tools (--tools): onnxopt, onnxopt+verify, onnxsim, onnxslim,
-onnxoptimizer, onnxscript (its optimizer, when installed), ort-basic, floor (onnx.load + onnx.save).
+onnxoptimizer, onnxscript (its optimizer, when installed), ort-basic, floor (imports of onnx, onnxruntime and numpy, onnx.load + onnx.save).
 """
 
 from __future__ import annotations
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         for tool in tools:
             cmd = tool_command(tool, "", "", False)
             if isinstance(cmd, list):
-                pkg = {"floor": "onnx", "ort-basic": "onnxruntime"}.get(tool, tool)
+                pkg = {"floor": "onnxruntime", "ort-basic": "onnxruntime"}.get(tool, tool)
                 if tool in ("onnxopt", "onnxopt+verify"):
                     cmd = [cmd[0], "--help"]
                 else:

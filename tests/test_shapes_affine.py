@@ -142,3 +142,34 @@ def test_a_name_sympy_printed_for_something_else_is_no_symbol():
     assert SymDim("zoo").is_name and A.of_dim(SymDim("zoo")).sym == "zoo"  # a dim named zoo
     d = SymDim("zoo", sympy.zoo)  # sympy's print of a division by zero
     assert not d.is_name and A.of_dim(d) is None
+
+
+@pytest.mark.parametrize("scale", [2.0, 0.5, 4.0, 1.5, 0.25, 0.1, 3.0, 1.0])
+def test_resize_scales_a_dim_as_floor_of_the_exact_float32_product(scale):
+    import numpy as np
+    import sympy
+    from onnxopt.passes.shapes.ops_nn import _scaled
+
+    for d in (H, conv(H), D.mul(conv(conv(H)), 2), D.add(H, 3)):
+        exact = D.floor_expr(d.expr * sympy.Rational(float(np.float32(scale))))
+        assert str(_scaled(d, scale)) == str(exact), (str(d), scale)
+    assert _scaled(7, scale) == int(np.floor(np.float32(7) * np.float32(scale)))
+
+
+def test_an_upsampled_cnn_dim_needs_no_sympy():
+    code = """if True:
+        import sys
+        from onnxopt.testing import model_from_text
+        from onnxopt.passes.shapes import infer_shapes, shape_of
+        m = model_from_text('''<ir_version: 8, opset_import: ["" : 17]>
+        g (float[N,3,H,W] x, float[8,3,3,3] w) => (float[] y) {
+            a = Conv<strides=[2,2], pads=[1,1,1,1]>(x, w)
+            s = Constant<value_floats=[1.0, 1.0, 2.0, 0.5]>()
+            y = Resize<mode="nearest">(a, , s)
+        }''')
+        infer_shapes(m)
+        print([str(shape_of(v)) for v in m.graph.outputs], 'sympy' in sys.modules)
+    """
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.split("\n")[-2] == "['[N,8,2*floor(H/2 + 1/2),floor(W/4 + 1/4)]'] False", \
+        r.stderr

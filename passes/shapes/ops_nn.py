@@ -3,6 +3,8 @@ normalizations, recurrent layers, Attention, quantization, losses, signal ops, d
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from . import dims as D
@@ -310,8 +312,9 @@ def _scaled(d, scale: float):
         return None
     if type(d) is int:
         return int(np.floor(np.float32(d) * np.float32(scale)))
-    sp = D.sp()
-    return D.from_expr(D.floor_expr(d.expr * sp.Rational(float(np.float32(scale)))))
+    # floor(d * p/q) is (d*p) // q: the dims' own arithmetic, which needs no sympy for a CNN's.
+    r = Fraction(float(np.float32(scale)))
+    return D.floordiv(D.mul(d, r.numerator), r.denominator)
 
 
 @shape_fn("", "Resize", "Upsample")
