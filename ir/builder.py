@@ -61,20 +61,30 @@ class Builder:
         return n.outputs[0] if num_outputs == 1 else n.outputs
 
     def const(self, data: Union[np.ndarray, Tensor, int, float, Sequence], name: Optional[str] = None,
-              dtype: Optional[Any] = None) -> Value:
-        """A constant value: an initializer, or a Constant node inside a function body."""
+              dtype: Optional[Any] = None, shared: Optional[bool] = None) -> Value:
+        """A constant value: an initializer, or a Constant node inside a function body.
+
+        ``shared`` (by default, when no ``name`` is asked for): a small constant equal to one
+        of the graph's initializers is that initializer (``Graph.equal_initializer``), and
+        ``name`` only names a new one. Constants are never edited in place, so readers can
+        share one; ``constants`` lists only the initializers this builder added."""
         if isinstance(data, Tensor):
             t = data
         else:
             arr = np.asarray(data, dtype=dtype)
             t = Tensor.from_numpy(arr)
-        t.name = name or ""
         if self.graph.is_function_body:
+            t.name = name or ""
             n = self.node("Constant", [], {"value": t})
             v = n.outputs[0]
             v.type = TensorType(t.dtype, Shape(t.dims))
             v.name = name
             return v
+        if shared if shared is not None else name is None:
+            found = self.graph.equal_initializer(t)
+            if found is not None:
+                return found
+        t.name = name or ""
         v = Value(name, TensorType(t.dtype, Shape(t.dims)))
         self.graph.add_initializer(v, t)
         self.constants.append(v)

@@ -463,6 +463,16 @@ def _attr_graphs(a: Attr) -> list["Graph"]:
     return []
 
 
+SHARED_BYTES = 1024  # the largest constant Graph.equal_initializer shares
+
+
+def _shared_key(t: Tensor) -> Optional[tuple]:
+    n = t.nbytes
+    if n is None or n > SHARED_BYTES or t.is_external:
+        return None
+    return (t.dtype, t.dims, t.raw_bytes())
+
+
 class Graph:
     """A graph: inputs, outputs, initializers and nodes in topological order."""
 
@@ -482,6 +492,7 @@ class Graph:
         self._outputs: list[Value] = []
         self._out_pos: dict[Value, list[int]] = {}  # value -> the output slots holding it
         self._inits: dict[Value, None] = {}
+        self._shared: Optional[dict[tuple, tuple[Value, Tensor]]] = None  # see equal_initializer
         for v in inputs:
             self.add_input(v)
         for v in initializers:
@@ -584,8 +595,39 @@ class Graph:
             value.type = TensorType(t.dtype, Shape(t.dims))
         value.graph = self
         self._inits[value] = None
+        if self._shared is not None:
+            self._share(value)
         touch_value(value)
         return value
+
+    def equal_initializer(self, t: Tensor) -> Optional[Value]:
+        """The earliest initializer of this graph holding exactly ``t`` (dtype, dims and bytes)
+        when ``t`` is a small constant (at most ``SHARED_BYTES``), None otherwise. Graph inputs
+        (overridable defaults) and graph outputs (the model's interface) are never handed out.
+        Builders read such an initializer instead of adding a copy: a copy costs a cse merge
+        later, and that merge rewires every reader, which every incremental pass then revisits."""
+        key = _shared_key(t)
+        if key is None:
+            return None
+        if self._shared is None:
+            self._shared = {}
+            for v in self._inits:
+                self._share(v)
+        hit = self._shared.get(key)
+        if hit is None:
+            return None
+        v, held = hit
+        if v.const_value is held and v in self._inits and not v._is_input \
+                and not v._outputs_of:
+            return v
+        del self._shared[key]  # removed, overwritten or given a role since it was shared
+        return None
+
+    def _share(self, value: Value) -> None:
+        t = value.const_value
+        key = None if value._is_input else _shared_key(t)
+        if key is not None:
+            self._shared.setdefault(key, (value, t))
 
     def remove_initializer(self, value: Value) -> None:
         """Drop an initializer that nothing reads (and that is not also a graph input)."""

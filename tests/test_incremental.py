@@ -157,6 +157,26 @@ def test_fixpoint_runs_a_clean_pass_again_after_another_changes_the_ir():
     assert "fixpoint.skipped" not in report.records[0].stats
 
 
+def test_folded_constants_equal_to_an_initializer_read_it_and_leave_cse_nothing():
+    """Two equal shape computations fold to the same small tensor: the second reads the first's
+    initializer, so cse merges nothing, and no pass revisits the readers a merge would rewire."""
+    src = H + """
+        g (float[2,6] x, float[3,4] z) => (float[3,4] y) {
+           s = Constant <value = int64[2] {3, 4}> ()
+           t = Constant <value = int64[2] {3, 4}> ()
+           p = Reshape (x, s)
+           q = Reshape (z, t)
+           y = Add (p, q)
+        }"""
+    m = model_from_text(src)
+    report = PassManager("fixpoint(fold,cse)").run(m)
+    runs = [(r.name, r.iteration, r.modified) for r in report.records]
+    assert runs == [("fold", 1, True), ("cse", 1, False), ("fold", 2, False)]
+    assert [v.name for v in m.graph.initializers] == ["s"]
+    assert node_named(m, "p").inputs[1] is node_named(m, "q").inputs[1]
+    assert_equivalent(to_proto(model_from_text(src)), to_proto(m))
+
+
 def test_a_new_twin_constant_is_merged():
     """A Constant is stamped whenever a reader comes or goes; a new Constant equal to an old one
     is still found (nodes without inputs are compared with all the others)."""

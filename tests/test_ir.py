@@ -117,6 +117,37 @@ def test_builder_const_in_function_body_is_a_constant_node():
     assert f.graph.initializers == []
 
 
+def test_a_small_constant_equal_to_an_initializer_is_that_initializer():
+    """Builders share small constants: a copy would cost cse a merge that rewires every reader
+    (and every incremental pass would then revisit them)."""
+    m = small()
+    g = m.graph
+    b = ir.Builder(g, before=next(iter(g.nodes)))
+    two = b.const(np.float32(2.0))
+    assert b.const(np.float32(2.0)) is two
+    assert b.const(np.array(2.0, np.float32), name="k", shared=True) is two
+    assert b.const(np.float32(2.0), name="k").name == "k"  # a name asks for a new one
+    assert b.const(np.float64(2.0)) is not two  # dtype, dims and bytes must all match
+    assert b.const(np.full([1], 2.0, np.float32)) is not two
+    assert b.constants[0] is two and len(b.constants) == 4  # only those it added
+    big = np.zeros(1024 // 4 + 1, np.float32)
+    assert b.const(big) is not b.const(big)  # above SHARED_BYTES: cse's business
+    # Never an output (the interface keeps its own), a removed one, one whose data changed or
+    # a graph input.
+    out = b.const(np.float32(3.0))
+    g.outputs = list(g.outputs) + [out]
+    assert b.const(np.float32(3.0)) is not out
+    gone = b.const(np.float32(4.0))
+    g.remove_initializer(gone)
+    assert b.const(np.float32(4.0)) is not gone
+    five = b.const(np.float32(5.0))
+    five.const_value = ir.Tensor.from_numpy(np.float32(6.0))
+    assert b.const(np.float32(5.0)) is not five
+    default = b.const(np.float32(7.0))
+    g.add_input(default)  # an overridable default (IR < 4) is no constant to share
+    assert b.const(np.float32(7.0)) is not default
+
+
 def test_erasing_a_node_with_a_body_drops_the_captured_uses():
     m = model_from_text("""
         <ir_version: 8, opset_import: ["" : 17]>

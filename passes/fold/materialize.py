@@ -105,7 +105,9 @@ class Materialization:
                 self.modified = True
                 return
         name, v.name = v.name, None
-        new = Builder(g, before=node).const(t, name=name)
+        # An equal small initializer is read instead of a copy (the name then goes), except
+        # where the value is a graph output: that keeps its name and its own initializer.
+        new = Builder(g, before=node).const(t, name=name, shared=not v.is_graph_output())
         if t.dtype in _INT_DTYPES and t.size <= self.small and len(t.dims) <= 1:
             new.meta["symval"] = tuple(int(x) for x in t.numpy().reshape(-1))
         v.replace_all_uses_with(new)

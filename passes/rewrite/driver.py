@@ -218,7 +218,7 @@ class Rewriter:
 
     def _apply(self, m: Match, work: "_Worklist", result: PassResult) -> None:
         graph, root, name = m.graph, m.root, self.prefix + m.rule.name
-        b = _Builder(graph, before=root, tag=name)
+        b = Builder(graph, before=root, tag=name)
         try:
             new = m.rule.rewrite(m, b)
             check_created(m.rule, b.created, self._imports)
@@ -255,20 +255,6 @@ class Rewriter:
             if v.num_uses() <= MAX_REQUEUE:
                 for user, _ in v.uses():
                     work.requeue(user)
-
-
-class _Builder(Builder):
-    """The Builder handed to rewrites: also remembers the initializers it made (for rollback)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.created_values: list[Value] = []
-
-    def const(self, data, name=None, dtype=None) -> Value:
-        v = super().const(data, name, dtype)
-        if v.producer is None:
-            self.created_values.append(v)
-        return v
 
 
 class _Plans:
@@ -413,11 +399,11 @@ def _replace(pairs: list, created: set[int]) -> None:
         old.replace_all_uses_with(nv, outputs=True)
 
 
-def _rollback(b: _Builder) -> None:
+def _rollback(b: Builder) -> None:
     for n in reversed(b.created):
         if n.graph is not None and not any(o.has_uses() for o in n.outputs):
             n.graph.erase(n)
-    for v in b.created_values:
+    for v in b.constants:
         if not v.has_uses() and v.graph is not None:
             v.graph.remove_initializer(v)
 
