@@ -219,7 +219,8 @@ class _OriginalRun:
 
     def __init__(self, original_ref, vopts, model):
         self.error: Optional[BaseException] = None
-        self.thread = self.child = None
+        self.thread = self.child = self.verifier = None
+        self.opened: Optional[_Opened] = None
         if vopts is None:
             return
         from .io import tensor_bytes
@@ -242,6 +243,13 @@ class _OriginalRun:
                                        name="onnxopt-verify-original", daemon=True)
         self.thread.start()
 
+    def open(self, model) -> Optional[_Opened]:
+        """The optimized ``model`` opened for the check (None without verification): its
+        session is built while the original's child or thread may still be running."""
+        if self.verifier is not None:
+            self.opened = _Opened(model, self.verifier)
+        return self.opened
+
     def _prepare(self, verifier) -> None:
         try:
             verifier.prepare()
@@ -252,14 +260,19 @@ class _OriginalRun:
         return self
 
     def __exit__(self, kind, *exc) -> None:
-        # A child that failed is redone here, unless the user interrupted: then nothing waits.
-        if self.child is not None and not self.child.collect() \
-                and (kind is None or issubclass(kind, Exception)):
-            self.verifier.prepare()
-        if self.thread is not None:
-            self.thread.join()
-        if self.error is not None:
-            raise self.error
+        try:
+            # A child that failed is redone here, unless the user interrupted: then nothing
+            # waits.
+            if self.child is not None and not self.child.collect() \
+                    and (kind is None or issubclass(kind, Exception)):
+                self.verifier.prepare()
+            if self.thread is not None:
+                self.thread.join()
+            if self.error is not None:
+                raise self.error
+        finally:
+            if self.opened is not None and (kind is not None or self.error is not None):
+                self.opened.lowered.close()  # no check follows
 
 
 def _fresh(source_ref, base_dir):
@@ -330,8 +343,9 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
     pm = PassManager(items, verify_each=verify_each, check_modified=check_modified,
                      print_ir_after=tuple(print_ir_after), print_fn=print_fn,
                      reproducer_dir=reproducer_dir, verbose=verbose, progress=progress)
-    with _OriginalRun(original_ref, vopts, model):
+    with _OriginalRun(original_ref, vopts, model) as original:
         run = pm.run(model)
+        optimized = original.open(model)  # while the original may still be running
     result = OptimizeResult(model, run, before, model_stats(model), pipeline=pm.text,
                             notes=list(run.notes))
     src = os.fspath(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else ""
@@ -339,7 +353,7 @@ def optimize(model_or_path: Union[str, os.PathLike, bytes, Any], passes: Union[s
         if page is not None:
             page.write(report, result, input_path=src)
         return result
-    _verify_result(result, original_ref, vopts)
+    _verify_result(result, optimized)
     if result.verification.status == "failed" and bisect and run.records:
         result.culprit = _bisect(items, run, original_ref, base_dir, vopts, input_shapes)
     if page is not None:
@@ -358,19 +372,31 @@ def _verify_options(verify_options, input_shapes):
     return vopts
 
 
-def _verify_result(result: "OptimizeResult", original_ref, vopts) -> None:
-    """Run ``result.model`` against the original (sets ``result.verification``)."""
-    from .verify import verify as run_verify
-
-    lowered = _Lowered(result.model, borrow=True)
-    try:
-        result.verification = run_verify(original_ref, lowered.ref, vopts)
-    finally:
-        lowered.close()
+def _verify_result(result: "OptimizeResult", optimized: "_Opened") -> None:
+    """Compare the opened optimized model with the original (sets ``result.verification``)."""
     from .verify.sources import BorrowedWeights
 
-    if isinstance(lowered.ref, BorrowedWeights) and not lowered.ref.initializers:
-        result.serialized = lowered.ref.data  # nothing lent: the whole model's bytes
+    try:
+        result.verification = optimized.verifier.check(optimized.opened)
+    finally:
+        optimized.lowered.close()
+    ref = optimized.lowered.ref
+    if isinstance(ref, BorrowedWeights) and not ref.initializers:
+        result.serialized = ref.data  # nothing lent: the whole model's bytes
+
+
+class _Opened:
+    """The optimized model lowered for onnxruntime and opened by the verifier
+    (``Verifier.open``); the lowered form lives until the check is done."""
+
+    def __init__(self, model, verifier):
+        self.verifier = verifier
+        self.lowered = _Lowered(model, borrow=True)
+        try:
+            self.opened = verifier.open(self.lowered.ref)
+        except BaseException:
+            self.lowered.close()
+            raise
 
 
 def _check_arguments(model_or_path, verify: bool, require_verified: bool,

@@ -43,7 +43,7 @@ def _optimize_parser() -> argparse.ArgumentParser:
                     "`onnxopt check [--target tensorrt] MODEL`, `onnxopt view MODEL`.",
     )
     p.add_argument("input", nargs="?", help="model to optimize (.onnx)")
-    p.add_argument("--version", action="version", version=f"onnxopt {_version()}")
+    p.add_argument("--version", action=_VersionAction)
     p.add_argument("-o", "--output", help="where to write (default: IN with .opt.onnx)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("-p", "--passes", help="pipeline, e.g. 'fold,fuse' or "
@@ -98,6 +98,19 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
     sys.stderr.write(f"onnxopt: error: {escape(first)}\n")  # model text never reaches the tty raw
     return code
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked: reading the installed distribution's metadata
+    scans site-packages, about 35 ms that every run would pay while building the parser."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"onnxopt {_version()}")
+        parser.exit()
 
 
 def _version() -> str:

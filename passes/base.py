@@ -9,7 +9,6 @@ byte-for-byte the same; the manager can check that), its statistics counters, th
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Optional
@@ -17,7 +16,6 @@ from typing import Any, Callable, ClassVar, Iterable, Optional
 from ..ir.errors import UsageError
 from ..ir import Graph, Model
 
-log = logging.getLogger("onnxopt")
 
 ALL = frozenset({"*"})
 
@@ -146,7 +144,9 @@ class PassContext:
     def note(self, message: str) -> None:
         """Record a message for the user (shown with -v, collected in reports)."""
         self.notes.append(message)
-        log.info(message)
+        import logging  # here: the module costs every run a few ms, and few runs take notes
+
+        logging.getLogger("onnxopt").info(message)
 
 
 _KINDS = "analyses"  # model.meta: name -> Analysis class of analyses that ran on the model

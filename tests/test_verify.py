@@ -97,6 +97,22 @@ def test_optimized_model_that_does_not_load_fails():
     assert rep.status == "failed" and "optimized" in rep.reason
 
 
+def test_a_model_opened_before_the_original_is_prepared_gets_the_same_verdict():
+    """The CLI opens the optimized model while the original still runs in its child: checking
+    what was opened says what checking the model says, a model the runtime refuses still fails
+    with the runtime's reason, and an original that cannot be verified still wins."""
+    m = unary("Relu")
+    for optimized in (unary("Relu"), unary("Abs"), b"not a model"):
+        opened = Verifier(m).open(optimized)
+        early, late = Verifier(m).check(opened), Verifier(m).check(optimized)
+        assert (early.status, early.reason) == (late.status, late.reason)
+        assert early.seconds >= opened.seconds
+    custom = onnx.parser.parse_model(
+        '<ir_version: 8, opset_import: ["" : 17, "com.example" : 1]>\n'
+        "g (float[N] x) => (float[N] y) { y = com.example.Mystery(x) }")
+    assert Verifier(custom).check(Verifier(custom).open(b"not a model")).status == "not verified"
+
+
 def test_custom_op_original_is_not_verified():
     m = onnx.parser.parse_model('<ir_version: 8, opset_import: ["" : 17, "com.example" : 1]>\n'
                                 "g (float[N] x) => (float[N] y) { y = com.example.Mystery(x) }")

@@ -33,7 +33,7 @@ import math
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -59,6 +59,17 @@ def verify(original: ModelSource, optimized: ModelSource,
            options: Optional[VerifyOptions] = None) -> VerifyReport:
     """Run both models (ModelProto, serialized bytes or file path) and compare their outputs."""
     return Verifier(original, options).check(optimized)
+
+
+@dataclass(eq=False)
+class OpenedModel:
+    """An optimized model opened for :meth:`Verifier.check`: its onnxruntime session and the
+    weights fed to it as inputs, or why the runtime refused it; ``seconds`` it took."""
+
+    session: Any
+    lent: dict
+    error: Optional[str]
+    seconds: float
 
 
 @dataclass(eq=False)
@@ -385,8 +396,25 @@ class Verifier:
 
     # ---- the optimized model
 
-    def check(self, optimized: ModelSource) -> VerifyReport:
-        """Compare ``optimized`` with the original at the prepared bindings."""
+    def open(self, optimized: ModelSource) -> "OpenedModel":
+        """The optimized model's session, or why onnxruntime refused it. It needs nothing of
+        the original: a caller may open it while the original is still being prepared
+        elsewhere (a forked child, a thread), and pass it to :meth:`check`."""
+        t0 = time.perf_counter()
+        src = _Source(optimized, "optimized model")
+        lent = src.borrowed()
+        sess, error = None, None
+        try:
+            sess = session(src.ort_ref(), prepack=False)
+        except Exception as e:  # noqa: BLE001 - any load failure is a finding
+            error = f"onnxruntime cannot load the optimized model: {_first_line(e)}"
+        finally:
+            src.close()
+        return OpenedModel(sess, lent, error, time.perf_counter() - t0)
+
+    def check(self, optimized: "ModelSource | OpenedModel") -> VerifyReport:
+        """Compare ``optimized`` (a model, or what :meth:`open` made of it) with the original
+        at the prepared bindings."""
         t0 = time.perf_counter()
         prep = self._prepare()
         t0 -= prep.unreported  # preparing counts once, in the first report after it
@@ -398,16 +426,14 @@ class Verifier:
 
         if prep.error:
             return report("not verified", prep.error)
-        src = _Source(optimized, "optimized model")
-        lent = src.borrowed()
-        try:
-            try:
-                sess = session(src.ort_ref(), prepack=False)
-            except Exception as e:  # noqa: BLE001 - any load failure is a finding
-                return report("failed", "onnxruntime cannot load the optimized model: "
-                              f"{_first_line(e)}")
-        finally:
-            src.close()
+        if isinstance(optimized, OpenedModel):
+            t0 -= optimized.seconds  # opened before this call: its time counts here
+            opened = optimized
+        else:
+            opened = self.open(optimized)
+        if opened.error:
+            return report("failed", opened.error)
+        sess, lent = opened.session, opened.lent
         opt_in = [i.name for i in sess.get_inputs() if i.name not in lent]
         opt_out = [o.name for o in sess.get_outputs()]
         extra = [n for n in opt_in if n not in prep.all_input_names]
@@ -518,5 +544,5 @@ def _candidates(symbols: dict[str, bool]):
                 yield c
 
 
-__all__ = ["OutputDiff", "Verifier", "VerifyOptions", "VerifyReport", "compare_output",
+__all__ = ["OpenedModel", "OutputDiff", "Verifier", "VerifyOptions", "VerifyReport", "compare_output",
            "onnx_dtype", "verify"]

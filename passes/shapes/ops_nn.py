@@ -3,7 +3,6 @@ normalizations, recurrent layers, Attention, quantization, losses, signal ops, d
 
 from __future__ import annotations
 
-from fractions import Fraction
 
 import numpy as np
 
@@ -313,8 +312,8 @@ def _scaled(d, scale: float):
     if type(d) is int:
         return int(np.floor(np.float32(d) * np.float32(scale)))
     # floor(d * p/q) is (d*p) // q: the dims' own arithmetic, which needs no sympy for a CNN's.
-    r = Fraction(float(np.float32(scale)))
-    return D.floordiv(D.mul(d, r.numerator), r.denominator)
+    p, q = float(np.float32(scale)).as_integer_ratio()  # exact, in lowest terms
+    return D.floordiv(D.mul(d, p), q)
 
 
 @shape_fn("", "Resize", "Upsample")
