@@ -12,6 +12,10 @@ own arithmetic, and printed exactly as sympy prints it. So the text is the same 
 either way, and the sympy expression, when something needs one, is parsed back from the text
 (``ir.shape.parse_dim_expr`` gives back the same expression). Every function returns None for
 what is outside this form, and the caller asks sympy.
+
+Comparing two such dims may meet two different floors (a coarse map upsampled beside a finer
+one): :func:`quasi_nonneg` decides any sum of floors of linear functions of one symbol exactly,
+over one period, and ``dims`` uses it on the sympy path too, so both paths decide alike.
 """
 
 from __future__ import annotations
@@ -211,6 +215,50 @@ def nonneg(x: Lin) -> bool | None:
     return False if at_one < 0 else None
 
 
+QUASI_PERIOD = 1024  # the longest period :func:`quasi_nonneg` walks (a stride of 1024)
+
+
+def quasi_nonneg(c: Fraction, floors: list, k: Fraction) -> bool | None | object:
+    """``c*s + sum(m*floor(q*s + f)) + k >= 0`` for every integer ``s >= 1`` (``floors``: the
+    (m, q, f) fractions): True, False when it is negative for every such ``s``, None when it
+    is both; :data:`TOO_LONG` when the period exceeds :data:`QUASI_PERIOD`.
+
+    The expression is quasi-linear: with ``P`` the lcm of the ``q``'s denominators,
+    ``E(s + P) = E(s) + L*P`` where ``L = c + sum(m*q)``. So with ``L >= 0`` its least value
+    lies in ``s = 1..P`` and with ``L <= 0`` its greatest does, and one period decides it exactly.
+    This is what tells ``2*floor(H/16 + 15/16) >= floor(H/8 + 7/8)`` (a stride-16 map upsampled
+    next to a stride-8 one: every FPN or U-Net export), which no monotonicity rule can."""
+    period = 1
+    for _, q, _ in floors:
+        period = period * q.denominator // math.gcd(period, q.denominator)
+        if period > QUASI_PERIOD:
+            return TOO_LONG
+    slope = c + sum(m * q for m, q, _ in floors)
+    values = [c * s + k + sum(m * math.floor(q * s + f) for m, q, f in floors)
+              for s in range(1, period + 1)]
+    if slope >= 0 and min(values) >= 0:
+        return True
+    if slope <= 0 and max(values) < 0:
+        return False
+    return None
+
+
+TOO_LONG = object()
+_compared: dict = {}  # (x, y) -> le_forms(x, y)
+
+
+def le_forms(x: Lin, y: Lin) -> bool | None | object:
+    """``x <= y`` by :func:`quasi_nonneg` for two forms in the same symbol (the floors may
+    differ); :data:`TOO_LONG` also when they are in two symbols."""
+    if x.sym is not None and y.sym is not None and x.sym != y.sym:
+        return TOO_LONG
+    r = _compared.get((x, y), _compared)
+    if r is _compared:  # a period of values per pair: a graph compares the same dims often
+        floors = [(m, q, f) for m, q, f in ((y.m, y.q, y.f), (-x.m, x.q, x.f)) if m]
+        r = _compared[(x, y)] = quasi_nonneg(y.c - x.c, floors, y.k - x.k)
+    return r
+
+
 def evaluate(x: Lin, v: int) -> Fraction:
     """The value at sym = v."""
     r = x.c * v + x.k
@@ -222,3 +270,4 @@ def evaluate(x: Lin, v: int) -> Fraction:
 def clear_cache() -> None:
     _of_text.clear()
     _names.clear()
+    _compared.clear()

@@ -25,6 +25,7 @@ expand to millions of terms (minutes, gigabytes) inside a broadcast check.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from collections.abc import Iterable
 
 from ...ir.shape import Dim, SymDim, symbol
@@ -589,6 +590,54 @@ def _at_one(e):
     return e.xreplace({x: 1 for x in e.free_symbols})
 
 
+def _fraction(r):
+    """A sympy Rational as a Fraction (None for anything else)."""
+    return Fraction(int(r.p), int(r.q)) if r.is_Rational else None
+
+
+def _linear(e, sym):
+    """(a, b) with ``e == a*sym + b`` (``sym`` may be None: a constant), else None."""
+    a = b = Fraction(0)
+    for t in sp().Add.make_args(e):
+        coeff, rest = t.as_coeff_Mul()
+        r = _fraction(coeff)
+        if r is None:
+            return None
+        if rest == 1:
+            b += r
+        elif rest.is_Symbol and (sym is None or rest == sym):
+            a += r
+        else:
+            return None
+    return a, b
+
+
+def _quasi(e):
+    """:func:`affine.quasi_nonneg` on a sympy expression in one symbol whose terms are
+    multiples of the symbol, of floors of linear functions of it, and a number; TOO_LONG
+    (not decided here) for anything else."""
+    syms = e.free_symbols
+    if len(syms) != 1:
+        return A.TOO_LONG
+    (sym,) = syms
+    c = k = Fraction(0)
+    floors = []
+    for t in sp().Add.make_args(e):
+        coeff, rest = t.as_coeff_Mul()
+        m = _fraction(coeff)
+        if m is None:
+            return A.TOO_LONG
+        if rest == 1:
+            k += m
+        elif rest == sym:
+            c += m
+        elif isinstance(rest, sp().floor) and (ab := _linear(rest.args[0], sym)) is not None:
+            floors.append((m, ab[0], ab[1]))
+        else:
+            return A.TOO_LONG
+    return A.quasi_nonneg(c, floors, k)
+
+
 def _nonneg(e) -> bool | None:
     r = _sign_cache.get(e, 0)
     if r == 0:
@@ -604,6 +653,9 @@ def _nonneg(e) -> bool | None:
                 r = False
             elif m is None and not e.has(sp().floor, sp().Max, sp().Min, sp().Mod):
                 r = e.is_nonnegative  # sympy decides polynomials; floors and Max it rarely can
+            if r is None:
+                q = _quasi(e)
+                r = None if q is A.TOO_LONG else q
         except (TypeError, ValueError, RecursionError):
             r = None
         _sign_cache[e] = r
@@ -629,9 +681,13 @@ def le(a: Dim, b: Dim) -> bool | None:
         if m is not None and m[0] > b:
             return False
     x, y = A.of_dim(a), A.of_dim(b)
-    diff = None if x is None or y is None else A.add(y, A.scale(x, -1))
-    if diff is not None:
-        return A.nonneg(diff)
+    if x is not None and y is not None:
+        diff = A.add(y, A.scale(x, -1))
+        r = None if diff is None else A.nonneg(diff)
+        if r is None:
+            r = A.le_forms(x, y)
+        if r is not A.TOO_LONG:
+            return r
     return _nonneg(expr(b) - expr(a))
 
 
