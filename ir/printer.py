@@ -139,7 +139,7 @@ class Printer:
             body = "[" + ", ".join(_quote(x) for x in v) + "]"
         elif a.type == A_TENSOR:
             body = self.tensor_literal(v) if v.size <= self.max_inline else \
-                f"{dtype_name(v.dtype)}[{','.join(map(str, v.dims))}] {{}}  # sha256:{v.digest()}"
+                f"{dtype_name(v.dtype)}[{','.join(map(str, v.dims))}] {{}}"
         elif a.type == A_GRAPH:
             body = self.graph(v, depth + 1, nested=True)
         elif a.type == A_GRAPHS:
@@ -157,7 +157,12 @@ class Printer:
             attrs = " <" + ", ".join(self.attr(n.attributes[k], depth)
                                      for k in sorted(n.attributes)) + ">"
         ins = ", ".join(self.names(v) for v in n.inputs)
-        return f"{outs} = {op}{attrs} ({ins})"
+        # An elided tensor's digest goes after the node: a comment inside <...> would hide the
+        # rest of the line, and the text would no longer parse.
+        elided = [f"{escape(k)} sha256:{a.value.digest()}" for k, a in sorted(n.attributes.items())
+                  if a.type == A_TENSOR and not a.ref_attr_name and a.value.size > self.max_inline]
+        note = f"  # {', '.join(elided)}" if elided else ""
+        return f"{outs} = {op}{attrs} ({ins}){note}"
 
     def graph(self, g: Graph, depth: int = 0, nested: bool = False) -> str:
         pad = self.ind * depth

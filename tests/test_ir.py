@@ -208,6 +208,24 @@ def test_printer_output_parses_back():
     assert ir.print_model(ir.lift_model(again)) == text
 
 
+def test_an_elided_constant_keeps_the_text_parseable():
+    """A tensor attribute over the inline limit prints as empty data, its digest in a comment
+    after the node: a comment inside <...> hid the rest of the line (found by the fuzzer, with
+    names holding escape sequences)."""
+    import onnx.parser
+
+    m = model_from_text("""
+        <ir_version: 7, opset_import: ["" : 11]>
+        g (float[1] "x\\x1b") => (float[3,3,2] y) {
+            "w\\x07" = Constant <value = float[3,3,2] {1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18}> ()
+            y = Add ("x\\x1b", "w\\x07")
+        }""")
+    text = ir.print_model(m)
+    line = next(ln for ln in text.splitlines() if "Constant" in ln)
+    assert line.rstrip().endswith(f"# value sha256:{m.graph.nodes.first().attributes['value'].value.digest()}")
+    onnx.parser.parse_model(text)
+
+
 def test_out_of_order_nodes_are_sorted_at_lift():
     m = model_from_text("""
         <ir_version: 8, opset_import: ["" : 17]>
