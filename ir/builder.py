@@ -80,7 +80,7 @@ class Builder:
             v.type = TensorType(t.dtype, Shape(t.dims))
             v.name = name
             return v
-        if shared if shared is not None else name is None:
+        if (name is None if shared is None else shared):
             found = self.graph.equal_initializer(t)
             if found is not None:
                 return found

@@ -119,6 +119,10 @@ class Printer:
     def tensor_literal(self, t: Tensor) -> str:
         return f"{_literal_type(t)} {_tensor_data(t)}"
 
+    def elided(self, a: Attr) -> bool:
+        """A tensor attribute printed without its data (over ``max_inline`` elements)."""
+        return a.type == A_TENSOR and not a.ref_attr_name and a.value.size > self.max_inline
+
     def attr(self, a: Attr, depth: int) -> str:
         v = a.value if not a.ref_attr_name else None
         tname = _ATTR_TYPES.get(a.type, "")
@@ -138,8 +142,8 @@ class Printer:
         elif a.type == A_STRINGS:
             body = "[" + ", ".join(_quote(x) for x in v) + "]"
         elif a.type == A_TENSOR:
-            body = self.tensor_literal(v) if v.size <= self.max_inline else \
-                f"{dtype_name(v.dtype)}[{','.join(map(str, v.dims))}] {{}}"
+            body = f"{dtype_name(v.dtype)}[{','.join(map(str, v.dims))}] {{}}" \
+                if self.elided(a) else self.tensor_literal(v)
         elif a.type == A_GRAPH:
             body = self.graph(v, depth + 1, nested=True)
         elif a.type == A_GRAPHS:
@@ -159,8 +163,8 @@ class Printer:
         ins = ", ".join(self.names(v) for v in n.inputs)
         # An elided tensor's digest goes after the node: a comment inside <...> would hide the
         # rest of the line, and the text would no longer parse.
-        elided = [f"{escape(k)} sha256:{a.value.digest()}" for k, a in sorted(n.attributes.items())
-                  if a.type == A_TENSOR and not a.ref_attr_name and a.value.size > self.max_inline]
+        elided = [f"{escape(k)} sha256:{a.value.digest()}"
+                  for k, a in sorted(n.attributes.items()) if self.elided(a)]
         note = f"  # {', '.join(elided)}" if elided else ""
         return f"{outs} = {op}{attrs} ({ins}){note}"
 

@@ -570,7 +570,9 @@ def test_bombs_finish_in_bounded_memory(tmp_path):
         # VmHWM, not ru_maxrss: a process starts with its parent's ru_maxrss (exec keeps it),
         # and pytest's may be large by the time this runs.
         hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")]
-        print(int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rcs)
+        peak = int(hwm[0].split()[1]) if hwm else \
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(peak, rcs)
     """)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr

@@ -222,7 +222,8 @@ def test_an_elided_constant_keeps_the_text_parseable():
         }""")
     text = ir.print_model(m)
     line = next(ln for ln in text.splitlines() if "Constant" in ln)
-    assert line.rstrip().endswith(f"# value sha256:{m.graph.nodes.first().attributes['value'].value.digest()}")
+    digest = m.graph.nodes.first().attributes["value"].value.digest()
+    assert line.rstrip().endswith(f"# value sha256:{digest}")
     onnx.parser.parse_model(text)
 
 

@@ -544,5 +544,5 @@ def _candidates(symbols: dict[str, bool]):
                 yield c
 
 
-__all__ = ["OpenedModel", "OutputDiff", "Verifier", "VerifyOptions", "VerifyReport", "compare_output",
-           "onnx_dtype", "verify"]
+__all__ = ["OpenedModel", "OutputDiff", "Verifier", "VerifyOptions", "VerifyReport",
+           "compare_output", "onnx_dtype", "verify"]

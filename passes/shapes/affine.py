@@ -216,12 +216,14 @@ def nonneg(x: Lin) -> bool | None:
 
 
 QUASI_PERIOD = 1024  # the longest period :func:`quasi_nonneg` walks (a stride of 1024)
+OUTSIDE = object()  # not decided here: the caller asks sympy
+_compared: dict = {}  # (x, y) -> le_forms(x, y)
 
 
 def quasi_nonneg(c: Fraction, floors: list, k: Fraction) -> bool | None | object:
     """``c*s + sum(m*floor(q*s + f)) + k >= 0`` for every integer ``s >= 1`` (``floors``: the
     (m, q, f) fractions): True, False when it is negative for every such ``s``, None when it
-    is both; :data:`TOO_LONG` when the period exceeds :data:`QUASI_PERIOD`.
+    is both; :data:`OUTSIDE` when the period exceeds :data:`QUASI_PERIOD`.
 
     The expression is quasi-linear: with ``P`` the lcm of the ``q``'s denominators,
     ``E(s + P) = E(s) + L*P`` where ``L = c + sum(m*q)``. So with ``L >= 0`` its least value
@@ -232,7 +234,7 @@ def quasi_nonneg(c: Fraction, floors: list, k: Fraction) -> bool | None | object
     for _, q, _ in floors:
         period = period * q.denominator // math.gcd(period, q.denominator)
         if period > QUASI_PERIOD:
-            return TOO_LONG
+            return OUTSIDE
     slope = c + sum(m * q for m, q, _ in floors)
     values = [c * s + k + sum(m * math.floor(q * s + f) for m, q, f in floors)
               for s in range(1, period + 1)]
@@ -243,15 +245,11 @@ def quasi_nonneg(c: Fraction, floors: list, k: Fraction) -> bool | None | object
     return None
 
 
-TOO_LONG = object()
-_compared: dict = {}  # (x, y) -> le_forms(x, y)
-
-
 def le_forms(x: Lin, y: Lin) -> bool | None | object:
     """``x <= y`` by :func:`quasi_nonneg` for two forms in the same symbol (the floors may
-    differ); :data:`TOO_LONG` also when they are in two symbols."""
+    differ); :data:`OUTSIDE` when they are in two symbols."""
     if x.sym is not None and y.sym is not None and x.sym != y.sym:
-        return TOO_LONG
+        return OUTSIDE
     r = _compared.get((x, y), _compared)
     if r is _compared:  # a period of values per pair: a graph compares the same dims often
         floors = [(m, q, f) for m, q, f in ((y.m, y.q, y.f), (-x.m, x.q, x.f)) if m]

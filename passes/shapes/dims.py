@@ -231,7 +231,7 @@ def _infinite(e) -> bool:
     return e.has(s.zoo, s.nan, s.oo, -s.oo)
 
 
-_OUTSIDE = object()  # the affine forms cannot say: ask sympy
+_OUTSIDE = A.OUTSIDE  # the affine forms cannot say: ask sympy
 _AFFINE_OPS = frozenset(("+", "-", "neg", "*", "/", "//", "ceil"))
 
 
@@ -596,46 +596,39 @@ def _fraction(r):
 
 
 def _linear(e, sym):
-    """(a, b) with ``e == a*sym + b`` (``sym`` may be None: a constant), else None."""
+    """(a, b) with ``e == a*sym + b``, else None."""
     a = b = Fraction(0)
     for t in sp().Add.make_args(e):
         coeff, rest = t.as_coeff_Mul()
         r = _fraction(coeff)
-        if r is None:
+        if r is None or (rest != 1 and rest != sym):
             return None
         if rest == 1:
             b += r
-        elif rest.is_Symbol and (sym is None or rest == sym):
-            a += r
         else:
-            return None
+            a += r
     return a, b
 
 
 def _quasi(e):
-    """:func:`affine.quasi_nonneg` on a sympy expression in one symbol whose terms are
-    multiples of the symbol, of floors of linear functions of it, and a number; TOO_LONG
-    (not decided here) for anything else."""
+    """:func:`affine.quasi_nonneg` on a sympy expression in one symbol: multiples of floors of
+    linear functions of it plus a linear rest; ``_OUTSIDE`` (not decided here) otherwise."""
     syms = e.free_symbols
     if len(syms) != 1:
-        return A.TOO_LONG
+        return _OUTSIDE
     (sym,) = syms
-    c = k = Fraction(0)
-    floors = []
+    floors, rest = [], []
     for t in sp().Add.make_args(e):
-        coeff, rest = t.as_coeff_Mul()
-        m = _fraction(coeff)
-        if m is None:
-            return A.TOO_LONG
-        if rest == 1:
-            k += m
-        elif rest == sym:
-            c += m
-        elif isinstance(rest, sp().floor) and (ab := _linear(rest.args[0], sym)) is not None:
-            floors.append((m, ab[0], ab[1]))
-        else:
-            return A.TOO_LONG
-    return A.quasi_nonneg(c, floors, k)
+        coeff, f = t.as_coeff_Mul()
+        if not isinstance(f, sp().floor):
+            rest.append(t)
+            continue
+        m, ab = _fraction(coeff), _linear(f.args[0], sym)
+        if m is None or ab is None:
+            return _OUTSIDE
+        floors.append((m, *ab))
+    ck = _linear(sp().Add(*rest), sym)
+    return _OUTSIDE if ck is None else A.quasi_nonneg(ck[0], floors, ck[1])
 
 
 def _nonneg(e) -> bool | None:
@@ -655,7 +648,7 @@ def _nonneg(e) -> bool | None:
                 r = e.is_nonnegative  # sympy decides polynomials; floors and Max it rarely can
             if r is None:
                 q = _quasi(e)
-                r = None if q is A.TOO_LONG else q
+                r = None if q is _OUTSIDE else q
         except (TypeError, ValueError, RecursionError):
             r = None
         _sign_cache[e] = r
@@ -686,7 +679,7 @@ def le(a: Dim, b: Dim) -> bool | None:
         r = None if diff is None else A.nonneg(diff)
         if r is None:
             r = A.le_forms(x, y)
-        if r is not A.TOO_LONG:
+        if r is not _OUTSIDE:
             return r
     return _nonneg(expr(b) - expr(a))
 

@@ -3,7 +3,6 @@ normalizations, recurrent layers, Attention, quantization, losses, signal ops, d
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from . import dims as D
