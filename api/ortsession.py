@@ -16,7 +16,7 @@ CPU = "CPUExecutionProvider"
 
 def session(ref: Any, *, optimize: bool = False, threads: Optional[int] = None,
             providers: Sequence[str] = (CPU,), data_dir: Optional[str] = None,
-            prepack: bool = True):
+            prepack: bool = True, spin: bool = True):
     """An ``onnxruntime.InferenceSession`` on a path or serialized model.
 
     ``optimize``: the runtime's graph optimizations (all of them) on; off by default, so its
@@ -24,7 +24,9 @@ def session(ref: Any, *, optimize: bool = False, threads: Optional[int] = None,
     inter-op thread; None leaves the runtime's defaults. ``data_dir``: where the external data
     of a serialized model lives. ``prepack``: False keeps the runtime from holding a second,
     re-laid-out copy of each weight (a verification session runs a few times; memory matters
-    more than speed there)."""
+    more than speed there). ``spin``: False puts the runtime's idle pool threads to sleep at
+    once instead of spinning for more work; a check that runs beside the passes (the verifier's
+    child) would otherwise take the processor they run on."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -38,6 +40,9 @@ def session(ref: Any, *, optimize: bool = False, threads: Optional[int] = None,
     if data_dir is not None:
         so.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                     data_dir)
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     if not prepack:
         so.add_session_config_entry("session.disable_prepacking", "1")
     return ort.InferenceSession(ref, so, providers=list(providers))

@@ -312,6 +312,22 @@ def test_matmul_siblings_near_misses():
          {**siblings()[1]}, fires=1, ops={"MatMul": 2})
 
 
+def test_weights_a_rule_does_not_rewrite_stay_undecoded():
+    # A decoded weight stays cached beside its proto's bytes: deciding from dtype and dims keeps
+    # a model of big weights at one copy of them (the Const pattern, the sibling plan).
+    text = f"""{header(17)}
+        g (float[B,64] x, float[64,64] w1, float[64,64] w2, float[64] b2) => (float[B,64] y) {{
+           h = MatMul (x, w1)
+           a = MatMul (h, w2)
+           y = Add (a, b2)
+        }}"""
+    m = fuse(text, "matmul_siblings", dict(w1=rand(64, 64), w2=rand(64, 64), b2=rand(64)),
+             fires=0)
+    run_passes(m, "default")
+    weights = [v.const_value for v in m.graph.initializers if v.name in ("w1", "w2")]
+    assert len(weights) == 2 and all(w._array is None for w in weights)
+
+
 # -- Transposes ------------------------------------------------------------------------------------
 
 def test_transpose_pairs():

@@ -208,7 +208,7 @@ class Verifier:
         prep.output_dtypes = {o.name: o.type.tensor_type.elem_type for o in proto.graph.output
                               if o.type.HasField("tensor_type")}
         try:
-            sess = session(self._original.ort_ref(), prepack=False)
+            sess = session(self._original.ort_ref(), prepack=False, spin=False)
         except Exception as e:  # noqa: BLE001 - any load failure is a finding
             prep.error = f"onnxruntime cannot load the original model: {_first_line(e)}"
             return
@@ -405,7 +405,7 @@ class Verifier:
         lent = src.borrowed()
         sess, error = None, None
         try:
-            sess = session(src.ort_ref(), prepack=False)
+            sess = session(src.ort_ref(), prepack=False, spin=False)
         except Exception as e:  # noqa: BLE001 - any load failure is a finding
             error = f"onnxruntime cannot load the optimized model: {_first_line(e)}"
         finally:

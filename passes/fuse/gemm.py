@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from ...ir.core import clock
-from ..rewrite import Const, Match, NotApplicable, Op, Opt, Rule, Var, const_value
+from ..rewrite import Const, Match, NotApplicable, Op, Opt, Rule, Var, const_tensor, const_value
 from ._common import DOUBLE, FLOAT, attrs_of
 
 _GEMM_TYPES = (FLOAT, DOUBLE)  # what onnxruntime's CPU Gemm implements
@@ -75,10 +75,11 @@ class TransposeGemm(Rule):
 
 def _sibling_plan(m: Match):
     """[(matmul node, weights, bias Add node or None, bias)] for every MatMul reading x with
-    private constant 2-D weights of the root's type and inner size, in use order. Computed
-    once per x while the IR does not change (every sibling is a root asking the same)."""
-    x, w0 = m["x"], m.const("w")
-    key = ("matmul_siblings", x, w0.dtype, w0.shape[0])
+    private constant 2-D weights of the root's type and inner size, in use order; weights and
+    biases as undecoded tensors (most plans are refused). Computed once per x while the IR does
+    not change (every sibling is a root asking the same)."""
+    x, w0 = m["x"], const_tensor(m["w"])
+    key = ("matmul_siblings", x, w0.dtype, w0.dims[0])
     now = clock()
     hit = m.memo.get(key)
     if hit is not None and hit[0] == now:
@@ -99,16 +100,16 @@ def _siblings(m: Match, x, w0) -> list:
         wv = node.inputs[1]
         if wv.num_uses() != 1:
             continue  # shared weights would be stored twice
-        w = const_value(wv)
-        if w is None or w.ndim != 2 or w.dtype != w0.dtype or w.shape[0] != w0.shape[0]:
+        w = const_tensor(wv)
+        if w is None or len(w.dims) != 2 or w.dtype != w0.dtype or w.dims[0] != w0.dims[0]:
             continue
         add, bias = None, None
         y = node.outputs[0]
         if y.num_uses() == 1 and not y.is_graph_output():
             user, _ = y.uses()[0]
             other = [v for v in user.inputs if v is not y]
-            c = const_value(other[0]) if user.op_type == "Add" and len(other) == 1 else None
-            if c is not None and c.dtype == w.dtype and c.shape == (w.shape[1],):
+            c = const_tensor(other[0]) if user.op_type == "Add" and len(other) == 1 else None
+            if c is not None and c.dtype == w.dtype and c.dims == (w.dims[1],):
                 add, bias = user, c
         out.append((node, w, add, bias))
     return out
@@ -155,11 +156,11 @@ class MatMulSiblings(Rule):
             b.before, b.after = None, x.producer  # before every sibling's first use
         else:
             b.before, b.after = next(iter(m.graph.nodes)), None
-        w = np.concatenate([w for _, w, _, _ in sib], axis=1)
+        w = np.concatenate([w.numpy() for _, w, _, _ in sib], axis=1)
         y = b.op("MatMul", [x, b.const(w)])
         if with_bias:
-            y = b.op("Add", [y, b.const(np.concatenate([c for _, _, _, c in sib]))])
-        sizes = [w.shape[1] for _, w, _, _ in sib]
+            y = b.op("Add", [y, b.const(np.concatenate([c.numpy() for _, _, _, c in sib]))])
+        sizes = [w.dims[1] for _, w, _, _ in sib]
         if m.opset >= 13:
             parts = b.op("Split", [y, b.const(np.array(sizes, np.int64))], {"axis": -1},
                          num_outputs=len(sib))

@@ -36,7 +36,7 @@ Shape questions go to :class:`Shapes` (``facts.py``), which reads the shape anal
 way.
 """
 
-from .constants import attr_of, const_value, has_ref_attrs, schema_default
+from .constants import attr_of, const_tensor, const_value, has_ref_attrs, schema_default
 from .driver import Rewriter, apply_rules
 from .facts import Shapes
 from .match import Match, match
@@ -48,5 +48,5 @@ from .trace import TraceEvent, Tracer, VerboseTracer, verbose_tracer
 __all__ = [
     "Pattern", "Var", "Const", "Opt", "Or", "Op", "Rule", "Match", "Shapes", "Rewriter",
     "RewritePass", "TraceEvent", "Tracer", "NotApplicable", "VerboseTracer", "apply_rules",
-    "const_value", "attr_of", "has_ref_attrs", "schema_default", "verbose_tracer", "match",
+    "const_tensor", "const_value", "attr_of", "has_ref_attrs", "schema_default", "verbose_tracer", "match",
 ]

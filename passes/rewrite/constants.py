@@ -9,20 +9,20 @@ from typing import Any, Callable, Hashable, Optional
 
 import numpy as np
 
-from ...ir import Node, Value
+from ...ir import Node, Tensor, Value
 
 _CONST_ATTRS = ("value", "value_float", "value_floats", "value_int", "value_ints")
 
 
-def const_value(v: Optional[Value]) -> Optional[np.ndarray]:
-    """The data of a constant value (initializer that is not a graph input, or a Constant node's
-    output), else None."""
+def const_tensor(v: Optional[Value]) -> Optional[Tensor]:
+    """The constant data of ``v`` (initializer that is not a graph input, or a Constant node's
+    output) as an IR tensor, not decoded: a rule that looks at dtype and dims first decodes
+    only the weights it rewrites (a decoded weight stays cached beside its proto's bytes).
+    None when ``v`` is not constant."""
     if v is None:
         return None
     if v.producer is None:
-        if v.const_value is not None and not v.is_graph_input():
-            return v.const_value.numpy()
-        return None
+        return v.const_value if v.const_value is not None and not v.is_graph_input() else None
     node = v.producer
     if node.op_type != "Constant" or node.domain != "" or has_ref_attrs(node):
         return None
@@ -32,13 +32,16 @@ def const_value(v: Optional[Value]) -> Optional[np.ndarray]:
             continue
         val = a.value
         if key == "value":
-            return val.numpy() if hasattr(val, "numpy") else None
-        if key == "value_float":
-            return np.array(val, dtype=np.float32)
-        if key == "value_floats":
-            return np.array(val, dtype=np.float32)
-        return np.array(val, dtype=np.int64)
+            return val if isinstance(val, Tensor) else None
+        dtype = np.float32 if key in ("value_float", "value_floats") else np.int64
+        return Tensor.from_numpy(np.array(val, dtype=dtype))
     return None
+
+
+def const_value(v: Optional[Value]) -> Optional[np.ndarray]:
+    """The data of a constant value (see :func:`const_tensor`), else None."""
+    t = const_tensor(v)
+    return None if t is None else t.numpy()
 
 
 # Facts about constant data ("every element is 0"), remembered per array object: a rule asks
@@ -110,4 +113,4 @@ def attr_of(node: Node, name: str, opset: int) -> Any:
     return schema_default(node.op_type, name, opset, node.domain or "")
 
 
-__all__ = ["const_value", "array_fact", "schema_default", "has_ref_attrs", "attr_of"]
+__all__ = ["const_tensor", "const_value", "array_fact", "schema_default", "has_ref_attrs", "attr_of"]

@@ -25,7 +25,7 @@ import numpy as np
 from ...ir import Graph, Node, Value
 from ...ir.core import clock
 from ..blame import UnboundName
-from .constants import attr_of, const_value, has_ref_attrs
+from .constants import attr_of, const_tensor, const_value, has_ref_attrs
 from .facts import Shapes
 from .patterns import Op, Opt, Pattern, Var, describe
 from .trace import Miss, label, label_node
@@ -251,7 +251,7 @@ class _Matcher:
         if p.plain:
             return None
         reason = self.value_constraints(v, p.dtypes, p.rank)
-        if reason is None and p.const and const_value(v) is None:
+        if reason is None and p.const and const_tensor(v) is None:
             reason = "is not a constant"
         return None if reason is None else f"{label(v)} ({p.name}) {reason}"
 
