@@ -133,7 +133,8 @@ def check_proto_data(proto, dims: Optional[tuple] = None, what: str = "",
 class Tensor:
     """A constant tensor. Create with :meth:`from_proto` (lift) or :meth:`from_numpy` (passes)."""
 
-    __slots__ = ("name", "dtype", "dims", "_proto", "_array", "_external", "doc_string")
+    __slots__ = ("name", "dtype", "dims", "_proto", "_array", "_external", "doc_string",
+                 "_digest")
 
     def __init__(self, name: str, dtype: int, dims: tuple[int, ...]):
         self.name = name
@@ -143,6 +144,7 @@ class Tensor:
         self._array: Optional[np.ndarray] = None
         self._external: Optional[ExternalRef] = None
         self.doc_string = ""
+        self._digest: Optional[str] = None
 
     @classmethod
     def from_proto(cls, proto, base_dir: Optional[str] = None,
@@ -275,7 +277,14 @@ class Tensor:
         return np.ascontiguousarray(arr).tobytes()
 
     def digest(self) -> str:
-        """A short sha256 of dtype, dims and data, for golden text and deduplication."""
+        """A short sha256 of dtype, dims and data, for golden text and deduplication; computed
+        once (a tensor's data never changes: a changed constant is a new Tensor), since cse asks
+        again of every initializer at every run."""
+        if self._digest is None:
+            self._digest = self._sha256()
+        return self._digest
+
+    def _sha256(self) -> str:
         h = hashlib.sha256()
         h.update(f"{self.dtype}:{self.dims}:".encode())
         if self._external is not None:

@@ -18,7 +18,6 @@ function call may be non-deterministic; the pass cannot tell).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -42,17 +41,6 @@ _FLOAT, _INT, _STRING, _TENSOR, _GRAPH = 1, 2, 3, 4, 5
 _FLOATS, _INTS, _STRINGS, _TENSORS, _GRAPHS = 6, 7, 8, 9, 10
 
 
-def _tensor_bytes(t: Tensor) -> bytes:
-    """The tensor's data as bytes that differ whenever the elements differ."""
-    if t.dtype == 8:  # strings: length-prefix each element so no two lists share an encoding
-        parts = []
-        for s in t.numpy().reshape(-1).tolist():
-            b = s if isinstance(s, bytes) else str(s).encode()
-            parts.append(len(b).to_bytes(8, "little") + b)
-        return b"".join(parts)
-    return t.raw_bytes()
-
-
 def _tensor_size(t: Tensor) -> int:
     n = t.nbytes
     return t.size if n is None else n
@@ -63,13 +51,13 @@ def tensor_key(t: Tensor, max_bytes: int) -> tuple | None:
     confirm a match with :func:`tensors_equal`). None for tensors over ``max_bytes``."""
     if _tensor_size(t) > max_bytes:
         return None
-    return (t.dtype, t.dims, hashlib.blake2b(_tensor_bytes(t), digest_size=16).digest())
+    return (t.dtype, t.dims, t.digest())
 
 
 def tensors_equal(a: Tensor, b: Tensor) -> bool:
     """Same dtype, dims and bytes."""
     return a is b or (a.dtype == b.dtype and a.dims == b.dims
-                      and _tensor_bytes(a) == _tensor_bytes(b))
+                      and a.raw_bytes() == b.raw_bytes())
 
 
 def _floats_key(values) -> bytes:

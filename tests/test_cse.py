@@ -205,6 +205,22 @@ def test_byte_identical_initializers_merge():
     assert rec.stats["initializers_merged"] == 1 and rec.stats["nodes_merged"] == 1
 
 
+def test_each_initializer_is_hashed_once_however_often_cse_runs(monkeypatch):
+    from onnxopt.ir.tensor import Tensor
+
+    hashed = []
+    sha256 = Tensor._sha256
+    monkeypatch.setattr(Tensor, "_sha256", lambda t: hashed.append(t.name) or sha256(t))
+    m, _ = cse(H + """
+        g (float[2] x) => (float[2] z)
+          <float[2] w1 = {1.0, 2.0}, float[2] w2 = {1.0, 3.0}, float[2] w3 = {1.0, 4.0}> {
+           a = Add (x, w1)
+           b = Mul (a, w2)
+           z = Sub (b, w3)
+        }""", pipeline="cse,cse,cse")
+    assert sorted(hashed) == ["w1", "w2", "w3"]
+
+
 def test_initializers_over_max_bytes_are_left_alone():
     src = H + """
         g (float[2] x) => (float[2] z) <float[2] w1 = {1.0, 2.0}, float[2] w2 = {1.0, 2.0}> {
