@@ -225,8 +225,6 @@ def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[st
     node-level problems the IR can still hold (an attribute the op's schema lacks, a Loop body of
     the wrong arity) are appended there as (kind, message) instead (``onnxopt check`` lists them).
     """
-    from .ir.lift import lift_model
-
     lengths = None
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -245,11 +243,66 @@ def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[st
         what = "<ModelProto>"
     else:
         raise UsageError(f"cannot load a model from {type(source).__name__}")
+    if problems is None and AUDIT_IN_CHILD and len(proto.graph.node) >= AUDIT_CHILD_MIN_NODES:
+        return _lift_beside_audit(proto, what, base_dir, lengths)
     check_header(proto, what, base_dir, problems)
+    return _lift(proto, what, base_dir, lengths)
+
+
+# A one-shot process (the CLI) sets this: a big model's audit runs in a forked child while the
+# parent lifts it (see onnxopt.forked), and the lift waits for the audit's verdict. A library
+# caller audits first, in-process.
+AUDIT_IN_CHILD = False
+AUDIT_CHILD_MIN_NODES = 5000  # ~50 ms of auditing, against a fork of a few milliseconds
+
+
+def _lift(proto, what: str, base_dir, lengths):
+    from .ir.lift import lift_model
+
     try:
         return lift_model(proto, base_dir, lengths)
     except RecursionError as e:
         raise InvalidModelError(f"{what}: the model is nested too deeply to read") from e
+
+
+def _lift_beside_audit(proto, what: str, base_dir, lengths):
+    """Lift while a forked child audits; the audit's refusal wins over anything the lift
+    raised (it comes first in-process). A child that fails, dies or stalls is audited again
+    here."""
+    from .forked import Forked, can_fork
+
+    if not can_fork():
+        check_header(proto, what, base_dir)
+        return _lift(proto, what, base_dir, lengths)
+    child = Forked(lambda: _audit_verdict(proto, what, base_dir))
+    try:
+        model = _lift(proto, what, base_dir, lengths)
+    except Exception:
+        _raise_audit(child, proto, what, base_dir)
+        raise
+    except BaseException:
+        child.abandon()
+        raise
+    _raise_audit(child, proto, what, base_dir)
+    return model
+
+
+def _audit_verdict(proto, what: str, base_dir) -> Optional[Exception]:
+    """In the child: None when the audit passes, else its refusal (an onnxopt error is sent
+    back to be raised in the parent; anything else fails the child)."""
+    try:
+        check_header(proto, what, base_dir)
+    except (ModelLoadError, InvalidModelError) as e:
+        return type(e)(str(e))
+    return None
+
+
+def _raise_audit(child, proto, what: str, base_dir) -> None:
+    ok, refusal = child.collect()
+    if not ok:
+        check_header(proto, what, base_dir)
+    elif refusal is not None:
+        raise refusal
 
 
 def tensor_bytes(model) -> int:

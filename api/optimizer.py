@@ -230,6 +230,9 @@ class _OriginalRun:
         self.verifier = verifier = Verifier(original_ref, vopts)
         weights = tensor_bytes(model)
         big = weights > OVERLAP_WEIGHT_BYTES
+        # Small weights: the original's runs are short, and on one thread they leave the
+        # passes the other processor. Large ones compute for seconds and keep every thread.
+        verifier.threads = None if big else 1
         if ORIGINAL_IN_CHILD and can_fork() and (
                 not big or _available_memory() > CHILD_ROOM_FACTOR * weights):
             self.child = ChildRun(verifier)

@@ -183,12 +183,15 @@ def _default_output(path: str) -> str:
 
 def _run_optimize(args) -> int:
     out, pipeline = _optimize_arguments(args)
-    from .. import optimize, optimizer
+    from .. import io, optimize, optimizer
     from ..errors import VerificationError
     from ..ir import gcpause
 
     gcpause.FREEZE_AFTER = True  # one process, one model: never rescan the IR
-    optimizer.ORIGINAL_IN_CHILD = True  # one process: a forked child may run the original
+    # One process: forked children may audit a big model while it is lifted, and run the
+    # original while the passes run.
+    io.AUDIT_IN_CHILD = True
+    optimizer.ORIGINAL_IN_CHILD = True
     from .inputs import parse_input_shapes, verify_options
     from .report import Progress
 

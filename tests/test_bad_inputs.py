@@ -129,6 +129,53 @@ def test_bad_input_api_and_cli(name, tmp_path, capsys):
     assert os.listdir(out_dir) == []
 
 
+@pytest.fixture
+def audit_in_child(monkeypatch):
+    """Every model audited in a forked child while it is lifted (as the CLI does for big
+    ones); the children made are listed."""
+    from onnxopt import forked
+
+    made = []
+    real = forked.Forked
+    monkeypatch.setattr(onnxopt.io, "AUDIT_IN_CHILD", True)
+    monkeypatch.setattr(onnxopt.io, "AUDIT_CHILD_MIN_NODES", 0)
+    monkeypatch.setattr(forked, "can_fork", lambda: True)
+    monkeypatch.setattr(forked, "Forked", lambda work: made.append(real(work)) or made[-1])
+    return made
+
+
+def _refusal(path):
+    try:
+        onnxopt.load(path)
+    except OnnxoptError as e:
+        return type(e), str(e)
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork: Linux only")
+def test_an_audit_beside_the_lift_refuses_what_it_refuses_first(tmp_path, monkeypatch,
+                                                                  audit_in_child):
+    """The audit's verdict wins over the lift's, as when it runs first; a child that dies is
+    audited again in-process."""
+    from onnxopt import forked
+
+    for name in ERROR_CASES:
+        _, _, path, _, _ = stage(name, tmp_path / name)
+        forked_before = len(audit_in_child)
+        with monkeypatch.context() as m:
+            m.setattr(onnxopt.io, "AUDIT_IN_CHILD", False)
+            first = _refusal(path)
+        assert _refusal(path) == first, name
+        if len(audit_in_child) > forked_before:  # it reached the lift: the child died this time
+            with monkeypatch.context() as m:
+                m.setattr(forked, "_serve", lambda work, fd: os._exit(1))
+                assert _refusal(path) == first, name
+    assert audit_in_child, "no case reached the lift"
+    good = tmp_path / "good.onnx"
+    onnx.save(good_model(), good)
+    assert print_model(onnxopt.load(str(good))) == print_model(onnxopt.load(good_model()))
+
+
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
 def test_bad_input_console(name, tmp_path):
     c, src, path, out_dir, before = stage(name, tmp_path)

@@ -10,7 +10,7 @@ import time
 import onnx.parser
 import onnxopt
 import pytest
-from onnxopt import optimize, optimizer
+from onnxopt import forked, optimize, optimizer
 from onnxopt.errors import UsageError
 from onnxopt.verify import Verifier, VerifyOptions
 from onnxopt.verify import child
@@ -72,14 +72,14 @@ def test_optimize_verifies_alike_with_and_without_the_child(in_child):
 
 
 def test_a_child_that_fails_is_redone_in_process(in_child, monkeypatch):
-    monkeypatch.setattr(child, "_serve", lambda verifier, fd: os._exit(1))
+    monkeypatch.setattr(forked, "_serve", lambda work, fd: os._exit(1))
     result = optimize(MODEL, "default")
     assert len(in_child) == 1 and result.verified
 
 
 def test_a_child_that_stalls_is_killed_and_redone(in_child, monkeypatch):
-    monkeypatch.setattr(child, "STALL_SECONDS", 1.0)
-    monkeypatch.setattr(child, "_serve", lambda verifier, fd: (time.sleep(60), os._exit(0)))
+    monkeypatch.setattr(forked, "STALL_SECONDS", 1.0)
+    monkeypatch.setattr(forked, "_serve", lambda work, fd: (time.sleep(60), os._exit(0)))
     t0 = time.perf_counter()
     result = optimize(MODEL, "default")
     assert result.verified and time.perf_counter() - t0 < 30
@@ -93,7 +93,7 @@ def test_a_bad_input_shape_is_still_a_usage_error(in_child):
 
 def test_an_interrupt_is_not_held_up_by_redoing_the_original(in_child, monkeypatch):
     """A child that died is redone in-process, except when the user pressed Ctrl-C."""
-    monkeypatch.setattr(child, "_serve", lambda verifier, fd: os._exit(1))
+    monkeypatch.setattr(forked, "_serve", lambda work, fd: os._exit(1))
     prepared = []
     monkeypatch.setattr(Verifier, "prepare", lambda self: prepared.append(self))
     with pytest.raises(KeyboardInterrupt):

@@ -104,6 +104,9 @@ class Verifier:
         self._original = _Source(original, "original model")
         self._prepared: Optional[_Prepared] = None
         self._generated = 0  # bytes allocated for generated inputs so far (all bindings)
+        # Intra-op threads of the original's session (None: the runtime's default). Prepared
+        # beside the passes it takes one, and leaves them the other processor.
+        self.threads: Optional[int] = None
 
     # ---- the original
 
@@ -208,7 +211,8 @@ class Verifier:
         prep.output_dtypes = {o.name: o.type.tensor_type.elem_type for o in proto.graph.output
                               if o.type.HasField("tensor_type")}
         try:
-            sess = session(self._original.ort_ref(), prepack=False, spin=False)
+            sess = session(self._original.ort_ref(), prepack=False, spin=False,
+                           threads=self.threads)
         except Exception as e:  # noqa: BLE001 - any load failure is a finding
             prep.error = f"onnxruntime cannot load the original model: {_first_line(e)}"
             return
