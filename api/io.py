@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from dataclasses import dataclass
 from typing import Optional, Union
 
 from .audit import MAX_DEPTH, audit
 from .errors import InvalidModelError, ModelLoadError, UsageError
+from .ir.wire import encode_varint, fields, read_varint, strict_field_starts
 
 # Protobuf cannot serialize a message of 2 GiB or more; leave room for the graph itself.
 _INLINE_LIMIT = 2**31 - 2**26
@@ -43,37 +45,6 @@ def _parse(data: bytes, what: str):
     return m
 
 
-def _varint(b: bytes, i: int) -> tuple[int, int]:
-    x = shift = 0
-    while True:
-        c = b[i]
-        i += 1
-        x |= (c & 0x7F) << shift
-        if c < 0x80:
-            return x, i
-        shift += 7
-
-
-def _fields(b: bytes, i: int, end: int):
-    """(field number, wire type, payload start, payload end) of each field in b[i:end]."""
-    while i < end:
-        tag, i = _varint(b, i)
-        wt = tag & 7
-        if wt == 0:
-            _, j = _varint(b, i)
-        elif wt == 1:
-            j = i + 8
-        elif wt == 2:
-            n, i = _varint(b, i)
-            j = i + n
-        elif wt == 5:
-            j = i + 4
-        else:  # groups: never in ONNX
-            raise ValueError("group")
-        yield tag >> 3, wt, i, j
-        i = j
-
-
 def raw_lengths(data: bytes) -> Optional[list]:
     """The raw_data length (None: no raw_data) of each main-graph initializer, in order, read
     from the serialized model without copying the weights; None when the layout is unusual.
@@ -82,14 +53,14 @@ def raw_lengths(data: bytes) -> Optional[list]:
     parsed proto would copy every weight once more.
     """
     try:
-        graphs = [(s, e) for num, wt, s, e in _fields(data, 0, len(data)) if num == 7 and wt == 2]
+        graphs = [(s, e) for num, wt, s, e in fields(data, 0, len(data)) if num == 7 and wt == 2]
         if len(graphs) != 1:  # repeated graph fields merge; leave that to the slow path
             return None
         out = []
-        for num, wt, s, e in _fields(data, *graphs[0]):
+        for num, wt, s, e in fields(data, *graphs[0]):
             if num == 5 and wt == 2:  # GraphProto.initializer
                 raw = None
-                for tnum, twt, ts, te in _fields(data, s, e):
+                for tnum, twt, ts, te in fields(data, s, e):
                     if tnum == 9 and twt == 2:  # TensorProto.raw_data (the last one wins)
                         raw = te - ts
                 out.append(raw)
@@ -143,49 +114,10 @@ def read_model_structure(path: str, drop_over: int):
         if size < _STRUCTURE_MIN_FILE or size >= 2**31:
             raise ValueError("read whole")
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as b:
-            data = _without_raw_over(b, drop_over)
+            data = _split_weights(b, drop_over, views=False)[0]
     except (OSError, ValueError, IndexError):
         return read_model_proto(path)
     return _parse(data, path)
-
-
-def _without_raw_over(b, drop_over: int) -> bytes:
-    """The serialized model ``b`` with big initializers' raw_data fields left out."""
-    graphs = [(t, s, e) for t, (num, wt, s, e) in _field_starts(b, 0, len(b))
-              if num == 7 and wt == 2]
-    if len(graphs) != 1:  # repeated graph fields merge; leave that to the whole read
-        raise ValueError("repeated graph fields")
-    graph_tag, gs, ge = graphs[0]
-    parts = []
-    for t, (num, wt, s, e) in _field_starts(b, gs, ge):
-        if num == 5 and wt == 2 and e - s > drop_over:  # GraphProto.initializer
-            tensor = b"".join(b[ft:fe] for ft, (fnum, _, fs, fe) in _field_starts(b, s, e)
-                              if fnum != 9 or fe - fs <= drop_over)  # 9: TensorProto.raw_data
-            parts.append(b[t:_varint(b, t)[1]] + _encode_varint(len(tensor)) + tensor)
-        else:
-            parts.append(b[t:e])
-    graph = b"".join(parts)
-    return b"".join((b[:graph_tag], _encode_varint(7 << 3 | 2), _encode_varint(len(graph)),
-                     graph, b[ge:]))
-
-
-def _field_starts(b, i: int, end: int):
-    """(field start, (number, wire type, payload start, payload end)) of each field."""
-    for f in _fields(b, i, end):
-        yield i, f
-        i = f[3]
-
-
-def _encode_varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        c = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(c | 0x80)
-        else:
-            out.append(c)
-            return bytes(out)
 
 
 def check_header(proto, what: str, base_dir: Optional[str] = None,
@@ -225,18 +157,14 @@ def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[st
     node-level problems the IR can still hold (an attribute the op's schema lacks, a Loop body of
     the wrong arity) are appended there as (kind, message) instead (``onnxopt check`` lists them).
     """
-    lengths = None
+    weights = Weights(None, {})
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        data = _read_bytes(path)
-        proto = _parse(data, path)
-        lengths = raw_lengths(data)
-        del data
+        proto, weights = _parse_apart(_read_bytes(path), path)
         what = path
         base_dir = base_dir or os.path.dirname(os.path.abspath(path))
     elif isinstance(source, (bytes, bytearray)):
-        proto = _parse(bytes(source), "<bytes>")
-        lengths = raw_lengths(source)
+        proto, weights = _parse_apart(bytes(source), "<bytes>")
         what = "<bytes>"
     elif hasattr(source, "SerializeToString") and hasattr(source, "graph"):
         proto = source
@@ -244,9 +172,90 @@ def load(source: Union[str, os.PathLike, bytes, "object"], base_dir: Optional[st
     else:
         raise UsageError(f"cannot load a model from {type(source).__name__}")
     if problems is None and AUDIT_IN_CHILD and len(proto.graph.node) >= AUDIT_CHILD_MIN_NODES:
-        return _lift_beside_audit(proto, what, base_dir, lengths)
+        return _lift_beside_audit(proto, what, base_dir, weights)
     check_header(proto, what, base_dir, problems)
-    return _lift(proto, what, base_dir, lengths)
+    return _lift(proto, what, base_dir, weights)
+
+
+@dataclass
+class Weights:
+    """What loading learnt of the main graph's initializers from the file's bytes: the length
+    of each one's raw_data, in order (None: the layout is unusual, measure the protos), and the
+    raw_data kept apart from the parsed protos, by initializer index (views into the file's
+    bytes: see :func:`_parse_apart`)."""
+
+    raw_lengths: Optional[list]
+    apart: dict
+
+
+# Main-graph initializers with at least this much raw_data are parsed without it (_parse_apart).
+APART_MIN_BYTES = 1 << 16
+
+
+def _parse_apart(data: bytes, what: str):
+    """The model in ``data`` parsed without the big raw_data of its main-graph initializers,
+    which the tensors read from ``data`` itself: parsing them would hold each weight twice,
+    once in the file's bytes and once in the message. Layouts the walk does not expect are
+    parsed whole."""
+    try:
+        stripped, lengths, apart = _split_weights(data, APART_MIN_BYTES)
+    except (IndexError, ValueError):
+        return _parse(data, what), Weights(raw_lengths(data), {})
+    if not apart:
+        return _parse(data, what), Weights(lengths, {})
+    try:
+        return _parse(stripped, what), Weights(lengths, apart)
+    except ModelLoadError:
+        return _parse(data, what), Weights(lengths, {})  # raises the whole file's own error
+
+
+# Fields of TensorProto the walk reads: data_type, segment, raw_data, data_location.
+_T_DTYPE, _T_SEGMENT, _T_RAW, _T_LOCATION = 2, 3, 9, 14
+# Element types whose raw little-endian bytes numpy reads as they are (not strings, not the
+# packed 2- and 4-bit types).
+_PLAIN_RAW = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20})
+
+
+def _split_weights(data, over: int, views: bool = True) -> tuple[bytes, list, dict]:
+    """(``data`` without the raw_data of main-graph initializers holding at least ``over``
+    bytes of a plain type, the raw_data length of every initializer, {index: view of the raw
+    data left out}, or {index: None} without ``views``: a mapped file is closed after).
+    Raises ValueError on a layout it does not expect (two graph fields, a field running past
+    its message)."""
+    graphs = [(t, s, e) for t, (num, wt, s, e) in strict_field_starts(data, 0, len(data))
+              if num == 7 and wt == 2]
+    if len(graphs) != 1:  # repeated graph fields merge; leave that to the whole parse
+        raise ValueError("graph fields")
+    graph_tag, gs, ge = graphs[0]
+    parts, lengths, apart = [], [], {}
+    view = memoryview(data) if views else None
+    for t, (num, wt, s, e) in strict_field_starts(data, gs, ge):
+        if num != 5 or wt != 2:  # not GraphProto.initializer
+            parts.append(data[t:e])
+            continue
+        fields = list(strict_field_starts(data, s, e))
+        raw = dtype = None
+        plain = True
+        for _, (fnum, fwt, fs, fe) in fields:
+            if fnum == _T_RAW and fwt == 2:
+                raw = (fs, fe)  # the last one wins, as in parsing
+            elif fnum == _T_DTYPE and fwt == 0:
+                dtype = read_varint(data, fs)[0]
+            elif fnum in (_T_SEGMENT, _T_LOCATION):
+                plain = False
+        lengths.append(None if raw is None else raw[1] - raw[0])
+        if raw is None or raw[1] - raw[0] < over or not plain or dtype not in _PLAIN_RAW:
+            parts.append(data[t:e])
+            continue
+        tensor = b"".join(data[ft:fe] for ft, (fnum, fwt, _, fe) in fields
+                          if not (fnum == _T_RAW and fwt == 2))
+        parts.append(data[t:read_varint(data, t)[1]] + encode_varint(len(tensor)) + tensor)
+        apart[len(lengths) - 1] = view[raw[0]:raw[1]] if views else None
+    if not apart:
+        return data, lengths, apart
+    graph = b"".join(parts)
+    return b"".join((data[:graph_tag], encode_varint(7 << 3 | 2), encode_varint(len(graph)),
+                     graph, data[ge:])), lengths, apart
 
 
 # A one-shot process (the CLI) sets this: a big model's audit runs in a forked child while the
@@ -256,16 +265,16 @@ AUDIT_IN_CHILD = False
 AUDIT_CHILD_MIN_NODES = 5000  # ~50 ms of auditing, against a fork of a few milliseconds
 
 
-def _lift(proto, what: str, base_dir, lengths):
+def _lift(proto, what: str, base_dir, weights: Weights):
     from .ir.lift import lift_model
 
     try:
-        return lift_model(proto, base_dir, lengths)
+        return lift_model(proto, base_dir, weights.raw_lengths, weights.apart)
     except RecursionError as e:
         raise InvalidModelError(f"{what}: the model is nested too deeply to read") from e
 
 
-def _lift_beside_audit(proto, what: str, base_dir, lengths):
+def _lift_beside_audit(proto, what: str, base_dir, weights: Weights):
     """Lift while a forked child audits; the audit's refusal wins over anything the lift
     raised (it comes first in-process). A child that fails, dies or stalls is audited again
     here."""
@@ -273,10 +282,10 @@ def _lift_beside_audit(proto, what: str, base_dir, lengths):
 
     if not can_fork():
         check_header(proto, what, base_dir)
-        return _lift(proto, what, base_dir, lengths)
+        return _lift(proto, what, base_dir, weights)
     child = Forked(lambda: _audit_verdict(proto, what, base_dir))
     try:
-        model = _lift(proto, what, base_dir, lengths)
+        model = _lift(proto, what, base_dir, weights)
     except Exception:
         _raise_audit(child, proto, what, base_dir)
         raise

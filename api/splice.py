@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import BinaryIO, Optional
 
-from .io import _encode_varint, _field_starts, _varint
+from .ir.wire import encode_varint, field_starts
 
 SPLICE_MIN_BYTES = 1 << 20  # initializers from this size are serialized one at a time
 _GRAPH, _INITIALIZER = 7, 5  # ModelProto.graph, GraphProto.initializer
@@ -58,15 +58,16 @@ def write_model(model, f: BinaryIO) -> None:
     graph_tag, gs, ge, fields = plan
     graph_len = sum(len(x) if isinstance(x, range) else _spliced_len(x) for x in fields)
     f.write(head[:graph_tag])
-    f.write(_encode_varint(_GRAPH << 3 | 2) + _encode_varint(graph_len))
+    f.write(encode_varint(_GRAPH << 3 | 2) + encode_varint(graph_len))
     for x in fields:
         if isinstance(x, range):
             f.write(head[x.start:x.stop])
             continue
-        data = _serialized(x)
-        f.write(_encode_varint(_INITIALIZER << 3 | 2) + _encode_varint(len(data)))
-        f.write(data)
-        del data
+        parts = _serialized(x)
+        f.write(encode_varint(_INITIALIZER << 3 | 2) + encode_varint(sum(map(len, parts))))
+        for part in parts:
+            f.write(part)
+        del parts
     f.write(head[ge:])
 
 
@@ -74,14 +75,14 @@ def _plan(head: bytes, big: list) -> Optional[tuple]:
     """(graph field start, payload start, payload end, the graph's fields): a ``range`` of
     bytes to copy, or (name, tensor) for each placeholder in place; None when the placeholders are not where
     lowering put them (one graph field, every placeholder one initializer of it, in order)."""
-    graphs = [(t, s, e) for t, (num, wt, s, e) in _field_starts(head, 0, len(head))
+    graphs = [(t, s, e) for t, (num, wt, s, e) in field_starts(head, 0, len(head))
               if num == _GRAPH and wt == 2]
     if len(graphs) != 1:
         return None
     graph_tag, gs, ge = graphs[0]
     fields: list = []
     queue = list(big)
-    for t, (num, wt, s, e) in _field_starts(head, gs, ge):
+    for t, (num, wt, s, e) in field_starts(head, gs, ge):
         if queue and num == _INITIALIZER and wt == 2 and head[s:e] == _placeholder(queue[0][0]):
             fields.append(queue.pop(0))
         else:
@@ -97,17 +98,20 @@ def _placeholder(name: str) -> bytes:
     return p.SerializeToString()
 
 
-def _serialized(item: tuple) -> bytes:
+def _serialized(item: tuple) -> tuple:
     name, tensor = item
-    return tensor.to_proto(name).SerializeToString()
+    return tensor.serialized(name)
 
 
 def _spliced_len(item: tuple) -> int:
     """Bytes of the initializer field that replaces a placeholder (tag, length, tensor). The
     proto is built again when the tensor is written: keeping every serialization until then
-    would hold the whole model again (an unchanged tensor's proto is its original, not a copy)."""
-    n = item[1].to_proto(item[0]).ByteSize()
-    return len(_encode_varint(_INITIALIZER << 3 | 2)) + len(_encode_varint(n)) + n
+    would hold the whole model again (an unchanged tensor's proto is its original, not a copy,
+    and raw data parsed apart is not copied at all)."""
+    name, tensor = item
+    n = sum(map(len, tensor.serialized(name))) if tensor.raw_apart \
+        else tensor.to_proto(name).ByteSize()
+    return len(encode_varint(_INITIALIZER << 3 | 2)) + len(encode_varint(n)) + n
 
 
 __all__ = ["SPLICE_MIN_BYTES", "write_model"]

@@ -87,10 +87,12 @@ def _free_names(gp, cache: dict) -> set:
 
 
 class _Lifter:
-    def __init__(self, base_dir: Optional[str], raw_lengths: Optional[list] = None):
+    def __init__(self, base_dir: Optional[str], raw_lengths: Optional[list] = None,
+                 apart: Optional[dict] = None):
         self.base_dir = base_dir
         self.free_cache: dict = {}
         self.raw_lengths = raw_lengths  # raw_data lengths of the main graph's initializers
+        self.apart = apart or {}  # their raw_data parsed apart, by index (see lift_model)
 
     # -- attributes -----------------------------------------------------------------------------
     def attr(self, a, chain: list, owner=None) -> Attr:
@@ -142,7 +144,8 @@ class _Lifter:
                     raise InvalidModelError(
                         f"graph {g.name!r}: initializer {tp.name!r} is declared twice")
                 g.add_initializer(v, Tensor.from_proto(
-                    tp, self.base_dir, None if lengths is None else lengths[i]))
+                    tp, self.base_dir, None if lengths is None else lengths[i],
+                    self.apart.get(i) if lengths is not None else None))
             for sp in gp.sparse_initializer:
                 name = sp.values.name
                 if name in scope:
@@ -347,22 +350,25 @@ def _infer_attr_type(a, helper) -> int:
     return 0
 
 
-def lift_model(proto, base_dir: Optional[str] = None, raw_lengths: Optional[list] = None) -> Model:
+def lift_model(proto, base_dir: Optional[str] = None, raw_lengths: Optional[list] = None,
+               apart: Optional[dict] = None) -> Model:
     """Lift a ModelProto. ``base_dir`` is the folder external data locations are relative to;
     ``raw_lengths`` (from :func:`onnxopt.io`'s scan of the file) gives the raw_data length of
-    each main-graph initializer, so checking it does not copy the weights."""
+    each main-graph initializer, so checking it does not copy the weights; ``apart`` the
+    raw_data of those parsed without it, by index (read-only buffers the tensors keep)."""
     if not proto.HasField("graph"):
         raise ModelLoadError("not an ONNX model: it has no graph")
     if proto.ir_version <= 0:
         raise ModelLoadError("not an ONNX model: ir_version is missing")
     with paused_gc():
-        m = _lift_model(proto, base_dir, raw_lengths)
+        m = _lift_model(proto, base_dir, raw_lengths, apart)
     bump_nesting()  # nodes were linked without Graph._adopt
     return m
 
 
-def _lift_model(proto, base_dir: Optional[str], raw_lengths: Optional[list] = None) -> Model:
-    lifter = _Lifter(base_dir, raw_lengths)
+def _lift_model(proto, base_dir: Optional[str], raw_lengths: Optional[list] = None,
+                apart: Optional[dict] = None) -> Model:
+    lifter = _Lifter(base_dir, raw_lengths, apart)
     functions = {}
     for fp in proto.functions:
         f = lifter.function(fp)

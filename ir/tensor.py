@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import ExternalDataError, InvalidModelError
 from .types import dtype_name, np_dtype
+from .wire import encode_varint, fields, read_varint
 
 # Data types whose numpy holder is wider than the stored element (sub-byte ints, float4).
 _PACKED = {21: 0.5, 22: 0.5, 23: 0.5, 25: 0.25, 26: 0.25}
@@ -92,13 +93,14 @@ def _count(n: int, per: float) -> int:
 
 
 def check_proto_data(proto, dims: Optional[tuple] = None, what: str = "",
-                     raw_len: Optional[int] = None) -> None:
+                     raw_len: Optional[int] = None, raw_apart: bool = False) -> None:
     """Refuse a TensorProto whose dims are negative or whose inline data does not fit its dims.
 
     Cheap: nothing is decoded (the length of ``raw_data`` and the count of the typed field are
     compared with what the dims need), so absurd dims are caught before anything allocates.
     External data is checked by :func:`resolve_external` and the caller. ``raw_len``, when the
-    caller read it from the serialized bytes, spares copying ``raw_data`` to measure it.
+    caller read it from the serialized bytes, spares copying ``raw_data`` to measure it;
+    ``raw_apart``: the proto was parsed without its raw_data, which holds ``raw_len`` bytes.
     """
     dims = tuple(proto.dims) if dims is None else dims
     what = what or f"tensor {proto.name!r}"
@@ -110,7 +112,7 @@ def check_proto_data(proto, dims: Optional[tuple] = None, what: str = "",
     if proto.data_location == 1 or proto.HasField("segment"):
         return
     dtype = proto.data_type
-    if proto.HasField("raw_data"):
+    if raw_apart or proto.HasField("raw_data"):
         per = _ITEMSIZE.get(dtype)
         if per is None:
             return
@@ -130,11 +132,14 @@ def check_proto_data(proto, dims: Optional[tuple] = None, what: str = "",
             f"{dtype_name(dtype)} need {need}" + ("" if got else " (the tensor has no data)"))
 
 
+_RAW_DATA_FIELD = 9  # TensorProto.raw_data
+
+
 class Tensor:
     """A constant tensor. Create with :meth:`from_proto` (lift) or :meth:`from_numpy` (passes)."""
 
     __slots__ = ("name", "dtype", "dims", "_proto", "_array", "_external", "doc_string",
-                 "_digest")
+                 "_digest", "_raw")
 
     def __init__(self, name: str, dtype: int, dims: tuple[int, ...]):
         self.name = name
@@ -145,11 +150,14 @@ class Tensor:
         self._external: Optional[ExternalRef] = None
         self.doc_string = ""
         self._digest: Optional[str] = None
+        self._raw: Optional[memoryview] = None  # raw_data parsed apart from _proto
 
     @classmethod
     def from_proto(cls, proto, base_dir: Optional[str] = None,
-                   raw_len: Optional[int] = None) -> "Tensor":
+                   raw_len: Optional[int] = None, raw: Optional[memoryview] = None) -> "Tensor":
         """Wrap a TensorProto without decoding it; external data is checked but not read.
+        ``raw``: the tensor's raw_data when the proto was parsed without it (a read-only view
+        into the file's bytes, which the tensor reads in place).
 
         Raises :class:`~onnxopt.errors.InvalidModelError` when the data cannot fit the dims
         (see :func:`check_proto_data`) and :class:`~onnxopt.errors.ExternalDataError` for a bad
@@ -157,7 +165,9 @@ class Tensor:
         """
         t = cls(proto.name, proto.data_type, tuple(proto.dims))
         t._proto = proto
-        check_proto_data(proto, t.dims, raw_len=raw_len)
+        check_proto_data(proto, t.dims, raw_len=raw_len if raw is None else len(raw),
+                          raw_apart=raw is not None)
+        t._raw = raw
         if proto.data_location == 1:  # EXTERNAL
             info = {e.key: e.value for e in proto.external_data}
             if base_dir is None:
@@ -212,16 +222,26 @@ class Tensor:
         return self._external
 
     @property
+    def raw_apart(self) -> bool:
+        """True when the raw data was parsed apart from :attr:`proto` (read in place from the
+        file's bytes)."""
+        return self._raw is not None
+
+    @property
     def proto(self):
-        """The TensorProto this tensor was lifted from (None for pass-made tensors)."""
+        """The TensorProto this tensor was lifted from (None for pass-made tensors), without its
+        raw_data when that was parsed apart (:meth:`to_proto` gives a whole one)."""
         return self._proto
 
     def numpy(self) -> np.ndarray:
-        """Decode to numpy (memory-mapped, read-only, for external data)."""
+        """Decode to numpy (read-only for external data, memory-mapped, and for raw data
+        parsed apart, read in place)."""
         if self._array is not None:
             return self._array
         if self._external is not None:
             arr = self._map_external()
+        elif self._raw is not None:
+            arr = self._raw_array()
         else:
             from onnx import numpy_helper
 
@@ -236,6 +256,8 @@ class Tensor:
             return self._array
         if self._external is not None:
             return self._map_external()
+        if self._raw is not None:
+            return self._raw_array()
         p = self._proto
         if p.HasField("raw_data") and self.dtype != 8 and self.dtype not in _PACKED:
             dt = np.dtype(np_dtype(self.dtype)).newbyteorder("<")
@@ -243,6 +265,10 @@ class Tensor:
         from onnx import numpy_helper
 
         return numpy_helper.to_array(p)
+
+    def _raw_array(self) -> np.ndarray:
+        dt = np.dtype(np_dtype(self.dtype)).newbyteorder("<")
+        return np.frombuffer(self._raw, dtype=dt).reshape(self.dims)
 
     def _map_external(self) -> np.ndarray:
         ref = self._external
@@ -268,6 +294,8 @@ class Tensor:
 
     def raw_bytes(self) -> bytes:
         """The data as little-endian bytes (for identity comparison and digests)."""
+        if self._raw is not None:
+            return bytes(self._raw)
         if self._proto is not None and self._external is None and self._proto.HasField("raw_data"):
             return self._proto.raw_data
         arr = self.numpy()
@@ -298,20 +326,22 @@ class Tensor:
                     h.update(chunk)
                     left -= len(chunk)
         else:
-            h.update(self.raw_bytes())
+            h.update(self._raw if self._raw is not None else self.raw_bytes())
         return h.hexdigest()[:16]
 
     def to_proto(self, name: Optional[str] = None):
         """A TensorProto for lowering; the original proto itself when nothing changed."""
         name = self.name if name is None else name
         if self._proto is not None and self._external is None:
-            if self._proto.name == name:
+            if self._proto.name == name and self._raw is None:
                 return self._proto
             import onnx
 
             p = onnx.TensorProto()
             p.CopyFrom(self._proto)
             p.name = name
+            if self._raw is not None:
+                p.raw_data = bytes(self._raw)
             return p
         if self._external is not None and self._array is None or (
                 self._external is not None and isinstance(self._array, np.memmap)):
@@ -329,6 +359,30 @@ class Tensor:
             p.doc_string = self.doc_string
         return p
 
+    def serialized(self, name: Optional[str] = None) -> tuple:
+        """``to_proto(name).SerializeToString()`` as pieces to write one after the other: raw
+        data parsed apart is one piece, in place, not copied into a proto first."""
+        if self._raw is None:
+            return (self.to_proto(name).SerializeToString(),)
+        import onnx
+
+        p = onnx.TensorProto()
+        p.CopyFrom(self._proto)
+        p.name = self.name if name is None else name
+        head = p.SerializeToString()
+        # Fields are serialized in field-number order: raw_data (9) goes before the first
+        # field numbered above it.
+        cut, i = len(head), 0
+        while i < len(head):
+            tag, j = read_varint(head, i)
+            if tag >> 3 > _RAW_DATA_FIELD:
+                cut = i
+                break
+            i = next(fields(head, i, len(head)))[3]
+        n = len(self._raw)
+        return (head[:cut], encode_varint(_RAW_DATA_FIELD << 3 | 2) + encode_varint(n),
+                self._raw, head[cut:])
+
     def _external_proto(self, name: str):
         """A proto that still points at the original external file (relative to its folder)."""
         import onnx
@@ -339,7 +393,9 @@ class Tensor:
         return p
 
     def __repr__(self) -> str:
-        where = "external" if self._external else ("array" if self._proto is None else "proto")
+        where = "external" if self._external else ("array" if self._proto is None else
+                                                     "raw apart" if self._raw is not None
+                                                     else "proto")
         return f"Tensor({self.name!r}, {dtype_name(self.dtype)}{list(self.dims)}, {where})"
 
 
