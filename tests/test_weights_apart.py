@@ -136,3 +136,33 @@ def test_odd_layouts_are_parsed_whole():
         io._split_weights(data, BIG)
     w = onnxopt.load(data).graph.initializers[0].const_value
     assert not w.raw_apart and w.numpy().sum() == BIG
+
+
+def test_corrupted_files_load_as_a_whole_parse_reads_them_or_are_refused():
+    """Flipped, cut and inserted bytes: a file that loads has exactly the initializers a whole
+    parse gives; one that does not is refused with an onnxopt error, never anything else."""
+    import random
+
+    data = model_with(*tensors()).SerializeToString()
+    rng = random.Random(5)
+    loaded = 0
+    for _ in range(80):
+        b = bytearray(data)
+        kind = rng.randrange(3)
+        if kind == 0:
+            for _ in range(rng.randrange(1, 6)):
+                b[rng.randrange(min(len(b), 4000))] = rng.randrange(256)
+        elif kind == 1:
+            b = b[:rng.randrange(len(b))]
+        else:
+            at = rng.randrange(len(b))
+            b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 8)))
+        try:
+            m = onnxopt.load(bytes(b))
+        except onnxopt.OnnxoptError:
+            continue
+        loaded += 1
+        whole = onnx.ModelProto.FromString(bytes(b))
+        for t, v in zip(whole.graph.initializer, m.graph.initializers, strict=True):
+            assert v.const_value.to_proto().SerializeToString() == t.SerializeToString()
+    assert loaded
