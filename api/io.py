@@ -16,7 +16,7 @@ from typing import Optional, Union
 
 from .audit import MAX_DEPTH, audit
 from .errors import InvalidModelError, ModelLoadError, UsageError
-from .ir.wire import encode_varint, fields, read_varint, strict_field_starts
+from .ir.wire import encode_varint, read_varint, strict_field_starts
 
 # Protobuf cannot serialize a message of 2 GiB or more; leave room for the graph itself.
 _INLINE_LIMIT = 2**31 - 2**26
@@ -53,18 +53,8 @@ def raw_lengths(data: bytes) -> Optional[list]:
     parsed proto would copy every weight once more.
     """
     try:
-        graphs = [(s, e) for num, wt, s, e in fields(data, 0, len(data)) if num == 7 and wt == 2]
-        if len(graphs) != 1:  # repeated graph fields merge; leave that to the slow path
-            return None
-        out = []
-        for num, wt, s, e in fields(data, *graphs[0]):
-            if num == 5 and wt == 2:  # GraphProto.initializer
-                raw = None
-                for tnum, twt, ts, te in fields(data, s, e):
-                    if tnum == 9 and twt == 2:  # TensorProto.raw_data (the last one wins)
-                        raw = te - ts
-                out.append(raw)
-        return out
+        # No field is longer than the file: nothing is set apart, only the lengths are read.
+        return _split_weights(data, len(data) + 1, views=False)[1]
     except (IndexError, ValueError):
         return None
 
@@ -233,10 +223,10 @@ def _split_weights(data, over: int, views: bool = True) -> tuple[bytes, list, di
         if num != 5 or wt != 2:  # not GraphProto.initializer
             parts.append(data[t:e])
             continue
-        fields = list(strict_field_starts(data, s, e))
+        parts_of_tensor = list(strict_field_starts(data, s, e))
         raw = dtype = None
         plain = True
-        for _, (fnum, fwt, fs, fe) in fields:
+        for _, (fnum, fwt, fs, fe) in parts_of_tensor:
             if fnum == _T_RAW and fwt == 2:
                 raw = (fs, fe)  # the last one wins, as in parsing
             elif fnum == _T_DTYPE and fwt == 0:
@@ -247,7 +237,7 @@ def _split_weights(data, over: int, views: bool = True) -> tuple[bytes, list, di
         if raw is None or raw[1] - raw[0] < over or not plain or dtype not in _PLAIN_RAW:
             parts.append(data[t:e])
             continue
-        tensor = b"".join(data[ft:fe] for ft, (fnum, fwt, _, fe) in fields
+        tensor = b"".join(data[ft:fe] for ft, (fnum, fwt, _, fe) in parts_of_tensor
                           if not (fnum == _T_RAW and fwt == 2))
         parts.append(data[t:read_varint(data, t)[1]] + encode_varint(len(tensor)) + tensor)
         apart[len(lengths) - 1] = view[raw[0]:raw[1]] if views else None

@@ -176,6 +176,24 @@ def test_an_audit_beside_the_lift_refuses_what_it_refuses_first(tmp_path, monkey
     assert print_model(onnxopt.load(str(good))) == print_model(onnxopt.load(good_model()))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork: Linux only")
+def test_a_big_model_audited_beside_its_lift_is_refused_in_one_line(tmp_path):
+    """The command audits a model of AUDIT_CHILD_MIN_NODES nodes or more in a forked child:
+    a node the audit refuses, behind 6,000 good ones, is still one line and exit 2."""
+    n = onnxopt.io.AUDIT_CHILD_MIN_NODES + 1000
+    nodes = [onnx.helper.make_node("Identity", [f"v{i}"], [f"v{i + 1}"]) for i in range(n)]
+    nodes.append(onnx.helper.make_node("FrobnicateX", [f"v{n}"], ["y"]))
+    g = onnx.helper.make_graph(nodes, "g", [onnx.helper.make_tensor_value_info("v0", 1, [2])],
+                               [onnx.helper.make_tensor_value_info("y", 1, [2])])
+    path = tmp_path / "big.onnx"
+    onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    p = subprocess.run([sys.executable, "-m", "onnxopt.cli.main", str(path), "-o",
+                        str(tmp_path / "o.onnx")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    check_one_line(p.stderr, "FrobnicateX")
+    assert not (tmp_path / "o.onnx").exists()
+
+
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
 def test_bad_input_console(name, tmp_path):
     c, src, path, out_dir, before = stage(name, tmp_path)
