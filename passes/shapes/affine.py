@@ -236,7 +236,15 @@ def quasi_nonneg(c: Fraction, floors: list, k: Fraction) -> bool | None | object
         if period > QUASI_PERIOD:
             return OUTSIDE
     slope = c + sum(m * q for m, q, _ in floors)
-    values = [c * s + k + sum(m * math.floor(q * s + f) for m, q, f in floors)
+    # In integers: D times the expression, D > 0 the lcm of the outer coefficients'
+    # denominators, and floor(q*s + f) as one integer division.
+    scale = 1
+    for x in (c, k, *(m for m, _, _ in floors)):
+        scale = scale * x.denominator // math.gcd(scale, x.denominator)
+    ci, ki = int(c * scale), int(k * scale)
+    terms = [(int(m * scale), q.numerator * f.denominator, f.numerator * q.denominator,
+              q.denominator * f.denominator) for m, q, f in floors]
+    values = [ci * s + ki + sum(m * ((a * s + b) // d) for m, a, b, d in terms)
               for s in range(1, period + 1)]
     if slope >= 0 and min(values) >= 0:
         return True
