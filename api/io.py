@@ -201,32 +201,30 @@ def _parse_apart(data: bytes, what: str):
 
 # Fields of TensorProto the walk reads: data_type, segment, raw_data, data_location.
 _T_DTYPE, _T_SEGMENT, _T_RAW, _T_LOCATION = 2, 3, 9, 14
-# Element types whose raw little-endian bytes numpy reads as they are (not strings, not the
-# packed 2- and 4-bit types).
-_PLAIN_RAW = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20})
 
 
 def _split_weights(data, over: int, views: bool = True) -> tuple[bytes, list, dict]:
     """(``data`` without the raw_data of main-graph initializers holding at least ``over``
-    bytes of a plain type, the raw_data length of every initializer, {index: view of the raw
-    data left out}, or {index: None} without ``views``: a mapped file is closed after).
-    Raises ValueError on a layout it does not expect (two graph fields, a field running past
-    its message)."""
+    bytes of a type read in place (``Tensor.RAW_IN_PLACE``), the raw_data length of every
+    initializer, {index: view of the raw data left out}, or {index: None} without ``views``: a
+    mapped file is closed after). ``data`` itself when nothing is left out. Raises ValueError
+    on a layout it does not expect (two graph fields, a field running past its message)."""
+    from .ir.tensor import RAW_IN_PLACE
+
     graphs = [(t, s, e) for t, (num, wt, s, e) in strict_field_starts(data, 0, len(data))
               if num == 7 and wt == 2]
     if len(graphs) != 1:  # repeated graph fields merge; leave that to the whole parse
         raise ValueError("graph fields")
     graph_tag, gs, ge = graphs[0]
-    parts, lengths, apart = [], [], {}
-    view = memoryview(data) if views else None
+    lengths, apart = [], {}
+    cuts = []  # (start, end, what replaces data[start:end]) of each initializer set apart
     for t, (num, wt, s, e) in strict_field_starts(data, gs, ge):
         if num != 5 or wt != 2:  # not GraphProto.initializer
-            parts.append(data[t:e])
             continue
-        parts_of_tensor = list(strict_field_starts(data, s, e))
+        tensor_fields = list(strict_field_starts(data, s, e))
         raw = dtype = None
         plain = True
-        for _, (fnum, fwt, fs, fe) in parts_of_tensor:
+        for _, (fnum, fwt, fs, fe) in tensor_fields:
             if fnum == _T_RAW and fwt == 2:
                 raw = (fs, fe)  # the last one wins, as in parsing
             elif fnum == _T_DTYPE and fwt == 0:
@@ -234,16 +232,19 @@ def _split_weights(data, over: int, views: bool = True) -> tuple[bytes, list, di
             elif fnum in (_T_SEGMENT, _T_LOCATION):
                 plain = False
         lengths.append(None if raw is None else raw[1] - raw[0])
-        if raw is None or raw[1] - raw[0] < over or not plain or dtype not in _PLAIN_RAW:
-            parts.append(data[t:e])
+        if raw is None or raw[1] - raw[0] < over or not plain or dtype not in RAW_IN_PLACE:
             continue
-        tensor = b"".join(data[ft:fe] for ft, (fnum, fwt, _, fe) in parts_of_tensor
+        tensor = b"".join(data[ft:fe] for ft, (fnum, fwt, _, fe) in tensor_fields
                           if not (fnum == _T_RAW and fwt == 2))
-        parts.append(data[t:read_varint(data, t)[1]] + encode_varint(len(tensor)) + tensor)
-        apart[len(lengths) - 1] = view[raw[0]:raw[1]] if views else None
-    if not apart:
+        cuts.append((t, e, data[t:read_varint(data, t)[1]] + encode_varint(len(tensor)) + tensor))
+        apart[len(lengths) - 1] = memoryview(data)[raw[0]:raw[1]] if views else None
+    if not cuts:
         return data, lengths, apart
-    graph = b"".join(parts)
+    parts, at = [], gs
+    for start, end, field in cuts:
+        parts += [data[at:start], field]
+        at = end
+    graph = b"".join(parts + [data[at:ge]])
     return b"".join((data[:graph_tag], encode_varint(7 << 3 | 2), encode_varint(len(graph)),
                      graph, data[ge:])), lengths, apart
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ExternalDataError, InvalidModelError
 from .types import dtype_name, np_dtype
-from .wire import encode_varint, fields, read_varint
+from .wire import encode_varint, field_starts
 
 # Data types whose numpy holder is wider than the stored element (sub-byte ints, float4).
 _PACKED = {21: 0.5, 22: 0.5, 23: 0.5, 25: 0.25, 26: 0.25}
@@ -133,6 +133,9 @@ def check_proto_data(proto, dims: Optional[tuple] = None, what: str = "",
 
 
 _RAW_DATA_FIELD = 9  # TensorProto.raw_data
+# Element types whose raw little-endian bytes numpy reads in place, as they are: every type of
+# fixed width but the packed sub-byte ones (strings have no raw data).
+RAW_IN_PLACE = frozenset(dt for dt in _ITEMSIZE if dt not in _PACKED)
 
 
 class Tensor:
@@ -241,7 +244,7 @@ class Tensor:
         if self._external is not None:
             arr = self._map_external()
         elif self._raw is not None:
-            arr = self._raw_array()
+            arr = self._in_place(self._raw)
         else:
             from onnx import numpy_helper
 
@@ -257,18 +260,18 @@ class Tensor:
         if self._external is not None:
             return self._map_external()
         if self._raw is not None:
-            return self._raw_array()
+            return self._in_place(self._raw)
         p = self._proto
-        if p.HasField("raw_data") and self.dtype != 8 and self.dtype not in _PACKED:
-            dt = np.dtype(np_dtype(self.dtype)).newbyteorder("<")
-            return np.frombuffer(p.raw_data, dtype=dt).reshape(self.dims)
+        if p.HasField("raw_data") and self.dtype in RAW_IN_PLACE:
+            return self._in_place(p.raw_data)
         from onnx import numpy_helper
 
         return numpy_helper.to_array(p)
 
-    def _raw_array(self) -> np.ndarray:
+    def _in_place(self, raw) -> np.ndarray:
+        """``raw`` (little-endian bytes of a :data:`RAW_IN_PLACE` type) as an array over it."""
         dt = np.dtype(np_dtype(self.dtype)).newbyteorder("<")
-        return np.frombuffer(self._raw, dtype=dt).reshape(self.dims)
+        return np.frombuffer(raw, dtype=dt).reshape(self.dims)
 
     def _map_external(self) -> np.ndarray:
         ref = self._external
@@ -372,13 +375,8 @@ class Tensor:
         head = p.SerializeToString()
         # Fields are serialized in field-number order: raw_data (9) goes before the first
         # field numbered above it.
-        cut, i = len(head), 0
-        while i < len(head):
-            tag, j = read_varint(head, i)
-            if tag >> 3 > _RAW_DATA_FIELD:
-                cut = i
-                break
-            i = next(fields(head, i, len(head)))[3]
+        cut = next((t for t, (num, _, _, _) in field_starts(head, 0, len(head))
+                    if num > _RAW_DATA_FIELD), len(head))
         n = len(self._raw)
         return (head[:cut], encode_varint(_RAW_DATA_FIELD << 3 | 2) + encode_varint(n),
                 self._raw, head[cut:])
