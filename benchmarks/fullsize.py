@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ sys.path.insert(0, HERE)
 
 import runtime_latency  # noqa: E402 - a sibling script, imported for its helpers
 from _bytecode import compile_tree  # noqa: E402 - a sibling module
+from _exe import console_script  # noqa: E402 - a sibling module
 
 # name: the transformers class, its config, the inputs, the exporter, and how the
 # transformers optimizer is told what the model is (None: it has no model type for it).
@@ -243,7 +243,7 @@ def process_commands(name: str, work: str) -> dict:
     """Each timed tool's command line and output path, as a user runs them. With external data in
     the source every tool is asked to write external data too (onnxopt does so by itself)."""
     src, ext = model_path(name), bool(SPECS[name].get("external"))
-    onnxopt = shutil.which("onnxopt") or "onnxopt"
+    onnxopt = console_script("onnxopt") or "onnxopt"
     out = {t: os.path.join(work, f"{name}.{t}.onnx")
            for t in ("floor", "onnxopt-no-verify", "onnxopt-verified", "onnxsim", "onnxslim")}
     peer_ext = ["--save-as-external-data"] if ext else []
@@ -254,9 +254,9 @@ def process_commands(name: str, work: str) -> dict:
                               out["onnxopt-no-verify"]),
         "onnxopt-verified": ([onnxopt, src, "-o", out["onnxopt-verified"]],
                              out["onnxopt-verified"]),
-        "onnxsim": ([shutil.which("onnxsim") or "onnxsim", src, out["onnxsim"]] + peer_ext,
+        "onnxsim": ([console_script("onnxsim") or "onnxsim", src, out["onnxsim"]] + peer_ext,
                     out["onnxsim"]),
-        "onnxslim": ([shutil.which("onnxslim") or "onnxslim", src, out["onnxslim"]] + peer_ext,
+        "onnxslim": ([console_script("onnxslim") or "onnxslim", src, out["onnxslim"]] + peer_ext,
                      out["onnxslim"]),
     }
 

@@ -39,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from _bytecode import compile_tree  # noqa: E402 - benchmarks/ is put on the path just above
+from _exe import console_script  # noqa: E402
 
 ALL_TOOLS = ["onnxopt", "onnxopt+verify", "onnxsim", "onnxslim", "onnxoptimizer", "onnxscript", "ort-basic",
              "floor"]
@@ -227,7 +228,7 @@ def run_timed(cmd: list[str], timeout: float, logdir: str) -> Run:
 def tool_command(tool: str, src: str, out: str, external: bool) -> list[str] | str:
     """The command for tool, or a string saying why it cannot run."""
     if tool in ("onnxopt", "onnxopt+verify"):
-        exe = shutil.which("onnxopt")
+        exe = console_script("onnxopt")
         if exe is None:
             return "pending: onnxopt command not found (not installed yet)"
         cmd = [exe, src, "-o", out, "--preset", "default", "-q"]

@@ -20,11 +20,12 @@ import argparse
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections import Counter
+
+from _exe import console_script  # a sibling module: benchmarks/ is this script's directory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -44,7 +45,7 @@ SHAPES = {"ppocr_mobile_v2_cls": {"x": [1, 3, 48, 192]}}
 def make_output(tool: str, src: str, out: str) -> str | None:
     """Write ``tool``'s output of ``src`` to ``out``; None, or the one-line reason it failed."""
     if tool.startswith("onnxopt"):
-        cmd = [shutil.which("onnxopt") or "onnxopt", src, "-o", out, "--no-verify", "-q"]
+        cmd = [console_script("onnxopt") or "onnxopt", src, "-o", out, "--no-verify", "-q"]
         if tool == "onnxopt-ort":
             cmd += ["--preset", "ort"]
     elif tool == "ort-transformers":
