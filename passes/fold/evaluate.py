@@ -93,6 +93,8 @@ class Evaluation:
             self.walk(sub, env)
 
     def visit_plain(self, node: Node, env: _Env) -> None:
+        if self.learns_nothing(node, env):
+            return
         reason = self.refusal(node, env)
         if reason is not None:
             if reason != "not_candidate":
@@ -114,6 +116,18 @@ class Evaluation:
             self.eval_numpy(node, tensors, env)
         else:
             self.defer(node, env)
+
+    def learns_nothing(self, node: Node, env: _Env) -> bool:
+        """True for most nodes of a graph, cheaply: an input neither constant nor pending rules
+        out evaluating or deferring the node, and then only :meth:`partial_fold` could learn
+        something, which it does only from a Shape or Size or from an output's symbolic value."""
+        if node.op_type in ("Shape", "Size") and node.domain == "":
+            return False
+        pending = env.pending_values
+        for v in node.inputs:
+            if v is not None and v not in pending and self.const_of(v) is None:
+                return all(sym_value(o) is None for o in node.outputs)
+        return False
 
     def refusal(self, node: Node, env: _Env) -> Optional[str]:
         """Why a node can never fold (None when it may)."""
