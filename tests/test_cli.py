@@ -145,6 +145,26 @@ def test_a_dce_run_imports_only_what_dce_needs(tmp_path):
     assert r.stdout.strip().splitlines()[-1] == "0 [] []", r.stderr
 
 
+def test_the_command_exits_with_its_code_after_its_output_and_exit_handlers(small, tmp_path):
+    # The console script skips the interpreter's finalization (cli.main.run): what a user sees
+    # must not change. A plugin's exit handler still runs, stdout arrives whole, codes stay.
+    marker, out = tmp_path / "handler-ran", tmp_path / "o.onnx"
+    plugin = tmp_path / "at_exit.py"
+    plugin.write_text(f"import atexit, pathlib\n"
+                      f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n")
+    cmd = [sys.executable, "-m", "onnxopt.cli.main"]
+    r = subprocess.run(cmd + [str(small), "-o", str(out), "--json", "--plugin", str(plugin)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["verification"]["status"] == "ok"
+    assert marker.read_text() == "yes" and out.exists()
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08")
+    r = subprocess.run(cmd + [str(bad), "-o", str(out)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 @pytest.mark.parametrize("path", LIGHT, ids=[os.path.basename(p) for p in LIGHT])
 def test_light_models_end_to_end(path, tmp_path, capsys):
     out = tmp_path / "o.onnx"
