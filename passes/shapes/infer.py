@@ -511,15 +511,16 @@ class Inference:
             fn(ctx)
             return
         cache = self.root.memo
-        hit = cache.get(k[0])
+        hit = cache.get(k)
         if hit is not None:
             memo.replay(self, ctx.node, hit[0])
             return
+        held = memo.held(ctx)  # before the call: what the key was made from
         rec = memo.Recorder(self, ctx.node)
         ctx.inf = rec
         fn(ctx)
         if not rec.spoiled and len(cache) < memo.MAX_ENTRIES:
-            cache[k[0]] = (rec.effects, k[1])  # k[1]: what the key's ids refer to, kept alive
+            cache[k] = (rec.effects, held)
 
     # -- functions -------------------------------------------------------------------------------
     def call_function(self, ctx: NodeCtx, f) -> None:

@@ -104,29 +104,34 @@ class Keys:
 
 
 def key(ctx, fn, keys: Keys) -> tuple | None:
-    """The memo key of calling ``fn`` (the table's function for the node) on ``ctx``, and the
-    input types and arrays it was made from; None when the call cannot be keyed exactly."""
+    """The memo key of calling ``fn`` (the table's function for the node) on ``ctx``; None when
+    the call cannot be keyed exactly. An entry stored under it keeps :func:`held` alive."""
     n = ctx.node
-    held: list = []  # what the key's ids refer to, for the memo entry to keep alive
+    inf = ctx.inf
+    of = keys.of
     try:
         attrs = n.attributes
         parts = [fn, n.domain, n.op_type, ctx.opset,
                  tuple([(k, _attr(a)) for k, a in attrs.items()]) if attrs else (),
                  tuple([o.name == "" for o in n.outputs])]
-        inf = ctx.inf
-        of = keys.of
         for v in ctx.ins:
             if v is None:
                 parts.append(None)
                 continue
             t = inf.type_of(v)
             a = inf.vals_of(v)
-            held.append((t, a))
             parts.append(0 if t is None else of(t, _type_key))
             parts.append(None if a is None else of(a, _vals_key))
     except _NoKey:
         return None
-    return tuple(parts), held
+    return tuple(parts)
+
+
+def held(ctx) -> list:
+    """The input types and arrays a key was made from: the objects its ids refer to, which the
+    memo entry keeps alive so that no id in its key is reused."""
+    inf = ctx.inf
+    return [(inf.type_of(v), inf.vals_of(v)) for v in ctx.ins if v is not None]
 
 
 class Recorder:
@@ -184,4 +189,4 @@ def replay(inf, node, effects: list) -> None:
             inf.error(node, e[1])
 
 
-__all__ = ["MAX_ENTRIES", "Keys", "Recorder", "key", "replay"]
+__all__ = ["MAX_ENTRIES", "Keys", "Recorder", "held", "key", "replay"]
