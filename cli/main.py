@@ -418,15 +418,15 @@ def run() -> None:
     """The ``onnxopt`` console script: exit with :func:`main`'s code without finalizing the
     interpreter. When main returns, the command has done all it owes (the output renamed into
     place); the streams are flushed and the exit handlers run here, so finalization would only
-    free every module and run onnxruntime's static destructors: 10-45 ms a run, a fifth of what
-    onnxopt adds to a small model's start-up (benchmarks/RESULTS.md). A thread still running
-    gets the normal exit, which waits for it."""
+    free every module and run onnxruntime's static destructors: 10-45 ms a run on small models
+    (benchmarks/RESULTS.md). A thread still running gets the normal exit, which waits for it."""
     code = main()
     if threading.active_count() > 1:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (OSError, ValueError):  # a reader that left, a closed stream: as main treats it
             pass
     atexit._run_exitfuncs()
