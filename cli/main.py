@@ -379,6 +379,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of the ``onnxopt`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    _open_closed_streams()
     try:
         if argv and argv[0] in _COMMANDS:
             return _command(argv[0])(argv[1:])
@@ -412,6 +413,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             return _fail("the model is nested too deeply", EXIT_USAGE)
         return _fail(f"internal error: {type(e).__name__}: {e} (run with --debug for the "
                      "traceback)", EXIT_INTERNAL)
+
+
+def _open_closed_streams() -> None:
+    """A command started with stdout or stderr closed (``>&-``) sees None there: what it would
+    print goes nowhere, and the model is still optimized and the exit code still tells."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
 
 
 def run() -> None:

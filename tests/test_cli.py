@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,19 @@ def test_the_command_exits_with_its_code_after_its_output_and_exit_handlers(smal
     r = subprocess.run(cmd + [str(bad), "-o", str(out)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("closed", [">&-", "2>&-", ">&- 2>&-"])
+def test_the_command_runs_with_its_output_streams_closed(small, tmp_path, closed):
+    # Started from a daemon or a script with `>&-`, Python sees None for the stream: the model
+    # is still optimized and the exit code still says how it went.
+    out = tmp_path / "o.onnx"
+    onnxopt = f"{shlex.quote(sys.executable)} -m onnxopt.cli.main"
+    cmd = f"{onnxopt} {shlex.quote(str(small))} -o {shlex.quote(str(out))} {closed}"
+    assert subprocess.run(["sh", "-c", cmd], timeout=120).returncode == 0
+    assert out.exists()
+    bad = f"{onnxopt} {shlex.quote(str(tmp_path / 'missing.onnx'))} {closed}"
+    assert subprocess.run(["sh", "-c", bad], timeout=120).returncode == 2
 
 
 @pytest.mark.parametrize("path", LIGHT, ids=[os.path.basename(p) for p in LIGHT])
