@@ -104,7 +104,9 @@ def read_model_structure(path: str, drop_over: int):
         if size < _STRUCTURE_MIN_FILE or size >= 2**31:
             raise ValueError("read whole")
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as b:
-            data = _split_weights(b, drop_over, views=False)[0]
+            data, _, dropped = _split_weights(b, drop_over, views=False)
+            if not dropped:  # data is the mapping itself, closed below: nothing to step over
+                raise ValueError("read whole")
     except (OSError, ValueError, IndexError):
         return read_model_proto(path)
     return _parse(data, path)

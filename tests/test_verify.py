@@ -383,6 +383,25 @@ def test_the_structure_of_a_big_file_is_read_without_its_weights(tmp_path):
     assert got.ByteSize() < 1000 and list(got.graph.initializer[0].dims) == [1 << 20, 4]
 
 
+def test_a_big_file_of_small_weights_is_read_whole_for_its_structure(tmp_path):
+    """Over 16 MB with no initializer over the limit, nothing is stepped over: the read is the
+    whole file's (it used to parse the closed mapping), and such a model verifies."""
+    from onnxopt import optimize
+    from onnxopt.io import read_model_proto, read_model_structure
+
+    inits = [onnx.numpy_helper.from_array(np.full((255, 1024), i, np.float32), f"w{i}")
+             for i in range(17)]  # 17 MB, each just under the 1 MiB the verifier steps over
+    names = ["x"] + [f"y{i}" for i in range(17)]
+    g = onnx.helper.make_graph(
+        [onnx.helper.make_node("Add", [names[i], f"w{i}"], [names[i + 1]]) for i in range(17)],
+        "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [255, 1024])],
+        [onnx.helper.make_tensor_value_info("y16", onnx.TensorProto.FLOAT, [255, 1024])], inits)
+    path = str(tmp_path / "m.onnx")
+    onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    assert optimize(path).verification.status == "ok"
+    assert read_model_structure(path, 1 << 30) == read_model_proto(path)
+
+
 def test_a_weight_a_pass_made_without_a_name_is_lent_too(tmp_path):
     """A weight created by a pass is anonymous until lowering names it: it is lent like the
     weights read from the file (not serialized into the session's bytes). A weight no node
