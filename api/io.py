@@ -191,8 +191,8 @@ def _parse_apart(data: bytes, what: str):
     parsed whole."""
     try:
         stripped, lengths, apart = _split_weights(data, APART_MIN_BYTES)
-    except (IndexError, ValueError):
-        return _parse(data, what), Weights(raw_lengths(data), {})
+    except (IndexError, ValueError):  # the layout, whatever the threshold: no lengths either
+        return _parse(data, what), Weights(None, {})
     if not apart:
         return _parse(data, what), Weights(lengths, {})
     try:
