@@ -237,20 +237,11 @@ class Tensor:
         return self._proto
 
     def numpy(self) -> np.ndarray:
-        """Decode to numpy (read-only for external data, memory-mapped, and for raw data
-        parsed apart, read in place)."""
-        if self._array is not None:
-            return self._array
-        if self._external is not None:
-            arr = self._map_external()
-        elif self._raw is not None:
-            arr = self._in_place(self._raw)
-        else:
-            from onnx import numpy_helper
-
-            arr = numpy_helper.to_array(self._proto)
-        self._array = arr
-        return arr
+        """Decode to numpy, once (read-only for external data, memory-mapped, and for raw data,
+        read in place)."""
+        if self._array is None:
+            self._array = self.numpy_uncached()
+        return self._array
 
     def numpy_uncached(self) -> np.ndarray:
         """The data as numpy without keeping a decoded copy on the tensor: for a consumer that

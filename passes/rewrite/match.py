@@ -51,7 +51,7 @@ class Match:
         self.opset = opset
         self.shapes = shapes
         self._b = bindings
-        self._consts: dict[str, Optional[np.ndarray]] = {}
+        self._consts: Optional[dict[str, Optional[np.ndarray]]] = None  # const(), by name
         self._once: Optional[dict] = None  # once(): key -> (clock, result)
         self.extra: list[tuple[Value, Value]] = []  # also_replace() requests of the rewrite
 
@@ -102,9 +102,13 @@ class Match:
 
     def const(self, name: str) -> Optional[np.ndarray]:
         """The data of a bound constant (None when the binding is absent or not constant)."""
-        if name not in self._consts:
-            self._consts[name] = const_value(self._b.get(name))
-        return self._consts[name]
+        consts = self._consts
+        if consts is None:
+            consts = self._consts = {}
+        elif name in consts:
+            return consts[name]
+        c = consts[name] = const_value(self._b.get(name))
+        return c
 
     def attr(self, node: Union[Node, str], name: str) -> Any:
         """A matched node's attribute with the schema default."""
@@ -128,11 +132,11 @@ def match(rule: "Rule", pattern: Op, root: Node, opset: int, shapes: Shapes,
           miss: Optional[Miss] = None) -> Optional[Match]:
     """Match one pattern at ``root``; None when it does not match (the reason goes to ``miss``;
     without one, no reason is even worded)."""
-    m = _Matcher(root.graph, opset, shapes, miss, pattern)
     if root.op_type not in pattern.op_types or root.domain != pattern.domain:
         if miss is not None:
             miss.fail(0, f"root is {root.op_type}, not {'|'.join(pattern.op_types)}")
         return None
+    m = _Matcher(root.graph, opset, shapes, miss, pattern)
     start = {pattern.name: root.outputs[pattern.output]}
     for order in m.orders(pattern, root, 0):
         if pattern.flat:  # the fast path: the root is the whole match, nothing to search
