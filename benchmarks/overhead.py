@@ -25,15 +25,21 @@ import tempfile
 import time
 
 
-def _onnxopt(src: str, out: str) -> dict:
-    steps, t = {}, time.perf_counter()
+class _Steps:
+    """Seconds per named step, each timed from the end of the step before."""
 
-    def step(name: str) -> None:
-        nonlocal t
+    def __init__(self):
+        self.seconds: dict = {}
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
         now = time.perf_counter()
-        steps[name] = now - t
-        t = now
+        self.seconds[name] = now - self.last
+        self.last = now
 
+
+def _onnxopt(src: str, out: str) -> dict:
+    step = _Steps()
     from onnxopt import io
     from onnxopt.passes.manager import PassManager
     from onnxopt.passes.pipeline import parse_pipeline
@@ -50,18 +56,11 @@ def _onnxopt(src: str, out: str) -> dict:
     step("the passes")
     io.save(model, out)
     step("save")
-    return steps
+    return step.seconds
 
 
 def _onnxoptimizer(src: str, out: str) -> dict:
-    steps, t = {}, time.perf_counter()
-
-    def step(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        steps[name] = now - t
-        t = now
-
+    step = _Steps()
     import onnx
     import onnxoptimizer
     step("its own modules")
@@ -71,7 +70,7 @@ def _onnxoptimizer(src: str, out: str) -> dict:
     step("optimize")
     onnx.save(model, out)
     step("save")
-    return steps
+    return step.seconds
 
 
 def _child(tool: str, src: str, out: str) -> None:
