@@ -68,7 +68,15 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--make-dense"]:
-        make_dense(sys.argv[2])
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="*")
+    ap.add_argument("--make-dense", metavar="OUT", help="write the 96 MB dense model to OUT")
+    args = ap.parse_args()
+    if args.make_dense:
+        make_dense(args.make_dense)
+    elif args.models:
+        main(args.models)
     else:
-        main(sys.argv[1:])
+        ap.error("name a model, or --make-dense OUT")
