@@ -45,20 +45,6 @@ def _parse(data: bytes, what: str):
     return m
 
 
-def raw_lengths(data: bytes) -> Optional[list]:
-    """The raw_data length (None: no raw_data) of each main-graph initializer, in order, read
-    from the serialized model without copying the weights; None when the layout is unusual.
-
-    Lift uses these to check each tensor's data against its dims: measuring ``raw_data`` on the
-    parsed proto would copy every weight once more.
-    """
-    try:
-        # No field is longer than the file: nothing is set apart, only the lengths are read.
-        return _split_weights(data, len(data) + 1, views=False)[1]
-    except (IndexError, ValueError):
-        return None
-
-
 def _read_bytes(path: str) -> bytes:
     try:
         st = os.stat(path)

@@ -4,7 +4,8 @@ The stable plugin API is: :class:`Pass`, :class:`GraphPass`, :class:`PassResult`
 :class:`PassContext`, :class:`Analysis`, :class:`Rewrite`, :func:`register`, :class:`PassManager`,
 :func:`parse_pipeline`, and the pattern-rewrite API (:class:`Rule`, :class:`Op`, :class:`Var`,
 :func:`Const`, :class:`Opt`, :class:`Or`, :class:`Match`, :class:`RewritePass`, :class:`Rewriter`,
-:func:`apply_rules`, :func:`const_value`, :func:`const_tensor`). Built-in passes are imported on demand by the registry.
+:func:`apply_rules`, :func:`const_value`, :func:`const_tensor`). Built-in passes are imported on
+demand by the registry.
 """
 
 from .base import ALL, Analysis, GraphPass, Pass, PassContext, PassResult, Rewrite
